@@ -1,0 +1,22 @@
+//! pollgate's packet pipeline: typed views over packet bytes, the `Batch`
+//! of packets a worker moves per burst, and the stages that decide where
+//! each packet goes. Pure: no threads, no syscalls, no `unsafe`.
+
+#![forbid(unsafe_code)]
+
+pub mod batch;
+pub mod frame;
+pub mod parse;
+pub mod pipeline;
+pub mod stage;
+pub mod verdict;
+pub mod wire;
+pub mod xconnect;
+
+pub use batch::{Batch, BATCH_SIZE};
+pub use frame::FrameMemory;
+pub use parse::{parse_frame, Parse, Parsed};
+pub use pipeline::Pipeline;
+pub use stage::Stage;
+pub use verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
+pub use xconnect::{CrossConnect, ForwardMode};

@@ -1,0 +1,162 @@
+//! What happens to a packet when the pipeline is done with it, and why
+//! packets are dropped. Drop reasons are declared once, with their counter
+//! names, so a counter cannot drift from its label (VPP's `foreach_*_error`).
+
+/// Index of a port in the engine's port table.
+pub type PortId = u16;
+/// Index of a bridge domain.
+pub type DomainId = u16;
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal: $doc:literal,)*) => {
+        /// Why a packet was dropped; each reason has its own counter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The counter's name, as shown by stats and metrics.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $doc,)*
+                }
+            }
+
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    RuntFrame => "runt_frame": "shorter than an Ethernet header",
+    VlanTruncated => "vlan_truncated": "a VLAN tag cut off by the end of the frame",
+    TooManyTags => "too_many_tags": "more than two stacked VLAN tags",
+    Ipv4Truncated => "ipv4_truncated": "shorter than a 20-byte IPv4 header",
+    Ipv4BadVersion => "ipv4_bad_version": "EtherType IPv4 but version field is not 4",
+    Ipv4BadIhl => "ipv4_bad_ihl": "IPv4 IHL below 5 or past the end of the frame",
+    Ipv4BadTotalLength => "ipv4_bad_total_length": "IPv4 total length below the header or past the end of the frame",
+    Ipv6Truncated => "ipv6_truncated": "shorter than a 40-byte IPv6 header",
+    Ipv6BadVersion => "ipv6_bad_version": "EtherType IPv6 but version field is not 6",
+    Ipv6BadPayloadLength => "ipv6_bad_payload_length": "IPv6 payload length zero or past the end of the frame",
+    Ipv6BadExtHeader => "ipv6_bad_ext_header": "IPv6 extension header chain truncated or too long",
+    UdpTruncated => "udp_truncated": "shorter than a UDP header",
+    UdpBadLength => "udp_bad_length": "UDP length below 8 or past the end of the IP payload",
+    TcpTruncated => "tcp_truncated": "shorter than a TCP header",
+    TcpBadDataOffset => "tcp_bad_data_offset": "TCP data offset below 5 words or past the end of the IP payload",
+    IcmpTruncated => "icmp_truncated": "shorter than an ICMP header",
+    BadDescriptor => "bad_descriptor": "frame address or length outside the frame pool",
+    NoRoute => "no_route": "no output port for this ingress port",
+    TxRingFull => "tx_ring_full": "the output port's TX ring had no room",
+    PortDown => "port_down": "the output port is down or gone",
+    PoolEmpty => "pool_empty": "no free frame for a copy",
+}
+
+/// Where a packet goes after the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// No stage has decided yet.
+    #[default]
+    Pending,
+    /// Transmit on one port.
+    Forward(PortId),
+    /// Transmit on every member of a bridge domain but the ingress port.
+    Flood(DomainId),
+    /// Free the frame and count the reason.
+    Drop(DropReason),
+    /// For the engine itself (ARP for its VTEP address, for example).
+    Local,
+}
+
+impl Verdict {
+    #[inline(always)]
+    pub fn is_drop(self) -> bool {
+        matches!(self, Verdict::Drop(_))
+    }
+}
+
+/// Per-worker drop counters, one per reason. Plain integers: a worker owns
+/// its counters and publishes them off the packet path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropCounters {
+    counts: [u64; DropReason::COUNT],
+}
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters {
+            counts: [0; DropReason::COUNT],
+        }
+    }
+}
+
+impl DropCounters {
+    #[inline(always)]
+    pub fn count(&mut self, reason: DropReason) {
+        self.counts[reason.index()] += 1;
+    }
+
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        self.counts[reason.index()] += n;
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts[reason.index()]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Non-zero counters with their names.
+    pub fn nonzero(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.counts[r.index()]))
+            .filter(|(_, n)| *n != 0)
+    }
+
+    pub fn as_array(&self) -> &[u64; DropReason::COUNT] {
+        &self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_indexed_in_order() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(!r.description().is_empty());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counters_count() {
+        let mut c = DropCounters::default();
+        c.count(DropReason::TooManyTags);
+        c.add(DropReason::RuntFrame, 3);
+        assert_eq!(c.get(DropReason::TooManyTags), 1);
+        assert_eq!(c.total(), 4);
+        assert_eq!(c.nonzero().count(), 2);
+    }
+}
