@@ -1,1 +1,149 @@
-fn main() {}
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use pollgate::bench::{self, BenchParams};
+use pollgate::config::{self, ForwardModeCfg};
+use pollgate::Engine;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "pollgate",
+    version,
+    about = "A poll-mode L2 gateway over AF_XDP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Fwd {
+    Io,
+    Mac,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the engine on a configuration file until Ctrl-C.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Check a configuration file and print the topology it describes.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Measure the pipeline between two in-memory null ports on one core.
+    Bench {
+        /// Take pool geometry and engine settings from this file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, value_enum, default_value = "io")]
+        forward: Fwd,
+        /// Run the parse stage too (testpmd io mode does not parse).
+        #[arg(long)]
+        parse: bool,
+        /// Frame size on the wire, FCS included, as testpmd counts it.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 32)]
+        burst: usize,
+        /// Core to pin the worker to.
+        #[arg(long)]
+        core: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { config, duration } => run(&config, duration),
+        Cmd::Check { config } => {
+            let topo = config::load(&config)?;
+            println!(
+                "{}: {} ports, {} cross-connects, {} workers",
+                config.display(),
+                topo.ports.len(),
+                topo.xconnects.len(),
+                topo.workers.len()
+            );
+            Ok(())
+        }
+        Cmd::Bench {
+            config,
+            seconds,
+            forward,
+            parse,
+            size,
+            burst,
+            core,
+            json,
+        } => {
+            anyhow::ensure!((64..=1518).contains(&size), "--size {size}: use 64..=1518");
+            anyhow::ensure!((1..=64).contains(&burst), "--burst {burst}: use 1..=64");
+            let base = config.map(|c| config::load(&c)).transpose()?;
+            let params = BenchParams {
+                seconds,
+                forward: match forward {
+                    Fwd::Io => ForwardModeCfg::Io,
+                    Fwd::Mac => ForwardModeCfg::Mac,
+                },
+                parse,
+                size: size - 4,
+                burst,
+                core,
+                base,
+            };
+            let r = bench::run(&params)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", r.render());
+            }
+            anyhow::ensure!(r.frames_balanced, "frame accounting did not balance");
+            Ok(())
+        }
+    }
+}
+
+fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
+    let topo = config::load(path)?;
+    let engine = Engine::start(&topo).context("starting the engine")?;
+    let stop = engine.stop_flag();
+    ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    tracing::info!(
+        ports = engine.ports.len(),
+        workers = engine.workers.len(),
+        "pollgate running; Ctrl-C stops"
+    );
+    let interval = match topo.config.engine.stats_interval {
+        0 => None,
+        s => Some(Duration::from_secs(s)),
+    };
+    let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    engine.wait(deadline, interval);
+    let summary = engine.shutdown();
+    print!("{}", summary.render());
+    anyhow::ensure!(
+        summary.frames_balanced(),
+        "frame accounting did not balance"
+    );
+    Ok(())
+}

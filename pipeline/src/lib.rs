@@ -9,6 +9,7 @@ pub mod frame;
 pub mod parse;
 pub mod pipeline;
 pub mod stage;
+pub mod template;
 pub mod verdict;
 pub mod wire;
 pub mod xconnect;

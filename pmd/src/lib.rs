@@ -1,1 +1,35 @@
-pub fn placeholder() {}
+//! pollgate's poll-mode drivers. Every `unsafe` block and every syscall of
+//! the project lives in this crate, each with a `SAFETY:` note stating the
+//! invariant it relies on.
+
+pub mod any_port;
+pub mod mmap;
+pub mod null_port;
+pub mod pcap;
+pub mod pcap_port;
+pub mod pool;
+pub mod port;
+pub mod ring_port;
+pub mod spsc;
+
+pub use any_port::AnyPort;
+pub use null_port::NullPort;
+pub use pcap_port::PcapPort;
+pub use pool::{FramePool, PoolConfig};
+pub use port::{Port, PortCounters, PortInfo, PortStats, SharedCounters, TxDesc};
+pub use ring_port::{ring_pair, RingPort};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PmdError {
+    #[error("invalid frame pool geometry: {field}: {reason}")]
+    Geometry { field: &'static str, reason: String },
+    #[error("cannot map frame pool memory: {0}")]
+    Mmap(std::io::Error),
+    #[error("{path}: {source}", path = .path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

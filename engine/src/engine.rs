@@ -1,0 +1,284 @@
+//! Builds the workers, ports and pipelines a topology describes, runs
+//! them, and stops them cleanly.
+
+use crate::config::{ForwardModeCfg, IdleMode, PortKind, Topology};
+use crate::stats::{render_drops, render_ports, PortView, SharedWorkerCounters};
+use crate::worker::{Idle, Worker, WorkerReport};
+use pollgate_pipeline::template::udp4_frame;
+use pollgate_pipeline::wire::MacAddr;
+use pollgate_pipeline::{CrossConnect, DropCounters, ForwardMode, Pipeline, PortId};
+use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError, Port, PortStats};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("port {port}: {source}")]
+    Port { port: String, source: PmdError },
+    #[error("worker {worker}: {source}")]
+    Pool { worker: usize, source: PmdError },
+    #[error("cannot start worker thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// The UDP template a null port replays.
+pub fn null_template(size: usize, src: MacAddr, dst: MacAddr) -> Vec<u8> {
+    udp4_frame(
+        size,
+        src,
+        dst,
+        [198, 18, 0, 1],
+        [198, 19, 0, 1],
+        1024,
+        1025,
+        b"pollgate",
+    )
+}
+
+fn build_ports(topo: &Topology) -> Result<Vec<AnyPort>, EngineError> {
+    let mut ports: Vec<Option<AnyPort>> = (0..topo.ports.len()).map(|_| None).collect();
+    for (i, spec) in topo.ports.iter().enumerate() {
+        if ports[i].is_some() {
+            continue;
+        }
+        let err = |source| EngineError::Port {
+            port: spec.name.clone(),
+            source,
+        };
+        match spec.kind {
+            PortKind::Null => {
+                let t = null_template(spec.size, spec.mac, spec.peer_mac);
+                ports[i] = Some(AnyPort::Null(NullPort::new(&spec.name, t)));
+            }
+            PortKind::Ring => {
+                let j = spec.peer.expect("validated: ring ports have a peer");
+                let (a, b) = ring_pair(&spec.name, &topo.ports[j].name, spec.slots);
+                ports[i] = Some(AnyPort::Ring(a));
+                ports[j] = Some(AnyPort::Ring(b));
+            }
+            PortKind::Pcap => {
+                let p = PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)
+                    .map_err(err)?;
+                ports[i] = Some(AnyPort::Pcap(p));
+            }
+        }
+    }
+    Ok(ports
+        .into_iter()
+        .map(|p| p.expect("every port built"))
+        .collect())
+}
+
+pub fn pipeline_for(topo: &Topology) -> Pipeline {
+    let mode = match topo.config.engine.forward {
+        ForwardModeCfg::Io => ForwardMode::Io,
+        ForwardModeCfg::Mac => ForwardMode::Mac,
+    };
+    let mut xc = CrossConnect::new(mode, topo.ports.len());
+    for &(a, b) in &topo.xconnects {
+        xc.connect(a as PortId, b as PortId);
+    }
+    for (i, p) in topo.ports.iter().enumerate() {
+        xc.set_rewrite(i as PortId, p.mac, p.peer_mac);
+    }
+    Pipeline::new(topo.config.engine.parse, xc)
+}
+
+/// A running engine.
+pub struct Engine {
+    pub ports: Vec<PortView>,
+    pub workers: Vec<SharedWorkerCounters>,
+    handles: Vec<JoinHandle<WorkerReport>>,
+    stop: Arc<AtomicBool>,
+    pub started: Instant,
+}
+
+/// What the engine reports when it has stopped.
+pub struct Summary {
+    pub elapsed: Duration,
+    pub ports: Vec<(PortView, PortStats)>,
+    pub reports: Vec<WorkerReport>,
+}
+
+impl Summary {
+    pub fn drops(&self) -> DropCounters {
+        let mut d = DropCounters::default();
+        for r in &self.reports {
+            for (reason, n) in r.drops.nonzero() {
+                d.add(reason, n);
+            }
+        }
+        d
+    }
+
+    /// True when every frame of every pool is back where it belongs.
+    pub fn frames_balanced(&self) -> bool {
+        self.reports
+            .iter()
+            .all(|r| r.frames_accounted == r.frames_total)
+    }
+
+    pub fn render(&self) -> String {
+        let views: Vec<PortView> = self.ports.iter().map(|(v, _)| v.clone()).collect();
+        let mut out = format!(
+            "pollgate stopped after {:.2} s\n",
+            self.elapsed.as_secs_f64()
+        );
+        out.push_str(&render_ports(&views, self.elapsed.as_secs_f64(), None));
+        out.push_str(&render_drops(&self.drops()));
+        for r in &self.reports {
+            out.push_str(&format!(
+                "worker {} (core {}): frames {}/{} accounted{}\n",
+                r.id,
+                r.pinned.map_or("-".to_string(), |c| c.to_string()),
+                r.frames_accounted,
+                r.frames_total,
+                if r.frames_accounted == r.frames_total {
+                    ""
+                } else {
+                    "  LEAK"
+                }
+            ));
+        }
+        out
+    }
+}
+
+impl Engine {
+    /// Builds every port and pool first, then starts the workers: a
+    /// failure leaves nothing running.
+    pub fn start(topo: &Topology) -> Result<Engine, EngineError> {
+        let mut all = build_ports(topo)?;
+        let mut slots: Vec<Option<AnyPort>> = all.drain(..).map(Some).collect();
+        let mut workers = Vec::new();
+        let mut views = Vec::new();
+        let mut worker_counters = Vec::new();
+        for (w, spec) in topo.workers.iter().enumerate() {
+            let pool = FramePool::new(topo.pool)
+                .map_err(|source| EngineError::Pool { worker: w, source })?;
+            let ports: Vec<(PortId, AnyPort)> = spec
+                .ports
+                .iter()
+                .map(|&k| {
+                    (
+                        k as PortId,
+                        slots[k].take().expect("each port has one worker"),
+                    )
+                })
+                .collect();
+            let counters = SharedWorkerCounters::default();
+            worker_counters.push(counters.clone());
+            workers.push(Worker {
+                id: w,
+                core: spec.core,
+                pool,
+                ports,
+                pipeline: pipeline_for(topo),
+                burst: *topo.config.engine.burst.get_ref(),
+                idle: match topo.config.engine.idle {
+                    IdleMode::Poll => Idle::Poll,
+                    IdleMode::Backoff => Idle::Backoff,
+                },
+                counters,
+            });
+        }
+        for (k, spec) in topo.ports.iter().enumerate() {
+            let w = topo
+                .workers
+                .iter()
+                .position(|ws| ws.ports.contains(&k))
+                .expect("validated");
+            let port = workers[w]
+                .ports
+                .iter()
+                .find(|(id, _)| *id as usize == k)
+                .map(|(_, p)| p)
+                .expect("placed");
+            let info = port.info();
+            views.push(PortView {
+                name: spec.name.clone(),
+                kind: info.kind,
+                detail: info.detail,
+                worker: w,
+                counters: port.counters().clone(),
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        for worker in workers {
+            let flag = stop.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("pg-worker-{}", worker.id))
+                .spawn(move || worker.run(flag));
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(EngineError::Spawn(e));
+                }
+            }
+        }
+        Ok(Engine {
+            ports: views,
+            workers: worker_counters,
+            handles,
+            stop,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// True once every worker has returned (all input exhausted).
+    pub fn finished(&self) -> bool {
+        self.handles.iter().all(|h| h.is_finished())
+    }
+
+    /// Waits until `stop` is set by someone else, `deadline` passes, or
+    /// every worker has finished; prints a stats line every `interval`.
+    pub fn wait(&self, deadline: Option<Instant>, interval: Option<Duration>) {
+        let mut last = Instant::now();
+        let mut prev: Vec<PortStats> = self.ports.iter().map(|p| p.counters.snapshot()).collect();
+        while !self.stop.load(Ordering::Relaxed) && !self.finished() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            if let Some(iv) = interval {
+                if last.elapsed() >= iv {
+                    let secs = last.elapsed().as_secs_f64();
+                    eprint!("{}", render_ports(&self.ports, secs, Some(&prev)));
+                    prev = self.ports.iter().map(|p| p.counters.snapshot()).collect();
+                    last = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Stops the workers, waits for them to close their ports, and
+    /// returns the final counters and frame accounting.
+    pub fn shutdown(self) -> Summary {
+        self.stop.store(true, Ordering::Relaxed);
+        let reports = self
+            .handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect();
+        Summary {
+            elapsed: self.started.elapsed(),
+            ports: self
+                .ports
+                .iter()
+                .map(|p| (p.clone(), p.counters.snapshot()))
+                .collect(),
+            reports,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The pollgate engine: configuration, topology, workers, stats, and the
+//! commands of the `pollgate` binary.
+
+pub mod bench;
+pub mod config;
+pub mod engine;
+pub mod stats;
+pub mod worker;
+
+pub use engine::{Engine, EngineError, Summary};

@@ -1,0 +1,113 @@
+//! Counters shared between workers and the control thread, and their
+//! human-readable rendering. Workers own their counters (single writer);
+//! everyone else only reads.
+
+use crossbeam_utils::CachePadded;
+use pollgate_pipeline::{DropCounters, DropReason};
+use pollgate_pmd::{PortStats, SharedCounters};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Per-worker counters, published by the worker after each busy loop.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Loops that moved at least one packet.
+    pub busy_polls: AtomicU64,
+    pub idle_polls: AtomicU64,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            busy_polls: AtomicU64::new(0),
+            idle_polls: AtomicU64::new(0),
+        }
+    }
+}
+
+pub type SharedWorkerCounters = Arc<CachePadded<WorkerCounters>>;
+
+impl WorkerCounters {
+    pub fn publish_drops(&self, local: &DropCounters) {
+        for (slot, v) in self.drops.iter().zip(local.as_array()) {
+            slot.store(*v, Ordering::Relaxed);
+        }
+    }
+
+    pub fn drops(&self) -> DropCounters {
+        let mut d = DropCounters::default();
+        for r in DropReason::ALL {
+            d.add(*r, self.drops[r.index()].load(Ordering::Relaxed));
+        }
+        d
+    }
+}
+
+/// What the control side keeps of a port.
+#[derive(Clone)]
+pub struct PortView {
+    pub name: String,
+    pub kind: &'static str,
+    pub detail: String,
+    pub worker: usize,
+    pub counters: SharedCounters,
+}
+
+/// Per-port table like testpmd's `show port stats all`.
+pub fn render_ports(ports: &[PortView], elapsed_secs: f64, prev: Option<&[PortStats]>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:<5} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "port",
+        "kind",
+        "rx-packets",
+        "tx-packets",
+        "rx-pps",
+        "tx-pps",
+        "rx-nobuf",
+        "tx-full",
+        "errors"
+    );
+    for (i, p) in ports.iter().enumerate() {
+        let s = p.counters.snapshot();
+        let base = prev.and_then(|v| v.get(i)).copied().unwrap_or_default();
+        let rate = |now: u64, then: u64| {
+            if elapsed_secs > 0.0 {
+                (now.saturating_sub(then)) as f64 / elapsed_secs
+            } else {
+                0.0
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{:<12} {:<5} {:>12} {:>12} {:>10.0} {:>10.0} {:>9} {:>9} {:>9}",
+            p.name,
+            p.kind,
+            s.rx_packets,
+            s.tx_packets,
+            rate(s.rx_packets, base.rx_packets),
+            rate(s.tx_packets, base.tx_packets),
+            s.rx_nombuf,
+            s.tx_full,
+            s.tx_errors + s.rx_errors + s.rx_oversize + s.kernel_drops,
+        );
+    }
+    out
+}
+
+pub fn render_drops(drops: &DropCounters) -> String {
+    let mut out = String::new();
+    if drops.total() == 0 {
+        out.push_str("drops: none\n");
+        return out;
+    }
+    out.push_str("drops:\n");
+    for (r, n) in drops.nonzero() {
+        let _ = writeln!(out, "  {:<24} {:>12}  ({})", r.name(), n, r.description());
+    }
+    out
+}

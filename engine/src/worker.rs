@@ -1,0 +1,214 @@
+//! A worker: one pinned thread, one frame pool, the ports it serves, and
+//! the run-to-completion loop of DPDK's l2fwd — RX burst, pipeline,
+//! buffered TX, flush — repeated until told to stop.
+
+use crate::stats::SharedWorkerCounters;
+use pollgate_pipeline::{Batch, DropCounters, DropReason, Pipeline, PortId, Verdict, BATCH_SIZE};
+use pollgate_pmd::port::bump;
+use pollgate_pmd::{AnyPort, FramePool, Port, TxDesc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a worker waits when there is no traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    Poll,
+    Backoff,
+}
+
+/// Frames queued for one output port, flushed when full or at the end of
+/// each loop (so a partial burst never waits longer than one loop).
+struct TxBuffer {
+    descs: [TxDesc; BATCH_SIZE],
+    len: usize,
+}
+
+impl TxBuffer {
+    fn new() -> Self {
+        TxBuffer {
+            descs: [TxDesc::default(); BATCH_SIZE],
+            len: 0,
+        }
+    }
+}
+
+pub struct Worker {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub pool: FramePool,
+    /// Ports served, with their global ids.
+    pub ports: Vec<(PortId, AnyPort)>,
+    pub pipeline: Pipeline,
+    pub burst: usize,
+    pub idle: Idle,
+    pub counters: SharedWorkerCounters,
+}
+
+/// What a worker hands back when it stops.
+#[derive(Debug, Clone)]
+pub struct WorkerReport {
+    pub id: usize,
+    pub drops: DropCounters,
+    /// Frames in the pool plus frames held by ports, after close.
+    pub frames_accounted: usize,
+    pub frames_total: usize,
+    pub pinned: Option<usize>,
+}
+
+impl Worker {
+    /// Runs until `stop` is set, or until every port's input is exhausted.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> WorkerReport {
+        let pinned = self
+            .core
+            .filter(|c| core_affinity::set_for_current(core_affinity::CoreId { id: *c }));
+        if self.core.is_some() && pinned.is_none() {
+            tracing::warn!(worker = self.id, core = ?self.core, "could not pin worker");
+        }
+        // Global port id -> index in self.ports, for TX dispatch.
+        let max_id = self
+            .ports
+            .iter()
+            .map(|(id, _)| *id as usize)
+            .max()
+            .unwrap_or(0);
+        let mut local: Vec<Option<usize>> = vec![None; max_id + 1];
+        for (i, (id, _)) in self.ports.iter().enumerate() {
+            local[*id as usize] = Some(i);
+        }
+        let mut tx: Vec<TxBuffer> = (0..self.ports.len()).map(|_| TxBuffer::new()).collect();
+        let mut batch = Batch::new();
+        let mut drops = DropCounters::default();
+        let mut idle_loops = 0u32;
+        let burst = self.burst.min(BATCH_SIZE);
+
+        while !stop.load(Ordering::Relaxed) {
+            let mut moved = 0usize;
+            for p in 0..self.ports.len() {
+                let (id, port) = &mut self.ports[p];
+                port.poll(&mut self.pool);
+                batch.clear();
+                let n = port.rx_burst(&mut self.pool, &mut batch, *id, burst);
+                if n == 0 {
+                    continue;
+                }
+                moved += n;
+                self.pipeline.run(&mut batch, &mut self.pool, &mut drops);
+                dispatch(
+                    &batch,
+                    &local,
+                    &mut tx,
+                    &mut self.ports,
+                    &mut self.pool,
+                    &mut drops,
+                );
+            }
+            for (i, buf) in tx.iter_mut().enumerate() {
+                flush(buf, &mut self.ports[i].1, &mut self.pool, &mut drops);
+            }
+            if moved > 0 {
+                idle_loops = 0;
+                bump(&self.counters.busy_polls, 1);
+                self.counters.publish_drops(&drops);
+            } else {
+                bump(&self.counters.idle_polls, 1);
+                if self.ports.iter().all(|(_, p)| p.rx_exhausted()) {
+                    break;
+                }
+                idle_loops = idle_loops.saturating_add(1);
+                if self.idle == Idle::Backoff {
+                    back_off(idle_loops);
+                }
+            }
+        }
+
+        // Shutdown: nothing new comes in; return every frame to the pool.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for (_, port) in &mut self.ports {
+            port.close(&mut self.pool, deadline);
+        }
+        self.counters.publish_drops(&drops);
+        let held: usize = self.ports.iter().map(|(_, p)| p.frames_held()).sum();
+        WorkerReport {
+            id: self.id,
+            drops,
+            frames_accounted: self.pool.available() + held,
+            frames_total: self.pool.total() as usize,
+            pinned,
+        }
+    }
+}
+
+/// Moves each packet of the batch to its fate: a TX buffer, or back to
+/// the pool (drops were counted by the stage that dropped them).
+#[inline]
+fn dispatch(
+    batch: &Batch,
+    local: &[Option<usize>],
+    tx: &mut [TxBuffer],
+    ports: &mut [(PortId, AnyPort)],
+    pool: &mut FramePool,
+    drops: &mut DropCounters,
+) {
+    for i in 0..batch.len() {
+        let addr = batch.addr[i];
+        match batch.verdict[i] {
+            Verdict::Forward(out) => match local.get(out as usize).copied().flatten() {
+                Some(l) => {
+                    let buf = &mut tx[l];
+                    buf.descs[buf.len] = TxDesc {
+                        addr,
+                        len: batch.pkt_len[i],
+                    };
+                    buf.len += 1;
+                    if buf.len == BATCH_SIZE {
+                        flush(buf, &mut ports[l].1, pool, drops);
+                    }
+                }
+                None => {
+                    drops.count(DropReason::NoRoute);
+                    pool.free(addr);
+                }
+            },
+            Verdict::Drop(_) => pool.free(addr),
+            // No stage produces these before the bridge and VTEP land;
+            // count them rather than lose them.
+            Verdict::Flood(_) | Verdict::Local | Verdict::Pending => {
+                drops.count(DropReason::NoRoute);
+                pool.free(addr);
+            }
+        }
+    }
+}
+
+#[inline]
+fn flush(buf: &mut TxBuffer, port: &mut AnyPort, pool: &mut FramePool, drops: &mut DropCounters) {
+    if buf.len == 0 {
+        return;
+    }
+    let sent = port.tx_burst(pool, &buf.descs[..buf.len]);
+    if sent < buf.len {
+        // A short TX: the rest are counted and their frames returned.
+        let rest = (buf.len - sent) as u64;
+        for d in &buf.descs[sent..buf.len] {
+            pool.free(d.addr);
+        }
+        bump(&port.counters().tx_full, rest);
+        drops.add(DropReason::TxRingFull, rest);
+    }
+    buf.len = 0;
+}
+
+/// Spin briefly, then yield, then sleep with doubling pauses up to 1 ms:
+/// an idle engine costs little CPU on a shared machine, and the first
+/// packet after a pause waits at most about a millisecond.
+fn back_off(idle_loops: u32) {
+    match idle_loops {
+        0..=255 => std::hint::spin_loop(),
+        256..=1023 => std::thread::yield_now(),
+        n => {
+            let shift = ((n - 1024) / 64).min(7);
+            std::thread::sleep(Duration::from_micros(8u64 << shift));
+        }
+    }
+}

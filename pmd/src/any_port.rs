@@ -1,0 +1,68 @@
+//! Every port kind behind one enum: the worker calls ports through a
+//! `match`, never through a vtable, and the set of kinds is closed.
+
+use crate::null_port::NullPort;
+use crate::pcap_port::PcapPort;
+use crate::pool::FramePool;
+use crate::port::{Port, PortInfo, SharedCounters, TxDesc};
+use crate::ring_port::RingPort;
+use pollgate_pipeline::{Batch, PortId};
+use std::time::Instant;
+
+pub enum AnyPort {
+    Null(NullPort),
+    Ring(RingPort),
+    Pcap(PcapPort),
+}
+
+macro_rules! each {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            AnyPort::Null($p) => $e,
+            AnyPort::Ring($p) => $e,
+            AnyPort::Pcap($p) => $e,
+        }
+    };
+}
+
+impl Port for AnyPort {
+    fn name(&self) -> &str {
+        each!(self, p => p.name())
+    }
+    fn info(&self) -> PortInfo {
+        each!(self, p => p.info())
+    }
+    #[inline]
+    fn rx_burst(
+        &mut self,
+        pool: &mut FramePool,
+        batch: &mut Batch,
+        id: PortId,
+        max: usize,
+    ) -> usize {
+        each!(self, p => p.rx_burst(pool, batch, id, max))
+    }
+    #[inline]
+    fn tx_burst(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> usize {
+        each!(self, p => p.tx_burst(pool, descs))
+    }
+    #[inline]
+    fn poll(&mut self, pool: &mut FramePool) {
+        each!(self, p => p.poll(pool))
+    }
+    fn link_up(&self) -> bool {
+        each!(self, p => p.link_up())
+    }
+    fn frames_held(&self) -> usize {
+        each!(self, p => p.frames_held())
+    }
+    fn rx_exhausted(&self) -> bool {
+        each!(self, p => p.rx_exhausted())
+    }
+    fn close(&mut self, pool: &mut FramePool, deadline: Instant) {
+        each!(self, p => p.close(pool, deadline))
+    }
+    fn counters(&self) -> &SharedCounters {
+        each!(self, p => p.counters())
+    }
+}

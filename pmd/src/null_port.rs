@@ -1,0 +1,88 @@
+//! A port like DPDK's net_null: RX replays one template frame at full
+//! speed, TX counts and frees. The load source and sink of `pollgate bench`.
+
+use crate::pool::FramePool;
+use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
+use pollgate_pipeline::{Batch, FrameMemory, PortId};
+
+pub struct NullPort {
+    name: String,
+    template: Vec<u8>,
+    counters: SharedCounters,
+}
+
+impl NullPort {
+    /// `template` is copied into every received frame; an empty template
+    /// makes a sink that never receives.
+    pub fn new(name: &str, template: Vec<u8>) -> NullPort {
+        NullPort {
+            name: name.to_string(),
+            template,
+            counters: SharedCounters::default(),
+        }
+    }
+}
+
+impl Port for NullPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> PortInfo {
+        PortInfo {
+            kind: "null",
+            detail: format!("template {} bytes", self.template.len()),
+        }
+    }
+
+    fn rx_burst(
+        &mut self,
+        pool: &mut FramePool,
+        batch: &mut Batch,
+        id: PortId,
+        max: usize,
+    ) -> usize {
+        if self.template.is_empty() {
+            return 0;
+        }
+        let len = self.template.len() as u32;
+        let headroom = pool.headroom();
+        let want = batch.room().min(max);
+        let mut n = 0;
+        while n < want {
+            let Some(base) = pool.alloc() else {
+                bump(&self.counters.rx_nombuf, 1);
+                break;
+            };
+            let addr = base + headroom as u64;
+            match pool.bytes_mut(addr, len) {
+                Some(dst) => dst.copy_from_slice(&self.template),
+                None => {
+                    pool.free(base);
+                    bump(&self.counters.rx_oversize, 1);
+                    break;
+                }
+            }
+            batch.push(addr, len, headroom as u16, id);
+            n += 1;
+        }
+        bump(&self.counters.rx_packets, n as u64);
+        bump(&self.counters.rx_bytes, n as u64 * len as u64);
+        n
+    }
+
+    fn tx_burst(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> usize {
+        let mut bytes = 0u64;
+        for d in descs {
+            bytes += d.len as u64;
+            pool.free(d.addr);
+        }
+        bump(&self.counters.tx_packets, descs.len() as u64);
+        bump(&self.counters.tx_bytes, bytes);
+        descs.len()
+    }
+
+    fn counters(&self) -> &SharedCounters {
+        &self.counters
+    }
+}
