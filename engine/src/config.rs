@@ -203,6 +203,7 @@ fn line_of(src: &str, at: usize) -> usize {
 struct Ctx<'a> {
     file: &'a str,
     src: &'a str,
+    base: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -224,12 +225,20 @@ pub fn load(path: &Path) -> Result<Topology, ConfigError> {
         field: "-".into(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(&file, &src)
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_in(&file, &src, &base)
 }
 
-/// Parses and validates `src`; `file` names it in errors.
+/// Parses and validates `src`; `file` names it in errors, and relative
+/// paths are taken from the current directory.
 pub fn parse(file: &str, src: &str) -> Result<Topology, ConfigError> {
-    let cx = Ctx { file, src };
+    parse_in(file, src, Path::new(""))
+}
+
+/// As `parse`, with relative paths taken from `base` (the directory of
+/// the config file, so a config works from wherever it is run).
+pub fn parse_in(file: &str, src: &str, base: &Path) -> Result<Topology, ConfigError> {
+    let cx = Ctx { file, src, base };
     let config: Config = toml::from_str(src).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().to_string();
@@ -384,7 +393,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 need(p.rx.is_some() || p.tx.is_some(), "port.rx or port.tx")?;
                 forbid(p.peer.is_some(), "port.peer")?;
                 if let Some(rx) = &p.rx {
-                    if !rx.get_ref().is_file() {
+                    if !cx.base.join(rx.get_ref()).is_file() {
                         return Err(cx.err(
                             rx.span(),
                             "port.rx",
@@ -417,8 +426,8 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             size,
             peer,
             slots,
-            rx: p.rx.as_ref().map(|s| s.get_ref().clone()),
-            tx: p.tx.as_ref().map(|s| s.get_ref().clone()),
+            rx: p.rx.as_ref().map(|s| cx.base.join(s.get_ref())),
+            tx: p.tx.as_ref().map(|s| cx.base.join(s.get_ref())),
             looping: p.looping,
         });
     }
@@ -597,7 +606,7 @@ size"#,
         assert_eq!((e.line, e.field.as_str()), (8, "port.peer"), "{e}");
 
         let e = err(&format!("{GOOD}\n[pool]\nframe_size = 3000\n"));
-        assert_eq!((e.line, e.field.as_str()), (21, "pool.frame_size"), "{e}");
+        assert_eq!((e.line, e.field.as_str()), (20, "pool.frame_size"), "{e}");
 
         let e = err(&GOOD.replace(r#"forward = "mac""#, r#"forward = "maac""#));
         assert_eq!(e.line, 3, "{e}");

@@ -128,10 +128,8 @@ pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
                     _ => DropReason::TcpBadDataOffset,
                 })?;
         }
-        protocol::ICMP | protocol::ICMPV6 => {
-            if l4.len() < icmp::HEADER_LEN {
-                return Err(DropReason::IcmpTruncated);
-            }
+        protocol::ICMP | protocol::ICMPV6 if l4.len() < icmp::HEADER_LEN => {
+            return Err(DropReason::IcmpTruncated);
         }
         _ => {}
     }

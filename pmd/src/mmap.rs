@@ -24,7 +24,7 @@ impl MmapRegion {
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
         }
-        if try_huge && len % HUGEPAGE == 0 {
+        if try_huge && len.is_multiple_of(HUGEPAGE) {
             if let Ok(ptr) = Self::map(len, libc::MAP_HUGETLB) {
                 return Ok(MmapRegion {
                     ptr,
