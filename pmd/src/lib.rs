@@ -2,15 +2,20 @@
 //! the project lives in this crate, each with a `SAFETY:` note stating the
 //! invariant it relies on.
 
+pub mod afxdp;
 pub mod any_port;
 pub mod mmap;
+pub mod netlink;
+pub mod netns;
 pub mod null_port;
+pub mod packet_socket;
 pub mod pcap;
 pub mod pcap_port;
 pub mod pool;
 pub mod port;
 pub mod ring_port;
 pub mod spsc;
+pub mod veth;
 
 pub use any_port::AnyPort;
 pub use null_port::NullPort;
@@ -32,4 +37,6 @@ pub enum PmdError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{dev}: {source}")]
+    Device { dev: String, source: std::io::Error },
 }

@@ -37,8 +37,10 @@ pub struct PortCounters {
     pub kernel_drops: AtomicU64,
     /// Syscalls made to wake the kernel (need_wakeup).
     pub wakeups: AtomicU64,
-    /// Polls that found the fill ring empty.
+    /// Times the kernel found the fill ring empty when a packet arrived.
     pub fill_empty: AtomicU64,
+    /// Times the port found its device gone or down.
+    pub link_down_events: AtomicU64,
 }
 
 /// `PortCounters` behind its own cache lines.
@@ -66,6 +68,7 @@ pub struct PortStats {
     pub kernel_drops: u64,
     pub wakeups: u64,
     pub fill_empty: u64,
+    pub link_down_events: u64,
 }
 
 impl PortCounters {
@@ -84,6 +87,7 @@ impl PortCounters {
             kernel_drops: r(&self.kernel_drops),
             wakeups: r(&self.wakeups),
             fill_empty: r(&self.fill_empty),
+            link_down_events: r(&self.link_down_events),
         }
     }
 }

@@ -1,0 +1,14 @@
+//! AF_XDP: pollgate's own ring layer over libc, its own XDP program
+//! emitted from Rust and loaded with bpf(2), and the port built on them.
+
+pub mod attach;
+pub mod bpf;
+pub mod port;
+pub mod ring;
+pub mod socket;
+pub mod sys;
+pub mod xdp_prog;
+
+pub use attach::{XdpAttachment, XdpMode};
+pub use port::{AfXdpConfig, AfXdpPort};
+pub use socket::BindMode;

@@ -1,0 +1,435 @@
+//! The AF_XDP port: one socket on one (device, queue), sharing the
+//! worker's UMEM. RX hands frame addresses straight to the batch; TX puts
+//! them on the TX ring; the fill ring is kept stocked and the completion
+//! ring reaped on every poll, so frames never pile up in the kernel.
+
+use super::attach::{XdpAttachment, XdpMode};
+use super::socket::{BindMode, XskConfig, XskSocket};
+use super::sys::XdpDesc;
+use crate::pool::FramePool;
+use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
+use crate::PmdError;
+use pollgate_pipeline::{Batch, PortId};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Ring sizes and modes of an AF_XDP port.
+#[derive(Debug, Clone, Copy)]
+pub struct AfXdpConfig {
+    pub queue: u32,
+    pub rx_size: u32,
+    pub tx_size: u32,
+    pub fill_size: u32,
+    pub comp_size: u32,
+    pub bind: BindMode,
+    pub xdp: XdpMode,
+    pub need_wakeup: bool,
+}
+
+impl Default for AfXdpConfig {
+    fn default() -> Self {
+        AfXdpConfig {
+            queue: 0,
+            rx_size: 2048,
+            tx_size: 2048,
+            fill_size: 2048,
+            comp_size: 2048,
+            bind: BindMode::Auto,
+            xdp: XdpMode::Auto,
+            need_wakeup: true,
+        }
+    }
+}
+
+/// Polls between checks that the device still exists and between reads
+/// of the kernel's drop statistics.
+const HOUSEKEEPING_EVERY: u32 = 1 << 14;
+/// Most completions reaped per poll.
+const REAP_MAX: u32 = 256;
+
+pub struct AfXdpPort {
+    name: String,
+    ifname: String,
+    ifindex: u32,
+    queue: u32,
+    driver: String,
+    // Field order is drop order: the socket closes before the program
+    // that feeds it is detached.
+    xsk: XskSocket,
+    xdp: Arc<XdpAttachment>,
+    /// Frames given to the kernel for RX (fill ring, or received and not
+    /// yet read from the RX ring).
+    fill_held: u32,
+    /// Frames on the TX ring or waiting on the completion ring.
+    tx_held: u32,
+    link_up: bool,
+    polls: u32,
+    counters: SharedCounters,
+    /// Devices and namespace this port created; dropped last.
+    created: Option<crate::veth::Created>,
+}
+
+fn if_index(ifname: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(ifname)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+    // SAFETY: valid C string; returns 0 on failure.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no network device named {ifname}"),
+        ))
+    } else {
+        Ok(i)
+    }
+}
+
+fn if_exists(index: u32) -> bool {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
+    !unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) }.is_null()
+}
+
+/// Driver name of a device (ethtool ETHTOOL_GDRVINFO), for reports.
+pub fn driver_name(ifname: &str) -> String {
+    #[repr(C)]
+    struct DrvInfo {
+        cmd: u32,
+        driver: [u8; 32],
+        rest: [u8; 160],
+    }
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        data: *mut DrvInfo,
+        _pad: [u8; 16],
+    }
+    let mut info = DrvInfo {
+        cmd: 0x3,
+        driver: [0; 32],
+        rest: [0; 160],
+    };
+    let mut req = IfReq {
+        name: [0; 16],
+        data: &mut info,
+        _pad: [0; 16],
+    };
+    let n = ifname.len().min(15);
+    req.name[..n].copy_from_slice(&ifname.as_bytes()[..n]);
+    // SAFETY: a datagram socket used only for the ioctl and closed below.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return "unknown".into();
+    }
+    // SAFETY: SIOCETHTOOL reads `req` and writes at most sizeof(DrvInfo)
+    // bytes through `req.data`, which points at `info`.
+    let r = unsafe { libc::ioctl(s, libc::SIOCETHTOOL, &mut req as *mut IfReq) };
+    // SAFETY: `s` is the socket opened above.
+    unsafe { libc::close(s) };
+    if r < 0 {
+        return "unknown".into();
+    }
+    let end = info.driver.iter().position(|b| *b == 0).unwrap_or(32);
+    String::from_utf8_lossy(&info.driver[..end]).into_owned()
+}
+
+impl AfXdpPort {
+    /// Opens an AF_XDP socket on `ifname` (in the caller's namespace) and
+    /// steers its queue to it. `umem_owner` is the fd of the worker's
+    /// first socket: `None` makes this socket register the pool, and is
+    /// then set to it.
+    pub fn open(
+        name: &str,
+        ifname: &str,
+        cfg: &AfXdpConfig,
+        pool: &mut FramePool,
+        umem_owner: &mut Option<RawFd>,
+        xdp: Option<Arc<XdpAttachment>>,
+    ) -> Result<AfXdpPort, PmdError> {
+        let err = |e: io::Error| PmdError::Device {
+            dev: ifname.to_string(),
+            source: e,
+        };
+        let ifindex = if_index(ifname).map_err(err)?;
+        let xsk_cfg = XskConfig {
+            ifindex,
+            queue: cfg.queue,
+            rx_size: cfg.rx_size,
+            tx_size: cfg.tx_size,
+            fill_size: cfg.fill_size,
+            comp_size: cfg.comp_size,
+            mode: cfg.bind,
+            need_wakeup: cfg.need_wakeup,
+        };
+        let xsk = XskSocket::new(pool, *umem_owner, &xsk_cfg).map_err(err)?;
+        let xdp = match xdp {
+            Some(x) => x,
+            None => Arc::new(
+                XdpAttachment::attach(ifname, ifindex, cfg.queue + 1, cfg.xdp).map_err(err)?,
+            ),
+        };
+        xdp.insert(cfg.queue, xsk.fd()).map_err(|e| {
+            err(io::Error::new(
+                e.kind(),
+                format!("adding the socket to the XSKMAP: {e}"),
+            ))
+        })?;
+        if umem_owner.is_none() {
+            *umem_owner = Some(xsk.fd());
+        }
+        let mut port = AfXdpPort {
+            name: name.to_string(),
+            ifname: ifname.to_string(),
+            ifindex,
+            queue: cfg.queue,
+            driver: driver_name(ifname),
+            xsk,
+            xdp,
+            fill_held: 0,
+            tx_held: 0,
+            link_up: true,
+            polls: 0,
+            counters: SharedCounters::default(),
+            created: None,
+        };
+        port.refill(pool);
+        Ok(port)
+    }
+
+    /// Hands the port the devices it must remove when dropped.
+    pub fn owning(mut self, created: crate::veth::Created) -> Self {
+        self.created = Some(created);
+        self
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    pub fn xdp(&self) -> &Arc<XdpAttachment> {
+        &self.xdp
+    }
+
+    /// "zero-copy" or "copy", as the kernel bound it.
+    pub fn bind_mode(&self) -> &'static str {
+        if self.xsk.zero_copy() {
+            "zero-copy"
+        } else {
+            "copy"
+        }
+    }
+
+    /// Tops the fill ring up from the pool.
+    #[inline]
+    fn refill(&mut self, pool: &mut FramePool) {
+        let want = (self.xsk.fill.size() - self.fill_held).min(pool.available() as u32);
+        if want == 0 {
+            return;
+        }
+        let n = self.xsk.fill.free(want);
+        for i in 0..n {
+            let base = pool.alloc().expect("checked available");
+            self.xsk.fill.write(i, base);
+        }
+        self.xsk.fill.submit(n);
+        self.fill_held += n;
+    }
+
+    /// Returns completed TX frames to the pool.
+    #[inline]
+    fn reap(&mut self, pool: &mut FramePool) {
+        let n = self.xsk.comp.available(REAP_MAX);
+        for i in 0..n {
+            pool.free(self.xsk.comp.read(i));
+        }
+        self.xsk.comp.release(n);
+        self.tx_held -= n;
+    }
+
+    fn mark_down(&mut self, e: &io::Error) {
+        if self.link_up {
+            self.link_up = false;
+            bump(&self.counters.link_down_events, 1);
+            tracing_like_warn(&self.name, &self.ifname, e);
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        if !if_exists(self.ifindex) {
+            self.mark_down(&io::Error::new(io::ErrorKind::NotFound, "device is gone"));
+        }
+        if let Ok(s) = self.xsk.statistics() {
+            self.counters
+                .kernel_drops
+                .store(s.rx_dropped + s.rx_ring_full, Ordering::Relaxed);
+            self.counters
+                .fill_empty
+                .store(s.rx_fill_ring_empty_descs, Ordering::Relaxed);
+        }
+    }
+}
+
+/// pmd has no logging dependency: device events go to stderr once, and
+/// are counted in `link_down_events`.
+fn tracing_like_warn(port: &str, ifname: &str, e: &io::Error) {
+    eprintln!("pollgate: port {port} ({ifname}) is down: {e}");
+}
+
+impl Port for AfXdpPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> PortInfo {
+        PortInfo {
+            kind: "afxdp",
+            detail: format!(
+                "{} queue {} driver {}: {} mode, {} XDP (prog id {})",
+                self.ifname,
+                self.queue,
+                self.driver,
+                self.bind_mode(),
+                if self.xdp.native() {
+                    "native"
+                } else {
+                    "generic"
+                },
+                self.xdp.prog_id()
+            ),
+        }
+    }
+
+    #[inline]
+    fn rx_burst(
+        &mut self,
+        pool: &mut FramePool,
+        batch: &mut Batch,
+        id: PortId,
+        max: usize,
+    ) -> usize {
+        let want = max.min(batch.room()) as u32;
+        let n = self.xsk.rx.available(want);
+        if n == 0 {
+            if self.xsk.fill.needs_wakeup() && self.link_up {
+                bump(&self.counters.wakeups, 1);
+                if let Err(e) = self.xsk.wake_rx() {
+                    self.mark_down(&e);
+                }
+            }
+            return 0;
+        }
+        let mut bytes = 0u64;
+        for i in 0..n {
+            let XdpDesc { addr, len, .. } = self.xsk.rx.read(i);
+            let headroom = (addr - pool.frame_base(addr)) as u16;
+            batch.push(addr, len, headroom, id);
+            bytes += len as u64;
+        }
+        self.xsk.rx.release(n);
+        self.fill_held -= n;
+        bump(&self.counters.rx_packets, n as u64);
+        bump(&self.counters.rx_bytes, bytes);
+        self.refill(pool);
+        n as usize
+    }
+
+    #[inline]
+    fn tx_burst(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> usize {
+        if !self.link_up {
+            for d in descs {
+                pool.free(d.addr);
+            }
+            bump(&self.counters.tx_errors, descs.len() as u64);
+            return descs.len();
+        }
+        self.reap(pool);
+        let n = self.xsk.tx.free(descs.len() as u32);
+        let mut bytes = 0u64;
+        for (i, d) in descs[..n as usize].iter().enumerate() {
+            self.xsk.tx.write(
+                i as u32,
+                XdpDesc {
+                    addr: d.addr,
+                    len: d.len,
+                    options: 0,
+                },
+            );
+            bytes += d.len as u64;
+        }
+        self.xsk.tx.submit(n);
+        self.tx_held += n;
+        bump(&self.counters.tx_packets, n as u64);
+        bump(&self.counters.tx_bytes, bytes);
+        if self.xsk.tx.needs_wakeup() {
+            bump(&self.counters.wakeups, 1);
+            if let Err(e) = self.xsk.kick_tx() {
+                self.mark_down(&e);
+            }
+        }
+        n as usize
+    }
+
+    #[inline]
+    fn poll(&mut self, pool: &mut FramePool) {
+        self.reap(pool);
+        self.refill(pool);
+        // Copy mode sends a bounded number of frames per kick: keep
+        // kicking while the kernel has not taken everything.
+        if self.tx_held > 0
+            && self.link_up
+            && self.xsk.tx.needs_wakeup()
+            && self.xsk.tx.pending() > 0
+        {
+            bump(&self.counters.wakeups, 1);
+            if let Err(e) = self.xsk.kick_tx() {
+                self.mark_down(&e);
+            }
+        }
+        self.polls = self.polls.wrapping_add(1);
+        if self.polls.is_multiple_of(HOUSEKEEPING_EVERY) {
+            self.housekeeping();
+        }
+    }
+
+    fn link_up(&self) -> bool {
+        self.link_up
+    }
+
+    fn frames_held(&self) -> usize {
+        (self.fill_held + self.tx_held) as usize
+    }
+
+    fn close(&mut self, pool: &mut FramePool, deadline: Instant) {
+        // Stop new traffic reaching the socket, then wait for what was
+        // queued for TX to complete.
+        let _ = self.xdp.remove(self.queue);
+        while self.tx_held > 0 && self.link_up && Instant::now() < deadline {
+            if self.xsk.tx.needs_wakeup() {
+                let _ = self.xsk.kick_tx();
+            }
+            self.reap(pool);
+            std::thread::yield_now();
+        }
+        self.reap(pool);
+        // Frames already received but not read go back to the pool.
+        loop {
+            let n = self.xsk.rx.available(64);
+            if n == 0 {
+                break;
+            }
+            for i in 0..n {
+                pool.free(self.xsk.rx.read(i).addr);
+            }
+            self.xsk.rx.release(n);
+            self.fill_held -= n;
+        }
+        self.housekeeping();
+    }
+
+    fn counters(&self) -> &SharedCounters {
+        &self.counters
+    }
+}
