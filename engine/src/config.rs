@@ -5,6 +5,8 @@
 //! whole file is good.
 
 use pollgate_pipeline::wire::MacAddr;
+use pollgate_pmd::afxdp::{AfXdpConfig, BindMode, XdpMode};
+use pollgate_pmd::veth::ContainerEnd;
 use pollgate_pmd::PoolConfig;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -105,6 +107,56 @@ pub enum PortKind {
     Ring,
     /// Reads a capture, writes a capture.
     Pcap,
+    /// A veth pair pollgate creates; the far end goes into a container's
+    /// namespace, AF_XDP runs on the near end.
+    Veth,
+    /// A TAP device in a container's namespace.
+    Tap,
+    /// AF_XDP on an existing device (a NIC queue).
+    Afxdp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindModeCfg {
+    #[default]
+    Auto,
+    ZeroCopy,
+    Copy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeCfg {
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+/// AF_XDP ring sizes, shared by every AF_XDP socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AfXdpSection {
+    pub rx_ring: Spanned<u32>,
+    pub tx_ring: Spanned<u32>,
+    pub fill_ring: Spanned<u32>,
+    pub comp_ring: Spanned<u32>,
+    /// Syscalls only when the kernel asks (XDP_USE_NEED_WAKEUP).
+    pub need_wakeup: bool,
+}
+
+impl Default for AfXdpSection {
+    fn default() -> Self {
+        let d = AfXdpConfig::default();
+        AfXdpSection {
+            rx_ring: Spanned::new(0..0, d.rx_size),
+            tx_ring: Spanned::new(0..0, d.tx_size),
+            fill_ring: Spanned::new(0..0, d.fill_size),
+            comp_ring: Spanned::new(0..0, d.comp_size),
+            need_wakeup: d.need_wakeup,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +181,28 @@ pub struct PortSection {
     /// pcap: replay `rx` forever.
     #[serde(rename = "loop", default)]
     pub looping: bool,
+    /// veth: host-side device name; tap: device name; afxdp: the device.
+    /// Defaults to the port name.
+    pub iface: Option<Spanned<String>>,
+    /// afxdp/veth: the queue to bind.
+    pub queue: Option<Spanned<u32>>,
+    /// afxdp/veth: "auto", "zero-copy" or "copy".
+    pub mode: Option<Spanned<BindModeCfg>>,
+    /// afxdp/veth: "auto", "native" or "generic" XDP attach.
+    pub xdp_mode: Option<Spanned<XdpModeCfg>>,
+    /// veth/tap: the container's network namespace.
+    pub netns: Option<Spanned<String>>,
+    /// veth/tap: create the namespace if missing (and remove it after).
+    #[serde(default)]
+    pub netns_create: bool,
+    /// veth: device name inside the namespace (default eth0).
+    pub netns_ifname: Option<Spanned<String>>,
+    /// veth/tap: IPv4 address/prefix of the container's end.
+    pub address: Option<Spanned<String>>,
+    /// veth/tap: MAC of the container's end.
+    pub container_mac: Option<Spanned<String>>,
+    /// veth/tap: MTU of both ends (default 1500).
+    pub mtu: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +226,8 @@ pub struct Config {
     pub engine: EngineSection,
     #[serde(default)]
     pub pool: PoolSection,
+    #[serde(default)]
+    pub afxdp: AfXdpSection,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortSection>,
     #[serde(default)]
@@ -171,6 +247,15 @@ pub struct Topology {
     pub workers: Vec<WorkerSpec>,
 }
 
+impl Topology {
+    /// True when starting this topology creates devices or namespaces.
+    pub fn creates_devices(&self) -> bool {
+        self.ports
+            .iter()
+            .any(|p| matches!(p.kind, PortKind::Veth | PortKind::Tap))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PortSpec {
     pub name: String,
@@ -183,6 +268,9 @@ pub struct PortSpec {
     pub rx: Option<PathBuf>,
     pub tx: Option<PathBuf>,
     pub looping: bool,
+    pub iface: String,
+    pub afxdp: AfXdpConfig,
+    pub container: Option<ContainerEnd>,
 }
 
 #[derive(Debug, Clone)]
@@ -389,6 +477,19 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 }
                 peer = Some(j);
             }
+            PortKind::Veth | PortKind::Tap => {
+                need(p.netns.is_some(), "port.netns")?;
+                forbid(p.peer.is_some(), "port.peer")?;
+                forbid(p.rx.is_some() || p.tx.is_some(), "port.rx/tx")?;
+            }
+            PortKind::Afxdp => {
+                need(p.iface.is_some(), "port.iface")?;
+                forbid(
+                    p.netns.is_some() || p.address.is_some(),
+                    "port.netns/address",
+                )?;
+                forbid(p.peer.is_some(), "port.peer")?;
+            }
             PortKind::Pcap => {
                 need(p.rx.is_some() || p.tx.is_some(), "port.rx or port.tx")?;
                 forbid(p.peer.is_some(), "port.peer")?;
@@ -412,6 +513,16 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 format!("{slots} is out of range: 2..=1048576"),
             ));
         }
+        let iface = match &p.iface {
+            Some(n) => {
+                check_ifname(cx, n, "port.iface")?;
+                n.get_ref().clone()
+            }
+            None => p.name.get_ref().clone(),
+        };
+        let afxdp = afxdp_config(cx, &config.afxdp, p)?;
+        let container = container_end(cx, p, kind)?;
+        let container_mac = container.as_ref().and_then(|c| c.mac).map(MacAddr);
         let own = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, i as u8 + 1]);
         ports.push(PortSpec {
             name: p.name.get_ref().clone(),
@@ -421,7 +532,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 cx,
                 &p.peer_mac,
                 "port.peer_mac",
-                MacAddr([0x02, 0, 0, 0, 0x01, i as u8 + 1]),
+                container_mac.unwrap_or(MacAddr([0x02, 0, 0, 0, 0x01, i as u8 + 1])),
             )?,
             size,
             peer,
@@ -429,7 +540,28 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             rx: p.rx.as_ref().map(|s| cx.base.join(s.get_ref())),
             tx: p.tx.as_ref().map(|s| cx.base.join(s.get_ref())),
             looping: p.looping,
+            iface,
+            afxdp,
+            container,
         });
+    }
+
+    // One XDP program per device: two ports on one device would fight
+    // over it (several queues of one device come with multi-queue ports).
+    let mut ifaces: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in ports.iter().enumerate() {
+        if matches!(p.kind, PortKind::Veth | PortKind::Tap | PortKind::Afxdp) {
+            if let Some(j) = ifaces.insert(p.iface.as_str(), i) {
+                return Err(cx.err(
+                    config.ports[i].name.span(),
+                    "port.iface",
+                    format!(
+                        "device {} is already used by port {:?}",
+                        p.iface, ports[j].name
+                    ),
+                ));
+            }
+        }
     }
 
     let mut paired: HashMap<usize, ()> = HashMap::new();
@@ -517,6 +649,20 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             ));
         }
     }
+    // Each AF_XDP socket keeps its fill ring stocked from its worker's
+    // pool; the pool must cover those and a burst per port on top.
+    for ws in &workers {
+        let fill: u64 = ws
+            .ports
+            .iter()
+            .filter(|&&k| matches!(ports[k].kind, PortKind::Veth | PortKind::Afxdp))
+            .map(|&k| ports[k].afxdp.fill_size as u64)
+            .sum();
+        let need = fill + (2 * pollgate_pipeline::BATCH_SIZE * ws.ports.len()) as u64;
+        if (pool.frames as u64) < need {
+            return Err(cx.err(config.pool.frames.span(), "pool.frames", format!("{} frames cannot stock the fill rings of a worker's AF_XDP ports ({fill}) and leave two bursts per port: use at least {}", pool.frames, need.next_power_of_two())));
+        }
+    }
     // Frames move between ports by address within a worker's pool, so a
     // cross-connect must stay inside one worker.
     for (x, &(a, b)) in config.xconnect.iter().zip(&xconnects) {
@@ -539,7 +685,137 @@ fn kind_name(k: PortKind) -> &'static str {
         PortKind::Null => "null",
         PortKind::Ring => "ring",
         PortKind::Pcap => "pcap",
+        PortKind::Veth => "veth",
+        PortKind::Tap => "tap",
+        PortKind::Afxdp => "afxdp",
     }
+}
+
+fn check_ifname(cx: &Ctx, n: &Spanned<String>, field: &str) -> Result<(), ConfigError> {
+    let v = n.get_ref();
+    if v.is_empty() || v.len() > 15 || v.contains('/') || v.contains(char::is_whitespace) {
+        return Err(cx.err(
+            n.span(),
+            field,
+            format!("{v:?} is not a valid device name (1-15 characters, no '/' or spaces)"),
+        ));
+    }
+    Ok(())
+}
+
+fn ring_size(cx: &Ctx, v: &Spanned<u32>, field: &str) -> Result<u32, ConfigError> {
+    let n = *v.get_ref();
+    if !(64..=16384).contains(&n) || !n.is_power_of_two() {
+        return Err(cx.err(
+            v.span(),
+            field,
+            format!("{n} must be a power of two in 64..=16384"),
+        ));
+    }
+    Ok(n)
+}
+
+fn afxdp_config(cx: &Ctx, a: &AfXdpSection, p: &PortSection) -> Result<AfXdpConfig, ConfigError> {
+    Ok(AfXdpConfig {
+        queue: p.queue.as_ref().map_or(0, |q| *q.get_ref()),
+        rx_size: ring_size(cx, &a.rx_ring, "afxdp.rx_ring")?,
+        tx_size: ring_size(cx, &a.tx_ring, "afxdp.tx_ring")?,
+        fill_size: ring_size(cx, &a.fill_ring, "afxdp.fill_ring")?,
+        comp_size: ring_size(cx, &a.comp_ring, "afxdp.comp_ring")?,
+        bind: match p.mode.as_ref().map(|m| *m.get_ref()).unwrap_or_default() {
+            BindModeCfg::Auto => BindMode::Auto,
+            BindModeCfg::ZeroCopy => BindMode::ZeroCopy,
+            BindModeCfg::Copy => BindMode::Copy,
+        },
+        xdp: match p
+            .xdp_mode
+            .as_ref()
+            .map(|m| *m.get_ref())
+            .unwrap_or_default()
+        {
+            XdpModeCfg::Auto => XdpMode::Auto,
+            XdpModeCfg::Native => XdpMode::Native,
+            XdpModeCfg::Generic => XdpMode::Generic,
+        },
+        need_wakeup: a.need_wakeup,
+    })
+}
+
+/// "198.18.0.1/24" -> address and prefix length.
+fn parse_cidr(s: &str) -> Option<([u8; 4], u8)> {
+    let (a, len) = s.split_once('/')?;
+    let ip: std::net::Ipv4Addr = a.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some((ip.octets(), len))
+}
+
+fn container_end(
+    cx: &Ctx,
+    p: &PortSection,
+    kind: PortKind,
+) -> Result<Option<ContainerEnd>, ConfigError> {
+    let Some(netns) = &p.netns else {
+        return Ok(None);
+    };
+    check_ifname(cx, netns, "port.netns")?;
+    let ifname = match (&p.netns_ifname, kind) {
+        (Some(n), PortKind::Veth) => {
+            check_ifname(cx, n, "port.netns_ifname")?;
+            n.get_ref().clone()
+        }
+        (Some(n), _) => {
+            return Err(cx.err(
+                n.span(),
+                "port.netns_ifname",
+                "only veth ports rename the container's device",
+            ))
+        }
+        (None, _) => "eth0".to_string(),
+    };
+    let ipv4 = match &p.address {
+        Some(a) => Some(parse_cidr(a.get_ref()).ok_or_else(|| {
+            cx.err(
+                a.span(),
+                "port.address",
+                format!(
+                    "{:?} is not an IPv4 address/prefix like 198.18.0.1/24",
+                    a.get_ref()
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let mac = match &p.container_mac {
+        Some(m) => Some(
+            m.get_ref()
+                .parse::<MacAddr>()
+                .map_err(|e| {
+                    cx.err(
+                        m.span(),
+                        "port.container_mac",
+                        format!("{:?}: {e}", m.get_ref()),
+                    )
+                })?
+                .0,
+        ),
+        None => None,
+    };
+    let mtu = p.mtu.as_ref().map_or(1500, |m| *m.get_ref());
+    // Without multi-buffer AF_XDP a frame must fit one UMEM frame after
+    // the kernel's headroom: Ethernet + two tags + MTU.
+    let max_mtu = 2048 - 256 - 14 - 8;
+    if !(68..=max_mtu).contains(&mtu) {
+        let m = p.mtu.as_ref().expect("default is in range");
+        return Err(cx.err(m.span(), "port.mtu", format!("{mtu} is out of range: 68..={max_mtu} (one 2048-byte frame; jumbo frames need multi-buffer AF_XDP, not supported yet)")));
+    }
+    Ok(Some(ContainerEnd {
+        netns: netns.get_ref().clone(),
+        create_netns: p.netns_create,
+        ifname,
+        mac,
+        ipv4,
+        mtu,
+    }))
 }
 
 #[cfg(test)]

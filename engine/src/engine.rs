@@ -7,7 +7,11 @@ use crate::worker::{Idle, Worker, WorkerReport};
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DropCounters, ForwardMode, Pipeline, PortId};
+use pollgate_pmd::afxdp::AfXdpPort;
+use pollgate_pmd::tap::TapPort;
+use pollgate_pmd::veth::VethPort;
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError, Port, PortStats};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,38 +41,66 @@ pub fn null_template(size: usize, src: MacAddr, dst: MacAddr) -> Vec<u8> {
     )
 }
 
-fn build_ports(topo: &Topology) -> Result<Vec<AnyPort>, EngineError> {
-    let mut ports: Vec<Option<AnyPort>> = (0..topo.ports.len()).map(|_| None).collect();
+/// Ring pairs span workers, so they are made before any worker's ports.
+fn build_rings(topo: &Topology) -> Vec<Option<AnyPort>> {
+    let mut slots: Vec<Option<AnyPort>> = (0..topo.ports.len()).map(|_| None).collect();
     for (i, spec) in topo.ports.iter().enumerate() {
-        if ports[i].is_some() {
-            continue;
-        }
-        let err = |source| EngineError::Port {
-            port: spec.name.clone(),
-            source,
-        };
-        match spec.kind {
-            PortKind::Null => {
-                let t = null_template(spec.size, spec.mac, spec.peer_mac);
-                ports[i] = Some(AnyPort::Null(NullPort::new(&spec.name, t)));
-            }
-            PortKind::Ring => {
-                let j = spec.peer.expect("validated: ring ports have a peer");
-                let (a, b) = ring_pair(&spec.name, &topo.ports[j].name, spec.slots);
-                ports[i] = Some(AnyPort::Ring(a));
-                ports[j] = Some(AnyPort::Ring(b));
-            }
-            PortKind::Pcap => {
-                let p = PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)
-                    .map_err(err)?;
-                ports[i] = Some(AnyPort::Pcap(p));
-            }
+        if spec.kind == PortKind::Ring && slots[i].is_none() {
+            let j = spec.peer.expect("validated: ring ports have a peer");
+            let (a, b) = ring_pair(&spec.name, &topo.ports[j].name, spec.slots);
+            slots[i] = Some(AnyPort::Ring(a));
+            slots[j] = Some(AnyPort::Ring(b));
         }
     }
-    Ok(ports
-        .into_iter()
-        .map(|p| p.expect("every port built"))
-        .collect())
+    slots
+}
+
+/// Opens port `k` for a worker whose pool is `pool`. `umem_owner` is the
+/// worker's first AF_XDP socket, which the others share the UMEM with.
+fn build_port(
+    topo: &Topology,
+    k: usize,
+    rings: &mut [Option<AnyPort>],
+    pool: &mut FramePool,
+    umem_owner: &mut Option<RawFd>,
+) -> Result<AnyPort, EngineError> {
+    let spec = &topo.ports[k];
+    let err = |source| EngineError::Port {
+        port: spec.name.clone(),
+        source,
+    };
+    Ok(match spec.kind {
+        PortKind::Null => AnyPort::Null(NullPort::new(
+            &spec.name,
+            null_template(spec.size, spec.mac, spec.peer_mac),
+        )),
+        PortKind::Ring => rings[k].take().expect("ring pairs are built first"),
+        PortKind::Pcap => AnyPort::Pcap(
+            PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)
+                .map_err(err)?,
+        ),
+        PortKind::Veth => {
+            let end = spec
+                .container
+                .as_ref()
+                .expect("validated: veth ports have a namespace");
+            AnyPort::AfXdp(
+                VethPort::open(&spec.name, &spec.iface, end, &spec.afxdp, pool, umem_owner)
+                    .map_err(err)?,
+            )
+        }
+        PortKind::Tap => {
+            let end = spec
+                .container
+                .as_ref()
+                .expect("validated: tap ports have a namespace");
+            AnyPort::Tap(TapPort::open(&spec.name, &spec.iface, end).map_err(err)?)
+        }
+        PortKind::Afxdp => AnyPort::AfXdp(
+            AfXdpPort::open(&spec.name, &spec.iface, &spec.afxdp, pool, umem_owner, None)
+                .map_err(err)?,
+        ),
+    })
 }
 
 pub fn pipeline_for(topo: &Topology) -> Pipeline {
@@ -150,24 +182,22 @@ impl Engine {
     /// Builds every port and pool first, then starts the workers: a
     /// failure leaves nothing running.
     pub fn start(topo: &Topology) -> Result<Engine, EngineError> {
-        let mut all = build_ports(topo)?;
-        let mut slots: Vec<Option<AnyPort>> = all.drain(..).map(Some).collect();
+        let mut rings = build_rings(topo);
         let mut workers = Vec::new();
         let mut views = Vec::new();
         let mut worker_counters = Vec::new();
         for (w, spec) in topo.workers.iter().enumerate() {
-            let pool = FramePool::new(topo.pool)
+            let mut pool = FramePool::new(topo.pool)
                 .map_err(|source| EngineError::Pool { worker: w, source })?;
-            let ports: Vec<(PortId, AnyPort)> = spec
-                .ports
-                .iter()
-                .map(|&k| {
-                    (
-                        k as PortId,
-                        slots[k].take().expect("each port has one worker"),
-                    )
-                })
-                .collect();
+            let mut umem_owner = None;
+            let mut ports: Vec<(PortId, AnyPort)> = Vec::new();
+            for &k in &spec.ports {
+                // On error, ports built so far drop here and remove what
+                // they created: nothing is left half-configured.
+                let port = build_port(topo, k, &mut rings, &mut pool, &mut umem_owner)?;
+                tracing::info!(port = %topo.ports[k].name, worker = w, "{}", port.info().detail);
+                ports.push((k as PortId, port));
+            }
             let counters = SharedWorkerCounters::default();
             worker_counters.push(counters.clone());
             workers.push(Worker {

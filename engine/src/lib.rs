@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod engine;
+pub mod reaper;
 pub mod stats;
 pub mod worker;
 

@@ -61,6 +61,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: removes what a killed engine left behind.
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 fn main() -> Result<()> {
@@ -74,6 +77,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run { config, duration } => run(&config, duration),
+        Cmd::Reap => {
+            pollgate::reaper::run();
+            Ok(())
+        }
         Cmd::Check { config } => {
             let topo = config::load(&config)?;
             println!(
@@ -124,6 +131,9 @@ fn main() -> Result<()> {
 
 fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     let topo = config::load(path)?;
+    if topo.creates_devices() {
+        pollgate::reaper::spawn().context("starting the cleanup process")?;
+    }
     let engine = Engine::start(&topo).context("starting the engine")?;
     let stop = engine.stop_flag();
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::Relaxed))

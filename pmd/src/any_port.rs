@@ -1,11 +1,13 @@
 //! Every port kind behind one enum: the worker calls ports through a
 //! `match`, never through a vtable, and the set of kinds is closed.
 
+use crate::afxdp::AfXdpPort;
 use crate::null_port::NullPort;
 use crate::pcap_port::PcapPort;
 use crate::pool::FramePool;
 use crate::port::{Port, PortInfo, SharedCounters, TxDesc};
 use crate::ring_port::RingPort;
+use crate::tap::TapPort;
 use pollgate_pipeline::{Batch, PortId};
 use std::time::Instant;
 
@@ -13,6 +15,8 @@ pub enum AnyPort {
     Null(NullPort),
     Ring(RingPort),
     Pcap(PcapPort),
+    AfXdp(AfXdpPort),
+    Tap(TapPort),
 }
 
 macro_rules! each {
@@ -21,6 +25,8 @@ macro_rules! each {
             AnyPort::Null($p) => $e,
             AnyPort::Ring($p) => $e,
             AnyPort::Pcap($p) => $e,
+            AnyPort::AfXdp($p) => $e,
+            AnyPort::Tap($p) => $e,
         }
     };
 }

@@ -4,6 +4,7 @@
 
 pub mod afxdp;
 pub mod any_port;
+pub mod cleanup;
 pub mod mmap;
 pub mod netlink;
 pub mod netns;
@@ -15,6 +16,7 @@ pub mod pool;
 pub mod port;
 pub mod ring_port;
 pub mod spsc;
+pub mod tap;
 pub mod veth;
 
 pub use any_port::AnyPort;

@@ -26,7 +26,7 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
-            frames: 4096,
+            frames: 8192,
             frame_size: 2048,
             headroom: 256,
             hugepages: true,

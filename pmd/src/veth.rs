@@ -4,6 +4,7 @@
 //! host end. What it created it removes when the port is dropped.
 
 use crate::afxdp::{AfXdpConfig, AfXdpPort};
+use crate::cleanup::{self, Resource};
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::pool::FramePool;
@@ -33,9 +34,24 @@ pub struct Created {
     netns: Option<String>,
 }
 
+impl Created {
+    /// Only a namespace (or nothing) to remove.
+    pub fn namespace(netns: Option<String>) -> Created {
+        Created {
+            host_ifindex: None,
+            host_ifname: String::new(),
+            netns,
+        }
+    }
+}
+
 impl Drop for Created {
     fn drop(&mut self) {
         if let Some(idx) = self.host_ifindex {
+            cleanup::removed(&Resource::Device {
+                name: self.host_ifname.clone(),
+                ifindex: idx,
+            });
             if let Ok(mut nl) = Netlink::open() {
                 // Only delete the device if it is still the one we made.
                 if let Ok(Some(l)) = nl.get_link(&self.host_ifname) {
@@ -47,6 +63,7 @@ impl Drop for Created {
         }
         if let Some(ns) = &self.netns {
             let _ = NetNs::delete(ns);
+            cleanup::removed(&Resource::Netns { name: ns.clone() });
         }
     }
 }
@@ -76,9 +93,11 @@ pub fn namespace(end: &ContainerEnd) -> Result<(NetNs, bool), PmdError> {
             ),
         ));
     }
-    NetNs::create(&end.netns)
-        .map(|n| (n, true))
-        .map_err(|e| dev_err(&end.netns, "creating namespace", e))
+    let ns = NetNs::create(&end.netns).map_err(|e| dev_err(&end.netns, "creating namespace", e))?;
+    cleanup::created(&Resource::Netns {
+        name: end.netns.clone(),
+    });
+    Ok((ns, true))
 }
 
 /// Sets MAC, MTU and address of `end.ifname` inside `ns` and brings it up.
@@ -125,7 +144,10 @@ impl VethPort {
         if let Ok(Some(_)) = nl.get_link(host_ifname) {
             return Err(dev_err(host_ifname, "creating veth", io::Error::new(io::ErrorKind::AlreadyExists, "a device with this name exists (left over from a crash? delete it with: ip link del ".to_string() + host_ifname + ")")));
         }
-        nl.create_veth(host_ifname, &end.ifname, Some(ns.fd()))
+        // One queue each way: the socket serves queue 0, and a second
+        // queue would take part of the traffic past it (the kernel spreads
+        // a veth's traffic over its queues by flow hash).
+        nl.create_veth(host_ifname, &end.ifname, Some(ns.fd()), 1)
             .map_err(|e| dev_err(host_ifname, "creating veth pair", e))?;
         let host = nl
             .get_link(host_ifname)
@@ -138,6 +160,10 @@ impl VethPort {
                 )
             })?;
         created.host_ifindex = Some(host.index);
+        cleanup::created(&Resource::Device {
+            name: host_ifname.to_string(),
+            ifindex: host.index,
+        });
         nl.set_link(host.index, Some(true), Some(end.mtu), None)
             .map_err(|e| dev_err(host_ifname, "bringing up", e))?;
         configure_in_namespace(&ns, end).map_err(|e| {

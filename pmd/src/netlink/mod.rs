@@ -25,6 +25,8 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_NUM_TX_QUEUES: u16 = 31;
+const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_XDP: u16 = 43;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -139,13 +141,15 @@ impl Netlink {
         self.recv(seq, |_, _| {})
     }
 
-    /// Creates a veth pair `name` ↔ `peer`; the peer is created directly in
-    /// the namespace `peer_ns` when given.
+    /// Creates a veth pair `name` ↔ `peer` with `queues` RX and TX queues
+    /// on each end; the peer is created directly in the namespace
+    /// `peer_ns` when given.
     pub fn create_veth(
         &mut self,
         name: &str,
         peer: &str,
         peer_ns: Option<BorrowedFd<'_>>,
+        queues: u32,
     ) -> io::Result<()> {
         let mut m = MsgBuilder::new(
             RTM_NEWLINK,
@@ -153,12 +157,16 @@ impl Netlink {
         );
         m.ifinfo(0, 0, 0);
         m.attr_str(IFLA_IFNAME, name);
+        m.attr_u32(IFLA_NUM_TX_QUEUES, queues);
+        m.attr_u32(IFLA_NUM_RX_QUEUES, queues);
         let info = m.nest(IFLA_LINKINFO);
         m.attr_str(IFLA_INFO_KIND, "veth");
         let data = m.nest(IFLA_INFO_DATA);
         let p = m.nest(VETH_INFO_PEER);
         m.ifinfo(0, 0, 0);
         m.attr_str(IFLA_IFNAME, peer);
+        m.attr_u32(IFLA_NUM_TX_QUEUES, queues);
+        m.attr_u32(IFLA_NUM_RX_QUEUES, queues);
         if let Some(ns) = peer_ns {
             m.attr_u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32);
         }
