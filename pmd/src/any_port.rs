@@ -11,6 +11,9 @@ use crate::tap::TapPort;
 use pollgate_pipeline::{Batch, PortId};
 use std::time::Instant;
 
+// Ports sit in one Vec per worker, built once: the size difference costs
+// a little memory, where boxing would cost a pointer chase per burst.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyPort {
     Null(NullPort),
     Ring(RingPort),
