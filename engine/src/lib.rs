@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod reaper;
 pub mod stats;

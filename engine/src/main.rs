@@ -61,6 +61,22 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Build four containers on this machine, run the engine between them,
+    /// send real traffic, show stats, clean up (needs root).
+    Demo {
+        /// Datagrams per UDP burst.
+        #[arg(long, default_value_t = 20000)]
+        udp_count: u64,
+        /// Datagrams per second of each burst.
+        #[arg(long, default_value_t = 50000)]
+        udp_rate: u64,
+        /// Keep the topology up this many seconds after the traffic.
+        #[arg(long, default_value_t = 0.0)]
+        hold: f64,
+        /// Print the built-in topology as a config file and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Internal: removes what a killed engine left behind.
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -77,6 +93,22 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run { config, duration } => run(&config, duration),
+        Cmd::Demo {
+            udp_count,
+            udp_rate,
+            hold,
+            print_config,
+        } => {
+            if print_config {
+                print!("{}", pollgate::demo::TOPOLOGY);
+                return Ok(());
+            }
+            pollgate::demo::run(&pollgate::demo::DemoOptions {
+                udp_count,
+                udp_rate,
+                hold: Duration::from_secs_f64(hold.max(0.0)),
+            })
+        }
         Cmd::Reap => {
             pollgate::reaper::run();
             Ok(())

@@ -115,7 +115,11 @@ pub fn configure_in_namespace(ns: &NetNs, end: &ContainerEnd) -> io::Result<()> 
         if let Some((addr, prefix)) = end.ipv4 {
             nl.add_ipv4(l.index, addr, prefix)?;
         }
-        nl.set_link(l.index, Some(true), None, None)
+        nl.set_link(l.index, Some(true), None, None)?;
+        match crate::ethtool::set_tx_checksum(&end.ifname, false) {
+            Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => Err(e),
+            _ => Ok(()),
+        }
         // The netlink socket closes here: holding it would keep the
         // namespace alive after someone deletes it.
     })

@@ -1,0 +1,216 @@
+//! `pollgate demo`: four "containers" (network namespaces) on this
+//! machine, attached through three veth ports and one tap port, wired in
+//! pairs by the engine; real traffic between them (ping, UDP bursts) with
+//! live per-port stats, a summary, and everything removed at the end —
+//! also on Ctrl-C, and by the reaper if the engine is killed.
+
+mod ping;
+mod udp;
+
+use crate::config::{self, Topology};
+use crate::engine::Engine;
+use crate::stats::render_ports;
+use anyhow::{Context, Result};
+use pollgate_pmd::netns::NetNs;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The built-in topology. Two workers, each with one cross-connect.
+pub const TOPOLOGY: &str = r#"
+# pollgate demo: four containers in pairs.
+#   pg-web   198.18.0.1  veth  <-> worker 0 <->  veth  198.18.0.2  pg-db
+#   pg-app   198.18.0.3  veth  <-> worker 1 <->  tap   198.18.0.4  pg-cache
+[engine]
+forward = "io"
+parse = true
+idle = "backoff"
+
+[[port]]
+name = "pg-web"
+kind = "veth"
+netns = "pg-web"
+netns_create = true
+address = "198.18.0.1/24"
+container_mac = "02:50:47:00:00:01"
+
+[[port]]
+name = "pg-db"
+kind = "veth"
+netns = "pg-db"
+netns_create = true
+address = "198.18.0.2/24"
+container_mac = "02:50:47:00:00:02"
+
+[[port]]
+name = "pg-app"
+kind = "veth"
+netns = "pg-app"
+netns_create = true
+address = "198.18.0.3/24"
+container_mac = "02:50:47:00:00:03"
+
+[[port]]
+name = "pg-cache"
+kind = "tap"
+netns = "pg-cache"
+netns_create = true
+address = "198.18.0.4/24"
+container_mac = "02:50:47:00:00:04"
+
+[[xconnect]]
+ports = ["pg-web", "pg-db"]
+
+[[xconnect]]
+ports = ["pg-app", "pg-cache"]
+
+[[worker]]
+ports = ["pg-web", "pg-db"]
+
+[[worker]]
+ports = ["pg-app", "pg-cache"]
+"#;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Datagrams per UDP burst.
+    pub udp_count: u64,
+    /// Datagrams per second of each burst.
+    pub udp_rate: u64,
+    /// Keep the topology up this long after the traffic, for your own
+    /// `ip netns exec pg-web ping 198.18.0.2`.
+    pub hold: Duration,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn topology() -> Result<Topology> {
+    Ok(config::parse("<demo>", TOPOLOGY)?)
+}
+
+pub fn run(opts: &DemoOptions) -> Result<()> {
+    anyhow::ensure!(
+        is_root(),
+        "pollgate demo builds network namespaces, veth pairs and XDP programs: run it as root (CAP_NET_ADMIN, CAP_BPF/CAP_SYS_ADMIN, CAP_NET_RAW)"
+    );
+    let topo = topology()?;
+    for p in &topo.ports {
+        if let Some(c) = &p.container {
+            anyhow::ensure!(!NetNs::exists(&c.netns), "namespace {} already exists (a previous demo still running?): remove it with `ip netns del {}`", c.netns, c.netns);
+        }
+    }
+    println!("pollgate demo: 4 containers, 2 workers, 2 cross-connects");
+    for line in TOPOLOGY.lines().filter(|l| l.starts_with("#   ")) {
+        println!("  {}", line.trim_start_matches("#   "));
+    }
+    crate::reaper::spawn().context("starting the cleanup process")?;
+    let engine = Engine::start(&topo).context("starting the engine")?;
+    for p in &engine.ports {
+        println!("  port {:<9} {:<5} {}", p.name, p.kind, p.detail);
+    }
+    let stop = engine.stop_flag();
+    let ctrlc_stop = stop.clone();
+    ctrlc::set_handler(move || ctrlc_stop.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+
+    // Live stats on stderr while the traffic runs.
+    let live = Arc::new(AtomicBool::new(true));
+    let ticker = {
+        let (live, ports) = (live.clone(), engine.ports.clone());
+        std::thread::spawn(move || {
+            let mut prev: Vec<_> = ports.iter().map(|p| p.counters.snapshot()).collect();
+            let mut last = Instant::now();
+            while live.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= Duration::from_secs(1) {
+                    eprint!(
+                        "\n{}",
+                        render_ports(&ports, last.elapsed().as_secs_f64(), Some(&prev))
+                    );
+                    prev = ports.iter().map(|p| p.counters.snapshot()).collect();
+                    last = Instant::now();
+                }
+            }
+        })
+    };
+
+    let result = traffic(opts, &stop);
+    if result.is_ok() && !opts.hold.is_zero() && !stop.load(Ordering::Relaxed) {
+        println!("\nholding the topology for {:.0} s: try `ip netns exec pg-web ping 198.18.0.2` (Ctrl-C ends)", opts.hold.as_secs_f64());
+        engine.wait(Some(Instant::now() + opts.hold), None);
+    }
+    live.store(false, Ordering::Relaxed);
+    let _ = ticker.join();
+    let summary = engine.shutdown();
+    println!("\n{}", summary.render());
+    let left: Vec<_> = ["pg-web", "pg-db", "pg-app", "pg-cache"]
+        .into_iter()
+        .filter(|n| NetNs::exists(n))
+        .collect();
+    if left.is_empty() {
+        println!("cleaned up: namespaces, veth pairs, tap device and XDP programs removed");
+    } else {
+        println!("namespaces still present: {left:?}");
+    }
+    result?;
+    anyhow::ensure!(
+        summary.frames_balanced(),
+        "frame accounting did not balance"
+    );
+    Ok(())
+}
+
+fn traffic(opts: &DemoOptions, stop: &AtomicBool) -> Result<()> {
+    let is_stopped = || stop.load(Ordering::Relaxed);
+    let ns = |n: &str| NetNs::open(n).with_context(|| format!("opening namespace {n}"));
+    let (web, db, app, cache) = (ns("pg-web")?, ns("pg-db")?, ns("pg-app")?, ns("pg-cache")?);
+    let ip = |last: u8| Ipv4Addr::new(198, 18, 0, last);
+
+    println!("\n== ping");
+    for (name, from, to, dst) in [
+        ("pg-web -> pg-db   (veth/veth)", &web, &db, ip(2)),
+        ("pg-app -> pg-cache (veth/tap)", &app, &cache, ip(4)),
+    ] {
+        let _ = to;
+        let r = ping::ping(from, dst, 5, Duration::from_millis(200), &is_stopped)?;
+        println!("  {name}: {}", r.render());
+    }
+
+    println!(
+        "\n== UDP bursts ({} datagrams of 64 bytes each way at {}/s, at most 5 s)",
+        opts.udp_count, opts.udp_rate
+    );
+    let limit = Duration::from_secs(5);
+    for (name, from, src, to, dst) in [
+        ("pg-web -> pg-db   ", &web, ip(1), &db, ip(2)),
+        ("pg-db  -> pg-web  ", &db, ip(2), &web, ip(1)),
+        ("pg-app -> pg-cache", &app, ip(3), &cache, ip(4)),
+        ("pg-cache -> pg-app", &cache, ip(4), &app, ip(3)),
+    ] {
+        if is_stopped() {
+            break;
+        }
+        let r = udp::burst(
+            from,
+            src,
+            to,
+            dst,
+            9000,
+            opts.udp_count,
+            opts.udp_rate,
+            64,
+            limit,
+            &is_stopped,
+        )?;
+        println!("  {name}: {}", r.render());
+    }
+    Ok(())
+}
