@@ -198,18 +198,20 @@ fn traffic(opts: &DemoOptions, stop: &AtomicBool) -> Result<()> {
         if is_stopped() {
             break;
         }
-        let r = udp::burst(
+        let flow = udp::Flow {
             from,
             src,
             to,
             dst,
-            9000,
-            opts.udp_count,
-            opts.udp_rate,
-            64,
+            port: 9000,
+        };
+        let load = udp::Load {
+            count: opts.udp_count,
+            rate: opts.udp_rate,
+            size: 64,
             limit,
-            &is_stopped,
-        )?;
+        };
+        let r = udp::burst(&flow, &load, &is_stopped)?;
         println!("  {name}: {}", r.render());
     }
     Ok(())

@@ -33,21 +33,42 @@ impl BurstResult {
     }
 }
 
-/// Sends up to `count` datagrams of `size` payload bytes from `from`
-/// (bound to `src`) to `dst`:`port` in `to`, at `rate` datagrams per
-/// second, for at most `limit`.
+/// Where a burst goes: `src` in namespace `from` to `dst`:`port` in `to`.
+pub struct Flow<'a> {
+    pub from: &'a NetNs,
+    pub src: Ipv4Addr,
+    pub to: &'a NetNs,
+    pub dst: Ipv4Addr,
+    pub port: u16,
+}
+
+/// How much: up to `count` datagrams of `size` payload bytes at `rate`
+/// per second, for at most `limit`.
+pub struct Load {
+    pub count: u64,
+    pub rate: u64,
+    pub size: usize,
+    pub limit: Duration,
+}
+
 pub fn burst(
-    from: &NetNs,
-    src: Ipv4Addr,
-    to: &NetNs,
-    dst: Ipv4Addr,
-    port: u16,
-    count: u64,
-    rate: u64,
-    size: usize,
-    limit: Duration,
+    flow: &Flow,
+    load: &Load,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> std::io::Result<BurstResult> {
+    let Flow {
+        from,
+        src,
+        to,
+        dst,
+        port,
+    } = *flow;
+    let Load {
+        count,
+        rate,
+        size,
+        limit,
+    } = *load;
     let rx = to.run(|| {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         s.set_recv_buffer_size(8 << 20)?;
@@ -95,7 +116,7 @@ pub fn burst(
             // The device queue is full: give it a moment.
             Err(_) => std::thread::sleep(Duration::from_micros(50)),
         }
-        if sent % 32 == 0 {
+        if sent.is_multiple_of(32) {
             let due = Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
             if let Some(ahead) = due.checked_sub(t0.elapsed()) {
                 std::thread::sleep(ahead);

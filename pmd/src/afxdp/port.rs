@@ -44,9 +44,11 @@ impl Default for AfXdpConfig {
     }
 }
 
-/// Polls between checks that the device still exists and between reads
-/// of the kernel's drop statistics.
-const HOUSEKEEPING_EVERY: u32 = 1 << 14;
+/// Polls between looks at the clock for housekeeping (checking that the
+/// device still exists, reading the kernel's drop statistics), and the
+/// time between housekeeping rounds.
+const HOUSEKEEPING_POLLS: u32 = 1 << 10;
+const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most completions reaped per poll.
 const REAP_MAX: u32 = 256;
 
@@ -67,6 +69,7 @@ pub struct AfXdpPort {
     tx_held: u32,
     link_up: bool,
     polls: u32,
+    last_housekeeping: Instant,
     counters: SharedCounters,
     /// Devices and namespace this port created; dropped last.
     created: Option<crate::veth::Created>,
@@ -192,6 +195,7 @@ impl AfXdpPort {
             tx_held: 0,
             link_up: true,
             polls: 0,
+            last_housekeeping: Instant::now(),
             counters: SharedCounters::default(),
             created: None,
         };
@@ -389,7 +393,10 @@ impl Port for AfXdpPort {
             }
         }
         self.polls = self.polls.wrapping_add(1);
-        if self.polls.is_multiple_of(HOUSEKEEPING_EVERY) {
+        if self.polls.is_multiple_of(HOUSEKEEPING_POLLS)
+            && self.last_housekeeping.elapsed() >= HOUSEKEEPING_PERIOD
+        {
+            self.last_housekeeping = Instant::now();
             self.housekeeping();
         }
     }
