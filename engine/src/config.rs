@@ -370,7 +370,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             ),
         ));
     }
-    let pool = config.pool.pool_config();
+    let mut pool = config.pool.pool_config();
     if let Err(pollgate_pmd::PmdError::Geometry { field, reason }) = pool.validate() {
         let span = match field {
             "frame_size" => config.pool.frame_size.span(),
@@ -659,7 +659,10 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             .map(|&k| ports[k].afxdp.fill_size as u64)
             .sum();
         let need = fill + (2 * pollgate_pipeline::BATCH_SIZE * ws.ports.len()) as u64;
-        if (pool.frames as u64) < need {
+        if config.pool.frames.span().is_empty() && (pool.frames as u64) < need * 2 {
+            // Not set in the file: size the pool for the ports.
+            pool.frames = (need * 2).next_power_of_two() as u32;
+        } else if (pool.frames as u64) < need {
             return Err(cx.err(config.pool.frames.span(), "pool.frames", format!("{} frames cannot stock the fill rings of a worker's AF_XDP ports ({fill}) and leave two bursts per port: use at least {}", pool.frames, need.next_power_of_two())));
         }
     }

@@ -262,6 +262,14 @@ impl Engine {
         })
     }
 
+    fn stop_and_join(&mut self) -> Vec<WorkerReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        std::mem::take(&mut self.handles)
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect()
+    }
+
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
     }
@@ -294,13 +302,8 @@ impl Engine {
 
     /// Stops the workers, waits for them to close their ports, and
     /// returns the final counters and frame accounting.
-    pub fn shutdown(self) -> Summary {
-        self.stop.store(true, Ordering::Relaxed);
-        let reports = self
-            .handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .collect();
+    pub fn shutdown(mut self) -> Summary {
+        let reports = self.stop_and_join();
         Summary {
             elapsed: self.started.elapsed(),
             ports: self
@@ -310,5 +313,14 @@ impl Engine {
                 .collect(),
             reports,
         }
+    }
+}
+
+/// An engine dropped without `shutdown` (an error path, a panicking test)
+/// still stops its workers, which close their ports and remove what they
+/// created.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_and_join();
     }
 }

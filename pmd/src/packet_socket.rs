@@ -40,6 +40,19 @@ impl PacketSocket {
         }
         // SAFETY: fresh fd owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // A deep receive buffer: tests send bursts before they read.
+        let rcvbuf: libc::c_int = 8 << 20;
+        // SAFETY: SO_RCVBUFFORCE reads one c_int (root only; harmless
+        // when refused).
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &rcvbuf as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+        }
         // SAFETY: a zeroed sockaddr_ll is valid; fields set below.
         let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sa.sll_family = libc::AF_PACKET as u16;

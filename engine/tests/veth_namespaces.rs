@@ -1,0 +1,322 @@
+//! The engine on real veth pairs in network namespaces, through AF_XDP.
+//! Needs root; without it each test prints why it skips.
+
+use pollgate::config;
+use pollgate::Engine;
+use pollgate_pipeline::template::udp4_frame;
+use pollgate_pipeline::wire::MacAddr;
+use pollgate_pmd::netlink::Netlink;
+use pollgate_pmd::netns::NetNs;
+use pollgate_pmd::packet_socket::PacketSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root(test: &str) -> bool {
+    let ok = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIP {test}: needs root (network namespaces, veth, XDP)");
+    }
+    ok
+}
+
+/// Unique short names per test and process: device names are global.
+fn names(tag: &str) -> (String, String) {
+    let id = std::process::id() % 100000;
+    (format!("pa{tag}{id}"), format!("pb{tag}{id}"))
+}
+
+const MARK_PORT: u16 = 47000;
+
+fn frame(i: u32, src: [u8; 6], dst: [u8; 6], size: usize) -> Vec<u8> {
+    udp4_frame(
+        size,
+        MacAddr(src),
+        MacAddr(dst),
+        [198, 18, 9, 1],
+        [198, 18, 9, 2],
+        1024 + (i % 1000) as u16,
+        MARK_PORT,
+        &i.to_be_bytes(),
+    )
+}
+
+fn is_ours(b: &[u8]) -> bool {
+    b.len() >= 42 && b[12..14] == [8, 0] && b[23] == 17 && b[36..38] == MARK_PORT.to_be_bytes()
+}
+
+fn veth_pair_config(a: &str, b: &str, xdp_mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+[engine]
+forward = "io"
+idle = "poll"
+[[port]]
+name = "{a}"
+kind = "veth"
+netns = "{a}"
+netns_create = true
+mode = "copy"
+xdp_mode = "{xdp_mode}"
+address = "198.18.9.1/24"
+container_mac = "02:50:47:09:00:01"
+[[port]]
+name = "{b}"
+kind = "veth"
+netns = "{b}"
+netns_create = true
+mode = "copy"
+xdp_mode = "{xdp_mode}"
+address = "198.18.9.2/24"
+container_mac = "02:50:47:09:00:02"
+[[xconnect]]
+ports = ["{a}", "{b}"]
+{extra}
+"#
+    )
+}
+
+fn exchange(tag: &str, xdp_mode: &str) {
+    let (a, b) = names(tag);
+    let topo = config::parse("veth.toml", &veth_pair_config(&a, &b, xdp_mode, "")).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    assert!(
+        engine.ports[0]
+            .detail
+            .contains(&format!("copy mode, {xdp_mode} XDP")),
+        "{}",
+        engine.ports[0].detail
+    );
+    let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
+    let sa = na.run(|| PacketSocket::open("eth0")).unwrap();
+    let sb = nb.run(|| PacketSocket::open("eth0")).unwrap();
+    for (from, to, src, dst) in [
+        (&sa, &sb, [2, 0x50, 0x47, 9, 0, 1], [2, 0x50, 0x47, 9, 0, 2]),
+        (&sb, &sa, [2, 0x50, 0x47, 9, 0, 2], [2, 0x50, 0x47, 9, 0, 1]),
+    ] {
+        let frames: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| frame(i, src, dst, 60 + (i as usize * 13) % 1400))
+            .collect();
+        for f in &frames {
+            from.send(f).unwrap();
+            // A little pacing: the receiving kernel's backlog is 1000 frames.
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < frames.len() && Instant::now() < deadline {
+            if let Some(n) = to.recv(&mut buf, Duration::from_millis(100)).unwrap() {
+                if is_ours(&buf[..n]) {
+                    got.push(buf[..n].to_vec());
+                }
+            }
+        }
+        assert_eq!(got.len(), frames.len(), "every frame arrives");
+        assert!(got == frames, "frames arrive byte-identical and in order");
+    }
+    drop((sa, sb, na, nb));
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+    let mut nl = Netlink::open().unwrap();
+    for n in [&a, &b] {
+        assert!(nl.get_link(n).unwrap().is_none(), "{n} removed at shutdown");
+        assert!(!NetNs::exists(n), "namespace {n} removed at shutdown");
+    }
+}
+
+#[test]
+fn frames_cross_byte_identical_both_ways_native_xdp() {
+    if root("native") {
+        exchange("n", "native");
+    }
+}
+
+#[test]
+fn frames_cross_byte_identical_both_ways_generic_xdp() {
+    if root("generic") {
+        exchange("g", "generic");
+    }
+}
+
+#[test]
+fn frame_accounting_balances_after_a_million_packets() {
+    if !root("million") {
+        return;
+    }
+    let (a, b) = names("m");
+    let topo = config::parse("veth.toml", &veth_pair_config(&a, &b, "native", "")).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let per_side = 600_000u32;
+    // One sender, alternating sides: with the worker that makes two busy
+    // threads on this two-core machine, so the measure is the engine's
+    // accounting, not CPU starvation.
+    let socks: Vec<PacketSocket> = [&a, &b]
+        .iter()
+        .map(|n| {
+            NetNs::open(n)
+                .unwrap()
+                .run(|| PacketSocket::open("eth0"))
+                .unwrap()
+        })
+        .collect();
+    // Addressed to nobody: the far kernel drops them quietly.
+    let frames = [
+        frame(1, [2, 0x50, 0x47, 9, 0, 1], [2, 0x50, 0x47, 9, 9, 9], 60),
+        frame(2, [2, 0x50, 0x47, 9, 0, 2], [2, 0x50, 0x47, 9, 9, 9], 60),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut sent = 0u32;
+    while sent < 2 * per_side && Instant::now() < deadline {
+        let k = (sent & 1) as usize;
+        if socks[k].send(&frames[k]).is_ok() {
+            sent += 1;
+        }
+    }
+    drop(socks);
+    std::thread::sleep(Duration::from_millis(300));
+    let summary = engine.shutdown();
+    let rx: u64 = summary.ports.iter().map(|(_, s)| s.rx_packets).sum();
+    let tx: u64 = summary.ports.iter().map(|(_, s)| s.tx_packets).sum();
+    let kernel: u64 = summary.ports.iter().map(|(_, s)| s.kernel_drops).sum();
+    eprintln!("sent {sent}, engine rx {rx}, tx {tx}, kernel drops {kernel}");
+    assert!(rx >= 1_000_000, "only {rx} packets went through the engine");
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}
+
+fn pollgate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pollgate")
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn kill_9_leaves_no_xdp_program_and_no_devices() {
+    if !root("kill9") {
+        return;
+    }
+    let (a, b) = names("k");
+    // A device the test owns: pollgate attaches to it (kind afxdp) and
+    // must leave it as it found it.
+    let own = format!("pk{}", std::process::id() % 100000);
+    let own_peer = format!("{own}p");
+    let mut nl = Netlink::open().unwrap();
+    nl.create_veth(&own, &own_peer, None, 1).unwrap();
+    for n in [&own, &own_peer] {
+        let l = nl.get_link(n).unwrap().unwrap();
+        nl.set_link(l.index, Some(true), None, None).unwrap();
+    }
+    let extra = format!("[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n[engine.x]\n");
+    let cfg = veth_pair_config(&a, &b, "native", &extra.replace("[engine.x]\n", ""));
+    let dir = std::env::temp_dir().join(format!("pollgate-kill9-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gw.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut child = Command::new(pollgate_bin())
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the engine to attach XDP", || {
+        nl.get_link(&own)
+            .unwrap()
+            .and_then(|l| l.xdp_prog_id)
+            .is_some()
+            && nl.get_link(&b).unwrap().is_some()
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_for("the XDP program to go", || {
+        nl.get_link(&own).unwrap().unwrap().xdp_prog_id.is_none()
+    });
+    wait_for("the devices and namespaces to go", || {
+        nl.get_link(&a).unwrap().is_none()
+            && nl.get_link(&b).unwrap().is_none()
+            && !NetNs::exists(&a)
+            && !NetNs::exists(&b)
+    });
+    // And a restart works on the same names.
+    let out = Command::new(pollgate_bin())
+        .args([
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--duration",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        nl.get_link(&own).unwrap().unwrap().xdp_prog_id.is_none(),
+        "clean shutdown detaches too"
+    );
+    let l = nl.get_link(&own).unwrap().unwrap();
+    nl.delete_link(l.index).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn deleting_a_container_namespace_is_counted_and_others_keep_forwarding() {
+    if !root("netns-delete") {
+        return;
+    }
+    let (a, b) = names("d");
+    let (c, d) = names("e");
+    let pair = |x: &str, y: &str, net: u8| {
+        format!(
+            "[[port]]\nname = \"{x}\"\nkind = \"veth\"\nnetns = \"{x}\"\nnetns_create = true\naddress = \"198.18.{net}.1/24\"\n\
+             [[port]]\nname = \"{y}\"\nkind = \"veth\"\nnetns = \"{y}\"\nnetns_create = true\naddress = \"198.18.{net}.2/24\"\n\
+             [[xconnect]]\nports = [\"{x}\", \"{y}\"]\n"
+        )
+    };
+    let cfg = format!(
+        "[engine]\nidle = \"backoff\"\n{}{}",
+        pair(&a, &b, 10),
+        pair(&c, &d, 11)
+    );
+    let topo = config::parse("two.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    NetNs::delete(&a).unwrap();
+    wait_for("the port to notice its device is gone", || {
+        engine.ports[0].counters.snapshot().link_down_events == 1
+    });
+    // The other cross-connect still forwards.
+    let (nc, nd) = (NetNs::open(&c).unwrap(), NetNs::open(&d).unwrap());
+    let sc = nc.run(|| PacketSocket::open("eth0")).unwrap();
+    let sd = nd.run(|| PacketSocket::open("eth0")).unwrap();
+    let f = frame(7, [2, 0, 0, 0, 0, 0xc], [2, 0, 0, 0, 0, 0xd], 100);
+    let mut buf = vec![0u8; 2048];
+    let mut seen = 0;
+    for _ in 0..20 {
+        sc.send(&f).unwrap();
+        if let Some(n) = sd.recv(&mut buf, Duration::from_millis(200)).unwrap() {
+            if buf[..n] == f[..] {
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= 19,
+        "only {seen}/20 frames crossed the unaffected pair"
+    );
+    drop((sc, sd, nc, nd));
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+    assert!(!NetNs::exists(&b) && !NetNs::exists(&c) && !NetNs::exists(&d));
+}
