@@ -61,7 +61,7 @@ pub fn render_ports(ports: &[PortView], elapsed_secs: f64, prev: Option<&[PortSt
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<12} {:<5} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "{:<12} {:<5} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10} {:>8}",
         "port",
         "kind",
         "rx-packets",
@@ -70,6 +70,8 @@ pub fn render_ports(ports: &[PortView], elapsed_secs: f64, prev: Option<&[PortSt
         "tx-pps",
         "rx-nobuf",
         "tx-full",
+        "kern-drop",
+        "fill-empty",
         "errors"
     );
     for (i, p) in ports.iter().enumerate() {
@@ -84,7 +86,7 @@ pub fn render_ports(ports: &[PortView], elapsed_secs: f64, prev: Option<&[PortSt
         };
         let _ = writeln!(
             out,
-            "{:<12} {:<5} {:>12} {:>12} {:>10.0} {:>10.0} {:>9} {:>9} {:>9}",
+            "{:<12} {:<5} {:>12} {:>12} {:>10.0} {:>10.0} {:>9} {:>9} {:>10} {:>10} {:>8}",
             p.name,
             p.kind,
             s.rx_packets,
@@ -93,7 +95,9 @@ pub fn render_ports(ports: &[PortView], elapsed_secs: f64, prev: Option<&[PortSt
             rate(s.tx_packets, base.tx_packets),
             s.rx_nombuf,
             s.tx_full,
-            s.tx_errors + s.rx_errors + s.rx_oversize + s.kernel_drops,
+            s.kernel_drops,
+            s.fill_empty,
+            s.tx_errors + s.rx_errors + s.rx_oversize,
         );
     }
     out
