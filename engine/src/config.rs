@@ -144,6 +144,8 @@ pub struct AfXdpSection {
     pub comp_ring: Spanned<u32>,
     /// Syscalls only when the kernel asks (XDP_USE_NEED_WAKEUP).
     pub need_wakeup: bool,
+    /// Preferred busy polling with this NAPI budget (0: off).
+    pub busy_poll_budget: Spanned<u32>,
 }
 
 impl Default for AfXdpSection {
@@ -155,6 +157,7 @@ impl Default for AfXdpSection {
             fill_ring: Spanned::new(0..0, d.fill_size),
             comp_ring: Spanned::new(0..0, d.comp_size),
             need_wakeup: d.need_wakeup,
+            busy_poll_budget: Spanned::new(0..0, 0),
         }
     }
 }
@@ -741,6 +744,16 @@ fn afxdp_config(cx: &Ctx, a: &AfXdpSection, p: &PortSection) -> Result<AfXdpConf
             XdpModeCfg::Generic => XdpMode::Generic,
         },
         need_wakeup: a.need_wakeup,
+        busy_poll_budget: match *a.busy_poll_budget.get_ref() {
+            b @ 0..=1024 => b,
+            b => {
+                return Err(cx.err(
+                    a.busy_poll_budget.span(),
+                    "afxdp.busy_poll_budget",
+                    format!("{b} is out of range: 0 (off) ..= 1024"),
+                ))
+            }
+        },
     })
 }
 

@@ -27,6 +27,8 @@ pub struct AfXdpConfig {
     pub bind: BindMode,
     pub xdp: XdpMode,
     pub need_wakeup: bool,
+    /// Preferred busy-poll budget; 0 leaves busy polling off.
+    pub busy_poll_budget: u32,
 }
 
 impl Default for AfXdpConfig {
@@ -40,6 +42,7 @@ impl Default for AfXdpConfig {
             bind: BindMode::Auto,
             xdp: XdpMode::Auto,
             need_wakeup: true,
+            busy_poll_budget: 0,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AfXdpPort {
     /// Frames on the TX ring or waiting on the completion ring.
     tx_held: u32,
     link_up: bool,
+    /// Busy polling: every empty poll makes the syscall that runs NAPI.
+    busy_poll: bool,
     polls: u32,
     last_housekeeping: Instant,
     counters: SharedCounters,
@@ -168,6 +173,14 @@ impl AfXdpPort {
             need_wakeup: cfg.need_wakeup,
         };
         let xsk = XskSocket::new(pool, *umem_owner, &xsk_cfg).map_err(err)?;
+        if cfg.busy_poll_budget > 0 {
+            xsk.set_busy_poll(cfg.busy_poll_budget).map_err(|e| {
+                err(io::Error::new(
+                    e.kind(),
+                    format!("busy-poll socket options (Linux 5.11+, CAP_NET_ADMIN): {e}"),
+                ))
+            })?;
+        }
         let xdp = match xdp {
             Some(x) => x,
             None => Arc::new(
@@ -194,6 +207,7 @@ impl AfXdpPort {
             fill_held: 0,
             tx_held: 0,
             link_up: true,
+            busy_poll: cfg.busy_poll_budget > 0,
             polls: 0,
             last_housekeeping: Instant::now(),
             counters: SharedCounters::default(),
@@ -317,7 +331,7 @@ impl Port for AfXdpPort {
         let want = max.min(batch.room()) as u32;
         let n = self.xsk.rx.available(want);
         if n == 0 {
-            if self.xsk.fill.needs_wakeup() && self.link_up {
+            if (self.busy_poll || self.xsk.fill.needs_wakeup()) && self.link_up {
                 bump(&self.counters.wakeups, 1);
                 if let Err(e) = self.xsk.wake_rx() {
                     self.mark_down(&e);

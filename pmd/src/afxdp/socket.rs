@@ -193,6 +193,35 @@ impl XskSocket {
         self.zero_copy
     }
 
+    /// Preferred busy polling (Linux 5.11+): the kernel defers the
+    /// device's interrupts and lets this socket's syscalls run NAPI,
+    /// `budget` packets at a time.
+    pub fn set_busy_poll(&self, budget: u32) -> io::Result<()> {
+        const SO_BUSY_POLL: libc::c_int = 46;
+        const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+        const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+        for (name, val) in [
+            (SO_PREFER_BUSY_POLL, 1),
+            (SO_BUSY_POLL, 20),
+            (SO_BUSY_POLL_BUDGET, budget as libc::c_int),
+        ] {
+            // SAFETY: each option reads one c_int from `val`.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    name,
+                    &val as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
     pub fn statistics(&self) -> io::Result<XdpStatistics> {
         getsockopt(self.fd.as_raw_fd(), XDP_STATISTICS)
     }
