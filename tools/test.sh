@@ -26,6 +26,23 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== tests"
-# One test binary at a time: the namespace tests build real devices and
-# the machine has two cores.
-cargo test --workspace --quiet -- --test-threads=2
+# cargo runs the test binaries one after another; two tests at a time
+# within a binary suit this two-core machine. Without root the namespace
+# tests skip, and --nocapture shows the reason each prints.
+extra=()
+if [ "$(id -u)" != 0 ]; then
+  echo "not root: the tests that build namespaces, veth pairs and XDP programs will print SKIP"
+  extra=(--nocapture)
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --quiet -- --test-threads=2 "${extra[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary,
+# the last being the doc-tests).
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^SKIP / { s++ }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p - s, f, s }' "$log"
+exit "$status"
