@@ -12,12 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn root(test: &str) -> bool {
-    let ok = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
+    let ok = pollgate_pmd::device::is_root();
     if !ok {
         eprintln!("SKIP {test}: needs root (network namespaces, veth, XDP)");
     }

@@ -13,17 +13,28 @@ struct EthtoolValue {
 }
 
 #[repr(C)]
+struct DrvInfo {
+    cmd: u32,
+    driver: [u8; 32],
+    rest: [u8; 160],
+}
+
+const ETHTOOL_GDRVINFO: u32 = 0x3;
+
+#[repr(C)]
 struct IfReq {
     name: [u8; 16],
-    data: *mut EthtoolValue,
+    data: *mut libc::c_void,
     _pad: [u8; 16],
 }
 
-fn ioctl_value(ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
-    let mut v = EthtoolValue { cmd, data };
+/// # Safety
+/// `data` must point to the ethtool command struct `cmd` expects, valid
+/// for reads and writes of its whole size.
+unsafe fn ethtool(ifname: &str, data: *mut libc::c_void) -> io::Result<()> {
     let mut req = IfReq {
         name: [0; 16],
-        data: &mut v,
+        data,
         _pad: [0; 16],
     };
     let n = ifname.len().min(15);
@@ -33,8 +44,8 @@ fn ioctl_value(ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     if s < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: SIOCETHTOOL with an ethtool_value command reads and writes
-    // one `EthtoolValue` through `req.data`, which points at `v`.
+    // SAFETY: SIOCETHTOOL reads `req` and reads/writes the command struct
+    // behind `req.data`, which the caller vouches for.
     let r = unsafe { libc::ioctl(s, libc::SIOCETHTOOL, &mut req as *mut IfReq) };
     let e = io::Error::last_os_error();
     // SAFETY: `s` is the socket opened above.
@@ -42,8 +53,31 @@ fn ioctl_value(ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     if r < 0 {
         Err(e)
     } else {
-        Ok(v.data)
+        Ok(())
     }
+}
+
+fn ioctl_value(ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
+    let mut v = EthtoolValue { cmd, data };
+    // SAFETY: an ethtool_value command with a live `EthtoolValue`.
+    unsafe { ethtool(ifname, &mut v as *mut EthtoolValue as *mut libc::c_void) }?;
+    Ok(v.data)
+}
+
+/// Driver name of a device (ETHTOOL_GDRVINFO), for reports; "unknown"
+/// when the device does not say.
+pub fn driver_name(ifname: &str) -> String {
+    let mut info = DrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        rest: [0; 160],
+    };
+    // SAFETY: GDRVINFO with a live, full-size `DrvInfo`.
+    if unsafe { ethtool(ifname, &mut info as *mut DrvInfo as *mut libc::c_void) }.is_err() {
+        return "unknown".into();
+    }
+    let end = info.driver.iter().position(|b| *b == 0).unwrap_or(32);
+    String::from_utf8_lossy(&info.driver[..end]).into_owned()
 }
 
 /// Turns TX checksum offload of `ifname` on or off.

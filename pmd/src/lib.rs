@@ -5,6 +5,7 @@
 pub mod afxdp;
 pub mod any_port;
 pub mod cleanup;
+pub mod device;
 pub mod ethtool;
 pub mod mmap;
 pub mod netlink;

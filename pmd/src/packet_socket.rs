@@ -17,16 +17,7 @@ impl PacketSocket {
     /// Opens a raw socket on `ifname` in the calling thread's namespace,
     /// receiving every EtherType.
     pub fn open(ifname: &str) -> io::Result<PacketSocket> {
-        let c = std::ffi::CString::new(ifname)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
-        // SAFETY: valid C string.
-        let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no device {ifname}"),
-            ));
-        }
+        let ifindex = crate::device::if_index(ifname)?;
         // SAFETY: plain socket(2), checked.
         let raw = unsafe {
             libc::socket(

@@ -12,18 +12,8 @@ use pollgate_pmd::veth::{ContainerEnd, VethPort};
 use pollgate_pmd::{FramePool, PoolConfig, Port, TxDesc};
 use std::time::{Duration, Instant};
 
-fn root() -> bool {
-    // Reading our own effective uid needs no unsafe: /proc says it.
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn run(tag: &str, xdp: XdpMode) {
-    if !root() {
+    if !pollgate_pmd::device::is_root() {
         eprintln!("SKIP afxdp_veth::{tag}: needs root (network namespaces, veth, XDP)");
         return;
     }

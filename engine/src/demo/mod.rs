@@ -83,22 +83,13 @@ pub struct DemoOptions {
     pub hold: Duration,
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 pub fn topology() -> Result<Topology> {
     Ok(config::parse("<demo>", TOPOLOGY)?)
 }
 
 pub fn run(opts: &DemoOptions) -> Result<()> {
     anyhow::ensure!(
-        is_root(),
+        pollgate_pmd::device::is_root(),
         "pollgate demo builds network namespaces, veth pairs and XDP programs: run it as root (CAP_NET_ADMIN, CAP_BPF/CAP_SYS_ADMIN, CAP_NET_RAW)"
     );
     let topo = topology()?;

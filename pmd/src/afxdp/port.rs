@@ -6,6 +6,8 @@
 use super::attach::{XdpAttachment, XdpMode};
 use super::socket::{BindMode, XskConfig, XskSocket};
 use super::sys::XdpDesc;
+use crate::device::{if_exists, if_index};
+use crate::ethtool::driver_name;
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
 use crate::PmdError;
@@ -78,70 +80,6 @@ pub struct AfXdpPort {
     counters: SharedCounters,
     /// Devices and namespace this port created; dropped last.
     created: Option<crate::veth::Created>,
-}
-
-fn if_index(ifname: &str) -> io::Result<u32> {
-    let c = std::ffi::CString::new(ifname)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
-    // SAFETY: valid C string; returns 0 on failure.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no network device named {ifname}"),
-        ))
-    } else {
-        Ok(i)
-    }
-}
-
-fn if_exists(index: u32) -> bool {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
-    !unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) }.is_null()
-}
-
-/// Driver name of a device (ethtool ETHTOOL_GDRVINFO), for reports.
-pub fn driver_name(ifname: &str) -> String {
-    #[repr(C)]
-    struct DrvInfo {
-        cmd: u32,
-        driver: [u8; 32],
-        rest: [u8; 160],
-    }
-    #[repr(C)]
-    struct IfReq {
-        name: [u8; 16],
-        data: *mut DrvInfo,
-        _pad: [u8; 16],
-    }
-    let mut info = DrvInfo {
-        cmd: 0x3,
-        driver: [0; 32],
-        rest: [0; 160],
-    };
-    let mut req = IfReq {
-        name: [0; 16],
-        data: &mut info,
-        _pad: [0; 16],
-    };
-    let n = ifname.len().min(15);
-    req.name[..n].copy_from_slice(&ifname.as_bytes()[..n]);
-    // SAFETY: a datagram socket used only for the ioctl and closed below.
-    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return "unknown".into();
-    }
-    // SAFETY: SIOCETHTOOL reads `req` and writes at most sizeof(DrvInfo)
-    // bytes through `req.data`, which points at `info`.
-    let r = unsafe { libc::ioctl(s, libc::SIOCETHTOOL, &mut req as *mut IfReq) };
-    // SAFETY: `s` is the socket opened above.
-    unsafe { libc::close(s) };
-    if r < 0 {
-        return "unknown".into();
-    }
-    let end = info.driver.iter().position(|b| *b == 0).unwrap_or(32);
-    String::from_utf8_lossy(&info.driver[..end]).into_owned()
 }
 
 impl AfXdpPort {

@@ -240,16 +240,7 @@ impl XskSocket {
                 0,
             )
         };
-        if r >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
-                Ok(())
-            }
-            _ => Err(e),
-        }
+        transient_ok(r)
     }
 
     /// Lets the kernel fill the RX ring (fill ring need_wakeup).
@@ -265,15 +256,20 @@ impl XskSocket {
                 std::ptr::null_mut(),
             )
         };
-        if r >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
-                Ok(())
-            }
-            _ => Err(e),
-        }
+        transient_ok(r)
+    }
+}
+
+/// A wakeup syscall's result: the kernel being busy or out of buffers
+/// right now is fine (the next poll retries); anything else (the device
+/// went away) is an error.
+fn transient_ok(r: isize) -> io::Result<()> {
+    if r >= 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR) => Ok(()),
+        _ => Err(e),
     }
 }
