@@ -134,6 +134,78 @@ pub enum XdpModeCfg {
     Generic,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VlanModeCfg {
+    Access,
+    Trunk,
+    Qinq,
+}
+
+/// MAC table settings, shared by every bridge domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwitchSection {
+    /// Most MAC entries over all domains; learning past it is counted.
+    pub mac_limit: Spanned<usize>,
+    /// Seconds a learned entry lives without traffic.
+    pub aging: Spanned<u32>,
+}
+
+impl Default for SwitchSection {
+    fn default() -> Self {
+        SwitchSection {
+            mac_limit: Spanned::new(0..0, 1 << 20),
+            aging: Spanned::new(0..0, 300),
+        }
+    }
+}
+
+/// A bridge member: a port and the VLAN mapping that joins it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSection {
+    pub port: Spanned<String>,
+    /// trunk: the C-VID carrying this domain (absent: the native VLAN).
+    pub vid: Option<Spanned<u16>>,
+    /// qinq: the S-VID selecting this service.
+    pub svid: Option<Spanned<u16>>,
+    /// qinq: with `svid`, selective QinQ on the (S, C) pair.
+    pub cvid: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMacSection {
+    pub mac: Spanned<String>,
+    pub port: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSection {
+    pub name: Spanned<String>,
+    pub members: Spanned<Vec<MemberSection>>,
+    #[serde(default)]
+    pub static_macs: Vec<StaticMacSection>,
+}
+
+/// How a member joins its domain, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberMap {
+    Untagged,
+    Vid(u16),
+    Svid(u16),
+    Pair(u16, u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct BridgeSpec {
+    pub name: String,
+    pub members: Vec<(usize, MemberMap)>,
+    pub statics: Vec<(MacAddr, usize)>,
+}
+
 /// AF_XDP ring sizes, shared by every AF_XDP socket.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -206,6 +278,14 @@ pub struct PortSection {
     pub container_mac: Option<Spanned<String>>,
     /// veth/tap: MTU of both ends (default 1500).
     pub mtu: Option<Spanned<u32>>,
+    /// Bridge ports: "access" (default), "trunk" or "qinq".
+    pub vlan_mode: Option<Spanned<VlanModeCfg>>,
+    /// Outer TPID: 0x8100 on trunks, 0x88a8 on QinQ ports by default.
+    pub tpid: Option<Spanned<u16>>,
+    /// Storm control, packets per second flooded (0 or absent: no limit).
+    pub storm_broadcast: Option<u64>,
+    pub storm_multicast: Option<u64>,
+    pub storm_unknown_unicast: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +315,10 @@ pub struct Config {
     pub ports: Vec<PortSection>,
     #[serde(default)]
     pub xconnect: Vec<XconnectSection>,
+    #[serde(default)]
+    pub switch: SwitchSection,
+    #[serde(default)]
+    pub bridge: Vec<BridgeSection>,
     #[serde(default, rename = "worker")]
     pub workers: Vec<WorkerSection>,
 }
@@ -247,6 +331,7 @@ pub struct Topology {
     pub ports: Vec<PortSpec>,
     /// Pairs of port indices.
     pub xconnects: Vec<(usize, usize)>,
+    pub bridges: Vec<BridgeSpec>,
     pub workers: Vec<WorkerSpec>,
 }
 
@@ -274,6 +359,10 @@ pub struct PortSpec {
     pub iface: String,
     pub afxdp: AfXdpConfig,
     pub container: Option<ContainerEnd>,
+    /// Mode and outer TPID, for bridge ports.
+    pub vlan: Option<(VlanModeCfg, u16)>,
+    /// Storm control (broadcast, multicast, unknown unicast), pps.
+    pub storm: (u64, u64, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -281,6 +370,9 @@ pub struct WorkerSpec {
     pub core: Option<usize>,
     pub ports: Vec<usize>,
 }
+
+/// Domain ids are u16 with one value meaning "none".
+const MAX_DOMAINS: usize = 0xffff;
 
 /// Line (1-based) of a byte offset.
 fn line_of(src: &str, at: usize) -> usize {
@@ -546,6 +638,12 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             iface,
             afxdp,
             container,
+            vlan: None,
+            storm: (
+                p.storm_broadcast.unwrap_or(0),
+                p.storm_multicast.unwrap_or(0),
+                p.storm_unknown_unicast.unwrap_or(0),
+            ),
         });
     }
 
@@ -598,6 +696,8 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
         }
         xconnects.push((a, b));
     }
+
+    let bridges = validate_bridges(cx, &config, &mut ports, &resolve, &paired)?;
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut owner: Vec<Option<usize>> = vec![None; ports.len()];
@@ -677,11 +777,21 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
         }
     }
 
+    // Bridge domains, like cross-connects, stay within one worker.
+    for (b, spec) in config.bridge.iter().zip(&bridges) {
+        if let Some(&(first, _)) = spec.members.first() {
+            if spec.members.iter().any(|&(k, _)| owner[k] != owner[first]) {
+                return Err(cx.err(b.members.span(), "bridge.members", format!("the members of bridge {:?} are served by different workers; a bridge domain must stay within one worker", spec.name)));
+            }
+        }
+    }
+
     Ok(Topology {
         config,
         pool,
         ports,
         xconnects,
+        bridges,
         workers,
     })
 }
@@ -916,4 +1026,177 @@ size"#,
         let e = err(&src);
         assert!(e.to_string().contains("served by no worker"), "{e}");
     }
+}
+
+/// Checks `[[bridge]]` sections against the ports' VLAN modes and fills
+/// in each member port's mode.
+fn validate_bridges(
+    cx: &Ctx,
+    config: &Config,
+    ports: &mut [PortSpec],
+    resolve: &dyn Fn(&Spanned<String>, &str) -> Result<usize, ConfigError>,
+    cross_connected: &HashMap<usize, ()>,
+) -> Result<Vec<BridgeSpec>, ConfigError> {
+    if config.bridge.len() >= (MAX_DOMAINS) {
+        return Err(cx.err(
+            0..0,
+            "bridge",
+            format!("at most {} bridge domains", MAX_DOMAINS - 1),
+        ));
+    }
+    // Per port: which untagged / VID / S-VID / (S,C) mappings are taken.
+    let mut taken: HashMap<(usize, MemberMap), String> = HashMap::new();
+    let mut names: HashMap<&str, ()> = HashMap::new();
+    let mut out = Vec::new();
+    for b in &config.bridge {
+        let name = b.name.get_ref();
+        if names.insert(name.as_str(), ()).is_some() {
+            return Err(cx.err(
+                b.name.span(),
+                "bridge.name",
+                format!("{name:?} is defined twice"),
+            ));
+        }
+        let mut members = Vec::new();
+        for m in b.members.get_ref() {
+            let k = resolve(&m.port, "bridge.members.port")?;
+            if cross_connected.contains_key(&k) {
+                return Err(cx.err(
+                    m.port.span(),
+                    "bridge.members.port",
+                    format!(
+                        "{:?} is cross-connected; a port is either cross-connected or in bridges",
+                        m.port.get_ref()
+                    ),
+                ));
+            }
+            let p = &config.ports[k];
+            let mode = p
+                .vlan_mode
+                .as_ref()
+                .map_or(VlanModeCfg::Access, |v| *v.get_ref());
+            let tpid = match (&p.tpid, mode) {
+                (Some(t), _) => {
+                    let v = *t.get_ref();
+                    if v != 0x8100 && v != 0x88a8 && v != 0x9100 {
+                        return Err(cx.err(
+                            t.span(),
+                            "port.tpid",
+                            format!("{v:#06x}: use 0x8100, 0x88a8 or 0x9100"),
+                        ));
+                    }
+                    v
+                }
+                (None, VlanModeCfg::Qinq) => 0x88a8,
+                (None, _) => 0x8100,
+            };
+            let vid = |v: &Option<Spanned<u16>>, field: &str| -> Result<Option<u16>, ConfigError> {
+                match v {
+                    Some(s) if !(1..=4094).contains(s.get_ref()) => Err(cx.err(
+                        s.span(),
+                        field,
+                        format!("{} is out of range: 1..=4094", s.get_ref()),
+                    )),
+                    Some(s) => Ok(Some(*s.get_ref())),
+                    None => Ok(None),
+                }
+            };
+            let (v, sv, cv) = (
+                vid(&m.vid, "bridge.members.vid")?,
+                vid(&m.svid, "bridge.members.svid")?,
+                vid(&m.cvid, "bridge.members.cvid")?,
+            );
+            let wrong = |field: &str, why: &str| {
+                Err(cx.err(
+                    m.port.span(),
+                    field,
+                    format!("port {:?} is a {mode:?} port: {why}", m.port.get_ref()),
+                ))
+            };
+            let map = match mode {
+                VlanModeCfg::Access if v.is_some() || sv.is_some() || cv.is_some() => {
+                    return wrong(
+                        "bridge.members",
+                        "an access member carries untagged frames; give no vid/svid/cvid",
+                    )
+                }
+                VlanModeCfg::Access => MemberMap::Untagged,
+                VlanModeCfg::Trunk if sv.is_some() || cv.is_some() => {
+                    return wrong("bridge.members", "use vid (or nothing for the native VLAN)")
+                }
+                VlanModeCfg::Trunk => v.map_or(MemberMap::Untagged, MemberMap::Vid),
+                VlanModeCfg::Qinq if v.is_some() => {
+                    return wrong(
+                        "bridge.members.vid",
+                        "use svid (and cvid for selective QinQ)",
+                    )
+                }
+                VlanModeCfg::Qinq => match (sv, cv) {
+                    (Some(s), Some(c)) => MemberMap::Pair(s, c),
+                    (Some(s), None) => MemberMap::Svid(s),
+                    (None, None) => MemberMap::Untagged,
+                    (None, Some(_)) => return wrong("bridge.members.cvid", "cvid needs svid"),
+                },
+            };
+            if mode == VlanModeCfg::Access && taken.keys().any(|(pk, _)| *pk == k) {
+                return Err(cx.err(
+                    m.port.span(),
+                    "bridge.members.port",
+                    format!("access port {:?} is already in a bridge", m.port.get_ref()),
+                ));
+            }
+            if let Some(other) = taken.insert((k, map), name.clone()) {
+                return Err(cx.err(
+                    m.port.span(),
+                    "bridge.members",
+                    format!(
+                        "port {:?} with this VLAN mapping is already in bridge {other:?}",
+                        m.port.get_ref()
+                    ),
+                ));
+            }
+            ports[k].vlan = Some((mode, tpid));
+            members.push((k, map));
+        }
+        let mut statics = Vec::new();
+        for s in &b.static_macs {
+            let mac: MacAddr = s.mac.get_ref().parse().map_err(|e: &str| {
+                cx.err(
+                    s.mac.span(),
+                    "bridge.static_macs.mac",
+                    format!("{:?}: {e}", s.mac.get_ref()),
+                )
+            })?;
+            if mac.is_multicast() {
+                return Err(cx.err(
+                    s.mac.span(),
+                    "bridge.static_macs.mac",
+                    "a static entry needs a unicast MAC",
+                ));
+            }
+            let k = resolve(&s.port, "bridge.static_macs.port")?;
+            if !members.iter().any(|&(m, _)| m == k) {
+                return Err(cx.err(
+                    s.port.span(),
+                    "bridge.static_macs.port",
+                    format!("{:?} is not a member of bridge {name:?}", s.port.get_ref()),
+                ));
+            }
+            statics.push((mac, k));
+        }
+        out.push(BridgeSpec {
+            name: name.clone(),
+            members,
+            statics,
+        });
+    }
+    let limit = *config.switch.mac_limit.get_ref();
+    if !(16..=1 << 26).contains(&limit) {
+        return Err(cx.err(
+            config.switch.mac_limit.span(),
+            "switch.mac_limit",
+            format!("{limit} is out of range: 16..=67108864"),
+        ));
+    }
+    Ok(out)
 }

@@ -2,11 +2,16 @@
 //! them, and stops them cleanly.
 
 use crate::config::{ForwardModeCfg, IdleMode, PortKind, Topology};
+use crate::config::{MemberMap, VlanModeCfg};
 use crate::stats::{render_drops, render_ports, PortView, SharedWorkerCounters};
 use crate::worker::{Idle, Worker, WorkerReport};
+use pollgate_pipeline::bridge::{Bridge, Domain};
+use pollgate_pipeline::mac_table::MacTable;
+use pollgate_pipeline::storm::StormControl;
 use pollgate_pipeline::template::udp4_frame;
+use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::wire::MacAddr;
-use pollgate_pipeline::{CrossConnect, DropCounters, ForwardMode, Pipeline, PortId};
+use pollgate_pipeline::{CrossConnect, DomainId, DropCounters, ForwardMode, Pipeline, PortId};
 use pollgate_pmd::afxdp::AfXdpPort;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::VethPort;
@@ -118,6 +123,96 @@ pub fn pipeline_for(topo: &Topology) -> Pipeline {
     Pipeline::new(topo.config.engine.parse, xc)
 }
 
+/// The switch of a topology with bridge domains: VLAN maps, domains and
+/// the MAC table every worker shares.
+pub struct Switch {
+    pub vlan: Arc<VlanMap>,
+    pub bridge: Bridge,
+    pub table: Arc<MacTable>,
+    pub aging: u32,
+}
+
+pub fn switch_for(topo: &Topology) -> Option<Switch> {
+    if topo.bridges.is_empty() {
+        return None;
+    }
+    let n = topo.ports.len();
+    let mut vlan = VlanMap::new(n, topo.bridges.len());
+    for (k, p) in topo.ports.iter().enumerate() {
+        if let Some((mode, tpid)) = p.vlan {
+            let mode = match mode {
+                VlanModeCfg::Access => VlanMode::Access,
+                VlanModeCfg::Trunk => VlanMode::Trunk,
+                VlanModeCfg::Qinq => VlanMode::QinQ,
+            };
+            vlan.set_port(k as PortId, PortVlan::new(mode, tpid));
+        }
+    }
+    let mut ports_vlan: Vec<Option<PortVlan>> =
+        (0..n).map(|k| vlan.port(k as PortId).cloned()).collect();
+    let mut domains = Vec::new();
+    for (d, b) in topo.bridges.iter().enumerate() {
+        let d = d as DomainId;
+        let mut members: Vec<PortId> = Vec::new();
+        for &(k, map) in &b.members {
+            let pv = ports_vlan[k]
+                .as_mut()
+                .expect("validated: bridge ports have a VLAN mode");
+            let tag = match map {
+                MemberMap::Untagged => {
+                    pv.untagged = d;
+                    EgressTag::Untagged
+                }
+                MemberMap::Vid(v) | MemberMap::Svid(v) => {
+                    pv.map_vid(v, d);
+                    EgressTag::Push {
+                        tpid: pv.tpid,
+                        vid: v,
+                    }
+                }
+                MemberMap::Pair(s, c) => {
+                    pv.map_pair(s, c, d);
+                    EgressTag::PushPair {
+                        tpid: pv.tpid,
+                        svid: s,
+                        cvid: c,
+                    }
+                }
+            };
+            vlan.set_egress(d, k as PortId, tag);
+            if !members.contains(&(k as PortId)) {
+                members.push(k as PortId);
+            }
+        }
+        domains.push(Domain {
+            name: b.name.clone(),
+            members,
+        });
+    }
+    for (k, pv) in ports_vlan.into_iter().enumerate() {
+        if let Some(pv) = pv {
+            vlan.set_port(k as PortId, pv);
+        }
+    }
+    let table = Arc::new(MacTable::new(*topo.config.switch.mac_limit.get_ref()));
+    for (d, b) in topo.bridges.iter().enumerate() {
+        for &(mac, k) in &b.statics {
+            table.add_static(d as DomainId, mac, k as PortId);
+        }
+    }
+    let storm = topo
+        .ports
+        .iter()
+        .map(|p| StormControl::new(p.storm.0, p.storm.1, p.storm.2))
+        .collect();
+    Some(Switch {
+        vlan: Arc::new(vlan),
+        bridge: Bridge::new(domains, table.clone(), storm),
+        table,
+        aging: *topo.config.switch.aging.get_ref(),
+    })
+}
+
 /// A running engine.
 pub struct Engine {
     pub ports: Vec<PortView>,
@@ -125,6 +220,8 @@ pub struct Engine {
     handles: Vec<JoinHandle<WorkerReport>>,
     stop: Arc<AtomicBool>,
     pub started: Instant,
+    /// The shared MAC table and its aging time, when there are bridges.
+    pub mac_table: Option<(Arc<MacTable>, u32)>,
 }
 
 /// What the engine reports when it has stopped.
@@ -183,6 +280,8 @@ impl Engine {
     /// failure leaves nothing running.
     pub fn start(topo: &Topology) -> Result<Engine, EngineError> {
         let mut rings = build_rings(topo);
+        let switch = switch_for(topo);
+        let started = Instant::now();
         let mut workers = Vec::new();
         let mut views = Vec::new();
         let mut worker_counters = Vec::new();
@@ -205,7 +304,11 @@ impl Engine {
                 core: spec.core,
                 pool,
                 ports,
-                pipeline: pipeline_for(topo),
+                pipeline: match &switch {
+                    Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
+                    None => pipeline_for(topo),
+                },
+                clock: started,
                 burst: *topo.config.engine.burst.get_ref(),
                 idle: match topo.config.engine.idle {
                     IdleMode::Poll => Idle::Poll,
@@ -258,7 +361,8 @@ impl Engine {
             workers: worker_counters,
             handles,
             stop,
-            started: Instant::now(),
+            started,
+            mac_table: switch.map(|s| (s.table, s.aging)),
         })
     }
 
@@ -268,6 +372,15 @@ impl Engine {
             .into_iter()
             .filter_map(|h| h.join().ok())
             .collect()
+    }
+
+    /// Removes MAC entries older than the aging time (the control thread
+    /// calls this about once a second).
+    pub fn age_macs(&self) -> usize {
+        match &self.mac_table {
+            Some((t, aging)) => t.age(self.started.elapsed().as_secs() as u32, *aging),
+            None => 0,
+        }
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
@@ -283,12 +396,17 @@ impl Engine {
     /// every worker has finished; prints a stats line every `interval`.
     pub fn wait(&self, deadline: Option<Instant>, interval: Option<Duration>) {
         let mut last = Instant::now();
+        let mut last_aging = Instant::now();
         let mut prev: Vec<PortStats> = self.ports.iter().map(|p| p.counters.snapshot()).collect();
         while !self.stop.load(Ordering::Relaxed) && !self.finished() {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
+            if last_aging.elapsed() >= Duration::from_secs(1) {
+                last_aging = Instant::now();
+                self.age_macs();
+            }
             if let Some(iv) = interval {
                 if last.elapsed() >= iv {
                     let secs = last.elapsed().as_secs_f64();

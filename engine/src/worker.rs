@@ -3,7 +3,10 @@
 //! buffered TX, flush — repeated until told to stop.
 
 use crate::stats::SharedWorkerCounters;
-use pollgate_pipeline::{Batch, DropCounters, DropReason, Pipeline, PortId, Verdict, BATCH_SIZE};
+use pollgate_pipeline::vlan::{push_tags, EgressTag};
+use pollgate_pipeline::{
+    Batch, DomainId, DropCounters, DropReason, Pipeline, PortId, Verdict, BATCH_SIZE,
+};
 use pollgate_pmd::port::bump;
 use pollgate_pmd::{AnyPort, FramePool, Port, TxDesc};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +43,9 @@ pub struct Worker {
     /// Ports served, with their global ids.
     pub ports: Vec<(PortId, AnyPort)>,
     pub pipeline: Pipeline,
+    /// The engine's clock origin, shared so every worker learns MACs on
+    /// the same time scale the control thread ages them on.
+    pub clock: Instant,
     pub burst: usize,
     pub idle: Idle,
     pub counters: SharedWorkerCounters,
@@ -83,6 +89,8 @@ impl Worker {
         let burst = self.burst.min(BATCH_SIZE);
 
         while !stop.load(Ordering::Relaxed) {
+            self.pipeline
+                .set_clock(self.clock.elapsed().as_nanos() as u64);
             let mut moved = 0usize;
             for p in 0..self.ports.len() {
                 let (id, port) = &mut self.ports[p];
@@ -100,6 +108,7 @@ impl Worker {
                     &mut tx,
                     &mut self.ports,
                     &mut self.pool,
+                    &self.pipeline,
                     &mut drops,
                 );
             }
@@ -148,6 +157,7 @@ fn dispatch(
     tx: &mut [TxBuffer],
     ports: &mut [(PortId, AnyPort)],
     pool: &mut FramePool,
+    pipeline: &Pipeline,
     drops: &mut DropCounters,
 ) {
     for i in 0..batch.len() {
@@ -171,11 +181,76 @@ fn dispatch(
                 }
             },
             Verdict::Drop(_) => pool.free(addr),
-            // No stage produces these before the bridge and VTEP land;
-            // count them rather than lose them.
-            Verdict::Flood(_) | Verdict::Local | Verdict::Pending => {
+            Verdict::Flood(d) => flood(batch, i, d, local, tx, ports, pool, pipeline, drops),
+            // No stage produces these before the VTEP lands; count them
+            // rather than lose them.
+            Verdict::Local | Verdict::Pending => {
                 drops.count(DropReason::NoRoute);
                 pool.free(addr);
+            }
+        }
+    }
+}
+
+/// Sends packet `i` of the batch to every member of domain `d` but the
+/// ingress port (split horizon): one copy per extra destination, the
+/// original frame to the last one, each tagged for its port.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn flood(
+    batch: &Batch,
+    i: usize,
+    d: DomainId,
+    local: &[Option<usize>],
+    tx: &mut [TxBuffer],
+    ports: &mut [(PortId, AnyPort)],
+    pool: &mut FramePool,
+    pipeline: &Pipeline,
+    drops: &mut DropCounters,
+) {
+    let (addr, len, headroom) = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
+    let ingress = batch.in_port[i];
+    let members = pipeline.flood_members(d);
+    let targets = members.iter().filter(|&&m| m != ingress).count();
+    if targets == 0 {
+        drops.count(DropReason::NoRoute);
+        pool.free(addr);
+        return;
+    }
+    let mut left = targets;
+    for &m in members.iter().filter(|&&m| m != ingress) {
+        left -= 1;
+        // Copies first, from the untouched original; the original itself
+        // goes last, so no copy ever reads a frame already re-tagged.
+        let frame = if left == 0 {
+            Some(addr)
+        } else {
+            pool.clone_frame(addr, len)
+        };
+        let Some(copy) = frame else {
+            drops.count(DropReason::PoolEmpty);
+            continue;
+        };
+        let Some(l) = local.get(m as usize).copied().flatten() else {
+            drops.count(DropReason::NoRoute);
+            pool.free(copy);
+            continue;
+        };
+        let tag = pipeline
+            .vlan()
+            .map_or(EgressTag::Untagged, |v| v.egress(d, m));
+        match push_tags(pool, copy, len, headroom, tag, batch.prio[i]) {
+            Ok((a, n, _)) => {
+                let buf = &mut tx[l];
+                buf.descs[buf.len] = TxDesc { addr: a, len: n };
+                buf.len += 1;
+                if buf.len == BATCH_SIZE {
+                    flush(buf, &mut ports[l].1, pool, drops);
+                }
+            }
+            Err(reason) => {
+                drops.count(reason);
+                pool.free(copy);
             }
         }
     }

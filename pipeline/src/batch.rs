@@ -47,6 +47,9 @@ pub struct Batch {
     pub outer_tci: [u16; BATCH_SIZE],
     pub inner_tci: [u16; BATCH_SIZE],
     pub flags: [u8; BATCH_SIZE],
+    /// TCI of the tag stripped on ingress: its PCP and DEI go on the tag
+    /// pushed on egress (0 for frames that came untagged).
+    pub prio: [u16; BATCH_SIZE],
     /// Bridge domain the packet belongs to.
     pub domain: [DomainId; BATCH_SIZE],
     pub verdict: [Verdict; BATCH_SIZE],
@@ -75,6 +78,7 @@ impl Batch {
             outer_tci: [0; BATCH_SIZE],
             inner_tci: [0; BATCH_SIZE],
             flags: [0; BATCH_SIZE],
+            prio: [0; BATCH_SIZE],
             domain: [0; BATCH_SIZE],
             verdict: [Verdict::Pending; BATCH_SIZE],
         }

@@ -5,12 +5,16 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+pub mod bridge;
 pub mod frame;
+pub mod mac_table;
 pub mod parse;
 pub mod pipeline;
 pub mod stage;
+pub mod storm;
 pub mod template;
 pub mod verdict;
+pub mod vlan;
 pub mod wire;
 pub mod xconnect;
 

@@ -1,16 +1,22 @@
 //! The staged pipeline: a fixed graph of concrete stages run in order over
-//! each batch (parse → forwarding). Stages are fields, not a list of trait
-//! objects, so the whole run compiles to direct calls.
+//! each batch — parse → VLAN ingress → bridge → cross-connect → VLAN
+//! egress. Stages are fields, not a list of trait objects, so the whole
+//! run compiles to direct calls; a stage that is not configured is `None`.
 
 use crate::batch::Batch;
+use crate::bridge::Bridge;
 use crate::frame::FrameMemory;
 use crate::parse::Parse;
 use crate::stage::Stage;
-use crate::verdict::DropCounters;
+use crate::verdict::{DomainId, DropCounters, PortId};
+use crate::vlan::{VlanEgress, VlanIngress, VlanMap};
 use crate::xconnect::CrossConnect;
+use std::sync::Arc;
 
 pub struct Pipeline {
     parse: Option<Parse>,
+    vlan: Option<Arc<VlanMap>>,
+    bridge: Option<Bridge>,
     xconnect: CrossConnect,
 }
 
@@ -20,12 +26,43 @@ impl Pipeline {
     pub fn new(parse: bool, xconnect: CrossConnect) -> Self {
         Pipeline {
             parse: parse.then_some(Parse),
+            vlan: None,
+            bridge: None,
             xconnect,
         }
     }
 
+    /// Adds the VLAN and bridge stages (and the parse stage they need).
+    pub fn with_bridge(mut self, vlan: Arc<VlanMap>, bridge: Bridge) -> Self {
+        self.parse = Some(Parse);
+        self.vlan = Some(vlan);
+        self.bridge = Some(bridge);
+        self
+    }
+
     pub fn parses(&self) -> bool {
         self.parse.is_some()
+    }
+
+    pub fn vlan(&self) -> Option<&VlanMap> {
+        self.vlan.as_deref()
+    }
+
+    pub fn bridge(&self) -> Option<&Bridge> {
+        self.bridge.as_ref()
+    }
+
+    /// Ports a flood of `domain` goes to.
+    pub fn flood_members(&self, domain: DomainId) -> &[PortId] {
+        self.bridge.as_ref().map_or(&[], |b| b.members(domain))
+    }
+
+    /// Sets the clock the bridge learns and polices with (once per loop).
+    #[inline]
+    pub fn set_clock(&mut self, now_ns: u64) {
+        if let Some(b) = &mut self.bridge {
+            b.set_clock(now_ns);
+        }
     }
 
     /// Runs every stage over the batch. Afterwards each packet has a final
@@ -40,6 +77,15 @@ impl Pipeline {
         if let Some(parse) = &mut self.parse {
             parse.process(batch, mem, drops);
         }
+        if let Some(map) = &self.vlan {
+            VlanIngress { map }.process(batch, mem, drops);
+        }
+        if let Some(bridge) = &mut self.bridge {
+            bridge.process(batch, mem, drops);
+        }
         self.xconnect.process(batch, mem, drops);
+        if let Some(map) = &self.vlan {
+            VlanEgress { map }.process(batch, mem, drops);
+        }
     }
 }

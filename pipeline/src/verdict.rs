@@ -63,6 +63,17 @@ drop_reasons! {
     TxRingFull => "tx_ring_full": "the output port's TX ring had no room",
     PortDown => "port_down": "the output port is down or gone",
     PoolEmpty => "pool_empty": "no free frame for a copy",
+    VlanTaggedOnAccess => "vlan_tagged_on_access": "a tagged frame (VID not 0) on an access port",
+    VlanUntaggedNotAllowed => "vlan_untagged_not_allowed": "an untagged frame on a trunk without a native VLAN, or a QinQ port without an S-tag",
+    VlanNotAllowed => "vlan_not_allowed": "a VID outside the port's allowed list",
+    VlanReserved => "vlan_reserved": "VID 4095, reserved by 802.1Q",
+    VlanWrongTpid => "vlan_wrong_tpid": "an outer tag whose TPID the port does not accept",
+    NoHeadroom => "no_headroom": "no room in the frame to push a tag",
+    SameSegment => "same_segment": "destination MAC is on the ingress port",
+    StormBroadcast => "storm_broadcast": "over the port's broadcast rate limit",
+    StormMulticast => "storm_multicast": "over the port's multicast rate limit",
+    StormUnknownUnicast => "storm_unknown_unicast": "over the port's unknown-unicast rate limit",
+    SrcMacMulticast => "src_mac_multicast": "a group address as source MAC",
 }
 
 /// Where a packet goes after the pipeline.

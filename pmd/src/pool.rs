@@ -179,6 +179,27 @@ impl FramePool {
         }
     }
 
+    /// Copies the `len` bytes at `addr` into a fresh frame, at the same
+    /// offset from the frame start (so the copy has the same headroom).
+    /// Returns the copy's address; `None` when the pool is empty.
+    pub fn clone_frame(&mut self, addr: u64, len: u32) -> Option<u64> {
+        if !self.in_bounds(addr, len) {
+            return None;
+        }
+        let base = self.alloc()?;
+        let dst = base + (addr & !self.mask);
+        // SAFETY: both ranges passed `in_bounds` (dst has the same offset
+        // and length inside its own frame); `base` was just taken from the
+        // free stack, so it is a different frame from the one holding
+        // `addr`, which the caller owns: the ranges do not overlap and no
+        // one else touches either during the copy.
+        unsafe {
+            let p = self.region.as_ptr();
+            std::ptr::copy_nonoverlapping(p.add(addr as usize), p.add(dst as usize), len as usize);
+        }
+        Some(dst)
+    }
+
     #[inline(always)]
     fn in_bounds(&self, addr: u64, len: u32) -> bool {
         let off = addr & !self.mask;
@@ -242,6 +263,17 @@ mod tests {
         assert_eq!(p.available(), 64);
         assert_eq!(p.alloc(), Some(0));
         assert_eq!(p.alloc(), Some(2048));
+    }
+
+    #[test]
+    fn clone_frame_copies_at_the_same_offset() {
+        let mut p = FramePool::new(small()).unwrap();
+        let a = p.alloc_copy(&[9, 8, 7]).unwrap();
+        let b = p.clone_frame(a + 1, 2).unwrap();
+        assert_ne!(p.frame_base(a), p.frame_base(b));
+        assert_eq!(b - p.frame_base(b), 256 + 1);
+        assert_eq!(p.bytes(b, 2).unwrap(), &[8, 7]);
+        assert_eq!(p.clone_frame(64 * 2048, 1), None);
     }
 
     #[test]

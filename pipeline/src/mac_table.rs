@@ -1,0 +1,414 @@
+//! The MAC table of every bridge domain, shared by all workers without
+//! locks. Open addressing over two arrays of atomics: a key word (domain
+//! and MAC) and a value word (port, static flag, last-seen time). Workers
+//! look up and learn with plain atomic loads and stores, so what one
+//! worker learns the next packet on any worker sees; a control thread ages
+//! entries out. A full table is counted, never grown: capacity is fixed at
+//! start, and each entry costs 16 bytes at a load factor of at most 1/2.
+
+use crate::verdict::{DomainId, PortId};
+use crate::wire::MacAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+const EMPTY: u64 = 0;
+const TOMBSTONE: u64 = u64::MAX;
+/// Longest probe sequence: past it a lookup misses and a learn overflows.
+const MAX_PROBE: usize = 32;
+const STATIC: u64 = 1 << 63;
+/// A learned entry's time is rewritten at most this often (seconds), so a
+/// busy flow does not write its table line on every packet.
+const REFRESH_SECS: u32 = 1;
+
+#[inline(always)]
+fn key(domain: DomainId, mac: MacAddr) -> u64 {
+    let m = mac.0;
+    let mac = u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]);
+    // domain + 1 keeps every key away from EMPTY; TOMBSTONE would need
+    // domain 0xfffe and the broadcast MAC, which is never learned.
+    ((domain as u64 + 1) << 48) | mac
+}
+
+#[inline(always)]
+fn hash(k: u64) -> usize {
+    // Fibonacci hashing: MACs share their vendor prefix, so mix well.
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20) as usize
+}
+
+#[inline(always)]
+fn value(port: PortId, now: u32, is_static: bool) -> u64 {
+    // port + 1 keeps a claimed-but-unwritten slot (value 0) a miss.
+    (if is_static { STATIC } else { 0 }) | ((port as u64 + 1) << 32) | now as u64
+}
+
+#[inline(always)]
+fn port_of(v: u64) -> Option<PortId> {
+    match (v >> 32) & 0xffff {
+        0 => None,
+        p => Some((p - 1) as PortId),
+    }
+}
+
+/// What learning a source address did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Already known on this port.
+    Known,
+    New,
+    /// Known on another port: moved.
+    Moved {
+        from: PortId,
+    },
+    /// A static entry on another port: left alone.
+    StaticConflict,
+    /// The table is at its limit (or the probe sequence full).
+    Overflow,
+}
+
+#[derive(Debug, Default)]
+pub struct MacCounters {
+    pub learned: AtomicU64,
+    pub moves: AtomicU64,
+    pub overflow: AtomicU64,
+    pub aged: AtomicU64,
+}
+
+/// One entry, for `show macs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacEntry {
+    pub domain: DomainId,
+    pub mac: MacAddr,
+    pub port: PortId,
+    pub is_static: bool,
+    pub age_secs: u32,
+}
+
+pub struct MacTable {
+    keys: Box<[AtomicU64]>,
+    vals: Box<[AtomicU64]>,
+    mask: usize,
+    limit: usize,
+    live: AtomicUsize,
+    pub counters: MacCounters,
+}
+
+impl MacTable {
+    /// A table for up to `limit` entries.
+    pub fn new(limit: usize) -> MacTable {
+        let slots = (limit.max(16) * 2).next_power_of_two();
+        MacTable {
+            keys: (0..slots).map(|_| AtomicU64::new(EMPTY)).collect(),
+            vals: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            mask: slots - 1,
+            limit,
+            live: AtomicUsize::new(0),
+            counters: MacCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes of table memory (both arrays).
+    pub fn memory_bytes(&self) -> usize {
+        self.keys.len() * 16
+    }
+
+    #[inline(always)]
+    fn find(&self, k: u64) -> Option<usize> {
+        let mut i = hash(k) & self.mask;
+        for _ in 0..MAX_PROBE {
+            // Acquire: a key seen here comes with the value stored before it
+            // was published (or 0, read as a miss).
+            match self.keys[i].load(Ordering::Acquire) {
+                EMPTY => return None,
+                x if x == k => return Some(i),
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+        None
+    }
+
+    /// The port `mac` was learned on in `domain`.
+    #[inline(always)]
+    pub fn lookup(&self, domain: DomainId, mac: MacAddr) -> Option<PortId> {
+        let i = self.find(key(domain, mac))?;
+        port_of(self.vals[i].load(Ordering::Relaxed))
+    }
+
+    /// Learns `mac` on `port` at time `now` (seconds).
+    #[inline]
+    pub fn learn(&self, domain: DomainId, mac: MacAddr, port: PortId, now: u32) -> Learned {
+        let k = key(domain, mac);
+        if let Some(i) = self.find(k) {
+            let v = self.vals[i].load(Ordering::Relaxed);
+            return match port_of(v) {
+                Some(p) if p == port => {
+                    if v & STATIC == 0 && now.wrapping_sub(v as u32) >= REFRESH_SECS {
+                        self.vals[i].store(value(port, now, false), Ordering::Relaxed);
+                    }
+                    Learned::Known
+                }
+                _ if v & STATIC != 0 => Learned::StaticConflict,
+                Some(from) => {
+                    self.vals[i].store(value(port, now, false), Ordering::Relaxed);
+                    self.counters.moves.fetch_add(1, Ordering::Relaxed);
+                    Learned::Moved { from }
+                }
+                None => {
+                    self.vals[i].store(value(port, now, false), Ordering::Relaxed);
+                    Learned::Known
+                }
+            };
+        }
+        self.insert(k, value(port, now, false))
+    }
+
+    fn insert(&self, k: u64, v: u64) -> Learned {
+        if self.live.load(Ordering::Relaxed) >= self.limit {
+            self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+            return Learned::Overflow;
+        }
+        let mut i = hash(k) & self.mask;
+        for _ in 0..MAX_PROBE {
+            let cur = self.keys[i].load(Ordering::Relaxed);
+            if cur == EMPTY || cur == TOMBSTONE {
+                // AcqRel: claiming the slot orders against other claimers;
+                // the value written below is published by its own store.
+                if self.keys[i]
+                    .compare_exchange(cur, k, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    self.vals[i].store(v, Ordering::Release);
+                    self.live.fetch_add(1, Ordering::Relaxed);
+                    self.counters.learned.fetch_add(1, Ordering::Relaxed);
+                    return Learned::New;
+                }
+            }
+            if self.keys[i].load(Ordering::Relaxed) == k {
+                // Another worker learned it in the meantime.
+                self.vals[i].store(v, Ordering::Relaxed);
+                return Learned::Known;
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+        Learned::Overflow
+    }
+
+    /// Adds a static entry (never aged, never moved by learning).
+    pub fn add_static(&self, domain: DomainId, mac: MacAddr, port: PortId) -> Learned {
+        let k = key(domain, mac);
+        match self.find(k) {
+            Some(i) => {
+                self.vals[i].store(value(port, 0, true), Ordering::Relaxed);
+                Learned::Known
+            }
+            None => self.insert(k, value(port, 0, true)),
+        }
+    }
+
+    /// Removes an entry; true if there was one.
+    pub fn remove(&self, domain: DomainId, mac: MacAddr) -> bool {
+        match self.find(key(domain, mac)) {
+            Some(i) => self.kill(i),
+            None => false,
+        }
+    }
+
+    fn kill(&self, i: usize) -> bool {
+        let k = self.keys[i].load(Ordering::Relaxed);
+        if k == EMPTY || k == TOMBSTONE {
+            return false;
+        }
+        // The value goes first: a reader that still finds the key reads a
+        // miss, and a slot reused later starts with no stale port. (A
+        // learner refreshing in between leaves a stale value behind, which
+        // the next claimer overwrites; a lookup in that instant floods.)
+        self.vals[i].store(0, Ordering::Relaxed);
+        if self.keys[i]
+            .compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes learned entries not seen for `max_age` seconds; returns how
+    /// many. Run by the control thread, about once a second.
+    pub fn age(&self, now: u32, max_age: u32) -> usize {
+        let mut n = 0;
+        for i in 0..self.keys.len() {
+            let v = self.vals[i].load(Ordering::Relaxed);
+            if v == 0 || v & STATIC != 0 {
+                continue;
+            }
+            if now.wrapping_sub(v as u32) > max_age && self.kill(i) {
+                n += 1;
+            }
+        }
+        self.counters.aged.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Removes every learned entry pointing at `port` (its link went down).
+    pub fn flush_port(&self, port: PortId) -> usize {
+        (0..self.keys.len())
+            .filter(|&i| {
+                let v = self.vals[i].load(Ordering::Relaxed);
+                v & STATIC == 0 && port_of(v) == Some(port) && self.kill(i)
+            })
+            .count()
+    }
+
+    /// A snapshot of the live entries of `domain` (all domains if `None`).
+    pub fn entries(&self, domain: Option<DomainId>, now: u32) -> Vec<MacEntry> {
+        let mut out = Vec::new();
+        for i in 0..self.keys.len() {
+            let k = self.keys[i].load(Ordering::Acquire);
+            if k == EMPTY || k == TOMBSTONE {
+                continue;
+            }
+            let v = self.vals[i].load(Ordering::Relaxed);
+            let Some(port) = port_of(v) else { continue };
+            let d = ((k >> 48) - 1) as DomainId;
+            if domain.is_some_and(|want| want != d) {
+                continue;
+            }
+            let m = k.to_be_bytes();
+            out.push(MacEntry {
+                domain: d,
+                mac: MacAddr([m[2], m[3], m[4], m[5], m[6], m[7]]),
+                port,
+                is_static: v & STATIC != 0,
+                age_secs: if v & STATIC != 0 {
+                    0
+                } else {
+                    now.wrapping_sub(v as u32)
+                },
+            });
+        }
+        out.sort_by_key(|e| (e.domain, e.mac));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(i: u32) -> MacAddr {
+        let b = i.to_be_bytes();
+        MacAddr([0x02, 0x50, b[0], b[1], b[2], b[3]])
+    }
+
+    #[test]
+    fn learn_lookup_move_and_domains() {
+        let t = MacTable::new(100);
+        assert_eq!(t.lookup(1, mac(1)), None);
+        assert_eq!(t.learn(1, mac(1), 3, 10), Learned::New);
+        assert_eq!(t.learn(1, mac(1), 3, 10), Learned::Known);
+        assert_eq!(t.lookup(1, mac(1)), Some(3));
+        assert_eq!(t.lookup(2, mac(1)), None, "domains are separate");
+        assert_eq!(t.learn(1, mac(1), 4, 11), Learned::Moved { from: 3 });
+        assert_eq!(t.lookup(1, mac(1)), Some(4));
+        assert_eq!(t.counters.moves.load(Ordering::Relaxed), 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t.learn(0, mac(0), 0, 0),
+            Learned::New,
+            "domain 0, port 0 and an all-zero-ish MAC work"
+        );
+        assert_eq!(t.lookup(0, mac(0)), Some(0));
+    }
+
+    #[test]
+    fn limit_overflows_are_counted_and_keep_old_entries() {
+        let t = MacTable::new(50);
+        for i in 0..50 {
+            assert_eq!(t.learn(1, mac(i), 1, 0), Learned::New);
+        }
+        for i in 50..80 {
+            assert_eq!(t.learn(1, mac(i), 1, 0), Learned::Overflow);
+        }
+        assert_eq!(t.len(), 50);
+        assert_eq!(t.counters.overflow.load(Ordering::Relaxed), 30);
+        assert!((0..50).all(|i| t.lookup(1, mac(i)) == Some(1)));
+    }
+
+    #[test]
+    fn aging_removes_only_old_learned_entries_and_slots_are_reused() {
+        let t = MacTable::new(64);
+        t.learn(1, mac(1), 1, 0);
+        t.learn(1, mac(2), 1, 250);
+        t.add_static(1, mac(3), 2);
+        assert_eq!(t.age(301, 300), 1);
+        assert_eq!(t.lookup(1, mac(1)), None);
+        assert_eq!(t.lookup(1, mac(2)), Some(1));
+        assert_eq!(t.lookup(1, mac(3)), Some(2));
+        assert_eq!(t.learn(1, mac(3), 5, 400), Learned::StaticConflict);
+        assert_eq!(t.lookup(1, mac(3)), Some(2));
+        assert!(t.remove(1, mac(2)));
+        assert!(!t.remove(1, mac(2)));
+        // Churn far past the capacity: tombstones are reused.
+        for round in 0..20u32 {
+            for i in 0..60 {
+                assert_ne!(
+                    t.learn(2, mac(1000 + i), 1, round * 1000),
+                    Learned::Overflow
+                );
+            }
+            t.age(round * 1000 + 500, 300);
+        }
+        assert_eq!(
+            t.lookup(1, mac(3)),
+            Some(2),
+            "static entries survive the churn"
+        );
+    }
+
+    #[test]
+    fn entries_and_flush_port() {
+        let t = MacTable::new(64);
+        t.learn(1, mac(1), 1, 5);
+        t.learn(1, mac(2), 2, 5);
+        t.learn(2, mac(3), 1, 5);
+        assert_eq!(t.entries(Some(1), 7).len(), 2);
+        assert_eq!(t.entries(None, 7)[0].age_secs, 2);
+        assert_eq!(t.flush_port(1), 2);
+        assert_eq!(t.entries(None, 7).len(), 1);
+    }
+
+    #[test]
+    fn concurrent_learning_is_seen_by_other_threads() {
+        let t = std::sync::Arc::new(MacTable::new(100_000));
+        let writers: Vec<_> = (0..2u16)
+            .map(|w| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u32 {
+                        t.learn(1, mac(i * 2 + w as u32), w, 1);
+                    }
+                })
+            })
+            .collect();
+        for h in writers {
+            h.join().unwrap();
+        }
+        for i in 0..40_000u32 {
+            assert_eq!(t.lookup(1, mac(i)), Some((i % 2) as PortId));
+        }
+        assert_eq!(t.len(), 40_000);
+    }
+}

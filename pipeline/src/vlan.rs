@@ -1,0 +1,330 @@
+//! Per-port VLAN modes and the VLAN stage: which bridge domain an
+//! ingress frame belongs to (by its tags and the port's mode), and how a
+//! frame of a domain is tagged when it leaves a port. Tags are stripped on
+//! ingress and pushed on egress in place, using the frame's headroom; PCP
+//! and DEI travel with the packet across re-tagging.
+
+use crate::batch::Batch;
+use crate::frame::FrameMemory;
+use crate::stage::Stage;
+use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
+use crate::wire::EtherType;
+
+/// "No domain": the port (or VID) is not in any bridge domain.
+pub const NO_DOMAIN: DomainId = DomainId::MAX;
+const VID_COUNT: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged frames only (and priority-tagged, VID 0): one domain.
+    Access,
+    /// 802.1Q tags select the domain (allowed VIDs); untagged frames go to
+    /// the native domain if there is one.
+    Trunk,
+    /// The outer S-tag (TPID 0x88a8 by default) selects the service
+    /// domain; the inner C-tag is carried. A (S, C) pair may select a
+    /// domain of its own (selective QinQ), both tags then stripped.
+    QinQ,
+}
+
+/// How one port maps frames to domains.
+#[derive(Debug, Clone)]
+pub struct PortVlan {
+    pub mode: VlanMode,
+    /// TPID accepted (and pushed) as the outer tag.
+    pub tpid: u16,
+    /// Domain of untagged and priority-tagged frames.
+    pub untagged: DomainId,
+    /// Domain per outer VID (C-VID on trunks, S-VID on QinQ ports).
+    by_vid: Box<[DomainId]>,
+    /// Selective QinQ: (S-VID, C-VID) -> domain.
+    by_pair: Vec<(u16, u16, DomainId)>,
+}
+
+impl PortVlan {
+    pub fn new(mode: VlanMode, tpid: u16) -> Self {
+        PortVlan {
+            mode,
+            tpid,
+            untagged: NO_DOMAIN,
+            by_vid: vec![NO_DOMAIN; VID_COUNT].into_boxed_slice(),
+            by_pair: Vec::new(),
+        }
+    }
+
+    pub fn map_vid(&mut self, vid: u16, d: DomainId) {
+        self.by_vid[(vid & 0x0fff) as usize] = d;
+    }
+
+    pub fn map_pair(&mut self, svid: u16, cvid: u16, d: DomainId) {
+        self.by_pair.push((svid, cvid, d));
+    }
+
+    /// The domain of a frame with these tags, how many outer tags to
+    /// strip, and the TCI whose PCP/DEI the frame keeps.
+    #[inline(always)]
+    pub fn classify(
+        &self,
+        tags: u8,
+        outer_tpid: u16,
+        outer_tci: u16,
+        inner_tci: u16,
+    ) -> Result<(DomainId, u8, u16), DropReason> {
+        let vid = outer_tci & 0x0fff;
+        let untagged = |strip: u8, tci: u16| {
+            if self.untagged == NO_DOMAIN {
+                Err(match self.mode {
+                    VlanMode::Access => DropReason::VlanTaggedOnAccess,
+                    _ => DropReason::VlanUntaggedNotAllowed,
+                })
+            } else {
+                Ok((self.untagged, strip, tci))
+            }
+        };
+        if tags == 0 {
+            return untagged(0, 0);
+        }
+        // A priority tag (VID 0) marks an untagged frame with a PCP.
+        if tags == 1 && vid == 0 && (outer_tpid == EtherType::VLAN || outer_tpid == self.tpid) {
+            return untagged(1, outer_tci);
+        }
+        if self.mode == VlanMode::Access {
+            return Err(DropReason::VlanTaggedOnAccess);
+        }
+        if outer_tpid != self.tpid {
+            return Err(DropReason::VlanWrongTpid);
+        }
+        if vid == 0x0fff || (tags == 2 && inner_tci & 0x0fff == 0x0fff) {
+            return Err(DropReason::VlanReserved);
+        }
+        if self.mode == VlanMode::QinQ && tags == 2 {
+            let cvid = inner_tci & 0x0fff;
+            if let Some(&(_, _, d)) = self
+                .by_pair
+                .iter()
+                .find(|(s, c, _)| *s == vid && *c == cvid)
+            {
+                return Ok((d, 2, outer_tci));
+            }
+        }
+        match self.by_vid[vid as usize] {
+            NO_DOMAIN => Err(DropReason::VlanNotAllowed),
+            d => Ok((d, 1, outer_tci)),
+        }
+    }
+}
+
+/// What a port does to a frame of a domain on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EgressTag {
+    /// Not a member: the frame never goes there.
+    #[default]
+    NotMember,
+    /// Leaves as it is inside the domain (access port, trunk native VLAN).
+    Untagged,
+    /// One tag pushed: C-tag on a trunk, S-tag on a QinQ port.
+    Push { tpid: u16, vid: u16 },
+    /// S-tag and C-tag pushed (selective QinQ).
+    PushPair { tpid: u16, svid: u16, cvid: u16 },
+}
+
+/// Every port's VLAN map and the egress tag of each (domain, port).
+#[derive(Debug, Clone)]
+pub struct VlanMap {
+    ports: Vec<Option<PortVlan>>,
+    egress: Vec<EgressTag>,
+    nports: usize,
+}
+
+impl VlanMap {
+    pub fn new(nports: usize, ndomains: usize) -> Self {
+        VlanMap {
+            ports: vec![None; nports],
+            egress: vec![EgressTag::NotMember; nports * ndomains],
+            nports,
+        }
+    }
+
+    pub fn set_port(&mut self, port: PortId, v: PortVlan) {
+        self.ports[port as usize] = Some(v);
+    }
+
+    pub fn port(&self, port: PortId) -> Option<&PortVlan> {
+        self.ports.get(port as usize).and_then(|p| p.as_ref())
+    }
+
+    pub fn set_egress(&mut self, domain: DomainId, port: PortId, tag: EgressTag) {
+        self.egress[domain as usize * self.nports + port as usize] = tag;
+    }
+
+    #[inline(always)]
+    pub fn egress(&self, domain: DomainId, port: PortId) -> EgressTag {
+        self.egress
+            .get(domain as usize * self.nports + port as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Removes `n` tags after the MAC addresses: the addresses move forward,
+/// the frame starts later. Returns the new (addr, len, headroom).
+#[inline(always)]
+pub fn strip_tags<M: FrameMemory + ?Sized>(
+    mem: &mut M,
+    addr: u64,
+    len: u32,
+    headroom: u16,
+    n: u8,
+) -> Option<(u64, u32, u16)> {
+    let shift = 4 * n as u32;
+    let buf = mem.bytes_mut(addr, len)?;
+    if (len as usize) < 12 + shift as usize {
+        return None;
+    }
+    buf.copy_within(0..12, shift as usize);
+    Some((addr + shift as u64, len - shift, headroom + shift as u16))
+}
+
+/// Pushes the egress tag(s) in front of the frame's EtherType, in the
+/// frame's headroom; `tci` carries the PCP and DEI to keep.
+#[inline(always)]
+pub fn push_tags<M: FrameMemory + ?Sized>(
+    mem: &mut M,
+    addr: u64,
+    len: u32,
+    headroom: u16,
+    tag: EgressTag,
+    tci: u16,
+) -> Result<(u64, u32, u16), DropReason> {
+    let prio = tci & 0xf000;
+    let (n, words): (u32, [(u16, u16); 2]) = match tag {
+        EgressTag::NotMember | EgressTag::Untagged => return Ok((addr, len, headroom)),
+        EgressTag::Push { tpid, vid } => (1, [(tpid, prio | vid), (0, 0)]),
+        EgressTag::PushPair { tpid, svid, cvid } => {
+            (2, [(tpid, prio | svid), (EtherType::VLAN, prio | cvid)])
+        }
+    };
+    let shift = 4 * n;
+    if (headroom as u32) < shift || len < 12 {
+        return Err(DropReason::NoHeadroom);
+    }
+    let start = addr - shift as u64;
+    let buf = mem
+        .bytes_mut(start, len + shift)
+        .ok_or(DropReason::NoHeadroom)?;
+    buf.copy_within(shift as usize..shift as usize + 12, 0);
+    for (k, (tpid, tci)) in words.iter().take(n as usize).enumerate() {
+        let at = 12 + 4 * k;
+        buf[at..at + 2].copy_from_slice(&tpid.to_be_bytes());
+        buf[at + 2..at + 4].copy_from_slice(&tci.to_be_bytes());
+    }
+    Ok((start, len + shift, headroom - shift as u16))
+}
+
+/// The ingress half of the VLAN stage: domain per packet, tags stripped.
+/// Ports without a VLAN map (cross-connected ports) are left alone.
+pub struct VlanIngress<'a> {
+    pub map: &'a VlanMap,
+}
+
+impl Stage for VlanIngress<'_> {
+    fn process<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        for i in 0..batch.len() {
+            batch.domain[i] = NO_DOMAIN;
+            if batch.verdict[i] != Verdict::Pending {
+                continue;
+            }
+            let Some(pv) = self.map.port(batch.in_port[i]) else {
+                continue;
+            };
+            let r = pv.classify(
+                batch.tags[i],
+                batch.outer_tpid[i],
+                batch.outer_tci[i],
+                batch.inner_tci[i],
+            );
+            let (domain, strip, tci) = match r {
+                Ok(x) => x,
+                Err(reason) => {
+                    batch.verdict[i] = Verdict::Drop(reason);
+                    drops.count(reason);
+                    continue;
+                }
+            };
+            if strip > 0 {
+                let Some((addr, len, headroom)) = strip_tags(
+                    mem,
+                    batch.addr[i],
+                    batch.pkt_len[i],
+                    batch.headroom[i],
+                    strip,
+                ) else {
+                    batch.verdict[i] = Verdict::Drop(DropReason::BadDescriptor);
+                    drops.count(DropReason::BadDescriptor);
+                    continue;
+                };
+                let shift = 4 * strip as u16;
+                batch.addr[i] = addr;
+                batch.pkt_len[i] = len;
+                batch.headroom[i] = headroom;
+                batch.l3_off[i] -= shift;
+                batch.l4_off[i] = batch.l4_off[i].saturating_sub(shift);
+                batch.tags[i] -= strip;
+                if batch.tags[i] == 1 {
+                    // The carried C-tag is now the outer one.
+                    batch.outer_tpid[i] = EtherType::VLAN;
+                    batch.outer_tci[i] = batch.inner_tci[i];
+                }
+            }
+            batch.prio[i] = tci;
+            batch.domain[i] = domain;
+        }
+    }
+}
+
+/// The egress half for unicast: push the tags the output port needs.
+pub struct VlanEgress<'a> {
+    pub map: &'a VlanMap,
+}
+
+impl Stage for VlanEgress<'_> {
+    fn process<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        for i in 0..batch.len() {
+            let Verdict::Forward(out) = batch.verdict[i] else {
+                continue;
+            };
+            let d = batch.domain[i];
+            if d == NO_DOMAIN {
+                continue;
+            }
+            match push_tags(
+                mem,
+                batch.addr[i],
+                batch.pkt_len[i],
+                batch.headroom[i],
+                self.map.egress(d, out),
+                batch.prio[i],
+            ) {
+                Ok((addr, len, headroom)) => {
+                    batch.addr[i] = addr;
+                    batch.pkt_len[i] = len;
+                    batch.headroom[i] = headroom;
+                }
+                Err(reason) => {
+                    batch.verdict[i] = Verdict::Drop(reason);
+                    drops.count(reason);
+                }
+            }
+        }
+    }
+}
