@@ -944,89 +944,8 @@ fn container_end(
     }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[engine]
-forward = "mac"
-burst = 32
-
-[[port]]
-name = "a"
-kind = "null"
-size = 60
-
-[[port]]
-name = "b"
-kind = "null"
-mac = "02:aa:bb:cc:dd:ee"
-
-[[xconnect]]
-ports = ["a", "b"]
-"#;
-
-    #[test]
-    fn good_config_resolves() {
-        let t = parse("good.toml", GOOD).unwrap();
-        assert_eq!(t.ports.len(), 2);
-        assert_eq!(t.xconnects, vec![(0, 1)]);
-        assert_eq!(t.workers.len(), 1);
-        assert_eq!(t.ports[1].mac.to_string(), "02:aa:bb:cc:dd:ee");
-        assert_eq!(t.config.engine.forward, ForwardModeCfg::Mac);
-    }
-
-    fn err(src: &str) -> ConfigError {
-        parse("gw.toml", src).unwrap_err()
-    }
-
-    #[test]
-    fn errors_name_file_line_and_field() {
-        let e = err(&GOOD.replace("burst = 32", "burst = 500"));
-        assert_eq!(
-            (e.file.as_str(), e.line, e.field.as_str()),
-            ("gw.toml", 4, "engine.burst")
-        );
-
-        let e = err(&GOOD.replace("size = 60", "sise = 60"));
-        assert_eq!((e.line, e.field.as_str()), (9, "sise"), "{e}");
-
-        let e = err(&GOOD.replace(r#"ports = ["a", "b"]"#, r#"ports = ["a", "c"]"#));
-        assert_eq!((e.line, e.field.as_str()), (17, "xconnect.ports"), "{e}");
-        assert!(e.to_string().contains("no port named \"c\""), "{e}");
-
-        let e = err(&GOOD.replace("02:aa:bb:cc:dd:ee", "02:aa:bb"));
-        assert_eq!((e.line, e.field.as_str()), (14, "port.mac"), "{e}");
-
-        let e = err(&GOOD.replace(
-            r#"kind = "null"
-size"#,
-            r#"kind = "ring"
-size"#,
-        ));
-        assert_eq!((e.line, e.field.as_str()), (8, "port.peer"), "{e}");
-
-        let e = err(&format!("{GOOD}\n[pool]\nframe_size = 3000\n"));
-        assert_eq!((e.line, e.field.as_str()), (20, "pool.frame_size"), "{e}");
-
-        let e = err(&GOOD.replace(r#"forward = "mac""#, r#"forward = "maac""#));
-        assert_eq!(e.line, 3, "{e}");
-
-        let e = err("[[port]\nname=1");
-        assert_eq!(e.line, 1, "{e}");
-    }
-
-    #[test]
-    fn cross_connect_must_stay_in_one_worker() {
-        let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n[[worker]]\nports = [\"b\"]\n");
-        let e = err(&src);
-        assert_eq!(e.field, "xconnect.ports", "{e}");
-        let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n");
-        let e = err(&src);
-        assert!(e.to_string().contains("served by no worker"), "{e}");
-    }
-}
+/// Looks a port name up, or names the line of the bad reference.
+type Resolve<'a> = dyn Fn(&Spanned<String>, &str) -> Result<usize, ConfigError> + 'a;
 
 /// Checks `[[bridge]]` sections against the ports' VLAN modes and fills
 /// in each member port's mode.
@@ -1034,7 +953,7 @@ fn validate_bridges(
     cx: &Ctx,
     config: &Config,
     ports: &mut [PortSpec],
-    resolve: &dyn Fn(&Spanned<String>, &str) -> Result<usize, ConfigError>,
+    resolve: &Resolve,
     cross_connected: &HashMap<usize, ()>,
 ) -> Result<Vec<BridgeSpec>, ConfigError> {
     if config.bridge.len() >= (MAX_DOMAINS) {
@@ -1199,4 +1118,88 @@ fn validate_bridges(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[engine]
+forward = "mac"
+burst = 32
+
+[[port]]
+name = "a"
+kind = "null"
+size = 60
+
+[[port]]
+name = "b"
+kind = "null"
+mac = "02:aa:bb:cc:dd:ee"
+
+[[xconnect]]
+ports = ["a", "b"]
+"#;
+
+    #[test]
+    fn good_config_resolves() {
+        let t = parse("good.toml", GOOD).unwrap();
+        assert_eq!(t.ports.len(), 2);
+        assert_eq!(t.xconnects, vec![(0, 1)]);
+        assert_eq!(t.workers.len(), 1);
+        assert_eq!(t.ports[1].mac.to_string(), "02:aa:bb:cc:dd:ee");
+        assert_eq!(t.config.engine.forward, ForwardModeCfg::Mac);
+    }
+
+    fn err(src: &str) -> ConfigError {
+        parse("gw.toml", src).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = err(&GOOD.replace("burst = 32", "burst = 500"));
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("gw.toml", 4, "engine.burst")
+        );
+
+        let e = err(&GOOD.replace("size = 60", "sise = 60"));
+        assert_eq!((e.line, e.field.as_str()), (9, "sise"), "{e}");
+
+        let e = err(&GOOD.replace(r#"ports = ["a", "b"]"#, r#"ports = ["a", "c"]"#));
+        assert_eq!((e.line, e.field.as_str()), (17, "xconnect.ports"), "{e}");
+        assert!(e.to_string().contains("no port named \"c\""), "{e}");
+
+        let e = err(&GOOD.replace("02:aa:bb:cc:dd:ee", "02:aa:bb"));
+        assert_eq!((e.line, e.field.as_str()), (14, "port.mac"), "{e}");
+
+        let e = err(&GOOD.replace(
+            r#"kind = "null"
+size"#,
+            r#"kind = "ring"
+size"#,
+        ));
+        assert_eq!((e.line, e.field.as_str()), (8, "port.peer"), "{e}");
+
+        let e = err(&format!("{GOOD}\n[pool]\nframe_size = 3000\n"));
+        assert_eq!((e.line, e.field.as_str()), (20, "pool.frame_size"), "{e}");
+
+        let e = err(&GOOD.replace(r#"forward = "mac""#, r#"forward = "maac""#));
+        assert_eq!(e.line, 3, "{e}");
+
+        let e = err("[[port]\nname=1");
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn cross_connect_must_stay_in_one_worker() {
+        let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n[[worker]]\nports = [\"b\"]\n");
+        let e = err(&src);
+        assert_eq!(e.field, "xconnect.ports", "{e}");
+        let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n");
+        let e = err(&src);
+        assert!(e.to_string().contains("served by no worker"), "{e}");
+    }
 }

@@ -347,3 +347,115 @@ fn demo_runs_pings_and_cleans_up() {
     assert_eq!(stdout.matches("accounted\n").count(), 2, "{stdout}");
     assert!(!stdout.contains("LEAK"), "{stdout}");
 }
+
+#[test]
+fn bridge_learns_floods_and_tags_between_access_and_trunk_ports() {
+    if !root("bridge") {
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let n: Vec<String> = ["a", "b", "c", "t"]
+        .iter()
+        .map(|x| format!("br{x}{id}"))
+        .collect();
+    let mut cfg = String::from("[engine]\nidle = \"backoff\"\n");
+    for (k, name) in n.iter().enumerate() {
+        let mode = if k == 3 {
+            "vlan_mode = \"trunk\"\n"
+        } else {
+            ""
+        };
+        cfg += &format!("[[port]]\nname = \"{name}\"\nkind = \"veth\"\nnetns = \"{name}\"\nnetns_create = true\ncontainer_mac = \"02:50:47:20:00:0{k}\"\n{mode}");
+    }
+    cfg += &format!(
+        "[[bridge]]\nname = \"red\"\nmembers = [{{ port = \"{}\" }}, {{ port = \"{}\" }}, {{ port = \"{}\" }}, {{ port = \"{}\", vid = 10 }}]\n",
+        n[0], n[1], n[2], n[3]
+    );
+    let topo = config::parse("bridge.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let socks: Vec<PacketSocket> = n
+        .iter()
+        .map(|x| {
+            NetNs::open(x)
+                .unwrap()
+                .run(|| PacketSocket::open("eth0"))
+                .unwrap()
+        })
+        .collect();
+    let mac = |k: u8| [2, 0x50, 0x47, 0x20, 0, k];
+    // Reads what arrives at container `k` within a short while, ours only.
+    let arrivals = |k: usize| {
+        let mut buf = vec![0u8; 2048];
+        let mut got = Vec::new();
+        while let Some(len) = socks[k].recv(&mut buf, Duration::from_millis(300)).unwrap() {
+            let f = &buf[..len];
+            // Untagged or one 802.1Q tag, then our UDP marker.
+            let off = if f[12..14] == [0x81, 0] { 4 } else { 0 };
+            if f.len() >= 42 + off
+                && f[23 + off] == 17
+                && f[36 + off..38 + off] == MARK_PORT.to_be_bytes()
+            {
+                got.push(f.to_vec());
+            }
+        }
+        got
+    };
+    let tag = |f: &[u8], tci: u16| {
+        let mut t = f[..12].to_vec();
+        t.extend_from_slice(&[0x81, 0]);
+        t.extend_from_slice(&tci.to_be_bytes());
+        t.extend_from_slice(&f[12..]);
+        t
+    };
+
+    // 1. A broadcasts: everyone else gets it, the trunk tagged VID 10.
+    let bcast = frame(1, mac(0), [0xff; 6], 80);
+    socks[0].send(&bcast).unwrap();
+    assert_eq!(arrivals(1), vec![bcast.clone()]);
+    assert_eq!(arrivals(2), vec![bcast.clone()]);
+    assert_eq!(arrivals(3), vec![tag(&bcast, 10)]);
+    assert!(arrivals(0).is_empty(), "never back out the ingress port");
+
+    // 2. B answers A: A was learned, so only A gets it.
+    let reply = frame(2, mac(1), mac(0), 90);
+    socks[1].send(&reply).unwrap();
+    assert_eq!(arrivals(0), vec![reply.clone()]);
+    assert!(
+        arrivals(2).is_empty() && arrivals(3).is_empty(),
+        "a known unicast is not flooded"
+    );
+
+    // 3. The trunk sends VID 10 with PCP 5 to B: B gets it untagged.
+    let from_trunk = frame(3, mac(3), mac(1), 100);
+    socks[3].send(&tag(&from_trunk, 0xa00a)).unwrap();
+    assert_eq!(arrivals(1), vec![from_trunk.clone()]);
+
+    // 4. B answers the trunk host: tagged VID 10, learned on the trunk.
+    let back = frame(4, mac(1), mac(3), 100);
+    socks[1].send(&back).unwrap();
+    assert_eq!(arrivals(3), vec![tag(&back, 10)]);
+
+    // 5. VID 20 is not allowed on the trunk: counted, not forwarded.
+    socks[3].send(&tag(&from_trunk, 20)).unwrap();
+    assert!(arrivals(1).is_empty());
+
+    let (table, _) = engine.mac_table.clone().unwrap();
+    let entries = table.entries(None, 0);
+    for k in [0u8, 1, 3] {
+        assert!(
+            entries.iter().any(|e| e.mac.0 == mac(k)),
+            "MAC {k} learned: {entries:?}"
+        );
+    }
+    drop(socks);
+    let summary = engine.shutdown();
+    assert_eq!(
+        summary
+            .drops()
+            .get(pollgate_pipeline::DropReason::VlanNotAllowed),
+        1,
+        "{}",
+        summary.render()
+    );
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}

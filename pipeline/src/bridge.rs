@@ -111,3 +111,124 @@ impl Stage for Bridge {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x06]);
+        f.resize(60, 0);
+        f
+    }
+
+    fn bridge(storm: StormControl) -> Bridge {
+        let d = Domain {
+            name: "red".into(),
+            members: vec![0, 1, 2],
+        };
+        Bridge::new(
+            vec![d],
+            Arc::new(MacTable::new(1024)),
+            vec![storm.clone(), storm.clone(), storm],
+        )
+    }
+
+    /// Runs the stage on frames (port, bytes) all in domain 0.
+    fn run(b: &mut Bridge, frames: &[(PortId, Vec<u8>)]) -> (Vec<Verdict>, DropCounters) {
+        let mut mem = Vec::new();
+        let mut batch = Batch::new();
+        for (p, f) in frames {
+            batch.push(mem.len() as u64, f.len() as u32, 0, *p);
+            mem.extend_from_slice(f);
+        }
+        for i in 0..batch.len() {
+            batch.domain[i] = 0;
+        }
+        let mut drops = DropCounters::default();
+        b.process(&mut batch, &mut mem, &mut drops);
+        ((0..batch.len()).map(|i| batch.verdict[i]).collect(), drops)
+    }
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+    const BC: [u8; 6] = [0xff; 6];
+
+    #[test]
+    fn learns_forwards_floods_and_refuses_hairpins() {
+        let mut b = bridge(StormControl::unlimited());
+        let (v, _) = run(
+            &mut b,
+            &[
+                (0, frame(BC, A)),
+                (1, frame(A, B)),
+                (0, frame(B, A)),
+                (0, frame([2, 0, 0, 0, 0, 0xc], A)),
+            ],
+        );
+        assert_eq!(
+            v,
+            vec![
+                Verdict::Flood(0),
+                Verdict::Forward(0),
+                Verdict::Forward(1),
+                Verdict::Flood(0)
+            ]
+        );
+        // A moves to port 2; a frame to A from port 2 is a hairpin.
+        let (v, drops) = run(&mut b, &[(2, frame(BC, A)), (1, frame(A, B))]);
+        assert_eq!(v[1], Verdict::Forward(2));
+        let (v, _) = run(&mut b, &[(2, frame(A, [2, 0, 0, 0, 0, 0xd]))]);
+        assert_eq!(v[0], Verdict::Drop(DropReason::SameSegment));
+        assert_eq!(drops.total(), 0);
+        assert_eq!(
+            b.table
+                .counters
+                .moves
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[test]
+    fn multicast_sources_are_dropped() {
+        let mut b = bridge(StormControl::unlimited());
+        let (v, drops) = run(&mut b, &[(0, frame(A, [0x01, 0, 0x5e, 0, 0, 1]))]);
+        assert_eq!(v[0], Verdict::Drop(DropReason::SrcMacMulticast));
+        assert_eq!(drops.get(DropReason::SrcMacMulticast), 1);
+    }
+
+    #[test]
+    fn storm_control_limits_each_kind_of_flood() {
+        let mut b = bridge(StormControl::new(100, 100, 100));
+        b.set_clock(1_000_000_000);
+        // The burst allowance is 64 packets of each kind.
+        let many = |dst: [u8; 6]| {
+            (0..64u8)
+                .map(|i| (0 as PortId, frame(dst, [2, 1, 0, 0, 0, i])))
+                .collect::<Vec<_>>()
+        };
+        for (dst, reason) in [
+            (BC, DropReason::StormBroadcast),
+            ([0x01, 0, 0x5e, 0, 0, 9], DropReason::StormMulticast),
+            ([2, 9, 9, 9, 9, 9], DropReason::StormUnknownUnicast),
+        ] {
+            let (v, _) = run(&mut b, &many(dst));
+            assert!(
+                v.iter().all(|x| *x == Verdict::Flood(0)),
+                "{reason:?}: the burst passes"
+            );
+            let (v, drops) = run(&mut b, &many(dst));
+            assert!(
+                v.iter().all(|x| *x == Verdict::Drop(reason)),
+                "{reason:?}: then the limit holds"
+            );
+            assert_eq!(drops.get(reason), 64);
+        }
+        // Known unicast is never policed.
+        let (v, _) = run(&mut b, &[(1, frame([2, 1, 0, 0, 0, 3], B))]);
+        assert_eq!(v[0], Verdict::Forward(0));
+    }
+}

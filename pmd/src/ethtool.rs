@@ -91,6 +91,27 @@ pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
     ioctl_value(ifname, ETHTOOL_STXCSUM, on as u32).map(|_| ())
 }
 
+const ETHTOOL_GFLAGS: u32 = 0x25;
+const ETHTOOL_SFLAGS: u32 = 0x26;
+const ETH_FLAG_TXVLAN: u32 = 1 << 7;
+const ETH_FLAG_RXVLAN: u32 = 1 << 8;
+
+/// Turns VLAN tag offload off in both directions.
+///
+/// With it on, a sending kernel keeps a VLAN device's tag in skb metadata
+/// (XDP never sees it) and a receiving kernel strips the tag before packet
+/// sockets look (tcpdump reads it back from metadata; raw readers do not).
+/// Off, the tag travels in the frame bytes, where pollgate puts and looks
+/// for it.
+pub fn disable_vlan_offload(ifname: &str) -> io::Result<()> {
+    let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
+    let want = flags & !(ETH_FLAG_RXVLAN | ETH_FLAG_TXVLAN);
+    if want != flags {
+        ioctl_value(ifname, ETHTOOL_SFLAGS, want)?;
+    }
+    Ok(())
+}
+
 pub fn tx_checksum(ifname: &str) -> io::Result<bool> {
     ioctl_value(ifname, ETHTOOL_GTXCSUM, 0).map(|v| v != 0)
 }

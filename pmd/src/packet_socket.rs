@@ -44,6 +44,20 @@ impl PacketSocket {
                 std::mem::size_of::<libc::c_int>() as u32,
             );
         }
+        // The receive path takes an outer VLAN tag off into metadata before
+        // packet sockets see the frame; auxdata hands it back (as libpcap
+        // uses it) so `recv` can put it where it was on the wire.
+        let one: libc::c_int = 1;
+        // SAFETY: PACKET_AUXDATA reads one c_int.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+        }
         // SAFETY: a zeroed sockaddr_ll is valid; fields set below.
         let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sa.sll_family = libc::AF_PACKET as u16;
@@ -98,20 +112,26 @@ impl PacketSocket {
             if r == 0 {
                 return Ok(None);
             }
-            // SAFETY: zeroed sockaddr_ll is valid; recvfrom fills it.
+            // Room for the tag we may put back.
+            let cap = buf.len().saturating_sub(4);
+            // SAFETY: zeroed sockaddr_ll, iovec, msghdr and cmsg space are
+            // valid; recvmsg fills them within the lengths given.
             let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut salen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            // SAFETY: `buf` is writable for its length; `sa` for `salen`.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    &mut sa as *mut libc::sockaddr_ll as *mut libc::sockaddr,
-                    &mut salen,
-                )
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: cap,
             };
+            let mut cbuf = [0u64; 16];
+            // SAFETY: as above.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = &mut sa as *mut libc::sockaddr_ll as *mut libc::c_void;
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&cbuf);
+            // SAFETY: `msg` points at live buffers of the lengths it states.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted {
@@ -122,11 +142,52 @@ impl PacketSocket {
             if sa.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
-            return Ok(Some(n as usize));
+            let mut n = n as usize;
+            if let Some((tpid, tci)) = vlan_from_auxdata(&msg) {
+                if n >= 12 {
+                    buf.copy_within(12..n, 16);
+                    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+                    buf[14..16].copy_from_slice(&tci.to_be_bytes());
+                    n += 4;
+                }
+            }
+            return Ok(Some(n));
         }
     }
 
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+}
+
+/// The VLAN tag the kernel took off a received frame, from the
+/// PACKET_AUXDATA control message.
+fn vlan_from_auxdata(msg: &libc::msghdr) -> Option<(u16, u16)> {
+    const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+    const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+    // SAFETY: CMSG_FIRSTHDR/NXTHDR walk the control buffer recvmsg filled,
+    // within msg_controllen; each header is checked before its data is read.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !c.is_null() {
+        // SAFETY: `c` points at a complete cmsghdr inside the buffer.
+        let h = unsafe { &*c };
+        if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == libc::PACKET_AUXDATA {
+            // SAFETY: a PACKET_AUXDATA message carries a tpacket_auxdata;
+            // read_unaligned because cmsg data has no alignment promise.
+            let aux: libc::tpacket_auxdata = unsafe {
+                std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata)
+            };
+            if aux.tp_status & TP_STATUS_VLAN_VALID != 0 {
+                let tpid = if aux.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                    aux.tp_vlan_tpid
+                } else {
+                    0x8100
+                };
+                return Some((tpid, aux.tp_vlan_tci));
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        c = unsafe { libc::CMSG_NXTHDR(msg, c) };
+    }
+    None
 }

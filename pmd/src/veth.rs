@@ -116,10 +116,12 @@ pub fn configure_in_namespace(ns: &NetNs, end: &ContainerEnd) -> io::Result<()> 
             nl.add_ipv4(l.index, addr, prefix)?;
         }
         nl.set_link(l.index, Some(true), None, None)?;
-        match crate::ethtool::set_tx_checksum(&end.ifname, false) {
+        let unsupported_ok = |r: io::Result<()>| match r {
             Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => Err(e),
             _ => Ok(()),
-        }
+        };
+        unsupported_ok(crate::ethtool::set_tx_checksum(&end.ifname, false))?;
+        unsupported_ok(crate::ethtool::disable_vlan_offload(&end.ifname))
         // The netlink socket closes here: holding it would keep the
         // namespace alive after someone deletes it.
     })
