@@ -37,7 +37,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --quiet -- --test-threads=2 "${extra[@]}" 2>&1 | tee "$log"
+cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 "${extra[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary,
