@@ -346,7 +346,9 @@ fn demo_runs_pings_and_cleans_up() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("5/5 replies").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("5/5 replies").count(), 3, "{stdout}");
+    // The switch learned the four containers.
+    assert_eq!(stdout.matches("02:50:47:00:00:0").count(), 4, "{stdout}");
     // veth<->veth and veth<->tap bursts arrive (the kernel may drop a
     // few datagrams at its own socket, so no exact count here).
     assert_eq!(stdout.matches("2000 sent").count(), 4, "{stdout}");

@@ -19,13 +19,16 @@ use std::time::{Duration, Instant};
 
 /// The built-in topology. Two workers, each with one cross-connect.
 pub const TOPOLOGY: &str = r#"
-# pollgate demo: four containers in pairs.
-#   pg-web   198.18.0.1  veth  <-> worker 0 <->  veth  198.18.0.2  pg-db
-#   pg-app   198.18.0.3  veth  <-> worker 1 <->  tap   198.18.0.4  pg-cache
+# pollgate demo: four containers on one learning switch.
+#   pg-web   198.18.0.1  veth ─┐
+#   pg-db    198.18.0.2  veth ─┤  bridge "office": MAC learning, flooding,
+#   pg-app   198.18.0.3  veth ─┤  storm control
+#   pg-cache 198.18.0.4  tap  ─┘
 [engine]
-forward = "io"
-parse = true
 idle = "backoff"
+
+[switch]
+aging = 300
 
 [[port]]
 name = "pg-web"
@@ -34,6 +37,7 @@ netns = "pg-web"
 netns_create = true
 address = "198.18.0.1/24"
 container_mac = "02:50:47:00:00:01"
+storm_broadcast = 1000
 
 [[port]]
 name = "pg-db"
@@ -59,17 +63,9 @@ netns_create = true
 address = "198.18.0.4/24"
 container_mac = "02:50:47:00:00:04"
 
-[[xconnect]]
-ports = ["pg-web", "pg-db"]
-
-[[xconnect]]
-ports = ["pg-app", "pg-cache"]
-
-[[worker]]
-ports = ["pg-web", "pg-db"]
-
-[[worker]]
-ports = ["pg-app", "pg-cache"]
+[[bridge]]
+name = "office"
+members = [{ port = "pg-web" }, { port = "pg-db" }, { port = "pg-app" }, { port = "pg-cache" }]
 "#;
 
 #[derive(Debug, Clone)]
@@ -98,7 +94,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             anyhow::ensure!(!NetNs::exists(&c.netns), "namespace {} already exists (a previous demo still running?): remove it with `ip netns del {}`", c.netns, c.netns);
         }
     }
-    println!("pollgate demo: 4 containers, 2 workers, 2 cross-connects");
+    println!("pollgate demo: 4 containers on one switch (veth and tap ports, AF_XDP)");
     for line in TOPOLOGY.lines().filter(|l| l.starts_with("#   ")) {
         println!("  {}", line.trim_start_matches("#   "));
     }
@@ -140,6 +136,16 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     }
     live.store(false, Ordering::Relaxed);
     let _ = ticker.join();
+    if let Some((table, _)) = &engine.mac_table {
+        let now = engine.started.elapsed().as_secs() as u32;
+        println!("\n== MAC table (bridge \"office\")");
+        for e in table.entries(None, now) {
+            println!(
+                "  {}  port {:<9} age {} s",
+                e.mac, engine.ports[e.port as usize].name, e.age_secs
+            );
+        }
+    }
     let summary = engine.shutdown();
     println!("\n{}", summary.render());
     let left: Vec<_> = ["pg-web", "pg-db", "pg-app", "pg-cache"]
@@ -166,11 +172,11 @@ fn traffic(opts: &DemoOptions, stop: &AtomicBool) -> Result<()> {
     let ip = |last: u8| Ipv4Addr::new(198, 18, 0, last);
 
     println!("\n== ping");
-    for (name, from, to, dst) in [
-        ("pg-web -> pg-db   (veth/veth)", &web, &db, ip(2)),
-        ("pg-app -> pg-cache (veth/tap)", &app, &cache, ip(4)),
+    for (name, from, dst) in [
+        ("pg-web -> pg-db    (veth/veth)", &web, ip(2)),
+        ("pg-app -> pg-cache (veth/tap) ", &app, ip(4)),
+        ("pg-cache -> pg-web (tap/veth) ", &cache, ip(1)),
     ] {
-        let _ = to;
         let r = ping::ping(from, dst, 5, Duration::from_millis(200), &is_stopped)?;
         println!("  {name}: {}", r.render());
     }
