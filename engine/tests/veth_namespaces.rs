@@ -353,7 +353,11 @@ fn demo_runs_pings_and_cleans_up() {
     // few datagrams at its own socket, so no exact count here).
     assert_eq!(stdout.matches("2000 sent").count(), 4, "{stdout}");
     assert!(stdout.contains("cleaned up"), "{stdout}");
-    assert_eq!(stdout.matches("accounted\n").count(), 1, "one worker, its frames accounted: {stdout}");
+    assert_eq!(
+        stdout.matches("accounted\n").count(),
+        1,
+        "one worker, its frames accounted: {stdout}"
+    );
     assert!(!stdout.contains("LEAK"), "{stdout}");
 }
 
