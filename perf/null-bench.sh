@@ -32,6 +32,7 @@ for mode in io mac; do
   TPR[$mode]=$(testpmd "$mode")
 done
 PARSE=$($PG bench --seconds "$SECS" --core "$CORE" --forward io --parse --json)
+L2=$($PG bench --seconds "$SECS" --core "$CORE" --l2 --json)
 
 mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/' <<<"$1"; }
 printf '%-22s %12s %12s\n' "64-byte, 1 core" "pollgate" "testpmd"
@@ -39,6 +40,7 @@ for mode in io mac; do
   printf '%-22s %9.2f Mpps %7.2f Mpps\n' "$mode forward" "$(mpps "${PGR[$mode]}")" "${TPR[$mode]}"
 done
 printf '%-22s %9.2f Mpps %12s\n' "io forward + parse" "$(mpps "$PARSE")" "-"
+printf '%-22s %9.2f Mpps %7.2f Mpps (testpmd mac)\n' "l2 switch" "$(mpps "$L2")" "${TPR[mac]}"
 
 {
   echo '{'
@@ -47,6 +49,7 @@ printf '%-22s %9.2f Mpps %12s\n' "io forward + parse" "$(mpps "$PARSE")" "-"
   echo "  \"pollgate_io\": ${PGR[io]},"
   echo "  \"pollgate_mac\": ${PGR[mac]},"
   echo "  \"pollgate_io_parse\": $PARSE,"
+  echo "  \"pollgate_l2_switch\": $L2,"
   echo "  \"testpmd_io_mpps\": ${TPR[io]},"
   echo "  \"testpmd_mac_mpps\": ${TPR[mac]}"
   echo '}'

@@ -14,6 +14,10 @@ pub struct BenchParams {
     pub size: usize,
     pub burst: usize,
     pub core: Option<usize>,
+    /// Switch instead of cross-connect: both ports in one bridge domain,
+    /// each replaying a frame addressed to the other's MAC (parse, VLAN,
+    /// learn, lookup, egress on every packet).
+    pub l2: bool,
     /// Pool geometry and engine settings come from here when given.
     pub base: Option<Topology>,
 }
@@ -22,6 +26,7 @@ pub struct BenchParams {
 pub struct BenchResult {
     pub forward: String,
     pub parse: bool,
+    pub l2: bool,
     pub frame_size: usize,
     pub burst: usize,
     pub core: Option<usize>,
@@ -77,14 +82,17 @@ hugepages = {huge}
 name = "null0"
 kind = "null"
 size = {size}
+mac = "02:00:00:00:00:01"
+peer_mac = "02:00:00:00:00:02"
 
 [[port]]
 name = "null1"
 kind = "null"
 size = {size}
+mac = "02:00:00:00:00:02"
+peer_mac = "02:00:00:00:00:01"
 
-[[xconnect]]
-ports = ["null0", "null1"]
+{wiring}
 
 [[worker]]
 {core}ports = ["null0", "null1"]
@@ -96,6 +104,11 @@ ports = ["null0", "null1"]
         headroom = pool.headroom,
         huge = pool.hugepages,
         size = p.size,
+        wiring = if p.l2 {
+            "[[bridge]]\nname = \"bench\"\nmembers = [{ port = \"null0\" }, { port = \"null1\" }]"
+        } else {
+            "[[xconnect]]\nports = [\"null0\", \"null1\"]"
+        },
     );
     config::parse("<bench>", &src)
 }
@@ -120,8 +133,13 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     let packets = c1 - c0;
     let pps = packets as f64 / secs;
     Ok(BenchResult {
-        forward: format!("{:?}", p.forward).to_lowercase(),
-        parse: p.parse,
+        forward: if p.l2 {
+            "l2 switch".to_string()
+        } else {
+            format!("{:?}", p.forward).to_lowercase()
+        },
+        parse: p.parse || p.l2,
+        l2: p.l2,
         frame_size: p.size + 4,
         burst: p.burst,
         core: summary.reports.first().and_then(|r| r.pinned),

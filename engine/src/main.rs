@@ -50,6 +50,10 @@ enum Cmd {
         /// Run the parse stage too (testpmd io mode does not parse).
         #[arg(long)]
         parse: bool,
+        /// Switch between the ports (bridge domain, MAC learning) instead
+        /// of cross-connecting them.
+        #[arg(long)]
+        l2: bool,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -129,6 +133,7 @@ fn main() -> Result<()> {
             seconds,
             forward,
             parse,
+            l2,
             size,
             burst,
             core,
@@ -144,6 +149,7 @@ fn main() -> Result<()> {
                     Fwd::Mac => ForwardModeCfg::Mac,
                 },
                 parse,
+                l2,
                 size: size - 4,
                 burst,
                 core,
