@@ -229,6 +229,8 @@ pub struct Summary {
     pub elapsed: Duration,
     pub ports: Vec<(PortView, PortStats)>,
     pub reports: Vec<WorkerReport>,
+    /// MAC table at the end: entries, learned, moves, overflows, aged.
+    pub macs: Option<[u64; 5]>,
 }
 
 impl Summary {
@@ -257,6 +259,9 @@ impl Summary {
         );
         out.push_str(&render_ports(&views, self.elapsed.as_secs_f64(), None));
         out.push_str(&render_drops(&self.drops()));
+        if let Some([n, learned, moves, overflow, aged]) = self.macs {
+            out.push_str(&format!("mac table: {n} entries; learned {learned}, moves {moves}, overflows {overflow}, aged {aged}\n"));
+        }
         for r in &self.reports {
             out.push_str(&format!(
                 "worker {} (core {}): frames {}/{} accounted{}\n",
@@ -430,6 +435,17 @@ impl Engine {
                 .map(|p| (p.clone(), p.counters.snapshot()))
                 .collect(),
             reports,
+            macs: self.mac_table.as_ref().map(|(t, _)| {
+                let c = &t.counters;
+                let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                [
+                    t.len() as u64,
+                    r(&c.learned),
+                    r(&c.moves),
+                    r(&c.overflow),
+                    r(&c.aged),
+                ]
+            }),
         }
     }
 }

@@ -472,3 +472,137 @@ fn bridge_learns_floods_and_tags_between_access_and_trunk_ports() {
     );
     assert!(summary.frames_balanced(), "{}", summary.render());
 }
+
+#[test]
+fn vlans_separate_trunks_carry_both_qinq_carries_customer_vlans_and_macs_age() {
+    if !root("vlans") {
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let n: Vec<String> = ["a", "b", "c", "t", "p", "q"]
+        .iter()
+        .map(|x| format!("vl{x}{id}"))
+        .collect();
+    // a, b: access in VLAN 10; c: access in VLAN 20; t: trunk with 10 and
+    // 20; p, q: QinQ ports of one service, S-VID 100.
+    let ports = [
+        ("a", "198.18.30.1/24", ""),
+        ("b", "198.18.30.2/24", ""),
+        ("c", "198.18.30.3/24", ""),
+        ("t", "", "vlan_mode = \"trunk\"\n"),
+        ("p", "", "vlan_mode = \"qinq\"\n"),
+        ("q", "", "vlan_mode = \"qinq\"\n"),
+    ];
+    let mut cfg = String::from("[engine]\nidle = \"backoff\"\n[switch]\naging = 1\n");
+    for (k, (_, addr, mode)) in ports.iter().enumerate() {
+        let addr = if addr.is_empty() {
+            String::new()
+        } else {
+            format!("address = \"{addr}\"\n")
+        };
+        cfg += &format!("[[port]]\nname = \"{0}\"\nkind = \"veth\"\nnetns = \"{0}\"\nnetns_create = true\ncontainer_mac = \"02:50:47:30:00:0{k}\"\n{addr}{mode}", n[k]);
+    }
+    cfg += &format!("[[bridge]]\nname = \"v10\"\nmembers = [{{ port = \"{}\" }}, {{ port = \"{}\" }}, {{ port = \"{}\", vid = 10 }}]\n", n[0], n[1], n[3]);
+    cfg += &format!("[[bridge]]\nname = \"v20\"\nmembers = [{{ port = \"{}\" }}, {{ port = \"{}\", vid = 20 }}]\n", n[2], n[3]);
+    cfg += &format!("[[bridge]]\nname = \"svc100\"\nmembers = [{{ port = \"{}\", svid = 100 }}, {{ port = \"{}\", svid = 100 }}]\n", n[4], n[5]);
+    let topo = config::parse("vlans.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let ns: Vec<NetNs> = n.iter().map(|x| NetNs::open(x).unwrap()).collect();
+    let stop = || false;
+    let ping = |from: usize, to: [u8; 4]| {
+        pollgate::demo::ping::ping(&ns[from], to.into(), 2, Duration::from_millis(100), &stop)
+            .unwrap()
+            .received
+    };
+
+    // Hosts in VLAN 10 reach each other; the host in VLAN 20 reaches neither.
+    assert_eq!(ping(0, [198, 18, 30, 2]), 2, "a -> b in VLAN 10");
+    assert_eq!(
+        ping(2, [198, 18, 30, 1]),
+        0,
+        "c in VLAN 20 does not reach a"
+    );
+    assert_eq!(
+        ping(2, [198, 18, 30, 2]),
+        0,
+        "c in VLAN 20 does not reach b"
+    );
+
+    // The trunk carries both VLANs, tagged.
+    let sock_t = ns[3].run(|| PacketSocket::open("eth0")).unwrap();
+    let sock_c = ns[2].run(|| PacketSocket::open("eth0")).unwrap();
+    let sock_a = ns[0].run(|| PacketSocket::open("eth0")).unwrap();
+    let bc = |k: u8| frame(k as u32, [2, 0x50, 0x47, 0x30, 0, k], [0xff; 6], 64);
+    let on_trunk = |want_vid: u16, f: &[u8]| {
+        let mut buf = vec![0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Some(len) = sock_t.recv(&mut buf, Duration::from_millis(200)).unwrap() {
+                let g = &buf[..len];
+                if len == f.len() + 4 && g[12..14] == [0x81, 0] && g[16..] == f[12..] {
+                    return u16::from_be_bytes([g[14], g[15]]) & 0x0fff == want_vid;
+                }
+            }
+        }
+        false
+    };
+    let fa = bc(0);
+    sock_a.send(&fa).unwrap();
+    assert!(
+        on_trunk(10, &fa),
+        "VLAN 10 traffic reaches the trunk tagged 10"
+    );
+    let fc = bc(2);
+    sock_c.send(&fc).unwrap();
+    assert!(
+        on_trunk(20, &fc),
+        "VLAN 20 traffic reaches the trunk tagged 20"
+    );
+
+    // The QinQ service carries two customer VLANs inside S-VID 100.
+    let sock_p = ns[4].run(|| PacketSocket::open("eth0")).unwrap();
+    let sock_q = ns[5].run(|| PacketSocket::open("eth0")).unwrap();
+    for cvid in [10u16, 20] {
+        let inner = frame(
+            cvid as u32,
+            [2, 0x50, 0x47, 0x30, 0, 4],
+            [2, 0x50, 0x47, 0x30, 0, 9],
+            80,
+        );
+        let mut f = inner[..12].to_vec();
+        f.extend_from_slice(&[0x88, 0xa8, 0x00, 100, 0x81, 0x00]);
+        f.extend_from_slice(&cvid.to_be_bytes());
+        f.extend_from_slice(&inner[12..]);
+        sock_p.send(&f).unwrap();
+        let mut buf = vec![0u8; 2048];
+        let mut seen = false;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !seen && Instant::now() < deadline {
+            if let Some(len) = sock_q.recv(&mut buf, Duration::from_millis(200)).unwrap() {
+                seen = buf[..len] == f[..];
+            }
+        }
+        assert!(
+            seen,
+            "C-VLAN {cvid} crosses inside S-VID 100, both tags intact"
+        );
+    }
+
+    // Learned entries age out (aging = 1 s). The QinQ sender went quiet
+    // after its two frames; the hosts with IP stacks may still be talking
+    // (c keeps asking ARP for hosts it cannot reach).
+    let (table, _) = engine.mac_table.clone().unwrap();
+    let quiet = pollgate_pipeline::wire::MacAddr([2, 0x50, 0x47, 0x30, 0, 4]);
+    assert_eq!(table.lookup(2, quiet), Some(4), "learned on the QinQ port");
+    std::thread::sleep(Duration::from_millis(3200));
+    assert!(engine.age_macs() >= 1);
+    assert_eq!(
+        table.lookup(2, quiet),
+        None,
+        "aged out: {:?}",
+        table.entries(None, 0)
+    );
+    drop((sock_a, sock_c, sock_t, sock_p, sock_q, ns));
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}

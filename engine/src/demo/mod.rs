@@ -4,7 +4,7 @@
 //! live per-port stats, a summary, and everything removed at the end —
 //! also on Ctrl-C, and by the reaper if the engine is killed.
 
-mod ping;
+pub mod ping;
 mod udp;
 
 use crate::config::{self, Topology};
