@@ -769,22 +769,6 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             return Err(cx.err(config.pool.frames.span(), "pool.frames", format!("{} frames cannot stock the fill rings of a worker's AF_XDP ports ({fill}) and leave two bursts per port: use at least {}", pool.frames, need.next_power_of_two())));
         }
     }
-    // Frames move between ports by address within a worker's pool, so a
-    // cross-connect must stay inside one worker.
-    for (x, &(a, b)) in config.xconnect.iter().zip(&xconnects) {
-        if owner[a] != owner[b] {
-            return Err(cx.err(x.ports.span(), "xconnect.ports", format!("{:?} and {:?} are served by different workers; a cross-connect must stay within one worker", ports[a].name, ports[b].name)));
-        }
-    }
-
-    // Bridge domains, like cross-connects, stay within one worker.
-    for (b, spec) in config.bridge.iter().zip(&bridges) {
-        if let Some(&(first, _)) = spec.members.first() {
-            if spec.members.iter().any(|&(k, _)| owner[k] != owner[first]) {
-                return Err(cx.err(b.members.span(), "bridge.members", format!("the members of bridge {:?} are served by different workers; a bridge domain must stay within one worker", spec.name)));
-            }
-        }
-    }
 
     Ok(Topology {
         config,
@@ -1194,10 +1178,10 @@ size"#,
     }
 
     #[test]
-    fn cross_connect_must_stay_in_one_worker() {
+    fn every_port_needs_a_worker_and_pairs_may_span_workers() {
         let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n[[worker]]\nports = [\"b\"]\n");
-        let e = err(&src);
-        assert_eq!(e.field, "xconnect.ports", "{e}");
+        let t = parse("two.toml", &src).unwrap();
+        assert_eq!(t.workers.len(), 2);
         let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n");
         let e = err(&src);
         assert!(e.to_string().contains("served by no worker"), "{e}");

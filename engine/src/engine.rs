@@ -13,10 +13,14 @@ use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, DropCounters, ForwardMode, Pipeline, PortId};
 use pollgate_pmd::afxdp::AfXdpPort;
+use pollgate_pmd::spsc::{self, Consumer, Producer};
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::VethPort;
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError, Port, PortStats};
 use std::os::fd::RawFd;
+
+/// Frames buffered from one worker to another.
+const HANDOFF_SLOTS: usize = 1024;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -290,6 +294,32 @@ impl Engine {
         let mut workers = Vec::new();
         let mut views = Vec::new();
         let mut worker_counters = Vec::new();
+        let nw = topo.workers.len();
+        let mut owner = vec![0usize; topo.ports.len()];
+        for (w, spec) in topo.workers.iter().enumerate() {
+            for &k in &spec.ports {
+                owner[k] = w;
+            }
+        }
+        let owner = Arc::new(owner);
+        let exhausted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // A hand-off ring for every ordered pair of workers: a frame for a
+        // port another worker serves is copied across (its own pool and
+        // UMEM are that worker's).
+        let mut to: Vec<Vec<Option<Producer>>> =
+            (0..nw).map(|_| (0..nw).map(|_| None).collect()).collect();
+        let mut from: Vec<Vec<Consumer>> = (0..nw).map(|_| Vec::new()).collect();
+        for (a, row) in to.iter_mut().enumerate() {
+            for (b, slot) in row.iter_mut().enumerate() {
+                if a != b {
+                    let (p, c) = spsc::channel(HANDOFF_SLOTS);
+                    *slot = Some(p);
+                    from[b].push(c);
+                }
+            }
+        }
+        let mut from = from.into_iter();
+        let mut to = to.into_iter();
         for (w, spec) in topo.workers.iter().enumerate() {
             let mut pool = FramePool::new(topo.pool)
                 .map_err(|source| EngineError::Pool { worker: w, source })?;
@@ -320,6 +350,11 @@ impl Engine {
                     IdleMode::Backoff => Idle::Backoff,
                 },
                 counters,
+                owner: owner.clone(),
+                to_workers: to.next().unwrap_or_default(),
+                from_workers: from.next().unwrap_or_default(),
+                exhausted: exhausted.clone(),
+                workers: nw,
             });
         }
         for (k, spec) in topo.ports.iter().enumerate() {

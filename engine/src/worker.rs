@@ -5,11 +5,12 @@
 use crate::stats::SharedWorkerCounters;
 use pollgate_pipeline::vlan::{push_tags, EgressTag};
 use pollgate_pipeline::{
-    Batch, DomainId, DropCounters, DropReason, Pipeline, PortId, Verdict, BATCH_SIZE,
+    Batch, DomainId, DropCounters, DropReason, FrameMemory, Pipeline, PortId, Verdict, BATCH_SIZE,
 };
 use pollgate_pmd::port::bump;
+use pollgate_pmd::spsc::{Consumer, Producer};
 use pollgate_pmd::{AnyPort, FramePool, Port, TxDesc};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,18 @@ pub struct Worker {
     pub burst: usize,
     pub idle: Idle,
     pub counters: SharedWorkerCounters,
+    /// Which worker serves each port (by global port id).
+    pub owner: Arc<Vec<usize>>,
+    /// Rings to the other workers (indexed by worker id; `None` for
+    /// this one): frames for their ports are copied in, tagged with the
+    /// output port.
+    pub to_workers: Vec<Option<Producer>>,
+    /// Rings from the other workers, drained every loop.
+    pub from_workers: Vec<Consumer>,
+    /// Workers whose own input is exhausted (pcap files read to the end);
+    /// when it reaches `workers`, all stop once their rings are drained.
+    pub exhausted: Arc<AtomicUsize>,
+    pub workers: usize,
 }
 
 /// What a worker hands back when it stops.
@@ -62,6 +75,66 @@ pub struct WorkerReport {
     pub pinned: Option<usize>,
 }
 
+/// Where frames leave a worker: the TX buffers of its own ports, and the
+/// hand-off rings to the workers serving the other ports.
+struct Outputs {
+    /// Global port id -> index into the worker's ports.
+    local: Vec<Option<usize>>,
+    tx: Vec<TxBuffer>,
+    owner: Arc<Vec<usize>>,
+    to_workers: Vec<Option<Producer>>,
+}
+
+impl Outputs {
+    /// Sends the frame at `addr` out of port `out`: queued for TX when the
+    /// port is ours, else copied to its worker and freed here.
+    #[inline]
+    fn deliver(
+        &mut self,
+        out: PortId,
+        addr: u64,
+        len: u32,
+        ports: &mut [(PortId, AnyPort)],
+        pool: &mut FramePool,
+        drops: &mut DropCounters,
+    ) {
+        if let Some(l) = self.local.get(out as usize).copied().flatten() {
+            let buf = &mut self.tx[l];
+            buf.descs[buf.len] = TxDesc { addr, len };
+            buf.len += 1;
+            if buf.len == BATCH_SIZE {
+                flush(buf, &mut ports[l].1, pool, drops);
+            }
+            return;
+        }
+        let ring = self
+            .owner
+            .get(out as usize)
+            .and_then(|&w| self.to_workers.get_mut(w))
+            .and_then(|r| r.as_mut());
+        match (ring, pool.bytes(addr, len)) {
+            (Some(ring), Some(bytes)) => {
+                if !ring.push_tagged(out, bytes) {
+                    drops.count(DropReason::WorkerRingFull);
+                }
+            }
+            _ => drops.count(DropReason::NoRoute),
+        }
+        pool.free(addr);
+    }
+
+    fn flush_all(
+        &mut self,
+        ports: &mut [(PortId, AnyPort)],
+        pool: &mut FramePool,
+        drops: &mut DropCounters,
+    ) {
+        for (i, buf) in self.tx.iter_mut().enumerate() {
+            flush(buf, &mut ports[i].1, pool, drops);
+        }
+    }
+}
+
 impl Worker {
     /// Runs until `stop` is set, or until every port's input is exhausted.
     pub fn run(mut self, stop: Arc<AtomicBool>) -> WorkerReport {
@@ -71,27 +144,33 @@ impl Worker {
         if self.core.is_some() && pinned.is_none() {
             tracing::warn!(worker = self.id, core = ?self.core, "could not pin worker");
         }
-        // Global port id -> index in self.ports, for TX dispatch.
-        let max_id = self
-            .ports
-            .iter()
-            .map(|(id, _)| *id as usize)
-            .max()
-            .unwrap_or(0);
-        let mut local: Vec<Option<usize>> = vec![None; max_id + 1];
+        let max_id = self.owner.len().max(
+            self.ports
+                .iter()
+                .map(|(id, _)| *id as usize + 1)
+                .max()
+                .unwrap_or(0),
+        );
+        let mut local: Vec<Option<usize>> = vec![None; max_id];
         for (i, (id, _)) in self.ports.iter().enumerate() {
             local[*id as usize] = Some(i);
         }
-        let mut tx: Vec<TxBuffer> = (0..self.ports.len()).map(|_| TxBuffer::new()).collect();
+        let mut out = Outputs {
+            local,
+            tx: (0..self.ports.len()).map(|_| TxBuffer::new()).collect(),
+            owner: self.owner.clone(),
+            to_workers: std::mem::take(&mut self.to_workers),
+        };
         let mut batch = Batch::new();
         let mut drops = DropCounters::default();
         let mut idle_loops = 0u32;
         let burst = self.burst.min(BATCH_SIZE);
+        let mut marked_exhausted = false;
 
         while !stop.load(Ordering::Relaxed) {
             self.pipeline
                 .set_clock(self.clock.elapsed().as_nanos() as u64);
-            let mut moved = 0usize;
+            let mut moved = self.receive_handoffs(&mut out, &mut drops);
             for p in 0..self.ports.len() {
                 let (id, port) = &mut self.ports[p];
                 port.poll(&mut self.pool);
@@ -104,17 +183,14 @@ impl Worker {
                 self.pipeline.run(&mut batch, &mut self.pool, &mut drops);
                 dispatch(
                     &batch,
-                    &local,
-                    &mut tx,
+                    &mut out,
                     &mut self.ports,
                     &mut self.pool,
                     &self.pipeline,
                     &mut drops,
                 );
             }
-            for (i, buf) in tx.iter_mut().enumerate() {
-                flush(buf, &mut self.ports[i].1, &mut self.pool, &mut drops);
-            }
+            out.flush_all(&mut self.ports, &mut self.pool, &mut drops);
             if moved > 0 {
                 idle_loops = 0;
                 bump(&self.counters.busy_polls, 1);
@@ -122,7 +198,21 @@ impl Worker {
             } else {
                 bump(&self.counters.idle_polls, 1);
                 if self.ports.iter().all(|(_, p)| p.rx_exhausted()) {
-                    break;
+                    if !marked_exhausted {
+                        marked_exhausted = true;
+                        // Release: our last hand-offs are in the rings
+                        // before anyone sees us counted.
+                        self.exhausted.fetch_add(1, Ordering::Release);
+                    }
+                    // Acquire: pairs with the other workers' Release. With
+                    // everyone done, one last drain empties our rings.
+                    if self.exhausted.load(Ordering::Acquire) == self.workers
+                        && self.receive_handoffs(&mut out, &mut drops) == 0
+                    {
+                        out.flush_all(&mut self.ports, &mut self.pool, &mut drops);
+                        break;
+                    }
+                    out.flush_all(&mut self.ports, &mut self.pool, &mut drops);
                 }
                 idle_loops = idle_loops.saturating_add(1);
                 if self.idle == Idle::Backoff {
@@ -146,15 +236,36 @@ impl Worker {
             pinned,
         }
     }
+
+    /// Frames other workers handed over for our ports: copied into our
+    /// pool and queued for TX, at most a batch per ring per loop.
+    fn receive_handoffs(&mut self, out: &mut Outputs, drops: &mut DropCounters) -> usize {
+        let mut n = 0;
+        for r in 0..self.from_workers.len() {
+            for _ in 0..BATCH_SIZE {
+                let pool = &mut self.pool;
+                let got = self.from_workers[r]
+                    .pop_tagged(|port, bytes| (port, pool.alloc_copy(bytes), bytes.len() as u32));
+                let Some((port, frame, len)) = got else { break };
+                n += 1;
+                match frame {
+                    Some(addr) => {
+                        out.deliver(port, addr, len, &mut self.ports, &mut self.pool, drops)
+                    }
+                    None => drops.count(DropReason::PoolEmpty),
+                }
+            }
+        }
+        n
+    }
 }
 
-/// Moves each packet of the batch to its fate: a TX buffer, or back to
-/// the pool (drops were counted by the stage that dropped them).
+/// Moves each packet of the batch to its fate: an output, or back to the
+/// pool (drops were counted by the stage that dropped them).
 #[inline]
 fn dispatch(
     batch: &Batch,
-    local: &[Option<usize>],
-    tx: &mut [TxBuffer],
+    out: &mut Outputs,
     ports: &mut [(PortId, AnyPort)],
     pool: &mut FramePool,
     pipeline: &Pipeline,
@@ -163,25 +274,9 @@ fn dispatch(
     for i in 0..batch.len() {
         let addr = batch.addr[i];
         match batch.verdict[i] {
-            Verdict::Forward(out) => match local.get(out as usize).copied().flatten() {
-                Some(l) => {
-                    let buf = &mut tx[l];
-                    buf.descs[buf.len] = TxDesc {
-                        addr,
-                        len: batch.pkt_len[i],
-                    };
-                    buf.len += 1;
-                    if buf.len == BATCH_SIZE {
-                        flush(buf, &mut ports[l].1, pool, drops);
-                    }
-                }
-                None => {
-                    drops.count(DropReason::NoRoute);
-                    pool.free(addr);
-                }
-            },
+            Verdict::Forward(p) => out.deliver(p, addr, batch.pkt_len[i], ports, pool, drops),
             Verdict::Drop(_) => pool.free(addr),
-            Verdict::Flood(d) => flood(batch, i, d, local, tx, ports, pool, pipeline, drops),
+            Verdict::Flood(d) => flood(batch, i, d, out, ports, pool, pipeline, drops),
             // No stage produces these before the VTEP lands; count them
             // rather than lose them.
             Verdict::Local | Verdict::Pending => {
@@ -201,8 +296,7 @@ fn flood(
     batch: &Batch,
     i: usize,
     d: DomainId,
-    local: &[Option<usize>],
-    tx: &mut [TxBuffer],
+    out: &mut Outputs,
     ports: &mut [(PortId, AnyPort)],
     pool: &mut FramePool,
     pipeline: &Pipeline,
@@ -231,23 +325,11 @@ fn flood(
             drops.count(DropReason::PoolEmpty);
             continue;
         };
-        let Some(l) = local.get(m as usize).copied().flatten() else {
-            drops.count(DropReason::NoRoute);
-            pool.free(copy);
-            continue;
-        };
         let tag = pipeline
             .vlan()
             .map_or(EgressTag::Untagged, |v| v.egress(d, m));
         match push_tags(pool, copy, len, headroom, tag, batch.prio[i]) {
-            Ok((a, n, _)) => {
-                let buf = &mut tx[l];
-                buf.descs[buf.len] = TxDesc { addr: a, len: n };
-                buf.len += 1;
-                if buf.len == BATCH_SIZE {
-                    flush(buf, &mut ports[l].1, pool, drops);
-                }
-            }
+            Ok((a, n, _)) => out.deliver(m, a, n, ports, pool, drops),
             Err(reason) => {
                 drops.count(reason);
                 pool.free(copy);

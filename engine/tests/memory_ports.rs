@@ -263,3 +263,44 @@ fn bench_runs_and_balances() {
     assert_eq!(v["frames_balanced"], true);
     assert_eq!(v["drops"], 0);
 }
+
+#[test]
+fn a_cross_connect_between_workers_hands_frames_over() {
+    let src = r#"
+[engine]
+idle = "backoff"
+[[port]]
+name = "gen0"
+kind = "null"
+[[port]]
+name = "sink"
+kind = "pcap"
+tx = "/dev/null"
+[[xconnect]]
+ports = ["gen0", "sink"]
+[[worker]]
+ports = ["gen0"]
+[[worker]]
+ports = ["sink"]
+"#;
+    let topo = config::parse("handoff.toml", src).unwrap();
+    let engine = Engine::start(&topo).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while engine.ports[1].counters.snapshot().tx_packets < 100_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let summary = engine.shutdown();
+    let s: Vec<_> = summary.ports.iter().map(|(_, s)| *s).collect();
+    assert!(s[1].tx_packets >= 100_000, "{}", summary.render());
+    // Every frame gen0 made went across or was counted as a full ring.
+    let handed = s[1].tx_packets
+        + summary
+            .drops()
+            .get(pollgate_pipeline::DropReason::WorkerRingFull);
+    assert!(
+        handed <= s[0].rx_packets && s[0].rx_packets - handed <= 1024,
+        "{}",
+        summary.render()
+    );
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}

@@ -384,6 +384,12 @@ fn bridge_learns_floods_and_tags_between_access_and_trunk_ports() {
         "[[bridge]]\nname = \"red\"\nmembers = [{{ port = \"{}\" }}, {{ port = \"{}\" }}, {{ port = \"{}\" }}, {{ port = \"{}\", vid = 10 }}]\n",
         n[0], n[1], n[2], n[3]
     );
+    // The trunk on a second worker: floods, unicast and learning cross
+    // between workers.
+    cfg += &format!(
+        "[[worker]]\nports = [\"{}\", \"{}\", \"{}\"]\n[[worker]]\nports = [\"{}\"]\n",
+        n[0], n[1], n[2], n[3]
+    );
     let topo = config::parse("bridge.toml", &cfg).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
     let socks: Vec<PacketSocket> = n

@@ -74,6 +74,7 @@ drop_reasons! {
     StormMulticast => "storm_multicast": "over the port's multicast rate limit",
     StormUnknownUnicast => "storm_unknown_unicast": "over the port's unknown-unicast rate limit",
     SrcMacMulticast => "src_mac_multicast": "a group address as source MAC",
+    WorkerRingFull => "worker_ring_full": "the hand-off ring to the worker serving the output port was full",
 }
 
 /// Where a packet goes after the pipeline.

@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub const SLOT_BYTES: usize = 2048;
 
 struct Slot {
+    /// What the producer says the frame is for (an output port).
+    tag: u16,
     len: usize,
     data: [u8; SLOT_BYTES],
 }
@@ -53,6 +55,7 @@ pub fn channel(slots: usize) -> (Producer, Consumer) {
     let slots = (0..cap)
         .map(|_| {
             UnsafeCell::new(Slot {
+                tag: 0,
                 len: 0,
                 data: [0; SLOT_BYTES],
             })
@@ -86,6 +89,11 @@ impl Producer {
     /// Copies `data` into the next free slot. False when the ring is full
     /// or `data` longer than a slot.
     pub fn push(&mut self, data: &[u8]) -> bool {
+        self.push_tagged(0, data)
+    }
+
+    /// As `push`, with a tag the consumer gets back with the frame.
+    pub fn push_tagged(&mut self, tag: u16, data: &[u8]) -> bool {
         if data.len() > SLOT_BYTES {
             return false;
         }
@@ -103,6 +111,7 @@ impl Producer {
         let slot = unsafe { &mut *cell.get() };
         slot.data[..data.len()].copy_from_slice(data);
         slot.len = data.len();
+        slot.tag = tag;
         self.head += 1;
         // Release: the slot's bytes are visible before the consumer sees
         // the new head.
@@ -123,6 +132,11 @@ impl Producer {
 impl Consumer {
     /// Hands the oldest frame to `f` and frees its slot. `None` when empty.
     pub fn pop<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.pop_tagged(|_, d| f(d))
+    }
+
+    /// As `pop`, handing `f` the frame's tag too.
+    pub fn pop_tagged<R>(&mut self, f: impl FnOnce(u16, &[u8]) -> R) -> Option<R> {
         if self.tail == self.cached_head {
             // Acquire: pairs with the producer's Release of `head`.
             self.cached_head = self.shared.head.load(Ordering::Acquire);
@@ -134,7 +148,7 @@ impl Consumer {
         // SAFETY: tail < head, so the producer has finished this slot and
         // will not touch it again until `tail` moves past it below.
         let slot = unsafe { &*cell.get() };
-        let r = f(&slot.data[..slot.len]);
+        let r = f(slot.tag, &slot.data[..slot.len]);
         self.tail += 1;
         // Release: our reads of the slot happen before the producer may
         // reuse it.
