@@ -95,6 +95,74 @@ fn bench(c: &mut Criterion) {
             pipeline.run(&mut batch, &mut mem, &mut drops);
         })
     });
+
+    // A table of 1 M MACs and batches whose addresses are spread over all
+    // of it, untagged between two access ports (frames are not modified,
+    // so no restore is needed): most lookups miss the caches, as with
+    // real traffic of many hosts.
+    let mut vlan = VlanMap::new(2, 1);
+    for p in 0..2u16 {
+        let mut a = PortVlan::new(VlanMode::Access, 0x8100);
+        a.untagged = 0;
+        vlan.set_port(p, a);
+        vlan.set_egress(0, p, EgressTag::Untagged);
+    }
+    let vlan = Arc::new(vlan);
+    let big = Arc::new(MacTable::new(1 << 20));
+    let n = 1_000_000u32;
+    for i in 0..n {
+        big.learn(0, mac(i), (i % 2) as u16, 0);
+    }
+    let batches = 512u32;
+    let mut bmem = Vec::new();
+    let mut bbatches = Vec::new();
+    for j in 0..batches {
+        let mut b = Batch::new();
+        for k in 0..BATCH_SIZE as u32 {
+            let r = (j * 64 + k).wrapping_mul(2_654_435_761) % (n / 2);
+            // Sources on port 0 (even), destinations on port 1 (odd).
+            let f = udp4_frame(
+                60,
+                mac(2 * r),
+                mac(2 * ((r * 7 + 13) % (n / 2)) + 1),
+                [198, 18, 0, 1],
+                [198, 19, 0, 1],
+                1024,
+                1025,
+                b"",
+            );
+            let base = bmem.len();
+            bmem.resize(base + 64, 0);
+            bmem.extend_from_slice(&f);
+            bmem.resize(base + 128, 0);
+            b.push((base + 64) as u64, f.len() as u32, 64, 0);
+        }
+        bbatches.push(b);
+    }
+    let bridge = Bridge::new(
+        vec![Domain {
+            name: "big".into(),
+            members: vec![0, 1],
+        }],
+        big.clone(),
+        vec![StormControl::unlimited(); 2],
+    );
+    let mut pipeline = Pipeline::new(true, CrossConnect::new(ForwardMode::Io, 2))
+        .with_bridge(vlan.clone(), bridge);
+    let mut j = 0usize;
+    let mut b = Batch::new();
+    g.bench_function("access_1m_macs", |bench| {
+        bench.iter(|| {
+            b.clone_from(&bbatches[j]);
+            j = (j + 1) % bbatches.len();
+            pipeline.run(&mut b, &mut bmem, &mut drops);
+        })
+    });
+    assert!(
+        (0..BATCH_SIZE).all(|i| b.verdict[i] == Verdict::Forward(1)),
+        "{:?}",
+        &b.verdict[..4]
+    );
     g.finish();
     let (mut m, mut b) = pristine.clone();
     pipeline.run(&mut b, &mut m, &mut drops);
