@@ -259,8 +259,8 @@ pub struct PortSection {
     /// veth: host-side device name; tap: device name; afxdp: the device.
     /// Defaults to the port name.
     pub iface: Option<Spanned<String>>,
-    /// afxdp/veth: the queue to bind.
-    pub queue: Option<Spanned<u32>>,
+    /// afxdp/veth: how many queues to serve (0..N), one socket each.
+    pub queues: Option<Spanned<u32>>,
     /// afxdp/veth: "auto", "zero-copy" or "copy".
     pub mode: Option<Spanned<BindModeCfg>>,
     /// afxdp/veth: "auto", "native" or "generic" XDP attach.
@@ -359,6 +359,8 @@ pub struct PortSpec {
     pub iface: String,
     pub afxdp: AfXdpConfig,
     pub container: Option<ContainerEnd>,
+    /// RX/TX queues served, 0..queues (1 for non-AF_XDP ports).
+    pub queues: u32,
     /// Mode and outer TPID, for bridge ports.
     pub vlan: Option<(VlanModeCfg, u16)>,
     /// Storm control (broadcast, multicast, unknown unicast), pps.
@@ -368,7 +370,10 @@ pub struct PortSpec {
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     pub core: Option<usize>,
+    /// Ports with at least one queue served here.
     pub ports: Vec<usize>,
+    /// The (port, queue) pairs this worker polls.
+    pub queues: Vec<(usize, u32)>,
 }
 
 /// Domain ids are u16 with one value meaning "none".
@@ -638,6 +643,24 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             iface,
             afxdp,
             container,
+            queues: match &p.queues {
+                Some(q) if !matches!(kind, PortKind::Veth | PortKind::Afxdp) => {
+                    return Err(cx.err(
+                        q.span(),
+                        "port.queues",
+                        "only veth and afxdp ports have queues",
+                    ))
+                }
+                Some(q) if !(1..=64).contains(q.get_ref()) => {
+                    return Err(cx.err(
+                        q.span(),
+                        "port.queues",
+                        format!("{} is out of range: 1..=64", q.get_ref()),
+                    ))
+                }
+                Some(q) => *q.get_ref(),
+                None => 1,
+            },
             vlan: None,
             storm: (
                 p.storm_broadcast.unwrap_or(0),
@@ -700,6 +723,9 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     let bridges = validate_bridges(cx, &config, &mut ports, &resolve, &paired)?;
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
+    // Who serves each (port, queue); the owner of a port (for hand-offs
+    // from other workers) is the worker of its queue 0.
+    let mut served: HashMap<(usize, u32), usize> = HashMap::new();
     let mut owner: Vec<Option<usize>> = vec![None; ports.len()];
     let mut workers = Vec::new();
     for (w, ws) in config.workers.iter().enumerate() {
@@ -717,30 +743,80 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
             }
         }
         let mut list = Vec::new();
+        let mut queues = Vec::new();
         for s in ws.ports.get_ref() {
-            let k = resolve(s, "worker.ports")?;
-            if let Some(prev) = owner[k] {
-                return Err(cx.err(
-                    s.span(),
-                    "worker.ports",
-                    format!("{:?} is already served by worker {prev}", s.get_ref()),
-                ));
+            // "name" serves every queue of the port, "name@q" one queue.
+            let (name, q) = match s.get_ref().split_once('@') {
+                Some((n, q)) => (n, Some(q)),
+                None => (s.get_ref().as_str(), None),
+            };
+            let k = resolve(&Spanned::new(s.span(), name.to_string()), "worker.ports")?;
+            let nq = ports[k].queues;
+            let qs: Vec<u32> = match q {
+                None => (0..nq).collect(),
+                Some(q) => match q.parse::<u32>() {
+                    Ok(q) if q < nq => vec![q],
+                    _ => {
+                        return Err(cx.err(
+                            s.span(),
+                            "worker.ports",
+                            format!("{:?}: port {name:?} has queues 0..{nq}", s.get_ref()),
+                        ))
+                    }
+                },
+            };
+            for q in qs {
+                if let Some(prev) = served.insert((k, q), w) {
+                    return Err(cx.err(
+                        s.span(),
+                        "worker.ports",
+                        format!("queue {q} of {name:?} is already served by worker {prev}"),
+                    ));
+                }
+                if q == 0 {
+                    owner[k] = Some(w);
+                }
+                queues.push((k, q));
             }
-            owner[k] = Some(w);
-            list.push(k);
+            if !list.contains(&k) {
+                list.push(k);
+            }
         }
         workers.push(WorkerSpec {
             core: ws.core.as_ref().map(|c| *c.get_ref()),
             ports: list,
+            queues,
         });
     }
     if workers.is_empty() {
         // One unpinned worker serves everything.
+        let queues: Vec<(usize, u32)> = ports
+            .iter()
+            .enumerate()
+            .flat_map(|(k, p)| (0..p.queues).map(move |q| (k, q)))
+            .collect();
+        for &(k, q) in &queues {
+            served.insert((k, q), 0);
+        }
         workers.push(WorkerSpec {
             core: None,
             ports: (0..ports.len()).collect(),
+            queues,
         });
         owner.iter_mut().for_each(|o| *o = Some(0));
+    }
+    for (k, p) in ports.iter().enumerate() {
+        if let Some(q) = (0..p.queues).find(|q| !served.contains_key(&(k, *q))) {
+            let s = &config.ports[k].name;
+            return Err(cx.err(
+                s.span(),
+                "worker.ports",
+                format!(
+                    "queue {q} of port {:?} is served by no worker: its traffic would be lost",
+                    s.get_ref()
+                ),
+            ));
+        }
     }
     for (k, o) in owner.iter().enumerate() {
         if o.is_none() {
@@ -756,12 +832,12 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     // pool; the pool must cover those and a burst per port on top.
     for ws in &workers {
         let fill: u64 = ws
-            .ports
+            .queues
             .iter()
-            .filter(|&&k| matches!(ports[k].kind, PortKind::Veth | PortKind::Afxdp))
-            .map(|&k| ports[k].afxdp.fill_size as u64)
+            .filter(|&&(k, _)| matches!(ports[k].kind, PortKind::Veth | PortKind::Afxdp))
+            .map(|&(k, _)| ports[k].afxdp.fill_size as u64)
             .sum();
-        let need = fill + (2 * pollgate_pipeline::BATCH_SIZE * ws.ports.len()) as u64;
+        let need = fill + (2 * pollgate_pipeline::BATCH_SIZE * ws.queues.len()) as u64;
         if config.pool.frames.span().is_empty() && (pool.frames as u64) < need * 2 {
             // Not set in the file: size the pool for the ports.
             pool.frames = (need * 2).next_power_of_two() as u32;
@@ -817,7 +893,7 @@ fn ring_size(cx: &Ctx, v: &Spanned<u32>, field: &str) -> Result<u32, ConfigError
 
 fn afxdp_config(cx: &Ctx, a: &AfXdpSection, p: &PortSection) -> Result<AfXdpConfig, ConfigError> {
     Ok(AfXdpConfig {
-        queue: p.queue.as_ref().map_or(0, |q| *q.get_ref()),
+        queue: 0,
         rx_size: ring_size(cx, &a.rx_ring, "afxdp.rx_ring")?,
         tx_size: ring_size(cx, &a.tx_ring, "afxdp.tx_ring")?,
         fill_size: ring_size(cx, &a.fill_ring, "afxdp.fill_ring")?,

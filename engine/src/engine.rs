@@ -12,10 +12,11 @@ use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, DropCounters, ForwardMode, Pipeline, PortId};
-use pollgate_pmd::afxdp::AfXdpPort;
+use pollgate_pmd::afxdp::{AfXdpConfig, AfXdpPort, XdpAttachment};
+use pollgate_pmd::device::if_index;
 use pollgate_pmd::spsc::{self, Consumer, Producer};
 use pollgate_pmd::tap::TapPort;
-use pollgate_pmd::veth::VethPort;
+use pollgate_pmd::veth::{create_veth, Created};
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError, Port, PortStats};
 use std::os::fd::RawFd;
 
@@ -64,12 +65,56 @@ fn build_rings(topo: &Topology) -> Vec<Option<AnyPort>> {
     slots
 }
 
-/// Opens port `k` for a worker whose pool is `pool`. `umem_owner` is the
-/// worker's first AF_XDP socket, which the others share the UMEM with.
+/// What AF_XDP ports share across their queues: the XDP program on the
+/// device, and the veth pair pollgate created for it.
+type Device = (Arc<XdpAttachment>, Option<Arc<Created>>);
+
+/// Creates the veth pairs and attaches the XDP programs of every AF_XDP
+/// port, before any socket: a port's queues may be served by different
+/// workers, and each one's socket needs the device and the program.
+fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError> {
+    let mut out = Vec::new();
+    for spec in &topo.ports {
+        let err = |source| EngineError::Port {
+            port: spec.name.clone(),
+            source,
+        };
+        let dev_err = |e: std::io::Error| {
+            err(PmdError::Device {
+                dev: spec.iface.clone(),
+                source: e,
+            })
+        };
+        let created = match spec.kind {
+            PortKind::Veth => {
+                let end = spec
+                    .container
+                    .as_ref()
+                    .expect("validated: veth ports have a namespace");
+                Some(create_veth(&spec.iface, end, spec.queues).map_err(err)?)
+            }
+            PortKind::Afxdp => None,
+            _ => {
+                out.push(None);
+                continue;
+            }
+        };
+        let ifindex = if_index(&spec.iface).map_err(dev_err)?;
+        let xdp = XdpAttachment::attach(&spec.iface, ifindex, spec.queues, spec.afxdp.xdp)
+            .map_err(dev_err)?;
+        out.push(Some((Arc::new(xdp), created)));
+    }
+    Ok(out)
+}
+
+/// Opens queue `q` of port `k` for a worker whose pool is `pool`.
+/// `umem_owner` is the worker's first AF_XDP socket, which the others
+/// share the UMEM with.
 fn build_port(
     topo: &Topology,
-    k: usize,
+    (k, q): (usize, u32),
     rings: &mut [Option<AnyPort>],
+    devices: &[Option<Device>],
     pool: &mut FramePool,
     umem_owner: &mut Option<RawFd>,
 ) -> Result<AnyPort, EngineError> {
@@ -88,16 +133,6 @@ fn build_port(
             PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)
                 .map_err(err)?,
         ),
-        PortKind::Veth => {
-            let end = spec
-                .container
-                .as_ref()
-                .expect("validated: veth ports have a namespace");
-            AnyPort::AfXdp(
-                VethPort::open(&spec.name, &spec.iface, end, &spec.afxdp, pool, umem_owner)
-                    .map_err(err)?,
-            )
-        }
         PortKind::Tap => {
             let end = spec
                 .container
@@ -105,10 +140,31 @@ fn build_port(
                 .expect("validated: tap ports have a namespace");
             AnyPort::Tap(TapPort::open(&spec.name, &spec.iface, end).map_err(err)?)
         }
-        PortKind::Afxdp => AnyPort::AfXdp(
-            AfXdpPort::open(&spec.name, &spec.iface, &spec.afxdp, pool, umem_owner, None)
-                .map_err(err)?,
-        ),
+        PortKind::Veth | PortKind::Afxdp => {
+            let (xdp, created) = devices[k].as_ref().expect("devices are built first");
+            let name = if spec.queues > 1 {
+                format!("{}@{q}", spec.name)
+            } else {
+                spec.name.clone()
+            };
+            let cfg = AfXdpConfig {
+                queue: q,
+                ..spec.afxdp
+            };
+            let port = AfXdpPort::open(
+                &name,
+                &spec.iface,
+                &cfg,
+                pool,
+                umem_owner,
+                Some(xdp.clone()),
+            )
+            .map_err(err)?;
+            AnyPort::AfXdp(match created {
+                Some(c) => port.owning(c.clone()),
+                None => port,
+            })
+        }
     })
 }
 
@@ -297,10 +353,13 @@ impl Engine {
         let nw = topo.workers.len();
         let mut owner = vec![0usize; topo.ports.len()];
         for (w, spec) in topo.workers.iter().enumerate() {
-            for &k in &spec.ports {
-                owner[k] = w;
+            for &(k, q) in &spec.queues {
+                if q == 0 {
+                    owner[k] = w;
+                }
             }
         }
+        let devices = build_devices(topo)?;
         let owner = Arc::new(owner);
         let exhausted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // A hand-off ring for every ordered pair of workers: a frame for a
@@ -325,10 +384,17 @@ impl Engine {
                 .map_err(|source| EngineError::Pool { worker: w, source })?;
             let mut umem_owner = None;
             let mut ports: Vec<(PortId, AnyPort)> = Vec::new();
-            for &k in &spec.ports {
+            for &(k, q) in &spec.queues {
                 // On error, ports built so far drop here and remove what
                 // they created: nothing is left half-configured.
-                let port = build_port(topo, k, &mut rings, &mut pool, &mut umem_owner)?;
+                let port = build_port(
+                    topo,
+                    (k, q),
+                    &mut rings,
+                    &devices,
+                    &mut pool,
+                    &mut umem_owner,
+                )?;
                 tracing::info!(port = %topo.ports[k].name, worker = w, "{}", port.info().detail);
                 ports.push((k as PortId, port));
             }
@@ -357,27 +423,34 @@ impl Engine {
                 workers: nw,
             });
         }
+        // One view per port (its queue 0, so views[k] is port k), then
+        // one for every further queue.
+        let mut extra = Vec::new();
         for (k, spec) in topo.ports.iter().enumerate() {
-            let w = topo
-                .workers
-                .iter()
-                .position(|ws| ws.ports.contains(&k))
-                .expect("validated");
-            let port = workers[w]
-                .ports
-                .iter()
-                .find(|(id, _)| *id as usize == k)
-                .map(|(_, p)| p)
-                .expect("placed");
-            let info = port.info();
-            views.push(PortView {
-                name: spec.name.clone(),
-                kind: info.kind,
-                detail: info.detail,
-                worker: w,
-                counters: port.counters().clone(),
-            });
+            for (w, worker) in workers.iter().enumerate() {
+                for (id, port) in &worker.ports {
+                    if *id as usize != k {
+                        continue;
+                    }
+                    let info = port.info();
+                    let view = PortView {
+                        name: port.name().to_string(),
+                        kind: info.kind,
+                        detail: info.detail,
+                        worker: w,
+                        counters: port.counters().clone(),
+                    };
+                    let queue0 =
+                        port.name() == spec.name || port.name() == format!("{}@0", spec.name);
+                    if queue0 && views.len() == k {
+                        views.push(view);
+                    } else {
+                        extra.push(view);
+                    }
+                }
+            }
         }
+        views.extend(extra);
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
         for worker in workers {

@@ -11,6 +11,7 @@ use crate::pool::FramePool;
 use crate::PmdError;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 /// The container side of a veth or tap port.
 #[derive(Debug, Clone)]
@@ -127,11 +128,62 @@ pub fn configure_in_namespace(ns: &NetNs, end: &ContainerEnd) -> io::Result<()> 
     })
 }
 
+/// Creates a veth pair with `queues` queues per end, puts the far end in
+/// the container's namespace and configures both ends. The returned guard
+/// removes what was created; AF_XDP sockets on the near end hold it, so
+/// the pair goes when the last of them is dropped.
+pub fn create_veth(
+    host_ifname: &str,
+    end: &ContainerEnd,
+    queues: u32,
+) -> Result<Arc<Created>, PmdError> {
+    let (ns, created_ns) = namespace(end)?;
+    let mut created = Created {
+        host_ifindex: None,
+        host_ifname: host_ifname.to_string(),
+        netns: created_ns.then(|| end.netns.clone()),
+    };
+    let mut nl = Netlink::open().map_err(|e| dev_err(host_ifname, "netlink", e))?;
+    if let Ok(Some(_)) = nl.get_link(host_ifname) {
+        return Err(dev_err(host_ifname, "creating veth", io::Error::new(io::ErrorKind::AlreadyExists, format!("a device with this name exists (left over from a crash? delete it with: ip link del {host_ifname})"))));
+    }
+    // Exactly the queues pollgate serves: the kernel spreads a veth's
+    // traffic over all its queues by flow hash, and a queue without a
+    // socket would pass its share to the host stack.
+    nl.create_veth(host_ifname, &end.ifname, Some(ns.fd()), queues)
+        .map_err(|e| dev_err(host_ifname, "creating veth pair", e))?;
+    let host = nl
+        .get_link(host_ifname)
+        .map_err(|e| dev_err(host_ifname, "looking up", e))?
+        .ok_or_else(|| {
+            dev_err(
+                host_ifname,
+                "looking up",
+                io::Error::new(io::ErrorKind::NotFound, "vanished after creation"),
+            )
+        })?;
+    created.host_ifindex = Some(host.index);
+    cleanup::created(&Resource::Device {
+        name: host_ifname.to_string(),
+        ifindex: host.index,
+    });
+    nl.set_link(host.index, Some(true), Some(end.mtu), None)
+        .map_err(|e| dev_err(host_ifname, "bringing up", e))?;
+    configure_in_namespace(&ns, end).map_err(|e| {
+        dev_err(
+            &end.ifname,
+            &format!("configuring in namespace {}", end.netns),
+            e,
+        )
+    })?;
+    Ok(Arc::new(created))
+}
+
 pub struct VethPort;
 
 impl VethPort {
-    /// Creates the pair, configures both ends and opens AF_XDP on the host
-    /// end. The port removes what was created when it is dropped.
+    /// Creates a single-queue pair, configures both ends and opens AF_XDP
+    /// on the host end. The port removes what was created when dropped.
     pub fn open(
         name: &str,
         host_ifname: &str,
@@ -140,45 +192,7 @@ impl VethPort {
         pool: &mut FramePool,
         umem_owner: &mut Option<RawFd>,
     ) -> Result<AfXdpPort, PmdError> {
-        let (ns, created_ns) = namespace(end)?;
-        let mut created = Created {
-            host_ifindex: None,
-            host_ifname: host_ifname.to_string(),
-            netns: created_ns.then(|| end.netns.clone()),
-        };
-        let mut nl = Netlink::open().map_err(|e| dev_err(host_ifname, "netlink", e))?;
-        if let Ok(Some(_)) = nl.get_link(host_ifname) {
-            return Err(dev_err(host_ifname, "creating veth", io::Error::new(io::ErrorKind::AlreadyExists, "a device with this name exists (left over from a crash? delete it with: ip link del ".to_string() + host_ifname + ")")));
-        }
-        // One queue each way: the socket serves queue 0, and a second
-        // queue would take part of the traffic past it (the kernel spreads
-        // a veth's traffic over its queues by flow hash).
-        nl.create_veth(host_ifname, &end.ifname, Some(ns.fd()), 1)
-            .map_err(|e| dev_err(host_ifname, "creating veth pair", e))?;
-        let host = nl
-            .get_link(host_ifname)
-            .map_err(|e| dev_err(host_ifname, "looking up", e))?
-            .ok_or_else(|| {
-                dev_err(
-                    host_ifname,
-                    "looking up",
-                    io::Error::new(io::ErrorKind::NotFound, "vanished after creation"),
-                )
-            })?;
-        created.host_ifindex = Some(host.index);
-        cleanup::created(&Resource::Device {
-            name: host_ifname.to_string(),
-            ifindex: host.index,
-        });
-        nl.set_link(host.index, Some(true), Some(end.mtu), None)
-            .map_err(|e| dev_err(host_ifname, "bringing up", e))?;
-        configure_in_namespace(&ns, end).map_err(|e| {
-            dev_err(
-                &end.ifname,
-                &format!("configuring in namespace {}", end.netns),
-                e,
-            )
-        })?;
+        let created = create_veth(host_ifname, end, 1)?;
         let port = AfXdpPort::open(name, host_ifname, cfg, pool, umem_owner, None)?;
         Ok(port.owning(created))
     }

@@ -79,7 +79,7 @@ pub struct AfXdpPort {
     last_housekeeping: Instant,
     counters: SharedCounters,
     /// Devices and namespace this port created; dropped last.
-    created: Option<crate::veth::Created>,
+    created: Option<Arc<crate::veth::Created>>,
 }
 
 impl AfXdpPort {
@@ -156,7 +156,7 @@ impl AfXdpPort {
     }
 
     /// Hands the port the devices it must remove when dropped.
-    pub fn owning(mut self, created: crate::veth::Created) -> Self {
+    pub fn owning(mut self, created: Arc<crate::veth::Created>) -> Self {
         self.created = Some(created);
         self
     }
