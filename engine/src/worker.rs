@@ -343,6 +343,16 @@ fn flush(buf: &mut TxBuffer, port: &mut AnyPort, pool: &mut FramePool, drops: &m
     if buf.len == 0 {
         return;
     }
+    if !port.link_up() {
+        // The device is gone (its container's namespace deleted, say):
+        // the frames are counted and returned, the other ports go on.
+        for d in &buf.descs[..buf.len] {
+            pool.free(d.addr);
+        }
+        drops.add(DropReason::PortDown, buf.len as u64);
+        buf.len = 0;
+        return;
+    }
     let sent = port.tx_burst(pool, &buf.descs[..buf.len]);
     if sent < buf.len {
         // A short TX: the rest are counted and their frames returned.
