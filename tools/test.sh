@@ -14,10 +14,13 @@ done
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need_pkgs[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    # The tests themselves only need the kernel; these tools are for
+    # looking at what they build (ip netns exec … ping). No registry, no
+    # reason to stop.
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
+      echo "could not install ${need_pkgs[*]}; the tests do not need them, going on" >&2
   else
-    echo "missing ${need_pkgs[*]} and not root: tests that need them will skip" >&2
+    echo "missing ${need_pkgs[*]} (not installed: not root); the tests do not need them" >&2
   fi
 fi
 
