@@ -3,7 +3,7 @@
 //! back to the pool) — the inner loop of `pollgate bench`, without threads.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pollgate::engine::null_template;
+use pollgate::build::null_template;
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{Batch, CrossConnect, DropCounters, ForwardMode, Pipeline, Verdict};
 use pollgate_pmd::{FramePool, NullPort, PoolConfig, Port, TxDesc};

@@ -2,6 +2,7 @@
 //! commands of the `pollgate` binary.
 
 pub mod bench;
+pub mod build;
 pub mod config;
 pub mod demo;
 pub mod engine;

@@ -1,0 +1,256 @@
+//! Building what a topology describes: ports and devices, the pipeline
+//! of each worker, and the switch (VLAN maps, domains, MAC table) they
+//! share. `Engine::start` calls these in order; nothing here runs.
+
+use crate::config::{ForwardModeCfg, MemberMap, PortKind, Topology, VlanModeCfg};
+use crate::engine::EngineError;
+use pollgate_pipeline::bridge::{Bridge, Domain};
+use pollgate_pipeline::mac_table::MacTable;
+use pollgate_pipeline::storm::StormControl;
+use pollgate_pipeline::template::udp4_frame;
+use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
+use pollgate_pipeline::wire::MacAddr;
+use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
+use pollgate_pmd::afxdp::{AfXdpConfig, AfXdpPort, XdpAttachment};
+use pollgate_pmd::device::if_index;
+use pollgate_pmd::tap::TapPort;
+use pollgate_pmd::veth::{create_veth, Created};
+use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+/// The UDP template a null port replays.
+pub fn null_template(size: usize, src: MacAddr, dst: MacAddr) -> Vec<u8> {
+    udp4_frame(
+        size,
+        src,
+        dst,
+        [198, 18, 0, 1],
+        [198, 19, 0, 1],
+        1024,
+        1025,
+        b"pollgate",
+    )
+}
+
+/// Ring pairs span workers, so they are made before any worker's ports.
+pub fn build_rings(topo: &Topology) -> Vec<Option<AnyPort>> {
+    let mut slots: Vec<Option<AnyPort>> = (0..topo.ports.len()).map(|_| None).collect();
+    for (i, spec) in topo.ports.iter().enumerate() {
+        if spec.kind == PortKind::Ring && slots[i].is_none() {
+            let j = spec.peer.expect("validated: ring ports have a peer");
+            let (a, b) = ring_pair(&spec.name, &topo.ports[j].name, spec.slots);
+            slots[i] = Some(AnyPort::Ring(a));
+            slots[j] = Some(AnyPort::Ring(b));
+        }
+    }
+    slots
+}
+
+/// What AF_XDP ports share across their queues: the XDP program on the
+/// device, and the veth pair pollgate created for it.
+pub type Device = (Arc<XdpAttachment>, Option<Arc<Created>>);
+
+/// Creates the veth pairs and attaches the XDP programs of every AF_XDP
+/// port, before any socket: a port's queues may be served by different
+/// workers, and each one's socket needs the device and the program.
+pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError> {
+    let mut out = Vec::new();
+    for spec in &topo.ports {
+        let err = |source| EngineError::Port {
+            port: spec.name.clone(),
+            source,
+        };
+        let dev_err = |e: std::io::Error| {
+            err(PmdError::Device {
+                dev: spec.iface.clone(),
+                source: e,
+            })
+        };
+        let created = match spec.kind {
+            PortKind::Veth => {
+                let end = spec
+                    .container
+                    .as_ref()
+                    .expect("validated: veth ports have a namespace");
+                Some(create_veth(&spec.iface, end, spec.queues).map_err(err)?)
+            }
+            PortKind::Afxdp => None,
+            _ => {
+                out.push(None);
+                continue;
+            }
+        };
+        let ifindex = if_index(&spec.iface).map_err(dev_err)?;
+        let xdp = XdpAttachment::attach(&spec.iface, ifindex, spec.queues, spec.afxdp.xdp)
+            .map_err(dev_err)?;
+        out.push(Some((Arc::new(xdp), created)));
+    }
+    Ok(out)
+}
+
+/// Opens queue `q` of port `k` for a worker whose pool is `pool`.
+/// `umem_owner` is the worker's first AF_XDP socket, which the others
+/// share the UMEM with.
+pub fn build_port(
+    topo: &Topology,
+    (k, q): (usize, u32),
+    rings: &mut [Option<AnyPort>],
+    devices: &[Option<Device>],
+    pool: &mut FramePool,
+    umem_owner: &mut Option<RawFd>,
+) -> Result<AnyPort, EngineError> {
+    let spec = &topo.ports[k];
+    let err = |source| EngineError::Port {
+        port: spec.name.clone(),
+        source,
+    };
+    Ok(match spec.kind {
+        PortKind::Null => AnyPort::Null(NullPort::new(
+            &spec.name,
+            null_template(spec.size, spec.mac, spec.peer_mac),
+        )),
+        PortKind::Ring => rings[k].take().expect("ring pairs are built first"),
+        PortKind::Pcap => AnyPort::Pcap(
+            PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)
+                .map_err(err)?,
+        ),
+        PortKind::Tap => {
+            let end = spec
+                .container
+                .as_ref()
+                .expect("validated: tap ports have a namespace");
+            AnyPort::Tap(TapPort::open(&spec.name, &spec.iface, end).map_err(err)?)
+        }
+        PortKind::Veth | PortKind::Afxdp => {
+            let (xdp, created) = devices[k].as_ref().expect("devices are built first");
+            let name = if spec.queues > 1 {
+                format!("{}@{q}", spec.name)
+            } else {
+                spec.name.clone()
+            };
+            let cfg = AfXdpConfig {
+                queue: q,
+                ..spec.afxdp
+            };
+            let port = AfXdpPort::open(
+                &name,
+                &spec.iface,
+                &cfg,
+                pool,
+                umem_owner,
+                Some(xdp.clone()),
+            )
+            .map_err(err)?;
+            AnyPort::AfXdp(match created {
+                Some(c) => port.owning(c.clone()),
+                None => port,
+            })
+        }
+    })
+}
+
+pub fn pipeline_for(topo: &Topology) -> Pipeline {
+    let mode = match topo.config.engine.forward {
+        ForwardModeCfg::Io => ForwardMode::Io,
+        ForwardModeCfg::Mac => ForwardMode::Mac,
+    };
+    let mut xc = CrossConnect::new(mode, topo.ports.len());
+    for &(a, b) in &topo.xconnects {
+        xc.connect(a as PortId, b as PortId);
+    }
+    for (i, p) in topo.ports.iter().enumerate() {
+        xc.set_rewrite(i as PortId, p.mac, p.peer_mac);
+    }
+    Pipeline::new(topo.config.engine.parse, xc)
+}
+
+/// The switch of a topology with bridge domains: VLAN maps, domains and
+/// the MAC table every worker shares.
+pub struct Switch {
+    pub vlan: Arc<VlanMap>,
+    pub bridge: Bridge,
+    pub table: Arc<MacTable>,
+    pub aging: u32,
+}
+
+pub fn switch_for(topo: &Topology) -> Option<Switch> {
+    if topo.bridges.is_empty() {
+        return None;
+    }
+    let n = topo.ports.len();
+    let mut vlan = VlanMap::new(n, topo.bridges.len());
+    for (k, p) in topo.ports.iter().enumerate() {
+        if let Some((mode, tpid)) = p.vlan {
+            let mode = match mode {
+                VlanModeCfg::Access => VlanMode::Access,
+                VlanModeCfg::Trunk => VlanMode::Trunk,
+                VlanModeCfg::Qinq => VlanMode::QinQ,
+            };
+            vlan.set_port(k as PortId, PortVlan::new(mode, tpid));
+        }
+    }
+    let mut ports_vlan: Vec<Option<PortVlan>> =
+        (0..n).map(|k| vlan.port(k as PortId).cloned()).collect();
+    let mut domains = Vec::new();
+    for (d, b) in topo.bridges.iter().enumerate() {
+        let d = d as DomainId;
+        let mut members: Vec<PortId> = Vec::new();
+        for &(k, map) in &b.members {
+            let pv = ports_vlan[k]
+                .as_mut()
+                .expect("validated: bridge ports have a VLAN mode");
+            let tag = match map {
+                MemberMap::Untagged => {
+                    pv.untagged = d;
+                    EgressTag::Untagged
+                }
+                MemberMap::Vid(v) | MemberMap::Svid(v) => {
+                    pv.map_vid(v, d);
+                    EgressTag::Push {
+                        tpid: pv.tpid,
+                        vid: v,
+                    }
+                }
+                MemberMap::Pair(s, c) => {
+                    pv.map_pair(s, c, d);
+                    EgressTag::PushPair {
+                        tpid: pv.tpid,
+                        svid: s,
+                        cvid: c,
+                    }
+                }
+            };
+            vlan.set_egress(d, k as PortId, tag);
+            if !members.contains(&(k as PortId)) {
+                members.push(k as PortId);
+            }
+        }
+        domains.push(Domain {
+            name: b.name.clone(),
+            members,
+        });
+    }
+    for (k, pv) in ports_vlan.into_iter().enumerate() {
+        if let Some(pv) = pv {
+            vlan.set_port(k as PortId, pv);
+        }
+    }
+    let table = Arc::new(MacTable::new(*topo.config.switch.mac_limit.get_ref()));
+    for (d, b) in topo.bridges.iter().enumerate() {
+        for &(mac, k) in &b.statics {
+            table.add_static(d as DomainId, mac, k as PortId);
+        }
+    }
+    let storm = topo
+        .ports
+        .iter()
+        .map(|p| StormControl::new(p.storm.0, p.storm.1, p.storm.2))
+        .collect();
+    Some(Switch {
+        vlan: Arc::new(vlan),
+        bridge: Bridge::new(domains, table.clone(), storm),
+        table,
+        aging: *topo.config.switch.aging.get_ref(),
+    })
+}
