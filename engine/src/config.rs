@@ -52,6 +52,8 @@ pub struct EngineSection {
     pub idle: IdleMode,
     /// Seconds between live stats lines on stderr (0: none).
     pub stats_interval: u64,
+    /// Where `pollgate ctl` finds the engine.
+    pub ctl_socket: PathBuf,
 }
 
 impl Default for EngineSection {
@@ -62,6 +64,7 @@ impl Default for EngineSection {
             burst: Spanned::new(0..0, 32),
             idle: IdleMode::Poll,
             stats_interval: 0,
+            ctl_socket: PathBuf::from(DEFAULT_CTL_SOCKET),
         }
     }
 }
@@ -327,6 +330,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub config: Config,
+    /// The file as it was read, for `ctl show config`.
+    pub source: String,
     pub pool: PoolConfig,
     pub ports: Vec<PortSpec>,
     /// Pairs of port indices.
@@ -375,6 +380,9 @@ pub struct WorkerSpec {
     /// The (port, queue) pairs this worker polls.
     pub queues: Vec<(usize, u32)>,
 }
+
+/// The control socket when the config names none.
+pub const DEFAULT_CTL_SOCKET: &str = "/run/pollgate.sock";
 
 /// Domain ids are u16 with one value meaning "none".
 const MAX_DOMAINS: usize = 0xffff;
@@ -847,6 +855,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     }
 
     Ok(Topology {
+        source: cx.src.to_string(),
         config,
         pool,
         ports,

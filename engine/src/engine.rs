@@ -241,6 +241,18 @@ impl Engine {
             .collect()
     }
 
+    /// What `pollgate ctl` may see of this engine.
+    pub fn ctl_state(&self, topo: &Topology) -> crate::ctl::CtlState {
+        crate::ctl::CtlState::new(
+            self.ports.clone(),
+            self.workers.clone(),
+            self.mac_table.clone(),
+            topo.bridges.iter().map(|b| b.name.clone()).collect(),
+            topo.source.clone(),
+            self.started,
+        )
+    }
+
     /// Removes MAC entries older than the aging time (the control thread
     /// calls this about once a second).
     pub fn age_macs(&self) -> usize {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod build;
 pub mod config;
+pub mod ctl;
 pub mod demo;
 pub mod engine;
 pub mod reaper;

@@ -81,6 +81,18 @@ enum Cmd {
         #[arg(long)]
         print_config: bool,
     },
+    /// Ask a running engine: show ports|stats|workers|macs [DOMAIN]|config,
+    /// clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC.
+    Ctl {
+        /// The engine's control socket.
+        #[arg(long, default_value = pollgate::config::DEFAULT_CTL_SOCKET)]
+        socket: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true, trailing_var_arg = true)]
+        request: Vec<String>,
+    },
     /// Internal: removes what a killed engine left behind.
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -112,6 +124,26 @@ fn main() -> Result<()> {
                 udp_rate,
                 hold: Duration::from_secs_f64(hold.max(0.0)),
             })
+        }
+        Cmd::Ctl {
+            socket,
+            json,
+            request,
+        } => {
+            let mut line = request.join(" ");
+            if json {
+                line.push_str(" --json");
+            }
+            match pollgate::ctl::request(&socket, &line) {
+                Ok(reply) => {
+                    print!("{reply}");
+                    if !reply.ends_with('\n') {
+                        println!();
+                    }
+                    Ok(())
+                }
+                Err(e) => anyhow::bail!("{e}"),
+            }
         }
         Cmd::Reap => {
             pollgate::reaper::run();
@@ -173,6 +205,10 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
         pollgate::reaper::spawn().context("starting the cleanup process")?;
     }
     let engine = Engine::start(&topo).context("starting the engine")?;
+    let ctl_path = &topo.config.engine.ctl_socket;
+    let _ctl =
+        pollgate::ctl::CtlServer::start(ctl_path, std::sync::Arc::new(engine.ctl_state(&topo)))
+            .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
     let stop = engine.stop_flag();
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;

@@ -100,6 +100,20 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     }
     crate::reaper::spawn().context("starting the cleanup process")?;
     let engine = Engine::start(&topo).context("starting the engine")?;
+    let ctl_path = &topo.config.engine.ctl_socket;
+    let _ctl = match crate::ctl::CtlServer::start(ctl_path, Arc::new(engine.ctl_state(&topo))) {
+        Ok(c) => {
+            println!(
+                "  control socket {}: try `pollgate ctl show macs` while it runs",
+                ctl_path.display()
+            );
+            Some(c)
+        }
+        Err(e) => {
+            tracing::warn!("no control socket: {e}");
+            None
+        }
+    };
     for p in &engine.ports {
         println!("  port {:<9} {:<5} {}", p.name, p.kind, p.detail);
     }

@@ -1,0 +1,303 @@
+//! `pollgate ctl`: the operator's view of a running engine, over a Unix
+//! socket (mode 0600: root only). One request per connection, one line:
+//!
+//! ```text
+//! show ports | show stats | show workers | show macs [DOMAIN] | show config
+//! clear stats | mac add DOMAIN MAC PORT | mac del DOMAIN MAC
+//! ```
+//!
+//! with `--json` anywhere for scripts. Every malformed request gets an
+//! `error: …` reply; the server reads at most one short line with a
+//! timeout, so a client that sends garbage or nothing cannot stall it, and
+//! it never touches the workers beyond reading their counters.
+
+use crate::stats::{render_drops, PortView, SharedWorkerCounters};
+use pollgate_pipeline::mac_table::MacTable;
+use pollgate_pipeline::wire::MacAddr;
+use pollgate_pipeline::{DomainId, DropCounters, DropReason, PortId};
+use pollgate_pmd::PortStats;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 1024;
+
+/// What the control server can see of the engine.
+pub struct CtlState {
+    pub ports: Vec<PortView>,
+    pub workers: Vec<SharedWorkerCounters>,
+    pub mac_table: Option<(Arc<MacTable>, u32)>,
+    pub domains: Vec<String>,
+    pub config_text: String,
+    pub started: Instant,
+    /// Counters at the last `clear stats`: workers own the counters (one
+    /// writer each), so clearing subtracts a baseline instead of writing.
+    baseline: Mutex<(Vec<PortStats>, DropCounters)>,
+}
+
+impl CtlState {
+    pub fn new(
+        ports: Vec<PortView>,
+        workers: Vec<SharedWorkerCounters>,
+        mac_table: Option<(Arc<MacTable>, u32)>,
+        domains: Vec<String>,
+        config_text: String,
+        started: Instant,
+    ) -> Self {
+        let n = ports.len();
+        CtlState {
+            ports,
+            workers,
+            mac_table,
+            domains,
+            config_text,
+            started,
+            baseline: Mutex::new((vec![PortStats::default(); n], DropCounters::default())),
+        }
+    }
+
+    fn drops(&self) -> DropCounters {
+        let mut d = DropCounters::default();
+        for w in &self.workers {
+            for (r, n) in w.drops().nonzero() {
+                d.add(r, n);
+            }
+        }
+        d
+    }
+
+    fn domain(&self, name: &str) -> Result<DomainId, String> {
+        self.domains
+            .iter()
+            .position(|d| d == name)
+            .map(|i| i as DomainId)
+            .ok_or_else(|| format!("no bridge domain named {name:?}"))
+    }
+
+    fn port(&self, name: &str) -> Result<PortId, String> {
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as PortId)
+            .ok_or_else(|| format!("no port named {name:?}"))
+    }
+
+    /// Answers one request line.
+    pub fn handle(&self, line: &str) -> Result<String, String> {
+        let mut words: Vec<&str> = line.split_whitespace().collect();
+        let json = words.contains(&"--json");
+        words.retain(|w| *w != "--json");
+        let table = || {
+            self.mac_table
+                .as_ref()
+                .map(|(t, _)| t)
+                .ok_or_else(|| "this engine has no bridge domains".to_string())
+        };
+        match words.as_slice() {
+            ["show", "ports"] => Ok(if json {
+                let v: Vec<_> = self.ports.iter().map(|p| serde_json::json!({"name": p.name, "kind": p.kind, "worker": p.worker, "detail": p.detail})).collect();
+                serde_json::Value::from(v).to_string()
+            } else {
+                self.ports.iter().map(|p| format!("{:<12} {:<5} worker {}  {}\n", p.name, p.kind, p.worker, p.detail)).collect()
+            }),
+            ["show", "stats"] => {
+                let base = self.baseline.lock().map_err(|_| "internal error".to_string())?;
+                let now: Vec<PortStats> = self.ports.iter().map(|p| p.counters.snapshot()).collect();
+                let mut drops = self.drops();
+                let mut cleared = DropCounters::default();
+                for r in DropReason::ALL {
+                    cleared.add(*r, drops.get(*r).saturating_sub(base.1.get(*r)));
+                }
+                drops = cleared;
+                if json {
+                    let ports: Vec<_> = self
+                        .ports
+                        .iter()
+                        .zip(now.iter().zip(&base.0))
+                        .map(|(p, (s, b))| {
+                            serde_json::json!({"name": p.name, "rx_packets": s.rx_packets - b.rx_packets, "tx_packets": s.tx_packets - b.tx_packets,
+                                "rx_bytes": s.rx_bytes - b.rx_bytes, "tx_bytes": s.tx_bytes - b.tx_bytes, "tx_full": s.tx_full - b.tx_full,
+                                "kernel_drops": s.kernel_drops - b.kernel_drops, "fill_empty": s.fill_empty - b.fill_empty})
+                        })
+                        .collect();
+                    let d: serde_json::Map<String, serde_json::Value> = drops.nonzero().map(|(r, n)| (r.name().to_string(), n.into())).collect();
+                    Ok(serde_json::json!({"ports": ports, "drops": d}).to_string())
+                } else {
+                    // Render from the differences: a view whose counters are
+                    // the live ones minus the baseline.
+                    let mut out = String::new();
+                    out.push_str(&format!("{:<12} {:>12} {:>12} {:>9} {:>10} {:>10}\n", "port", "rx-packets", "tx-packets", "tx-full", "kern-drop", "fill-empty"));
+                    for (p, (s, b)) in self.ports.iter().zip(now.iter().zip(&base.0)) {
+                        out.push_str(&format!("{:<12} {:>12} {:>12} {:>9} {:>10} {:>10}\n", p.name, s.rx_packets - b.rx_packets, s.tx_packets - b.tx_packets, s.tx_full - b.tx_full, s.kernel_drops - b.kernel_drops, s.fill_empty - b.fill_empty));
+                    }
+                    out.push_str(&render_drops(&drops));
+                    Ok(out)
+                }
+            }
+            ["clear", "stats"] => {
+                let mut base = self.baseline.lock().map_err(|_| "internal error".to_string())?;
+                *base = (self.ports.iter().map(|p| p.counters.snapshot()).collect(), self.drops());
+                Ok("stats cleared\n".into())
+            }
+            ["show", "workers"] => {
+                let rows: Vec<(usize, u64, u64)> = self
+                    .workers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| (i, w.busy_polls.load(Ordering::Relaxed), w.idle_polls.load(Ordering::Relaxed)))
+                    .collect();
+                Ok(if json {
+                    serde_json::Value::from(rows.iter().map(|(i, b, idle)| serde_json::json!({"worker": i, "busy_polls": b, "idle_polls": idle})).collect::<Vec<_>>()).to_string()
+                } else {
+                    rows.iter()
+                        .map(|(i, b, idle)| {
+                            let load = if b + idle > 0 { 100.0 * *b as f64 / (*b + *idle) as f64 } else { 0.0 };
+                            let ports: Vec<&str> = self.ports.iter().filter(|p| p.worker == *i).map(|p| p.name.as_str()).collect();
+                            format!("worker {i}: busy {b} idle {idle} polls ({load:.1}% busy), ports {}\n", ports.join(", "))
+                        })
+                        .collect()
+                })
+            }
+            ["show", "macs", rest @ ..] => {
+                let t = table()?;
+                let domain = match rest {
+                    [] => None,
+                    [d] => Some(self.domain(d)?),
+                    _ => return Err("usage: show macs [DOMAIN]".into()),
+                };
+                let now = self.started.elapsed().as_secs() as u32;
+                let entries = t.entries(domain, now);
+                let port_name = |p: PortId| self.ports.get(p as usize).map_or("?", |v| v.name.as_str());
+                let dom_name = |d: DomainId| self.domains.get(d as usize).map_or("?", |v| v.as_str());
+                Ok(if json {
+                    serde_json::Value::from(
+                        entries.iter().map(|e| serde_json::json!({"domain": dom_name(e.domain), "mac": e.mac.to_string(), "port": port_name(e.port), "static": e.is_static, "age": e.age_secs})).collect::<Vec<_>>(),
+                    )
+                    .to_string()
+                } else {
+                    let mut out = format!("{} entries (limit {})\n", t.len(), t.limit());
+                    for e in &entries {
+                        out.push_str(&format!("{:<10} {}  {:<12} {}\n", dom_name(e.domain), e.mac, port_name(e.port), if e.is_static { "static".to_string() } else { format!("{} s", e.age_secs) }));
+                    }
+                    out
+                })
+            }
+            ["show", "config"] => Ok(self.config_text.clone()),
+            ["mac", "add", d, m, p] => {
+                let (d, p, t) = (self.domain(d)?, self.port(p)?, table()?);
+                let mac: MacAddr = m.parse().map_err(|e: &str| format!("{m:?}: {e}"))?;
+                if mac.is_multicast() {
+                    return Err("a static entry needs a unicast MAC".into());
+                }
+                match t.add_static(d, mac, p) {
+                    pollgate_pipeline::mac_table::Learned::Overflow => Err("the MAC table is full".into()),
+                    _ => Ok(format!("added {mac} on {m_port}\n", m_port = self.ports[p as usize].name)),
+                }
+            }
+            ["mac", "del", d, m] => {
+                let (d, t) = (self.domain(d)?, table()?);
+                let mac: MacAddr = m.parse().map_err(|e: &str| format!("{m:?}: {e}"))?;
+                if t.remove(d, mac) {
+                    Ok(format!("removed {mac}\n"))
+                } else {
+                    Err(format!("{mac} is not in the table"))
+                }
+            }
+            [] => Err("empty request".into()),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC")),
+        }
+    }
+}
+
+/// The running control server; stops and removes its socket on drop.
+pub struct CtlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CtlServer {
+    pub fn start(path: &Path, state: Arc<CtlState>) -> std::io::Result<CtlServer> {
+        if path.exists() {
+            // A live engine answers; a stale socket from a crash does not.
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{} belongs to a running engine", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("pg-ctl".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => serve(stream, &state),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })?;
+        Ok(CtlServer {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn serve(stream: UnixStream, state: &CtlState) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    let mut line = String::new();
+    let reply = match BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line) {
+        Ok(_) if line.ends_with('\n') || !line.is_empty() => match state.handle(line.trim()) {
+            Ok(s) => s,
+            Err(e) => format!("error: {e}\n"),
+        },
+        Ok(_) => "error: empty request\n".to_string(),
+        Err(e) => format!("error: {e}\n"),
+    };
+    let _ = (&stream).write_all(reply.as_bytes());
+}
+
+impl Drop for CtlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The client side: sends `request`, returns the reply. An `error: …`
+/// reply becomes an `Err`.
+pub fn request(path: &Path, request: &str) -> Result<String, String> {
+    let mut s = UnixStream::connect(path)
+        .map_err(|e| format!("{}: {e} (is pollgate running?)", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    writeln!(s, "{request}").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    match out.strip_prefix("error: ") {
+        Some(e) => Err(e.trim_end().to_string()),
+        None => Ok(out),
+    }
+}
