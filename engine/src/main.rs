@@ -98,7 +98,16 @@ enum Cmd {
     Reap,
 }
 
-fn main() -> Result<()> {
+/// Errors end the process with one clear message (and no backtrace,
+/// whatever RUST_BACKTRACE says: a bad config is not a crash).
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
