@@ -54,6 +54,8 @@ pub struct EngineSection {
     pub stats_interval: u64,
     /// Where `pollgate ctl` finds the engine.
     pub ctl_socket: PathBuf,
+    /// Prometheus endpoint, e.g. "127.0.0.1:9100" (off when absent).
+    pub metrics: Option<String>,
 }
 
 impl Default for EngineSection {
@@ -65,6 +67,7 @@ impl Default for EngineSection {
             idle: IdleMode::Poll,
             stats_interval: 0,
             ctl_socket: PathBuf::from(DEFAULT_CTL_SOCKET),
+            metrics: None,
         }
     }
 }

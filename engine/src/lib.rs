@@ -7,6 +7,7 @@ pub mod config;
 pub mod ctl;
 pub mod demo;
 pub mod engine;
+pub mod metrics;
 pub mod reaper;
 pub mod stats;
 pub mod worker;

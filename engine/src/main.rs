@@ -215,9 +215,18 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     }
     let engine = Engine::start(&topo).context("starting the engine")?;
     let ctl_path = &topo.config.engine.ctl_socket;
-    let _ctl =
-        pollgate::ctl::CtlServer::start(ctl_path, std::sync::Arc::new(engine.ctl_state(&topo)))
-            .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
+    let state = std::sync::Arc::new(engine.ctl_state(&topo));
+    let _ctl = pollgate::ctl::CtlServer::start(ctl_path, state.clone())
+        .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
+    let _metrics = match &topo.config.engine.metrics {
+        Some(addr) => {
+            let m = pollgate::metrics::MetricsServer::start(addr, state)
+                .with_context(|| format!("starting the metrics endpoint on {addr}"))?;
+            tracing::info!("Prometheus metrics on http://{}/metrics", m.addr);
+            Some(m)
+        }
+        None => None,
+    };
     let stop = engine.stop_flag();
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;

@@ -141,3 +141,39 @@ fn ctl_shows_clears_edits_macs_and_survives_garbage() {
     assert!(!sock.exists(), "the socket is removed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn metrics_endpoint_serves_the_counters_in_prometheus_text() {
+    use pollgate::metrics::MetricsServer;
+    let topo = config::parse("metrics.toml", SWITCH).unwrap();
+    let engine = Engine::start(&topo).unwrap();
+    let server = MetricsServer::start("127.0.0.1:0", Arc::new(engine.ctl_state(&topo))).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let body = get("/metrics");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    let value = |line_start: &str| -> u64 {
+        body.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{line_start} missing:\n{body}"))
+    };
+    assert!(value("pollgate_port_tx_packets_total{port=\"null0\"}") > 0);
+    assert_eq!(value("pollgate_mac_entries"), 2);
+    assert_eq!(
+        value("pollgate_drops_total{reason=\"runt_frame\"}"),
+        0,
+        "every drop reason is a series from the start"
+    );
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+    drop(server);
+    assert!(engine.shutdown().frames_balanced());
+}

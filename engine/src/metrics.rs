@@ -1,0 +1,202 @@
+//! The Prometheus text endpoint (`[engine] metrics = "127.0.0.1:9100"`):
+//! `GET /metrics` renders the same counters `pollgate ctl` shows, with
+//! prometheus-client for the exposition format. Off unless configured;
+//! a scrape only reads the workers' counters.
+
+use crate::ctl::CtlState;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PortLabel {
+    port: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: String,
+}
+
+/// Renders every counter in the Prometheus text format.
+pub fn render(state: &CtlState) -> String {
+    let mut reg = Registry::with_prefix("pollgate");
+    let port_counter = |reg: &mut Registry,
+                        name: &str,
+                        help: &str,
+                        get: &dyn Fn(&pollgate_pmd::PortStats) -> u64| {
+        let f = Family::<PortLabel, Counter>::default();
+        for p in &state.ports {
+            f.get_or_create(&PortLabel {
+                port: p.name.clone(),
+            })
+            .inc_by(get(&p.counters.snapshot()));
+        }
+        reg.register(name, help, f);
+    };
+    port_counter(&mut reg, "port_rx_packets", "Packets received", &|s| {
+        s.rx_packets
+    });
+    port_counter(&mut reg, "port_tx_packets", "Packets transmitted", &|s| {
+        s.tx_packets
+    });
+    port_counter(&mut reg, "port_rx_bytes", "Bytes received", &|s| s.rx_bytes);
+    port_counter(&mut reg, "port_tx_bytes", "Bytes transmitted", &|s| {
+        s.tx_bytes
+    });
+    port_counter(
+        &mut reg,
+        "port_tx_full",
+        "Frames refused by a full TX ring",
+        &|s| s.tx_full,
+    );
+    port_counter(
+        &mut reg,
+        "port_rx_nombuf",
+        "Frames not received for lack of a free frame",
+        &|s| s.rx_nombuf,
+    );
+    port_counter(
+        &mut reg,
+        "port_kernel_drops",
+        "Frames the kernel dropped before the socket",
+        &|s| s.kernel_drops,
+    );
+    port_counter(
+        &mut reg,
+        "port_fill_empty",
+        "Times the kernel found the fill ring empty",
+        &|s| s.fill_empty,
+    );
+    port_counter(&mut reg, "port_wakeups", "need_wakeup syscalls", &|s| {
+        s.wakeups
+    });
+    port_counter(
+        &mut reg,
+        "port_link_down_events",
+        "Times the port's device went away",
+        &|s| s.link_down_events,
+    );
+
+    // Every reason, zeros included: a series that exists from the start
+    // graphs and alerts better than one that appears on the first drop.
+    let drops = Family::<ReasonLabel, Counter>::default();
+    for r in pollgate_pipeline::DropReason::ALL {
+        let n: u64 = state.workers.iter().map(|w| w.drops().get(*r)).sum();
+        drops
+            .get_or_create(&ReasonLabel {
+                reason: r.name().to_string(),
+            })
+            .inc_by(n);
+    }
+    reg.register("drops", "Packets dropped by the pipeline, by reason", drops);
+
+    let busy = Family::<WorkerLabel, Counter>::default();
+    let idle = Family::<WorkerLabel, Counter>::default();
+    for (i, w) in state.workers.iter().enumerate() {
+        let l = WorkerLabel {
+            worker: i.to_string(),
+        };
+        busy.get_or_create(&l)
+            .inc_by(w.busy_polls.load(Ordering::Relaxed));
+        idle.get_or_create(&l)
+            .inc_by(w.idle_polls.load(Ordering::Relaxed));
+    }
+    reg.register("worker_busy_polls", "Poll loops that moved packets", busy);
+    reg.register("worker_idle_polls", "Poll loops that found nothing", idle);
+
+    if let Some((t, _)) = &state.mac_table {
+        let g: Gauge = Gauge::default();
+        g.set(t.len() as i64);
+        reg.register("mac_entries", "MAC table entries", g);
+        for (name, help, v) in [
+            ("mac_learned", "MAC addresses learned", &t.counters.learned),
+            (
+                "mac_moves",
+                "MAC addresses seen moving between ports",
+                &t.counters.moves,
+            ),
+            (
+                "mac_overflows",
+                "Learning refused by a full table",
+                &t.counters.overflow,
+            ),
+            ("mac_aged", "MAC entries aged out", &t.counters.aged),
+        ] {
+            let c: Counter = Counter::default();
+            c.inc_by(v.load(Ordering::Relaxed));
+            reg.register(name, help, c);
+        }
+    }
+    let mut out = String::new();
+    let _ = encode(&mut out, &reg);
+    out
+}
+
+/// The HTTP listener; stops on drop.
+pub struct MetricsServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub addr: SocketAddr,
+}
+
+impl MetricsServer {
+    pub fn start(addr: &str, state: Arc<CtlState>) -> std::io::Result<MetricsServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("pg-metrics".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((s, _)) => answer(s, &state),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })?;
+        Ok(MetricsServer {
+            stop,
+            thread: Some(thread),
+            addr,
+        })
+    }
+}
+
+fn answer(mut s: TcpStream, state: &CtlState) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut head = [0u8; 1024];
+    let n = s.read(&mut head).unwrap_or(0);
+    let (status, body) = if head[..n].starts_with(b"GET /metrics") {
+        ("200 OK", render(state))
+    } else {
+        ("404 Not Found", "try GET /metrics\n".to_string())
+    };
+    let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
