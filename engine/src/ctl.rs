@@ -4,6 +4,7 @@
 //! ```text
 //! show ports | show stats | show workers | show macs [DOMAIN] | show config
 //! clear stats | mac add DOMAIN MAC PORT | mac del DOMAIN MAC
+//! capture PORT --count N --out FILE.pcap [--seconds S]
 //! ```
 //!
 //! with `--json` anywhere for scripts. Every malformed request gets an
@@ -189,6 +190,31 @@ impl CtlState {
                 })
             }
             ["show", "config"] => Ok(self.config_text.clone()),
+            ["capture", port, rest @ ..] => {
+                let p = self.port(port)?;
+                let (mut count, mut out, mut secs) = (None, None, 10.0f64);
+                let mut it = rest.iter();
+                while let Some(flag) = it.next() {
+                    let val = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                    match *flag {
+                        "--count" => count = Some(val.parse::<u64>().map_err(|_| format!("--count {val:?} is not a number"))?),
+                        "--out" => out = Some(*val),
+                        "--seconds" => secs = val.parse().map_err(|_| format!("--seconds {val:?} is not a number"))?,
+                        _ => return Err(format!("unknown capture option {flag:?}")),
+                    }
+                }
+                let count = count.ok_or("usage: capture PORT --count N --out FILE.pcap [--seconds S]")?;
+                let out = out.ok_or("usage: capture PORT --count N --out FILE.pcap [--seconds S]")?;
+                if !(1..=1_000_000).contains(&count) || !(0.0..=60.0).contains(&secs) {
+                    return Err("--count must be 1..=1000000 and --seconds 0..=60".into());
+                }
+                let c = self.ports[p as usize].tap.capture(count, Path::new(out), Duration::from_secs_f64(secs)).map_err(|e| format!("{out}: {e}"))?;
+                Ok(if json {
+                    serde_json::json!({"port": port, "frames": c.frames, "lost": c.lost, "file": out}).to_string()
+                } else {
+                    format!("captured {} frames of {port} ({} not captured: capture ring full) to {out}\n", c.frames, c.lost)
+                })
+            }
             ["mac", "add", d, m, p] => {
                 let (d, p, t) = (self.domain(d)?, self.port(p)?, table()?);
                 let mac: MacAddr = m.parse().map_err(|e: &str| format!("{m:?}: {e}"))?;
@@ -210,7 +236,7 @@ impl CtlState {
                 }
             }
             [] => Err("empty request".into()),
-            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC")),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, capture PORT --count N --out FILE.pcap")),
         }
     }
 }

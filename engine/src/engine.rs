@@ -131,12 +131,15 @@ impl Engine {
                 }
             }
         }
+        let mut readers: Vec<Vec<Arc<crate::capture::TapReader>>> = Vec::new();
         let mut from = from.into_iter();
         let mut to = to.into_iter();
         for (w, spec) in topo.workers.iter().enumerate() {
             let mut pool = FramePool::new(topo.pool)
                 .map_err(|source| EngineError::Pool { worker: w, source })?;
             let mut umem_owner = None;
+            let mut taps = Vec::new();
+            let mut worker_readers = Vec::new();
             let mut ports: Vec<(PortId, AnyPort)> = Vec::new();
             for &(k, q) in &spec.queues {
                 // On error, ports built so far drop here and remove what
@@ -151,7 +154,11 @@ impl Engine {
                 )?;
                 tracing::info!(port = %topo.ports[k].name, worker = w, "{}", port.info().detail);
                 ports.push((k as PortId, port));
+                let (writer, reader) = crate::capture::tap();
+                taps.push(writer);
+                worker_readers.push(Arc::new(reader));
             }
+            readers.push(worker_readers);
             let counters = SharedWorkerCounters::default();
             worker_counters.push(counters.clone());
             workers.push(Worker {
@@ -175,6 +182,7 @@ impl Engine {
                 from_workers: from.next().unwrap_or_default(),
                 exhausted: exhausted.clone(),
                 workers: nw,
+                taps,
             });
         }
         // One view per port (its queue 0, so views[k] is port k), then
@@ -182,7 +190,7 @@ impl Engine {
         let mut extra = Vec::new();
         for (k, spec) in topo.ports.iter().enumerate() {
             for (w, worker) in workers.iter().enumerate() {
-                for (id, port) in &worker.ports {
+                for (j, (id, port)) in worker.ports.iter().enumerate() {
                     if *id as usize != k {
                         continue;
                     }
@@ -193,6 +201,7 @@ impl Engine {
                         detail: info.detail,
                         worker: w,
                         counters: port.counters().clone(),
+                        tap: readers[w][j].clone(),
                     };
                     let queue0 =
                         port.name() == spec.name || port.name() == format!("{}@0", spec.name);

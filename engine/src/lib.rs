@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod capture;
 pub mod config;
 pub mod ctl;
 pub mod demo;

@@ -54,6 +54,8 @@ pub struct PortView {
     pub detail: String,
     pub worker: usize,
     pub counters: SharedCounters,
+    /// Live capture of this port's frames (`pollgate ctl capture`).
+    pub tap: Arc<crate::capture::TapReader>,
 }
 
 /// Per-port table like testpmd's `show port stats all`.

@@ -2,6 +2,7 @@
 //! the run-to-completion loop of DPDK's l2fwd — RX burst, pipeline,
 //! buffered TX, flush — repeated until told to stop.
 
+use crate::capture::TapWriter;
 use crate::stats::SharedWorkerCounters;
 use pollgate_pipeline::vlan::{push_tags, EgressTag};
 use pollgate_pipeline::{
@@ -62,6 +63,8 @@ pub struct Worker {
     /// when it reaches `workers`, all stop once their rings are drained.
     pub exhausted: Arc<AtomicUsize>,
     pub workers: usize,
+    /// Capture taps, one per entry of `ports`.
+    pub taps: Vec<TapWriter>,
 }
 
 /// What a worker hands back when it stops.
@@ -83,6 +86,8 @@ struct Outputs {
     tx: Vec<TxBuffer>,
     owner: Arc<Vec<usize>>,
     to_workers: Vec<Option<Producer>>,
+    /// Capture taps, indexed like `tx`.
+    taps: Vec<TapWriter>,
 }
 
 impl Outputs {
@@ -103,7 +108,7 @@ impl Outputs {
             buf.descs[buf.len] = TxDesc { addr, len };
             buf.len += 1;
             if buf.len == BATCH_SIZE {
-                flush(buf, &mut ports[l].1, pool, drops);
+                flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
             }
             return;
         }
@@ -129,8 +134,8 @@ impl Outputs {
         pool: &mut FramePool,
         drops: &mut DropCounters,
     ) {
-        for (i, buf) in self.tx.iter_mut().enumerate() {
-            flush(buf, &mut ports[i].1, pool, drops);
+        for (i, (buf, tap)) in self.tx.iter_mut().zip(self.taps.iter_mut()).enumerate() {
+            flush(buf, tap, &mut ports[i].1, pool, drops);
         }
     }
 }
@@ -160,6 +165,7 @@ impl Worker {
             tx: (0..self.ports.len()).map(|_| TxBuffer::new()).collect(),
             owner: self.owner.clone(),
             to_workers: std::mem::take(&mut self.to_workers),
+            taps: std::mem::take(&mut self.taps),
         };
         let mut batch = Batch::new();
         let mut drops = DropCounters::default();
@@ -180,6 +186,13 @@ impl Worker {
                     continue;
                 }
                 moved += n;
+                if out.taps[p].active() {
+                    for i in 0..n {
+                        if let Some(bytes) = self.pool.bytes(batch.addr[i], batch.pkt_len[i]) {
+                            out.taps[p].copy(bytes);
+                        }
+                    }
+                }
                 self.pipeline.run(&mut batch, &mut self.pool, &mut drops);
                 dispatch(
                     &batch,
@@ -339,7 +352,13 @@ fn flood(
 }
 
 #[inline]
-fn flush(buf: &mut TxBuffer, port: &mut AnyPort, pool: &mut FramePool, drops: &mut DropCounters) {
+fn flush(
+    buf: &mut TxBuffer,
+    tap: &mut TapWriter,
+    port: &mut AnyPort,
+    pool: &mut FramePool,
+    drops: &mut DropCounters,
+) {
     if buf.len == 0 {
         return;
     }
@@ -352,6 +371,13 @@ fn flush(buf: &mut TxBuffer, port: &mut AnyPort, pool: &mut FramePool, drops: &m
         drops.add(DropReason::PortDown, buf.len as u64);
         buf.len = 0;
         return;
+    }
+    if tap.active() {
+        for d in &buf.descs[..buf.len] {
+            if let Some(bytes) = pool.bytes(d.addr, d.len) {
+                tap.copy(bytes);
+            }
+        }
     }
     let sent = port.tx_burst(pool, &buf.descs[..buf.len]);
     if sent < buf.len {
