@@ -11,7 +11,7 @@ use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
-use pollgate_pmd::afxdp::{AfXdpConfig, AfXdpPort, XdpAttachment};
+use pollgate_pmd::afxdp::{AfXdpConfig, AfXdpPort, BindMode, XdpAttachment};
 use pollgate_pmd::device::if_index;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
@@ -82,6 +82,18 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
             }
         };
         let ifindex = if_index(&spec.iface).map_err(dev_err)?;
+        // A queue without a socket passes its share of the traffic to the
+        // kernel stack: say so rather than lose it silently.
+        if let Ok(n) = pollgate_pmd::ethtool::rx_queues(&spec.iface) {
+            if n > spec.queues {
+                tracing::warn!(
+                    port = %spec.name,
+                    "{} has {n} RX queues and pollgate serves {}: traffic hashed to the others goes to the kernel stack (set queues = {n})",
+                    spec.iface,
+                    spec.queues
+                );
+            }
+        }
         let xdp = XdpAttachment::attach(&spec.iface, ifindex, spec.queues, spec.afxdp.xdp)
             .map_err(dev_err)?;
         out.push(Some((Arc::new(xdp), created)));
@@ -142,6 +154,9 @@ pub fn build_port(
                 Some(xdp.clone()),
             )
             .map_err(err)?;
+            if cfg.bind == BindMode::Auto && port.bind_mode() == "copy" {
+                tracing::warn!(port = %name, "zero-copy is not available on {} (driver {}): bound in copy mode", spec.iface, pollgate_pmd::ethtool::driver_name(&spec.iface));
+            }
             AnyPort::AfXdp(match created {
                 Some(c) => port.owning(c.clone()),
                 None => port,

@@ -689,3 +689,66 @@ fn multi_queue_veth_with_two_workers_serves_every_queue() {
     let summary = engine.shutdown();
     assert!(summary.frames_balanced(), "{}", summary.render());
 }
+
+#[test]
+fn the_bind_mode_and_unserved_queues_are_reported_and_zero_copy_refused_by_name() {
+    if !root("mode-honesty") {
+        return;
+    }
+    let dev = format!("pgh{}", std::process::id() % 100000);
+    let peer = format!("{dev}p");
+    let mut nl = Netlink::open().unwrap();
+    nl.create_veth(&dev, &peer, None, 2).unwrap();
+    for n in [&dev, &peer] {
+        let l = nl.get_link(n).unwrap().unwrap();
+        nl.set_link(l.index, Some(true), None, None).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("pollgate-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = |mode: &str| {
+        format!("[engine]\nctl_socket = \"{}/ctl.sock\"\n[[port]]\nname = \"x\"\nkind = \"afxdp\"\niface = \"{dev}\"\nmode = \"{mode}\"\n[[port]]\nname = \"sink\"\nkind = \"null\"\n[[xconnect]]\nports = [\"x\", \"sink\"]\n", dir.display())
+    };
+    let path = dir.join("gw.toml");
+    std::fs::write(&path, cfg("auto")).unwrap();
+    let out = Command::new(pollgate_bin())
+        .args([
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--duration",
+            "0.3",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{dev} has 2 RX queues and pollgate serves 1")),
+        "{err}"
+    );
+    assert!(err.contains("(driver veth): bound in copy mode"), "{err}");
+    std::fs::write(&path, cfg("zero-copy")).unwrap();
+    let out = Command::new(pollgate_bin())
+        .args([
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--duration",
+            "0.3",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("mode = \"zero-copy\" on {dev} (driver veth)")),
+        "{err}"
+    );
+    assert!(
+        nl.get_link(&dev).unwrap().unwrap().xdp_prog_id.is_none(),
+        "nothing left attached after the refusal"
+    );
+    let l = nl.get_link(&dev).unwrap().unwrap();
+    nl.delete_link(l.index).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,11 +18,26 @@ pub fn if_index(ifname: &str) -> io::Result<u32> {
     }
 }
 
+/// Name of the device with this index.
+pub fn if_name(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires; on
+    // success it holds a NUL-terminated name.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    String::from_utf8(bytes).ok()
+}
+
 /// Whether a device with this index exists.
 pub fn if_exists(index: u32) -> bool {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
-    !unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) }.is_null()
+    if_name(index).is_some()
 }
 
 /// Whether this process runs with root's effective uid (the tests and the

@@ -91,6 +91,33 @@ pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
     ioctl_value(ifname, ETHTOOL_STXCSUM, on as u32).map(|_| ())
 }
 
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+#[repr(C)]
+#[derive(Default)]
+struct Channels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// RX queues the device has now (dedicated RX plus combined channels).
+pub fn rx_queues(ifname: &str) -> io::Result<u32> {
+    let mut c = Channels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Channels::default()
+    };
+    // SAFETY: GCHANNELS with a live, full-size `Channels`.
+    unsafe { ethtool(ifname, &mut c as *mut Channels as *mut libc::c_void) }?;
+    Ok(c.rx_count + c.combined_count)
+}
+
 const ETHTOOL_GFLAGS: u32 = 0x25;
 const ETHTOOL_SFLAGS: u32 = 0x26;
 const ETH_FLAG_TXVLAN: u32 = 1 << 7;

@@ -165,8 +165,11 @@ impl XskSocket {
                 0
             };
             match cfg.mode {
-                BindMode::ZeroCopy => bind(wake | XDP_ZEROCOPY)
-                    .map_err(|e| ctx("bind zero-copy (the driver may not support it)", e))?,
+                BindMode::ZeroCopy => bind(wake | XDP_ZEROCOPY).map_err(|e| {
+                    let ifname = crate::device::if_name(cfg.ifindex).unwrap_or_default();
+                    let driver = crate::ethtool::driver_name(&ifname);
+                    ctx(&format!("mode = \"zero-copy\" on {ifname} (driver {driver}): the driver has no AF_XDP zero-copy support here; use mode = \"auto\" to run in copy mode"), e)
+                })?,
                 BindMode::Copy => bind(wake | XDP_COPY).map_err(|e| ctx("bind copy mode", e))?,
                 // No mode flag: the kernel tries zero-copy and falls back
                 // to copy; XDP_OPTIONS tells which it chose.
