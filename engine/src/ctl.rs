@@ -63,7 +63,8 @@ impl CtlState {
         }
     }
 
-    fn drops(&self) -> DropCounters {
+    /// Drops summed over the workers.
+    pub(crate) fn drops(&self) -> DropCounters {
         let mut d = DropCounters::default();
         for w in &self.workers {
             for (r, n) in w.drops().nonzero() {

@@ -95,8 +95,9 @@ pub fn render(state: &CtlState) -> String {
     // Every reason, zeros included: a series that exists from the start
     // graphs and alerts better than one that appears on the first drop.
     let drops = Family::<ReasonLabel, Counter>::default();
+    let totals = state.drops();
     for r in pollgate_pipeline::DropReason::ALL {
-        let n: u64 = state.workers.iter().map(|w| w.drops().get(*r)).sum();
+        let n = totals.get(*r);
         drops
             .get_or_create(&ReasonLabel {
                 reason: r.name().to_string(),
