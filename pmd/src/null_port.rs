@@ -3,7 +3,7 @@
 
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
-use pollgate_pipeline::{Batch, FrameMemory, PortId};
+use pollgate_pipeline::{Batch, PortId};
 
 pub struct NullPort {
     name: String,
@@ -46,24 +46,21 @@ impl Port for NullPort {
             return 0;
         }
         let len = self.template.len() as u32;
-        let headroom = pool.headroom();
+        let headroom = pool.headroom() as u16;
         let want = batch.room().min(max);
         let mut n = 0;
         while n < want {
-            let Some(base) = pool.alloc() else {
-                bump(&self.counters.rx_nombuf, 1);
-                break;
-            };
-            let addr = base + headroom as u64;
-            match pool.bytes_mut(addr, len) {
-                Some(dst) => dst.copy_from_slice(&self.template),
-                None => {
-                    pool.free(base);
+            match pool.alloc_copy(&self.template) {
+                Some(addr) => batch.push(addr, len, headroom, id),
+                None if len > pool.data_room() => {
                     bump(&self.counters.rx_oversize, 1);
                     break;
                 }
-            }
-            batch.push(addr, len, headroom as u16, id);
+                None => {
+                    bump(&self.counters.rx_nombuf, 1);
+                    break;
+                }
+            };
             n += 1;
         }
         bump(&self.counters.rx_packets, n as u64);
