@@ -3,7 +3,7 @@
 
 use crate::build::{build_devices, build_port, build_rings, pipeline_for, switch_for};
 use crate::config::{IdleMode, Topology};
-use crate::stats::{render_drops, render_ports, PortView, SharedWorkerCounters};
+use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::worker::{Idle, Worker, WorkerReport};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::{DropCounters, PortId};
@@ -283,9 +283,8 @@ impl Engine {
     /// Waits until `stop` is set by someone else, `deadline` passes, or
     /// every worker has finished; prints a stats line every `interval`.
     pub fn wait(&self, deadline: Option<Instant>, interval: Option<Duration>) {
-        let mut last = Instant::now();
         let mut last_aging = Instant::now();
-        let mut prev: Vec<PortStats> = self.ports.iter().map(|p| p.counters.snapshot()).collect();
+        let mut live = interval.map(|iv| LiveStats::new(&self.ports, iv));
         while !self.stop.load(Ordering::Relaxed) && !self.finished() {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
@@ -295,13 +294,8 @@ impl Engine {
                 last_aging = Instant::now();
                 self.age_macs();
             }
-            if let Some(iv) = interval {
-                if last.elapsed() >= iv {
-                    let secs = last.elapsed().as_secs_f64();
-                    eprint!("{}", render_ports(&self.ports, secs, Some(&prev)));
-                    prev = self.ports.iter().map(|p| p.counters.snapshot()).collect();
-                    last = Instant::now();
-                }
+            if let Some(table) = live.as_mut().and_then(LiveStats::tick) {
+                eprint!("{table}");
             }
         }
     }

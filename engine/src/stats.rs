@@ -105,6 +105,41 @@ pub fn render_ports(ports: &[PortView], elapsed_secs: f64, prev: Option<&[PortSt
     out
 }
 
+/// The periodic per-port table (packets per second since the last one),
+/// for `stats_interval` and the demo.
+pub struct LiveStats {
+    ports: Vec<PortView>,
+    prev: Vec<PortStats>,
+    last: std::time::Instant,
+    every: std::time::Duration,
+}
+
+impl LiveStats {
+    pub fn new(ports: &[PortView], every: std::time::Duration) -> Self {
+        LiveStats {
+            prev: ports.iter().map(|p| p.counters.snapshot()).collect(),
+            ports: ports.to_vec(),
+            last: std::time::Instant::now(),
+            every,
+        }
+    }
+
+    /// The table, when `every` has passed since the last one.
+    pub fn tick(&mut self) -> Option<String> {
+        if self.last.elapsed() < self.every {
+            return None;
+        }
+        let table = render_ports(
+            &self.ports,
+            self.last.elapsed().as_secs_f64(),
+            Some(&self.prev),
+        );
+        self.prev = self.ports.iter().map(|p| p.counters.snapshot()).collect();
+        self.last = std::time::Instant::now();
+        Some(table)
+    }
+}
+
 pub fn render_drops(drops: &DropCounters) -> String {
     let mut out = String::new();
     if drops.total() == 0 {

@@ -9,7 +9,7 @@ mod udp;
 
 use crate::config::{self, Topology};
 use crate::engine::Engine;
-use crate::stats::render_ports;
+use crate::stats::LiveStats;
 use anyhow::{Context, Result};
 use pollgate_pmd::netns::NetNs;
 use std::net::Ipv4Addr;
@@ -127,17 +127,11 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let ticker = {
         let (live, ports) = (live.clone(), engine.ports.clone());
         std::thread::spawn(move || {
-            let mut prev: Vec<_> = ports.iter().map(|p| p.counters.snapshot()).collect();
-            let mut last = Instant::now();
+            let mut stats = LiveStats::new(&ports, Duration::from_secs(1));
             while live.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
-                if last.elapsed() >= Duration::from_secs(1) {
-                    eprint!(
-                        "\n{}",
-                        render_ports(&ports, last.elapsed().as_secs_f64(), Some(&prev))
-                    );
-                    prev = ports.iter().map(|p| p.counters.snapshot()).collect();
-                    last = Instant::now();
+                if let Some(table) = stats.tick() {
+                    eprint!("\n{table}");
                 }
             }
         })
