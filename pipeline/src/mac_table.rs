@@ -117,11 +117,6 @@ impl MacTable {
         self.limit
     }
 
-    /// Bytes of table memory (both arrays).
-    pub fn memory_bytes(&self) -> usize {
-        self.keys.len() * 16
-    }
-
     #[inline(always)]
     fn find(&self, k: u64) -> Option<usize> {
         let mut i = hash(k) & self.mask;

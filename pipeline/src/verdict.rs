@@ -93,13 +93,6 @@ pub enum Verdict {
     Local,
 }
 
-impl Verdict {
-    #[inline(always)]
-    pub fn is_drop(self) -> bool {
-        matches!(self, Verdict::Drop(_))
-    }
-}
-
 /// Per-worker drop counters, one per reason. Plain integers: a worker owns
 /// its counters and publishes them off the packet path.
 #[derive(Debug, Clone, PartialEq, Eq)]

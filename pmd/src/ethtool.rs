@@ -3,7 +3,6 @@
 
 use std::io;
 
-const ETHTOOL_GTXCSUM: u32 = 0x16;
 const ETHTOOL_STXCSUM: u32 = 0x17;
 
 #[repr(C)]
@@ -137,8 +136,4 @@ pub fn disable_vlan_offload(ifname: &str) -> io::Result<()> {
         ioctl_value(ifname, ETHTOOL_SFLAGS, want)?;
     }
     Ok(())
-}
-
-pub fn tx_checksum(ifname: &str) -> io::Result<bool> {
-    ioctl_value(ifname, ETHTOOL_GTXCSUM, 0).map(|v| v != 0)
 }

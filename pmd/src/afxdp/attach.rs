@@ -4,7 +4,7 @@
 
 use super::bpf;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpMode {
@@ -19,7 +19,7 @@ pub struct XdpAttachment {
     // Field order is drop order: the link goes first, detaching the
     // program before the map and program fds close.
     _link: OwnedFd,
-    prog: OwnedFd,
+    _prog: OwnedFd,
     map: OwnedFd,
     native: bool,
     prog_id: u32,
@@ -53,7 +53,7 @@ impl XdpAttachment {
         let prog_id = bpf::prog_id(&prog).unwrap_or(0);
         Ok(XdpAttachment {
             _link: link,
-            prog,
+            _prog: prog,
             map,
             native,
             prog_id,
@@ -67,10 +67,6 @@ impl XdpAttachment {
     /// Kernel id of the attached program (`ip link` shows it).
     pub fn prog_id(&self) -> u32 {
         self.prog_id
-    }
-
-    pub fn prog_fd(&self) -> i32 {
-        self.prog.as_raw_fd()
     }
 
     /// Steers `queue` to the socket `xsk_fd`.
