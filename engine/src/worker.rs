@@ -173,9 +173,14 @@ impl Worker {
         let burst = self.burst.min(BATCH_SIZE);
         let mut marked_exhausted = false;
 
+        // Only the bridge (learning, storm control) reads the clock: a
+        // cross-connect does not pay for a clock read every loop.
+        let needs_clock = self.pipeline.bridge().is_some();
         while !stop.load(Ordering::Relaxed) {
-            self.pipeline
-                .set_clock(self.clock.elapsed().as_nanos() as u64);
+            if needs_clock {
+                self.pipeline
+                    .set_clock(self.clock.elapsed().as_nanos() as u64);
+            }
             let mut moved = self.receive_handoffs(&mut out, &mut drops);
             for p in 0..self.ports.len() {
                 let (id, port) = &mut self.ports[p];
