@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod batch;
 pub mod bridge;
 pub mod frame;

@@ -75,6 +75,7 @@ drop_reasons! {
     StormUnknownUnicast => "storm_unknown_unicast": "over the port's unknown-unicast rate limit",
     SrcMacMulticast => "src_mac_multicast": "a group address as source MAC",
     WorkerRingFull => "worker_ring_full": "the hand-off ring to the worker serving the output port was full",
+    AclDeny => "acl_deny": "denied by an ACL rule or an ACL's default action",
 }
 
 /// Where a packet goes after the pipeline.

@@ -1,0 +1,214 @@
+//! The compiled classifier: per-chunk equivalence classes with aggregated
+//! bit vectors (Lakshman–Stiliadis bit vectors, Baboescu–Varghese
+//! aggregation, RFC-style 16-bit chunk tables for the per-field step).
+//!
+//! Each key chunk (16 bits of an address, a port, the protocol…) indexes
+//! a table that gives its equivalence class; each class owns a bit vector
+//! with one bit per rule, set where the rule accepts that chunk value.
+//! Rules are numbered in priority order, so the first bit set in the AND of
+//! all chunks' vectors is the first matching rule. The aggregate vectors
+//! (one bit per 64-rule word) let a lookup skip the words that are zero in
+//! any chunk, so with thousands of rules a lookup reads a few words per
+//! chunk rather than all of them. Chunks that every rule wildcards are left
+//! out at compile time.
+
+use super::key::{chunk, AclKey};
+use super::rule::{PortRange, Rule};
+use std::collections::HashMap;
+
+/// Most rules one classifier holds: class ids are u16 and a chunk has at
+/// most 2 × rules + 1 classes.
+pub const MAX_RULES: usize = 32_000;
+
+struct Chunk {
+    /// Position of the chunk in `AclKey::c`.
+    key: usize,
+    /// Chunk value → class; values past the end share the last class.
+    table: Box<[u16]>,
+    /// Class-major bit vectors, `words` per class.
+    bits: Box<[u64]>,
+    /// Class-major aggregates, `agg_words` per class.
+    agg: Box<[u64]>,
+    classes: usize,
+}
+
+pub struct Classifier {
+    chunks: Vec<Chunk>,
+    /// Rule index (in the whole ACL) of each local bit, ascending.
+    rules: Box<[u32]>,
+    words: usize,
+    agg_words: usize,
+}
+
+impl Classifier {
+    /// Compiles `rules`, given as (index in the ACL, rule) in ascending
+    /// index order. At most [`MAX_RULES`].
+    pub fn compile(rules: &[(u32, &Rule)]) -> Classifier {
+        assert!(rules.len() <= MAX_RULES, "caller checks MAX_RULES");
+        let n = rules.len();
+        let words = n.div_ceil(64).max(1);
+        let agg_words = words.div_ceil(64);
+        let mut chunks = Vec::new();
+        for key in 0..chunk::COUNT {
+            let ranges: Vec<(u32, u32)> = rules
+                .iter()
+                .map(|(_, r)| chunk_range(r, key))
+                .map(|(lo, hi)| (lo as u32, hi as u32))
+                .collect();
+            if ranges.iter().all(|&(lo, hi)| lo == 0 && hi == 0xffff) {
+                continue;
+            }
+            chunks.push(build_chunk(key, &ranges, words, agg_words));
+        }
+        // Most selective first: a lookup that fails early stops early.
+        chunks.sort_by_key(|c| std::cmp::Reverse(c.classes));
+        Classifier {
+            chunks,
+            rules: rules.iter().map(|(i, _)| *i).collect(),
+            words,
+            agg_words,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Bytes of lookup structure.
+    pub fn memory_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| 2 * c.table.len() + 8 * (c.bits.len() + c.agg.len()))
+            .sum::<usize>()
+            + 4 * self.rules.len()
+    }
+
+    /// The first matching rule's index in the ACL.
+    #[inline]
+    pub fn classify(&self, key: &AclKey) -> Option<u32> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let mut class = [0usize; chunk::COUNT];
+        for (c, ch) in class.iter_mut().zip(&self.chunks) {
+            let v = key.c[ch.key] as usize;
+            *c = ch.table[v.min(ch.table.len() - 1)] as usize;
+        }
+        let class = &class[..self.chunks.len()];
+        if class.is_empty() {
+            return Some(self.rules[0]);
+        }
+        let (w, aw) = (self.words, self.agg_words);
+        for a in 0..aw {
+            let mut agg = !0u64;
+            for (ch, &c) in self.chunks.iter().zip(class) {
+                agg &= ch.agg[c * aw + a];
+            }
+            while agg != 0 {
+                let word = a * 64 + agg.trailing_zeros() as usize;
+                let mut m = !0u64;
+                for (ch, &c) in self.chunks.iter().zip(class) {
+                    m &= ch.bits[c * w + word];
+                }
+                if m != 0 {
+                    return Some(self.rules[word * 64 + m.trailing_zeros() as usize]);
+                }
+                agg &= agg - 1;
+            }
+        }
+        None
+    }
+}
+
+/// The inclusive range a rule accepts on one chunk.
+pub fn chunk_range(r: &Rule, key: usize) -> (u16, u16) {
+    const ANY: (u16, u16) = (0, 0xffff);
+    let exact = |v: Option<u16>| v.map_or(ANY, |v| (v, v));
+    let prefix = |p: Option<super::rule::IpPrefix>, j: usize| {
+        let Some(p) = p else { return ANY };
+        let fixed = (p.len as usize).saturating_sub(16 * j).min(16);
+        let v = (p.bits >> (112 - 16 * j)) as u16;
+        if fixed == 0 {
+            return ANY;
+        }
+        let m = (0xffffu32 << (16 - fixed)) as u16;
+        (v & m, (v & m) | !m)
+    };
+    let range = |p: PortRange| (p.lo, p.hi);
+    match key {
+        k if (chunk::SRC..chunk::SRC + 8).contains(&k) => prefix(r.src, k - chunk::SRC),
+        k if (chunk::DST..chunk::DST + 8).contains(&k) => prefix(r.dst, k - chunk::DST),
+        chunk::SPORT => range(r.sport),
+        chunk::DPORT => range(r.dport),
+        chunk::PROTO => exact(r.proto.map(u16::from)),
+        chunk::ETHERTYPE => exact(r.ethertype),
+        chunk::VLAN => exact(r.vlan),
+        chunk::DOMAIN => exact(r.domain),
+        chunk::IN_PORT => exact(r.in_port),
+        _ => ANY,
+    }
+}
+
+/// Sweeps the chunk's value space once: at every range boundary the set
+/// of rules covering the value changes, and each distinct set becomes a
+/// class.
+fn build_chunk(key: usize, ranges: &[(u32, u32)], words: usize, agg_words: usize) -> Chunk {
+    let mut events: Vec<(u32, usize, bool)> = Vec::with_capacity(2 * ranges.len());
+    for (i, &(lo, hi)) in ranges.iter().enumerate() {
+        events.push((lo, i, true));
+        if hi < 0xffff {
+            events.push((hi + 1, i, false));
+        }
+    }
+    events.sort_unstable();
+    let last_point = events.last().map_or(0, |e| e.0);
+    let table_len = ((last_point + 1) as usize).next_power_of_two().min(1 << 16);
+    let mut table = vec![0u16; table_len];
+    let mut current = vec![0u64; words];
+    let mut classes: HashMap<Vec<u64>, u16> = HashMap::new();
+    let mut bits: Vec<u64> = Vec::new();
+    let mut e = 0;
+    let mut start = 0u32;
+    while (start as usize) < table_len {
+        while e < events.len() && events[e].0 == start {
+            let (_, i, on) = events[e];
+            if on {
+                current[i / 64] |= 1 << (i % 64);
+            } else {
+                current[i / 64] &= !(1 << (i % 64));
+            }
+            e += 1;
+        }
+        let end = events
+            .get(e)
+            .map_or(table_len as u32, |ev| ev.0)
+            .min(table_len as u32);
+        let next_id = classes.len() as u16;
+        let id = *classes.entry(current.clone()).or_insert_with(|| {
+            bits.extend_from_slice(&current);
+            next_id
+        });
+        table[start as usize..end as usize].fill(id);
+        start = end;
+    }
+    let n_classes = classes.len();
+    let mut agg = vec![0u64; n_classes * agg_words];
+    for c in 0..n_classes {
+        for w in 0..words {
+            if bits[c * words + w] != 0 {
+                agg[c * agg_words + w / 64] |= 1 << (w % 64);
+            }
+        }
+    }
+    Chunk {
+        key,
+        table: table.into_boxed_slice(),
+        bits: bits.into_boxed_slice(),
+        agg: agg.into_boxed_slice(),
+        classes: n_classes,
+    }
+}

@@ -1,0 +1,18 @@
+//! Access control lists: ordered permit/deny rules over addresses, ports,
+//! protocol, EtherType, VLAN, bridge domain and ingress port, compiled into
+//! a batch classifier, swapped in live, with reflexive (stateful) permits.
+
+pub mod classbench;
+pub mod classifier;
+pub mod flow;
+pub mod key;
+pub mod linear;
+pub mod rule;
+pub mod set;
+pub mod stage;
+
+pub use flow::{FlowTable, FlowTimeouts};
+pub use key::{AclKey, Family};
+pub use rule::{Action, IpPrefix, PortRange, Rule, RuleError};
+pub use set::{AclError, AclHandle, AclSet, AclView, Decision};
+pub use stage::{AclAttachments, AclStage, FlowCounters};

@@ -1,0 +1,257 @@
+//! The ACL stages: ingress (after VLAN classification, before the bridge)
+//! and egress (after the forwarding decision, per output port and
+//! domain). ACLs attach to ports and to bridge domains; a packet must pass
+//! every ACL attached on its way (port, then domain).
+
+use super::flow::{FlowStats, FlowTable, FlowTimeouts};
+use super::key::AclKey;
+use super::rule::Action;
+use super::set::{AclHandle, AclView};
+use crate::batch::{flags, Batch, BATCH_SIZE};
+use crate::frame::FrameMemory;
+use crate::verdict::{DropCounters, DropReason, PortId, Verdict};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where ACLs sit: `[port or domain id] → index into the ACL list`.
+#[derive(Default, Clone)]
+pub struct AclAttachments {
+    pub port_in: Vec<Option<usize>>,
+    pub port_out: Vec<Option<usize>>,
+    pub domain_in: Vec<Option<usize>>,
+    pub domain_out: Vec<Option<usize>>,
+}
+
+impl AclAttachments {
+    fn any_egress(&self) -> bool {
+        self.port_out
+            .iter()
+            .chain(&self.domain_out)
+            .any(Option::is_some)
+    }
+}
+
+/// A worker's flow-table counters, published for `ctl show acl`.
+#[derive(Default)]
+pub struct FlowCounters {
+    pub created: AtomicU64,
+    pub reflexive_permits: AtomicU64,
+    pub table_full: AtomicU64,
+    pub live: AtomicU64,
+}
+
+pub struct AclStage {
+    acls: Vec<AclView>,
+    at: AclAttachments,
+    worker: usize,
+    keys: [AclKey; BATCH_SIZE],
+    tcp: [u8; BATCH_SIZE],
+    /// Bit i: `keys[i]` holds packet i's key for this batch.
+    have_key: u64,
+    flows: FlowTable,
+    now: u64,
+    published: Arc<FlowCounters>,
+}
+
+impl AclStage {
+    pub fn new(
+        acls: &[Arc<AclHandle>],
+        at: AclAttachments,
+        worker: usize,
+        flow_capacity: usize,
+        timeouts: FlowTimeouts,
+    ) -> Self {
+        let acls: Vec<AclView> = acls.iter().cloned().map(AclView::new).collect();
+        AclStage {
+            acls,
+            at,
+            worker,
+            keys: [AclKey::EMPTY; BATCH_SIZE],
+            tcp: [0; BATCH_SIZE],
+            have_key: 0,
+            flows: FlowTable::new(flow_capacity, timeouts),
+            now: 0,
+            published: Arc::new(FlowCounters::default()),
+        }
+    }
+
+    pub fn flow_counters(&self) -> Arc<FlowCounters> {
+        self.published.clone()
+    }
+
+    #[inline]
+    pub fn set_clock(&mut self, now_ns: u64) {
+        self.now = now_ns;
+    }
+
+    pub fn flow_stats(&self) -> FlowStats {
+        self.flows.stats
+    }
+
+    /// Publishes the flow counters (off the packet path: once per stats
+    /// interval, or when the engine asks).
+    pub fn publish(&self) {
+        let s = self.flows.stats;
+        let p = &self.published;
+        p.created.store(s.created, Ordering::Relaxed);
+        p.reflexive_permits
+            .store(s.reflexive_permits, Ordering::Relaxed);
+        p.table_full.store(s.table_full, Ordering::Relaxed);
+        p.live
+            .store(self.flows.live(self.now) as u64, Ordering::Relaxed);
+    }
+
+    fn refresh(&mut self) {
+        for a in &mut self.acls {
+            a.refresh();
+        }
+    }
+
+    #[inline]
+    fn key<M: FrameMemory + ?Sized>(&mut self, batch: &Batch, i: usize, mem: &M) -> bool {
+        if self.have_key & (1 << i) != 0 {
+            return true;
+        }
+        let Some(bytes) = mem.bytes(batch.addr[i], batch.pkt_len[i]) else {
+            return false;
+        };
+        let vlan = if batch.prio[i] != 0 || batch.tags[i] == 0 {
+            batch.prio[i] & 0x0fff
+        } else {
+            batch.outer_tci[i] & 0x0fff
+        };
+        self.keys[i] = AclKey::from_packet(batch, i, bytes, vlan);
+        self.tcp[i] = 0;
+        if batch.flags[i] & flags::L4 != 0 && batch.l4_proto[i] == 6 {
+            let off = batch.l4_off[i] as usize + 13;
+            self.tcp[i] = bytes.get(off).copied().unwrap_or(0);
+        }
+        self.have_key |= 1 << i;
+        true
+    }
+
+    /// Runs ACL `acl` on packet `i`: true where it may pass.
+    #[inline]
+    fn check(&mut self, acl: usize, i: usize, len: u32) -> bool {
+        let Some(view) = self.acls.get(acl) else {
+            return true;
+        };
+        let set = view.set();
+        let key = &self.keys[i];
+        let d = set.decide(key);
+        set.count(self.worker, &d, len);
+        match d.action {
+            Action::Permit => {
+                if d.stateful {
+                    self.flows.track(key, self.tcp[i], self.now);
+                }
+                true
+            }
+            Action::Deny => self.flows.admits_reverse(key, self.tcp[i], self.now),
+        }
+    }
+
+    /// Ingress: port ACL, then domain ACL.
+    pub fn ingress<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        self.have_key = 0;
+        self.refresh();
+        for i in 0..batch.len() {
+            if batch.verdict[i] != Verdict::Pending {
+                continue;
+            }
+            let p = get(&self.at.port_in, batch.in_port[i] as usize);
+            let d = get(&self.at.domain_in, batch.domain[i] as usize);
+            if p.is_none() && d.is_none() {
+                continue;
+            }
+            self.apply(batch, i, mem, [p, d], drops);
+        }
+    }
+
+    /// Egress: for unicast, the output port's ACL and the domain's; for a
+    /// flood, the domain's (each member port's is checked per copy by
+    /// [`AclStage::permits_to`]).
+    pub fn egress<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        if !self.at.any_egress() {
+            return;
+        }
+        for i in 0..batch.len() {
+            let (p, d) = match batch.verdict[i] {
+                Verdict::Forward(port) => (
+                    get(&self.at.port_out, port as usize),
+                    get(&self.at.domain_out, batch.domain[i] as usize),
+                ),
+                Verdict::Flood(dom) => (None, get(&self.at.domain_out, dom as usize)),
+                _ => continue,
+            };
+            if p.is_none() && d.is_none() {
+                continue;
+            }
+            self.apply(batch, i, mem, [p, d], drops);
+        }
+    }
+
+    fn apply<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &M,
+        acls: [Option<usize>; 2],
+        drops: &mut DropCounters,
+    ) {
+        if !self.key(batch, i, mem) {
+            batch.verdict[i] = Verdict::Drop(DropReason::BadDescriptor);
+            drops.count(DropReason::BadDescriptor);
+            return;
+        }
+        for acl in acls.into_iter().flatten() {
+            if !self.check(acl, i, batch.pkt_len[i]) {
+                batch.verdict[i] = Verdict::Drop(DropReason::AclDeny);
+                drops.count(DropReason::AclDeny);
+                return;
+            }
+        }
+    }
+
+    /// Whether a flood copy of packet `i` may leave on `port` (its egress
+    /// ACL). Called after [`AclStage::egress`] for the same batch.
+    pub fn permits_to(&mut self, batch: &Batch, i: usize, port: PortId) -> bool {
+        let Some(acl) = get(&self.at.port_out, port as usize) else {
+            return true;
+        };
+        if self.have_key & (1 << i) == 0 {
+            // The key comes from the frame, which the caller no longer
+            // lends; egress() builds it for every flood when port egress
+            // ACLs exist, so this is only a packet it could not read.
+            return false;
+        }
+        self.check(acl, i, batch.pkt_len[i])
+    }
+
+    /// Makes sure flood packets have keys for [`AclStage::permits_to`].
+    pub fn prepare_floods<M: FrameMemory + ?Sized>(&mut self, batch: &Batch, mem: &M) {
+        if !self.at.port_out.iter().any(Option::is_some) {
+            return;
+        }
+        for i in 0..batch.len() {
+            if matches!(batch.verdict[i], Verdict::Flood(_)) {
+                self.key(batch, i, mem);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn get(v: &[Option<usize>], i: usize) -> Option<usize> {
+    v.get(i).copied().flatten()
+}
