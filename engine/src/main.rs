@@ -93,9 +93,52 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true)]
         request: Vec<String>,
     },
+    /// ACL tools: import ClassBench rules, measure the classifier.
+    Acl {
+        #[command(subcommand)]
+        cmd: AclCmd,
+    },
     /// Internal: removes what a killed engine left behind.
     #[command(name = "__reap", hide = true)]
     Reap,
+}
+
+#[derive(Subcommand)]
+enum AclCmd {
+    /// Print an [[acl]] config table holding a rule file's rules.
+    Import {
+        #[arg(long, value_enum, default_value = "classbench")]
+        format: AclFormat,
+        #[arg(long, default_value = "imported")]
+        name: String,
+        /// Action for packets no rule matches.
+        #[arg(long, default_value = "deny")]
+        default: String,
+        file: PathBuf,
+    },
+    /// Classify a ClassBench trace against a ClassBench rule file on one
+    /// core: the input of `dpdk-test-acl --rulesf/--tracef`.
+    Bench {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        trace: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        iters: u32,
+        /// Headers checked against a linear scan before timing.
+        #[arg(long, default_value_t = 5000)]
+        verify: usize,
+        /// Core to pin to.
+        #[arg(long)]
+        core: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AclFormat {
+    Classbench,
 }
 
 /// Errors end the process with one clear message (and no backtrace,
@@ -154,6 +197,7 @@ fn real_main() -> Result<()> {
                 Err(e) => anyhow::bail!("{e}"),
             }
         }
+        Cmd::Acl { cmd } => acl(cmd),
         Cmd::Reap => {
             pollgate::reaper::run();
             Ok(())
@@ -247,5 +291,36 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
         summary.frames_balanced(),
         "frame accounting did not balance"
     );
+    Ok(())
+}
+
+fn acl(cmd: AclCmd) -> Result<()> {
+    use pollgate::acl_tool;
+    use pollgate_pipeline::acl::Action;
+    match cmd {
+        AclCmd::Import {
+            format: AclFormat::Classbench,
+            name,
+            default,
+            file,
+        } => {
+            let default = Action::parse(&default)?;
+            print!("{}", acl_tool::import(&file, &name, default)?);
+        }
+        AclCmd::Bench {
+            rules,
+            trace,
+            iters,
+            verify,
+            core,
+            json,
+        } => {
+            if let Some(c) = core {
+                core_affinity::set_for_current(core_affinity::CoreId { id: c });
+            }
+            let r = acl_tool::bench(&rules, &trace, iters, verify)?;
+            println!("{}", r.render(json));
+        }
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! rule sets (overlapping prefixes and port ranges, both families, non-IP
 //! rules) and random packets, most of them aimed inside some rule.
 
+use pollgate_pipeline::acl::classifier::BitVector;
 use pollgate_pipeline::acl::key::chunk;
 use pollgate_pipeline::acl::linear::first_match;
 use pollgate_pipeline::acl::{AclKey, AclSet, Action, Family, IpPrefix, PortRange, Rule};
@@ -195,6 +196,21 @@ fn check(seed: u64, n_rules: usize, n_packets: usize, specific: bool) -> usize {
     let mut rng = Rng(seed | 1);
     let rules: Vec<Rule> = (0..n_rules).map(|_| rule(&mut rng, specific)).collect();
     let set = AclSet::compile("t", rules.clone(), Action::Deny, 1).unwrap();
+    // The bit-vector classifier is the fallback where a DFA would be too
+    // big; it answers for the same rules too.
+    let subset = |f: fn(&Rule) -> bool| -> Vec<(u32, &Rule)> {
+        rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| f(r))
+            .map(|(i, r)| (i as u32, r))
+            .collect()
+    };
+    let bv = [
+        BitVector::compile(&subset(|r| r.families().v4)),
+        BitVector::compile(&subset(|r| r.families().v6)),
+        BitVector::compile(&subset(|r| r.families().other)),
+    ];
     let mut matched = 0;
     let mut depth = 0;
     let mut deepest = 0;
@@ -205,6 +221,16 @@ fn check(seed: u64, n_rules: usize, n_packets: usize, specific: bool) -> usize {
             set.lookup(&k),
             want,
             "seed {seed}, {n_rules} rules, key {k:?}"
+        );
+        let f = match k.family {
+            Family::V4 => 0,
+            Family::V6 => 1,
+            Family::Other => 2,
+        };
+        assert_eq!(
+            bv[f].classify(&k),
+            want,
+            "bit-vector: seed {seed}, key {k:?}"
         );
         matched += want.is_some() as usize;
         depth += want.map_or(n_rules, |w| w as usize);

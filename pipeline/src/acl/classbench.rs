@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(rules[0].dport, PortRange { lo: 80, hi: 80 });
         assert_eq!(rules[1].src, None);
         let trace =
-            parse_trace("3323068417\t3323199745\t1000\t80\t6\t1\n3323068417 1 1 1 17\n").unwrap();
+            parse_trace("3323068417\t3323134209\t1000\t80\t6\t1\n3323068417 1 1 1 17\n").unwrap();
         assert_eq!(first_match(&rules, &trace[0]), Some(0));
         assert_eq!(first_match(&rules, &trace[1]), Some(1));
         let back = write_rule(&rules[0]).unwrap();

@@ -12,6 +12,7 @@
 //! chunk rather than all of them. Chunks that every rule wildcards are left
 //! out at compile time.
 
+use super::dfa::DfaSet;
 use super::key::{chunk, AclKey};
 use super::rule::{PortRange, Rule};
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ struct Chunk {
     classes: usize,
 }
 
-pub struct Classifier {
+pub struct BitVector {
     chunks: Vec<Chunk>,
     /// Rule index (in the whole ACL) of each local bit, ascending.
     rules: Box<[u32]>,
@@ -40,10 +41,10 @@ pub struct Classifier {
     agg_words: usize,
 }
 
-impl Classifier {
+impl BitVector {
     /// Compiles `rules`, given as (index in the ACL, rule) in ascending
     /// index order. At most [`MAX_RULES`].
-    pub fn compile(rules: &[(u32, &Rule)]) -> Classifier {
+    pub fn compile(rules: &[(u32, &Rule)]) -> BitVector {
         assert!(rules.len() <= MAX_RULES, "caller checks MAX_RULES");
         let n = rules.len();
         let words = n.div_ceil(64).max(1);
@@ -62,7 +63,7 @@ impl Classifier {
         }
         // Most selective first: a lookup that fails early stops early.
         chunks.sort_by_key(|c| std::cmp::Reverse(c.classes));
-        Classifier {
+        BitVector {
             chunks,
             rules: rules.iter().map(|(i, _)| *i).collect(),
             words,
@@ -121,6 +122,75 @@ impl Classifier {
             }
         }
         None
+    }
+}
+
+/// A compiled classifier for one packet family: the DFA where it fits its
+/// memory budget (the usual case, measured faster at every size), the
+/// bit-vector classifier otherwise.
+pub enum Classifier {
+    Dfa(DfaSet),
+    BitVector(BitVector),
+}
+
+impl Classifier {
+    pub fn compile(rules: &[(u32, &Rule)]) -> Classifier {
+        let mut chunks: Vec<(usize, usize)> = (0..chunk::COUNT)
+            .filter(|&c| rules.iter().any(|(_, r)| chunk_range(r, c) != (0, 0xffff)))
+            .map(|c| {
+                let mut ranges: Vec<(u16, u16)> =
+                    rules.iter().map(|(_, r)| chunk_range(r, c)).collect();
+                ranges.sort_unstable();
+                ranges.dedup();
+                (ranges.len(), c)
+            })
+            .collect();
+        // Fields with few distinct ranges first: the DFA's early levels
+        // then fan out little, and the address bytes, where rules end and
+        // get pruned, come last.
+        chunks.sort_unstable();
+        let chunks: Vec<usize> = chunks.into_iter().map(|(_, c)| c).collect();
+
+        match DfaSet::build(rules, &chunks) {
+            Some(d) => Classifier::Dfa(d),
+            None => Classifier::BitVector(BitVector::compile(rules)),
+        }
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            Classifier::Dfa(d) => d.memory_bytes(),
+            Classifier::BitVector(b) => b.memory_bytes(),
+        }
+    }
+
+    /// "dfa×N" or "bit-vector", for `show acl` and the benchmark.
+    pub fn kind(&self) -> String {
+        match self {
+            Classifier::Dfa(d) => format!("dfa x{}", d.groups()),
+            Classifier::BitVector(_) => "bit-vector".to_string(),
+        }
+    }
+
+    /// First matching rule of each key (`u32::MAX`: none).
+    #[inline]
+    pub fn classify_many(&self, keys: &[AclKey], out: &mut [u32]) {
+        match self {
+            Classifier::Dfa(d) => d.classify_many(keys, out),
+            Classifier::BitVector(b) => {
+                for (o, k) in out.iter_mut().zip(keys) {
+                    *o = b.classify(k).unwrap_or(u32::MAX);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub fn classify(&self, key: &AclKey) -> Option<u32> {
+        match self {
+            Classifier::Dfa(d) => d.classify(key),
+            Classifier::BitVector(b) => b.classify(key),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod classbench;
 pub mod classifier;
+pub mod dfa;
 pub mod flow;
 pub mod key;
 pub mod linear;

@@ -113,6 +113,11 @@ impl AclSet {
         &self.rules
     }
 
+    /// How each family's rules were compiled.
+    pub fn kinds(&self) -> [String; 3] {
+        [self.v4.kind(), self.v6.kind(), self.other.kind()]
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.v4.memory_bytes() + self.v6.memory_bytes() + self.other.memory_bytes()
     }
@@ -120,30 +125,52 @@ impl AclSet {
     /// Index of the first matching rule.
     #[inline]
     pub fn lookup(&self, key: &AclKey) -> Option<u32> {
-        match key.family {
-            Family::V4 => self.v4.classify(key),
-            Family::V6 => self.v6.classify(key),
-            Family::Other => self.other.classify(key),
+        self.classifier(key.family).classify(key)
+    }
+
+    /// Index of the first matching rule of each key (`u32::MAX`: none).
+    /// Keys of one family go through the classifier together.
+    #[inline]
+    pub fn lookup_many(&self, keys: &[AclKey], out: &mut [u32]) {
+        let Some(first) = keys.first() else { return };
+        if keys.iter().all(|k| k.family == first.family) {
+            self.classifier(first.family).classify_many(keys, out);
+        } else {
+            for (o, k) in out.iter_mut().zip(keys) {
+                *o = self.lookup(k).unwrap_or(u32::MAX);
+            }
         }
     }
 
     #[inline]
-    pub fn decide(&self, key: &AclKey) -> Decision {
-        match self.lookup(key) {
-            Some(i) => {
-                let r = &self.rules[i as usize];
-                Decision {
-                    action: r.action,
-                    rule: Some(i),
-                    stateful: r.stateful,
-                }
-            }
+    fn classifier(&self, f: Family) -> &Classifier {
+        match f {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+            Family::Other => &self.other,
+        }
+    }
+
+    /// The decision for a rule index as `lookup` gives it.
+    #[inline]
+    pub fn decision(&self, rule: Option<u32>) -> Decision {
+        match rule.and_then(|i| self.rules.get(i as usize).map(|r| (i, r))) {
+            Some((i, r)) => Decision {
+                action: r.action,
+                rule: Some(i),
+                stateful: r.stateful,
+            },
             None => Decision {
                 action: self.default,
                 rule: None,
                 stateful: false,
             },
         }
+    }
+
+    #[inline]
+    pub fn decide(&self, key: &AclKey) -> Decision {
+        self.decision(self.lookup(key))
     }
 
     /// Counts a decision on `worker`'s own counters: a plain load and

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# ACL classification, pollgate against DPDK's rte_acl, on the same
+# ClassBench-format rules and trace, one core each, same run.
+#
+#   perf/acl-bench.sh [ITERS]         (default 50 passes over the trace)
+#
+# Rules and traces come from perf/classbench_gen.py (100, 1 000 and 10 000
+# rules; 100 000 headers each). rte_acl runs twice: with the SIMD path
+# test-acl picks by default (AVX-512 here) and with --alg=scalar. Results
+# land in perf/results/acl-<date>.json and a table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ITERS=${1:-50}
+CORE=${CORE:-1}
+WORK=$(mktemp -d /tmp/pollgate-acl.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+command -v dpdk-test-acl >/dev/null || { echo "dpdk-test-acl missing: apt-get install dpdk-dev"; exit 1; }
+cargo build --release -q -p pollgate
+PG=target/release/pollgate
+OUT=perf/results/acl-$(date +%Y%m%d-%H%M%S).json
+mkdir -p perf/results
+printf '%-7s %-12s %-10s %-9s %-14s %-14s %-14s\n' rules classifier "build ms" "MiB" "pollgate Mpps" "rte_acl Mpps" "rte_acl scalar"
+echo "[" > "$OUT"
+first=1
+for n in 100 1000 10000; do
+  /usr/bin/python3 perf/classbench_gen.py "$WORK/r$n" "$n" "$WORK/t$n" 100000 7
+  pj=$($PG acl bench --rules "$WORK/r$n" --trace "$WORK/t$n" --iters "$ITERS" --core "$CORE" --json)
+  dpdk() {
+    dpdk-test-acl --no-huge --no-pci -l "$CORE" --log-level=1 -- \
+      --rulesf="$WORK/r$n" --tracef="$WORK/t$n" --tracenum=100000 \
+      --iter="$ITERS" --verbose=0 "$@" 2>&1 |
+      sed -n 's/.* \([0-9.]*\) pkt\/sec.*/\1/p' | awk '{printf "%.2f", $1/1e6}'
+  }
+  d_def=$(dpdk)
+  d_sc=$(dpdk --alg=scalar)
+  mpps=$(echo "$pj" | sed -n 's/.*"mpps":\([0-9.]*\).*/\1/p')
+  build=$(echo "$pj" | sed -n 's/.*"build_ms":\([0-9.]*\).*/\1/p')
+  mem=$(echo "$pj" | sed -n 's/.*"memory_bytes":\([0-9]*\).*/\1/p')
+  kind=$(echo "$pj" | sed -n 's/.*"classifier":"\([^"]*\)".*/\1/p')
+  printf '%-7s %-12s %-10s %-9.1f %-14s %-14s %-14s\n' "$n" "$kind" "$build" "$(echo "$mem/1048576" | bc -l)" "$mpps" "$d_def" "$d_sc"
+  [ $first = 1 ] || echo "," >> "$OUT"
+  first=0
+  echo "{\"rules\":$n,\"pollgate\":$pj,\"rte_acl_default_mpps\":${d_def:-null},\"rte_acl_scalar_mpps\":${d_sc:-null}}" >> "$OUT"
+done
+echo "]" >> "$OUT"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+echo "wrote $OUT"
