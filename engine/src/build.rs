@@ -4,6 +4,7 @@
 
 use crate::config::{ForwardModeCfg, MemberMap, PortKind, Topology, VlanModeCfg};
 use crate::engine::EngineError;
+use pollgate_pipeline::acl::{AclHandle, AclSet};
 use pollgate_pipeline::bridge::{Bridge, Domain};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::storm::StormControl;
@@ -178,6 +179,19 @@ pub fn pipeline_for(topo: &Topology) -> Pipeline {
         xc.set_rewrite(i as PortId, p.mac, p.peer_mac);
     }
     Pipeline::new(topo.config.engine.parse, xc)
+}
+
+/// Compiles the topology's ACLs, one live handle each (shared by every
+/// worker; `ctl acl add|del` replaces their sets).
+pub fn acls_for(topo: &Topology) -> Result<Vec<Arc<AclHandle>>, EngineError> {
+    topo.acls
+        .iter()
+        .map(|a| {
+            AclSet::compile(&a.name, a.rules.clone(), a.default, topo.workers.len())
+                .map(AclHandle::new)
+                .map_err(EngineError::Acl)
+        })
+        .collect()
 }
 
 /// The switch of a topology with bridge domains: VLAN maps, domains and

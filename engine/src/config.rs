@@ -4,6 +4,7 @@
 //! error names the file, the line and the field; nothing starts until the
 //! whole file is good.
 
+use pollgate_pipeline::acl::{AclAttachments, Action, FlowTimeouts, Rule};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pmd::afxdp::{AfXdpConfig, BindMode, XdpMode};
 use pollgate_pmd::veth::ContainerEnd;
@@ -194,6 +195,65 @@ pub struct BridgeSection {
     pub members: Spanned<Vec<MemberSection>>,
     #[serde(default)]
     pub static_macs: Vec<StaticMacSection>,
+    /// ACLs checked for every packet entering / leaving the domain.
+    pub acl_in: Option<Spanned<String>>,
+    pub acl_out: Option<Spanned<String>>,
+}
+
+/// An ordered rule list: `rules` in the text form of `ctl acl add`
+/// ("permit src=198.18.0.0/15 proto=tcp dport=80 stateful").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclSection {
+    pub name: Spanned<String>,
+    /// "permit" or "deny" for packets no rule matches.
+    pub default: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+}
+
+/// The reflexive-ACL flow table of each worker; timeouts in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConntrackSection {
+    pub size: Spanned<usize>,
+    pub tcp_established: u64,
+    pub tcp_transient: u64,
+    pub udp: u64,
+    pub other: u64,
+}
+
+impl Default for ConntrackSection {
+    fn default() -> Self {
+        let t = FlowTimeouts::default();
+        ConntrackSection {
+            size: Spanned::new(0..0, 65536),
+            tcp_established: t.tcp_established / 1_000_000_000,
+            tcp_transient: t.tcp_transient / 1_000_000_000,
+            udp: t.udp / 1_000_000_000,
+            other: t.other / 1_000_000_000,
+        }
+    }
+}
+
+impl ConntrackSection {
+    pub fn timeouts(&self) -> FlowTimeouts {
+        const S: u64 = 1_000_000_000;
+        FlowTimeouts {
+            tcp_established: self.tcp_established.saturating_mul(S),
+            tcp_transient: self.tcp_transient.saturating_mul(S),
+            udp: self.udp.saturating_mul(S),
+            other: self.other.saturating_mul(S),
+        }
+    }
+}
+
+/// An ACL with its rules parsed and names resolved.
+#[derive(Debug, Clone)]
+pub struct AclSpec {
+    pub name: String,
+    pub default: Action,
+    pub rules: Vec<Rule>,
 }
 
 /// How a member joins its domain, resolved.
@@ -292,6 +352,9 @@ pub struct PortSection {
     pub storm_broadcast: Option<u64>,
     pub storm_multicast: Option<u64>,
     pub storm_unknown_unicast: Option<u64>,
+    /// Names of the ACLs checked on the way in and out of this port.
+    pub acl_in: Option<Spanned<String>>,
+    pub acl_out: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -327,6 +390,10 @@ pub struct Config {
     pub bridge: Vec<BridgeSection>,
     #[serde(default, rename = "worker")]
     pub workers: Vec<WorkerSection>,
+    #[serde(default)]
+    pub acl: Vec<AclSection>,
+    #[serde(default)]
+    pub conntrack: ConntrackSection,
 }
 
 /// A checked configuration: every name resolved to an index.
@@ -341,6 +408,9 @@ pub struct Topology {
     pub xconnects: Vec<(usize, usize)>,
     pub bridges: Vec<BridgeSpec>,
     pub workers: Vec<WorkerSpec>,
+    pub acls: Vec<AclSpec>,
+    /// Which ACL sits on which port and domain, by index into `acls`.
+    pub acl_attach: AclAttachments,
 }
 
 impl Topology {
@@ -389,6 +459,8 @@ pub const DEFAULT_CTL_SOCKET: &str = "/run/pollgate.sock";
 
 /// Domain ids are u16 with one value meaning "none".
 const MAX_DOMAINS: usize = 0xffff;
+/// Most ports one engine runs (a flood's target list lives on the stack).
+pub const MAX_PORTS: usize = 1024;
 
 /// Line (1-based) of a byte offset.
 fn line_of(src: &str, at: usize) -> usize {
@@ -492,6 +564,13 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     }
     if config.ports.is_empty() {
         return Err(cx.err(0..0, "port", "no [[port]] defined"));
+    }
+    if config.ports.len() > MAX_PORTS {
+        return Err(cx.err(
+            0..0,
+            "port",
+            format!("{} ports; at most {MAX_PORTS}", config.ports.len()),
+        ));
     }
 
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -732,6 +811,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     }
 
     let bridges = validate_bridges(cx, &config, &mut ports, &resolve, &paired)?;
+    let (acls, acl_attach) = validate_acls(cx, &config, &ports, &bridges)?;
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     // Who serves each (port, queue); the owner of a port (for hand-offs
@@ -865,7 +945,110 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
         xconnects,
         bridges,
         workers,
+        acls,
+        acl_attach,
     })
+}
+
+/// Parses every `[[acl]]` (rules in text form, names resolved) and where
+/// each is attached. An error names the rule by its index in the list.
+fn validate_acls(
+    cx: &Ctx,
+    config: &Config,
+    ports: &[PortSpec],
+    bridges: &[BridgeSpec],
+) -> Result<(Vec<AclSpec>, AclAttachments), ConfigError> {
+    let names = |kind: &str, name: &str| -> Option<u16> {
+        let i = match kind {
+            "port" => ports.iter().position(|p| p.name == name),
+            _ => bridges.iter().position(|b| b.name == name),
+        };
+        i.map(|i| i as u16)
+    };
+    let mut acls: Vec<AclSpec> = Vec::new();
+    for a in &config.acl {
+        let name = a.name.get_ref();
+        if name.is_empty() || acls.iter().any(|x| &x.name == name) {
+            return Err(cx.err(
+                a.name.span(),
+                "acl.name",
+                format!("{name:?}: ACL names are unique and not empty"),
+            ));
+        }
+        let default = match &a.default {
+            None => Action::Deny,
+            Some(d) => Action::parse(d.get_ref())
+                .map_err(|e| cx.err(d.span(), "acl.default", e.to_string()))?,
+        };
+        let mut rules = Vec::with_capacity(a.rules.len());
+        for (i, r) in a.rules.iter().enumerate() {
+            let rule = Rule::parse_text(r.get_ref(), &names).map_err(|e| {
+                cx.err(
+                    r.span(),
+                    &format!("acl.rules[{i}]"),
+                    format!("{:?}: {e}", r.get_ref()),
+                )
+            })?;
+            rules.push(rule);
+        }
+        if rules.len() > pollgate_pipeline::acl::classifier::MAX_RULES {
+            return Err(cx.err(
+                a.name.span(),
+                "acl.rules",
+                format!(
+                    "{} rules; at most {}",
+                    rules.len(),
+                    pollgate_pipeline::acl::classifier::MAX_RULES
+                ),
+            ));
+        }
+        acls.push(AclSpec {
+            name: name.clone(),
+            default,
+            rules,
+        });
+    }
+    let find = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<usize>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) => acls
+                .iter()
+                .position(|a| &a.name == s.get_ref())
+                .map(Some)
+                .ok_or_else(|| {
+                    cx.err(
+                        s.span(),
+                        field,
+                        format!("no [[acl]] named {:?}", s.get_ref()),
+                    )
+                }),
+        }
+    };
+    let mut at = AclAttachments {
+        port_in: vec![None; ports.len()],
+        port_out: vec![None; ports.len()],
+        domain_in: vec![None; bridges.len()],
+        domain_out: vec![None; bridges.len()],
+    };
+    for (i, p) in config.ports.iter().enumerate() {
+        at.port_in[i] = find(&p.acl_in, "port.acl_in")?;
+        at.port_out[i] = find(&p.acl_out, "port.acl_out")?;
+    }
+    for (i, b) in config.bridge.iter().enumerate() {
+        at.domain_in[i] = find(&b.acl_in, "bridge.acl_in")?;
+        at.domain_out[i] = find(&b.acl_out, "bridge.acl_out")?;
+    }
+    if !(64..=1 << 24).contains(config.conntrack.size.get_ref()) {
+        return Err(cx.err(
+            config.conntrack.size.span(),
+            "conntrack.size",
+            format!(
+                "{} is out of range: 64..=16777216",
+                config.conntrack.size.get_ref()
+            ),
+        ));
+    }
+    Ok((acls, at))
 }
 
 fn kind_name(k: PortKind) -> &'static str {

@@ -40,6 +40,7 @@ pub struct CtlState {
     /// Counters at the last `clear stats`: workers own the counters (one
     /// writer each), so clearing subtracts a baseline instead of writing.
     baseline: Mutex<(Vec<PortStats>, DropCounters)>,
+    pub acl: Option<crate::acl_ctl::AclControl>,
 }
 
 impl CtlState {
@@ -60,7 +61,13 @@ impl CtlState {
             config_text,
             started,
             baseline: Mutex::new((vec![PortStats::default(); n], DropCounters::default())),
+            acl: None,
         }
+    }
+
+    pub fn with_acl(mut self, acl: crate::acl_ctl::AclControl) -> Self {
+        self.acl = Some(acl);
+        self
     }
 
     /// Drops summed over the workers.
@@ -95,6 +102,11 @@ impl CtlState {
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let json = words.contains(&"--json");
         words.retain(|w| *w != "--json");
+        let acl = || {
+            self.acl
+                .as_ref()
+                .ok_or_else(|| "this engine has no ACLs".to_string())
+        };
         let table = || {
             self.mac_table
                 .as_ref()
@@ -145,8 +157,14 @@ impl CtlState {
             ["clear", "stats"] => {
                 let mut base = self.baseline.lock().map_err(|_| "internal error".to_string())?;
                 *base = (self.ports.iter().map(|p| p.counters.snapshot()).collect(), self.drops());
+                if let Some(a) = &self.acl {
+                    a.clear();
+                }
                 Ok("stats cleared\n".into())
             }
+            ["show", "acl", rest @ ..] if rest.len() <= 1 => acl()?.show(rest.first().copied(), json),
+            ["acl", "add", name, rule @ ..] if !rule.is_empty() => acl()?.add(name, rule),
+            ["acl", "del", name, index] => acl()?.del(name, index),
             ["show", "workers"] => {
                 let rows: Vec<(usize, u64, u64)> = self
                     .workers
@@ -237,7 +255,7 @@ impl CtlState {
                 }
             }
             [] => Err("empty request".into()),
-            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, capture PORT --count N --out FILE.pcap")),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|acl [NAME]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, capture PORT --count N --out FILE.pcap")),
         }
     }
 }

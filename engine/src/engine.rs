@@ -1,10 +1,11 @@
 //! The running engine: starts a worker thread per `[[worker]]` on what
 //! `build` made, waits, ages MACs, and stops everything cleanly.
 
-use crate::build::{build_devices, build_port, build_rings, pipeline_for, switch_for};
+use crate::build::{acls_for, build_devices, build_port, build_rings, pipeline_for, switch_for};
 use crate::config::{IdleMode, Topology};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::worker::{Idle, Worker, WorkerReport};
+use pollgate_pipeline::acl::{AclHandle, AclStage, FlowCounters};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::{DropCounters, PortId};
 use pollgate_pmd::spsc::{self, Consumer, Producer};
@@ -25,6 +26,8 @@ pub enum EngineError {
     Pool { worker: usize, source: PmdError },
     #[error("cannot start worker thread: {0}")]
     Spawn(std::io::Error),
+    #[error("{0}")]
+    Acl(#[from] pollgate_pipeline::acl::AclError),
 }
 
 /// A running engine.
@@ -36,6 +39,10 @@ pub struct Engine {
     pub started: Instant,
     /// The shared MAC table and its aging time, when there are bridges.
     pub mac_table: Option<(Arc<MacTable>, u32)>,
+    /// The live ACLs (by index in the topology) and each worker's flow
+    /// counters.
+    pub acls: Vec<Arc<AclHandle>>,
+    pub flow_counters: Vec<Arc<FlowCounters>>,
 }
 
 /// What the engine reports when it has stopped.
@@ -100,6 +107,8 @@ impl Engine {
     pub fn start(topo: &Topology) -> Result<Engine, EngineError> {
         let mut rings = build_rings(topo);
         let switch = switch_for(topo);
+        let acls = acls_for(topo)?;
+        let mut flow_counters = Vec::new();
         let started = Instant::now();
         let mut workers = Vec::new();
         let mut views = Vec::new();
@@ -161,15 +170,28 @@ impl Engine {
             readers.push(worker_readers);
             let counters = SharedWorkerCounters::default();
             worker_counters.push(counters.clone());
+            let mut pipeline = match &switch {
+                Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
+                None => pipeline_for(topo),
+            };
+            if !acls.is_empty() {
+                let ct = &topo.config.conntrack;
+                let stage = AclStage::new(
+                    &acls,
+                    topo.acl_attach.clone(),
+                    w,
+                    *ct.size.get_ref(),
+                    ct.timeouts(),
+                );
+                flow_counters.push(stage.flow_counters());
+                pipeline = pipeline.with_acl(stage);
+            }
             workers.push(Worker {
                 id: w,
                 core: spec.core,
                 pool,
                 ports,
-                pipeline: match &switch {
-                    Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
-                    None => pipeline_for(topo),
-                },
+                pipeline,
                 clock: started,
                 burst: *topo.config.engine.burst.get_ref(),
                 idle: match topo.config.engine.idle {
@@ -239,6 +261,8 @@ impl Engine {
             stop,
             started,
             mac_table: switch.map(|s| (s.table, s.aging)),
+            acls,
+            flow_counters,
         })
     }
 
@@ -252,14 +276,22 @@ impl Engine {
 
     /// What `pollgate ctl` may see of this engine.
     pub fn ctl_state(&self, topo: &Topology) -> crate::ctl::CtlState {
-        crate::ctl::CtlState::new(
+        let state = crate::ctl::CtlState::new(
             self.ports.clone(),
             self.workers.clone(),
             self.mac_table.clone(),
             topo.bridges.iter().map(|b| b.name.clone()).collect(),
             topo.source.clone(),
             self.started,
-        )
+        );
+        if self.acls.is_empty() {
+            return state;
+        }
+        state.with_acl(crate::acl_ctl::AclControl::new(
+            topo,
+            self.acls.clone(),
+            self.flow_counters.clone(),
+        ))
     }
 
     /// Removes MAC entries older than the aging time (the control thread

@@ -1,6 +1,7 @@
 //! The pollgate engine: configuration, topology, workers, stats, and the
 //! commands of the `pollgate` binary.
 
+pub mod acl_ctl;
 pub mod acl_tool;
 pub mod bench;
 pub mod build;

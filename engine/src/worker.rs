@@ -173,9 +173,10 @@ impl Worker {
         let burst = self.burst.min(BATCH_SIZE);
         let mut marked_exhausted = false;
 
-        // Only the bridge (learning, storm control) reads the clock: a
-        // cross-connect does not pay for a clock read every loop.
-        let needs_clock = self.pipeline.bridge().is_some();
+        // Only the bridge (learning, storm control) and the ACL flow
+        // table read the clock: a cross-connect does not pay for a clock
+        // read every loop.
+        let needs_clock = self.pipeline.uses_clock();
         while !stop.load(Ordering::Relaxed) {
             if needs_clock {
                 self.pipeline
@@ -204,7 +205,7 @@ impl Worker {
                     &mut out,
                     &mut self.ports,
                     &mut self.pool,
-                    &self.pipeline,
+                    &mut self.pipeline,
                     &mut drops,
                 );
             }
@@ -213,6 +214,7 @@ impl Worker {
                 idle_loops = 0;
                 bump(&self.counters.busy_polls, 1);
                 self.counters.publish_drops(&drops);
+                self.pipeline.publish();
             } else {
                 bump(&self.counters.idle_polls, 1);
                 if self.ports.iter().all(|(_, p)| p.rx_exhausted()) {
@@ -286,7 +288,7 @@ fn dispatch(
     out: &mut Outputs,
     ports: &mut [(PortId, AnyPort)],
     pool: &mut FramePool,
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     drops: &mut DropCounters,
 ) {
     for i in 0..batch.len() {
@@ -305,6 +307,9 @@ fn dispatch(
     }
 }
 
+/// Most members a flood reaches; the config allows no more ports.
+pub const MAX_FLOOD: usize = crate::config::MAX_PORTS;
+
 /// Sends packet `i` of the batch to every member of domain `d` but the
 /// ingress port (split horizon): one copy per extra destination, the
 /// original frame to the last one, each tagged for its port.
@@ -317,20 +322,41 @@ fn flood(
     out: &mut Outputs,
     ports: &mut [(PortId, AnyPort)],
     pool: &mut FramePool,
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     drops: &mut DropCounters,
 ) {
     let (addr, len, headroom) = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
     let ingress = batch.in_port[i];
-    let members = pipeline.flood_members(d);
-    let targets = members.iter().filter(|&&m| m != ingress).count();
-    if targets == 0 {
-        drops.count(DropReason::NoRoute);
+    // Members but the ingress port whose egress ACL lets the packet out
+    // (an on-stack list: the members slice borrows the pipeline).
+    let mut targets = [0 as PortId; MAX_FLOOD];
+    let mut n = 0;
+    let mut denied = false;
+    for k in 0..pipeline.flood_members(d).len() {
+        let m = pipeline.flood_members(d)[k];
+        if m == ingress {
+            continue;
+        }
+        if !pipeline.flood_permits(batch, i, m) {
+            denied = true;
+            continue;
+        }
+        if n < MAX_FLOOD {
+            targets[n] = m;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        drops.count(if denied {
+            DropReason::AclDeny
+        } else {
+            DropReason::NoRoute
+        });
         pool.free(addr);
         return;
     }
-    let mut left = targets;
-    for &m in members.iter().filter(|&&m| m != ingress) {
+    let mut left = n;
+    for &m in &targets[..n] {
         left -= 1;
         // Copies first, from the untouched original; the original itself
         // goes last, so no copy ever reads a frame already re-tagged.

@@ -1,8 +1,9 @@
 //! The staged pipeline: a fixed graph of concrete stages run in order over
-//! each batch — parse → VLAN ingress → bridge → cross-connect → VLAN
-//! egress. Stages are fields, not a list of trait objects, so the whole
+//! each batch — parse → VLAN ingress → ACL ingress → bridge →
+//! cross-connect → ACL egress → VLAN egress. Stages are fields, not a list of trait objects, so the whole
 //! run compiles to direct calls; a stage that is not configured is `None`.
 
+use crate::acl::AclStage;
 use crate::batch::Batch;
 use crate::bridge::Bridge;
 use crate::frame::FrameMemory;
@@ -17,6 +18,7 @@ pub struct Pipeline {
     parse: Option<Parse>,
     vlan: Option<Arc<VlanMap>>,
     bridge: Option<Bridge>,
+    acl: Option<AclStage>,
     xconnect: CrossConnect,
 }
 
@@ -28,6 +30,7 @@ impl Pipeline {
             parse: parse.then_some(Parse),
             vlan: None,
             bridge: None,
+            acl: None,
             xconnect,
         }
     }
@@ -38,6 +41,39 @@ impl Pipeline {
         self.vlan = Some(vlan);
         self.bridge = Some(bridge);
         self
+    }
+
+    /// Adds the ACL stages (and the parse stage they need).
+    pub fn with_acl(mut self, acl: AclStage) -> Self {
+        self.parse = Some(Parse);
+        self.acl = Some(acl);
+        self
+    }
+
+    pub fn acl(&self) -> Option<&AclStage> {
+        self.acl.as_ref()
+    }
+
+    /// Whether a flood copy of packet `i` may leave on `port` (its
+    /// egress ACL), after `run` on the same batch.
+    #[inline]
+    pub fn flood_permits(&mut self, batch: &Batch, i: usize, port: PortId) -> bool {
+        self.acl
+            .as_mut()
+            .is_none_or(|a| a.permits_to(batch, i, port))
+    }
+
+    /// Publishes the ACL flow counters (with the drop counters).
+    #[inline]
+    pub fn publish(&self) {
+        if let Some(a) = &self.acl {
+            a.publish();
+        }
+    }
+
+    /// Whether the stages need `set_clock` every loop.
+    pub fn uses_clock(&self) -> bool {
+        self.bridge.is_some() || self.acl.is_some()
     }
 
     pub fn parses(&self) -> bool {
@@ -63,6 +99,9 @@ impl Pipeline {
         if let Some(b) = &mut self.bridge {
             b.set_clock(now_ns);
         }
+        if let Some(a) = &mut self.acl {
+            a.set_clock(now_ns);
+        }
     }
 
     /// Runs every stage over the batch. Afterwards each packet has a final
@@ -80,10 +119,17 @@ impl Pipeline {
         if let Some(map) = &self.vlan {
             VlanIngress { map }.process(batch, mem, drops);
         }
+        if let Some(acl) = &mut self.acl {
+            acl.ingress(batch, mem, drops);
+        }
         if let Some(bridge) = &mut self.bridge {
             bridge.process(batch, mem, drops);
         }
         self.xconnect.process(batch, mem, drops);
+        if let Some(acl) = &mut self.acl {
+            acl.egress(batch, mem, drops);
+            acl.prepare_floods(batch, mem);
+        }
         if let Some(map) = &self.vlan {
             VlanEgress { map }.process(batch, mem, drops);
         }

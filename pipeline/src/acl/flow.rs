@@ -94,7 +94,10 @@ pub struct FlowStats {
     pub created: u64,
     pub reflexive_permits: u64,
     pub table_full: u64,
+    /// Flows that replaced an expired one in its slot.
     pub expired: u64,
+    /// Slots holding a flow, live or expired and not yet reused.
+    pub occupied: u64,
 }
 
 pub struct FlowTable {
@@ -167,6 +170,8 @@ impl FlowTable {
         };
         if self.slots[i].is_some() {
             self.stats.expired += 1;
+        } else {
+            self.stats.occupied += 1;
         }
         let state = advance(TcpState::None, tcp);
         self.slots[i] = Some(Flow {

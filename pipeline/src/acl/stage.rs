@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Where ACLs sit: `[port or domain id] → index into the ACL list`.
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct AclAttachments {
     pub port_in: Vec<Option<usize>>,
     pub port_out: Vec<Option<usize>>,
@@ -37,7 +37,8 @@ pub struct FlowCounters {
     pub created: AtomicU64,
     pub reflexive_permits: AtomicU64,
     pub table_full: AtomicU64,
-    pub live: AtomicU64,
+    pub occupied: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 pub struct AclStage {
@@ -88,8 +89,9 @@ impl AclStage {
         self.flows.stats
     }
 
-    /// Publishes the flow counters (off the packet path: once per stats
-    /// interval, or when the engine asks).
+    /// Publishes the flow counters: a few relaxed stores, once per busy
+    /// loop with the drop counters.
+    #[inline]
     pub fn publish(&self) {
         let s = self.flows.stats;
         let p = &self.published;
@@ -97,8 +99,9 @@ impl AclStage {
         p.reflexive_permits
             .store(s.reflexive_permits, Ordering::Relaxed);
         p.table_full.store(s.table_full, Ordering::Relaxed);
-        p.live
-            .store(self.flows.live(self.now) as u64, Ordering::Relaxed);
+        p.occupied.store(s.occupied, Ordering::Relaxed);
+        p.capacity
+            .store(self.flows.capacity() as u64, Ordering::Relaxed);
     }
 
     fn refresh(&mut self) {

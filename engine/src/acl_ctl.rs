@@ -1,0 +1,268 @@
+//! The ACLs as `pollgate ctl` sees them: `show acl`, `acl add`, `acl del`.
+//! An update compiles the new rule set here, on the control thread, and
+//! swaps it in; workers pick it up at their next batch.
+
+use crate::config::Topology;
+use pollgate_pipeline::acl::{AclHandle, AclSet, FlowCounters, Rule};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+pub struct AclControl {
+    names: Vec<String>,
+    handles: Vec<Arc<AclHandle>>,
+    flows: Vec<Arc<FlowCounters>>,
+    /// Where each ACL is attached, for `show acl`.
+    attached: Vec<Vec<String>>,
+    ports: Vec<String>,
+    domains: Vec<String>,
+    workers: usize,
+    /// One update at a time: each is a read-modify-write of a rule list.
+    update: Mutex<()>,
+}
+
+impl AclControl {
+    pub fn new(
+        topo: &Topology,
+        handles: Vec<Arc<AclHandle>>,
+        flows: Vec<Arc<FlowCounters>>,
+    ) -> Self {
+        let at = &topo.acl_attach;
+        let attached = (0..topo.acls.len())
+            .map(|a| {
+                let mut v = Vec::new();
+                for (list, kind, dir, names) in [
+                    (
+                        &at.port_in,
+                        "port",
+                        "in",
+                        &topo
+                            .ports
+                            .iter()
+                            .map(|p| p.name.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    (
+                        &at.port_out,
+                        "port",
+                        "out",
+                        &topo.ports.iter().map(|p| p.name.clone()).collect(),
+                    ),
+                    (
+                        &at.domain_in,
+                        "bridge",
+                        "in",
+                        &topo.bridges.iter().map(|b| b.name.clone()).collect(),
+                    ),
+                    (
+                        &at.domain_out,
+                        "bridge",
+                        "out",
+                        &topo.bridges.iter().map(|b| b.name.clone()).collect(),
+                    ),
+                ] {
+                    for (i, x) in list.iter().enumerate() {
+                        if *x == Some(a) {
+                            v.push(format!("{kind} {} {dir}", names[i]));
+                        }
+                    }
+                }
+                v
+            })
+            .collect();
+        AclControl {
+            names: topo.acls.iter().map(|a| a.name.clone()).collect(),
+            handles,
+            flows,
+            attached,
+            ports: topo.ports.iter().map(|p| p.name.clone()).collect(),
+            domains: topo.bridges.iter().map(|b| b.name.clone()).collect(),
+            workers: topo.workers.len(),
+            update: Mutex::new(()),
+        }
+    }
+
+    fn find(&self, name: &str) -> Result<usize, String> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| format!("no ACL named {name:?} (ACLs: {})", self.names.join(" ")))
+    }
+
+    fn id_of(&self, kind: &str, name: &str) -> Option<u16> {
+        let list = if kind == "port" {
+            &self.ports
+        } else {
+            &self.domains
+        };
+        list.iter().position(|n| n == name).map(|i| i as u16)
+    }
+
+    fn name_of(&self, kind: &str, id: u16) -> String {
+        let list = if kind == "port" {
+            &self.ports
+        } else {
+            &self.domains
+        };
+        list.get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// `show acl [NAME]`: rules with their hit counters, then the flow
+    /// tables.
+    pub fn show(&self, only: Option<&str>, json: bool) -> Result<String, String> {
+        if let Some(n) = only {
+            self.find(n)?;
+        }
+        let mut out = String::new();
+        let mut js = Vec::new();
+        for (a, h) in self.handles.iter().enumerate() {
+            if only.is_some_and(|n| n != self.names[a]) {
+                continue;
+            }
+            let set = h.load();
+            let rules: Vec<(String, u64, u64)> = set
+                .rules()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let (p, b) = set.hits(i);
+                    (r.to_text(&|k, id| self.name_of(k, id)), p, b)
+                })
+                .collect();
+            let (dp, db) = set.hits(set.rules().len());
+            let kinds = set.kinds();
+            if json {
+                js.push(serde_json::json!({
+                    "name": self.names[a],
+                    "default": set.default.name(),
+                    "attached": self.attached[a],
+                    "classifier": {"ipv4": kinds[0], "ipv6": kinds[1], "other": kinds[2]},
+                    "memory_bytes": set.memory_bytes(),
+                    "rules": rules.iter().enumerate().map(|(i, (t, p, b))| serde_json::json!({"index": i, "rule": t, "packets": p, "bytes": b})).collect::<Vec<_>>(),
+                    "default_hits": {"packets": dp, "bytes": db},
+                }));
+                continue;
+            }
+            out += &format!(
+                "acl {} (default {}; on {}; ipv4 {}, ipv6 {}, {} KiB)\n",
+                self.names[a],
+                set.default.name(),
+                if self.attached[a].is_empty() {
+                    "nothing".to_string()
+                } else {
+                    self.attached[a].join(", ")
+                },
+                kinds[0],
+                kinds[1],
+                set.memory_bytes() / 1024
+            );
+            out += &format!("  {:>5} {:>14} {:>16}  rule\n", "#", "packets", "bytes");
+            for (i, (t, p, b)) in rules.iter().enumerate() {
+                out += &format!("  {i:>5} {p:>14} {b:>16}  {t}\n");
+            }
+            out += &format!(
+                "  {:>5} {dp:>14} {db:>16}  {} (default)\n",
+                "-",
+                set.default.name()
+            );
+        }
+        let flows: Vec<serde_json::Value> = self
+            .flows
+            .iter()
+            .enumerate()
+            .map(|(w, f)| {
+                serde_json::json!({
+                    "worker": w,
+                    "created": f.created.load(Ordering::Relaxed),
+                    "reflexive_permits": f.reflexive_permits.load(Ordering::Relaxed),
+                    "table_full": f.table_full.load(Ordering::Relaxed),
+                    "occupied": f.occupied.load(Ordering::Relaxed),
+                    "capacity": f.capacity.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        if json {
+            return Ok(serde_json::json!({"acls": js, "flows": flows}).to_string());
+        }
+        for f in &flows {
+            out += &format!(
+                "flows worker {}: {} created, {} reflexive permits, {} table full, {}/{} slots used\n",
+                f["worker"], f["created"], f["reflexive_permits"], f["table_full"], f["occupied"], f["capacity"]
+            );
+        }
+        Ok(out)
+    }
+
+    /// Replaces ACL `a`'s rules with `edit(rules)`, compiled here.
+    fn edit(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut Vec<Rule>) -> Result<String, String>,
+    ) -> Result<String, String> {
+        let a = self.find(name)?;
+        let _one = self
+            .update
+            .lock()
+            .map_err(|_| "internal error".to_string())?;
+        let old = self.handles[a].load();
+        let mut rules = old.rules().to_vec();
+        let msg = edit(&mut rules)?;
+        let t = std::time::Instant::now();
+        let set =
+            AclSet::compile(name, rules, old.default, self.workers).map_err(|e| e.to_string())?;
+        let kinds = set.kinds();
+        self.handles[a].replace(set);
+        Ok(format!(
+            "{msg}; compiled in {:.1} ms ({})\n",
+            t.elapsed().as_secs_f64() * 1e3,
+            kinds[0]
+        ))
+    }
+
+    /// `acl add NAME [at N] RULE…`: at the end, or before rule N.
+    pub fn add(&self, name: &str, words: &[&str]) -> Result<String, String> {
+        let (at, text) = match words {
+            ["at", n, rest @ ..] => (
+                Some(
+                    n.parse::<usize>()
+                        .map_err(|_| format!("bad position {n:?}"))?,
+                ),
+                rest.join(" "),
+            ),
+            rest => (None, rest.join(" ")),
+        };
+        let rule = Rule::parse_text(&text, &|k, n| self.id_of(k, n)).map_err(|e| e.to_string())?;
+        self.edit(name, |rules| {
+            let i = at.unwrap_or(rules.len());
+            if i > rules.len() {
+                return Err(format!(
+                    "position {i} is past the end ({} rules)",
+                    rules.len()
+                ));
+            }
+            rules.insert(i, rule);
+            Ok(format!("added as rule {i} of {name}"))
+        })
+    }
+
+    /// `acl del NAME INDEX`.
+    pub fn del(&self, name: &str, index: &str) -> Result<String, String> {
+        let i: usize = index
+            .parse()
+            .map_err(|_| format!("bad rule index {index:?}"))?;
+        self.edit(name, |rules| {
+            if i >= rules.len() {
+                return Err(format!("{name} has no rule {i} ({} rules)", rules.len()));
+            }
+            rules.remove(i);
+            Ok(format!("deleted rule {i} of {name}"))
+        })
+    }
+
+    pub fn clear(&self) {
+        for h in &self.handles {
+            h.load().clear_hits();
+        }
+    }
+}
