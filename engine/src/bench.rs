@@ -20,6 +20,9 @@ pub struct BenchParams {
     pub l2: bool,
     /// Pool geometry and engine settings come from here when given.
     pub base: Option<Topology>,
+    /// A ClassBench rule file checked as an ingress ACL on both ports
+    /// (default permit, so the traffic still flows).
+    pub acl: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,14 +39,17 @@ pub struct BenchResult {
     pub ns_per_packet: f64,
     pub drops: u64,
     pub frames_balanced: bool,
+    /// Rules of the ingress ACL, when there was one.
+    pub acl_rules: Option<usize>,
 }
 
 impl BenchResult {
     pub fn render(&self) -> String {
         format!(
-            "{} forward{}, {}-byte frames, burst {}, 1 worker on core {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops, frames {})",
+            "{} forward{}{}, {}-byte frames, burst {}, 1 worker on core {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops, frames {})",
             self.forward,
             if self.parse { " + parse" } else { "" },
+            self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules")),
             self.frame_size,
             self.burst,
             self.core.map_or("-".to_string(), |c| c.to_string()),
@@ -57,7 +63,11 @@ impl BenchResult {
     }
 }
 
-fn topology(p: &BenchParams) -> Result<Topology, config::ConfigError> {
+fn topology(p: &BenchParams) -> anyhow::Result<Topology> {
+    let acl = match &p.acl {
+        Some(f) => crate::acl_tool::import(f, "bench", pollgate_pipeline::acl::Action::Permit)?,
+        None => String::new(),
+    };
     let pool = p.base.as_ref().map(|t| t.pool).unwrap_or_default();
     let forward = match p.forward {
         ForwardModeCfg::Io => "io",
@@ -84,6 +94,7 @@ kind = "null"
 size = {size}
 mac = "02:00:00:00:00:01"
 peer_mac = "02:00:00:00:00:02"
+{acl_in}
 
 [[port]]
 name = "null1"
@@ -91,12 +102,21 @@ kind = "null"
 size = {size}
 mac = "02:00:00:00:00:02"
 peer_mac = "02:00:00:00:00:01"
+{acl_in}
 
 {wiring}
 
 [[worker]]
 {core}ports = ["null0", "null1"]
+
+{acl}
 "#,
+        acl_in = if p.acl.is_some() {
+            "acl_in = \"bench\""
+        } else {
+            ""
+        },
+        acl = acl,
         parse = p.parse,
         burst = p.burst,
         frames = pool.frames,
@@ -110,7 +130,7 @@ peer_mac = "02:00:00:00:00:01"
             "[[xconnect]]\nports = [\"null0\", \"null1\"]"
         },
     );
-    config::parse("<bench>", &src)
+    Ok(config::parse("<bench>", &src)?)
 }
 
 pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
@@ -149,5 +169,6 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         ns_per_packet: if pps > 0.0 { 1e9 / pps } else { f64::INFINITY },
         drops: summary.drops().total(),
         frames_balanced: summary.frames_balanced(),
+        acl_rules: topo.acls.first().map(|a| a.rules.len()),
     })
 }

@@ -54,6 +54,10 @@ enum Cmd {
         /// of cross-connecting them.
         #[arg(long)]
         l2: bool,
+        /// Check every packet against this ClassBench rule file as an
+        /// ingress ACL (default permit).
+        #[arg(long)]
+        acl: Option<PathBuf>,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -219,6 +223,7 @@ fn real_main() -> Result<()> {
             forward,
             parse,
             l2,
+            acl,
             size,
             burst,
             core,
@@ -239,6 +244,7 @@ fn real_main() -> Result<()> {
                 burst,
                 core,
                 base,
+                acl,
             };
             let r = bench::run(&params)?;
             if json {

@@ -31,6 +31,9 @@ pub const MAX_GROUPS: usize = 8;
 
 const NO_RULE: u32 = u32::MAX;
 
+/// Most levels a DFA has: two per key chunk.
+const MAX_LEVELS: usize = 2 * chunk::COUNT;
+
 /// Most classes a class level may have (its row length).
 const MAX_CLASSES: usize = 1024;
 
@@ -521,23 +524,30 @@ impl DfaSet {
                     }
                     continue;
                 }
-                let mut id = [0usize; LANES];
-                for (lv, &base) in g.levels.iter().zip(g.base.iter()) {
-                    let (base, stride) = (base as usize, lv.stride);
+                // Each level's row base plus symbol does not depend on the
+                // state: work it out for all lanes first, so the walk
+                // below is one add, shift and load per step.
+                let mut off = [[0u32; LANES]; MAX_LEVELS];
+                for ((lv, &base), row) in g.levels.iter().zip(g.base.iter()).zip(off.iter_mut()) {
                     match &lv.symbol {
                         Symbol::Byte { shift } => {
-                            for (a, k) in id.iter_mut().zip(ks) {
-                                let sym = ((k.c[lv.chunk] >> shift) & 0xff) as usize;
-                                *a = g.flat[base + (*a << stride) + sym] as usize;
+                            for (o, k) in row.iter_mut().zip(ks) {
+                                *o = base + ((k.c[lv.chunk] >> shift) & 0xff) as u32;
                             }
                         }
                         Symbol::Class { table } => {
                             let last = table.len() - 1;
-                            for (a, k) in id.iter_mut().zip(ks) {
-                                let sym = table[(k.c[lv.chunk] as usize).min(last)] as usize;
-                                *a = g.flat[base + (*a << stride) + sym] as usize;
+                            for (o, k) in row.iter_mut().zip(ks) {
+                                *o = base + table[(k.c[lv.chunk] as usize).min(last)] as u32;
                             }
                         }
+                    }
+                }
+                let mut id = [0usize; LANES];
+                for (lv, row) in g.levels.iter().zip(off.iter()) {
+                    let stride = lv.stride;
+                    for (a, &o) in id.iter_mut().zip(row.iter()) {
+                        *a = g.flat[o as usize + (*a << stride)] as usize;
                     }
                 }
                 let at: [u32; LANES] =

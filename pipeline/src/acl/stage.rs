@@ -6,7 +6,7 @@
 use super::flow::{FlowStats, FlowTable, FlowTimeouts};
 use super::key::AclKey;
 use super::rule::Action;
-use super::set::{AclHandle, AclView};
+use super::set::{AclHandle, AclView, Decision};
 use crate::batch::{flags, Batch, BATCH_SIZE};
 use crate::frame::FrameMemory;
 use crate::verdict::{DropCounters, DropReason, PortId, Verdict};
@@ -140,21 +140,14 @@ impl AclStage {
             return true;
         };
         let set = view.set();
-        let key = &self.keys[i];
-        let d = set.decide(key);
+        let d = set.decide(&self.keys[i]);
         set.count(self.worker, &d, len);
-        match d.action {
-            Action::Permit => {
-                if d.stateful {
-                    self.flows.track(key, self.tcp[i], self.now);
-                }
-                true
-            }
-            Action::Deny => self.flows.admits_reverse(key, self.tcp[i], self.now),
-        }
+        judge(&mut self.flows, &d, &self.keys[i], self.tcp[i], self.now)
     }
 
     /// Ingress: port ACL, then domain ACL.
+    // `i` indexes the batch's arrays and ours alike (struct of arrays).
+    #[allow(clippy::needless_range_loop)]
     pub fn ingress<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
@@ -163,6 +156,7 @@ impl AclStage {
     ) {
         self.have_key = 0;
         self.refresh();
+        let mut want = [[NO_ACL; BATCH_SIZE]; 2];
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending {
                 continue;
@@ -172,13 +166,23 @@ impl AclStage {
             if p.is_none() && d.is_none() {
                 continue;
             }
-            self.apply(batch, i, mem, [p, d], drops);
+            if !self.key(batch, i, mem) {
+                drop_packet(batch, i, DropReason::BadDescriptor, drops);
+                continue;
+            }
+            want[0][i] = p.map_or(NO_ACL, |a| a as u16);
+            want[1][i] = d.map_or(NO_ACL, |a| a as u16);
+        }
+        for pass in &want {
+            self.run_pass(batch, pass, drops);
         }
     }
 
     /// Egress: for unicast, the output port's ACL and the domain's; for a
     /// flood, the domain's (each member port's is checked per copy by
     /// [`AclStage::permits_to`]).
+    // `i` indexes the batch's arrays and ours alike (struct of arrays).
+    #[allow(clippy::needless_range_loop)]
     pub fn egress<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
@@ -188,6 +192,7 @@ impl AclStage {
         if !self.at.any_egress() {
             return;
         }
+        let mut want = [[NO_ACL; BATCH_SIZE]; 2];
         for i in 0..batch.len() {
             let (p, d) = match batch.verdict[i] {
                 Verdict::Forward(port) => (
@@ -200,28 +205,81 @@ impl AclStage {
             if p.is_none() && d.is_none() {
                 continue;
             }
-            self.apply(batch, i, mem, [p, d], drops);
+            if !self.key(batch, i, mem) {
+                drop_packet(batch, i, DropReason::BadDescriptor, drops);
+                continue;
+            }
+            want[0][i] = p.map_or(NO_ACL, |a| a as u16);
+            want[1][i] = d.map_or(NO_ACL, |a| a as u16);
+        }
+        for pass in &want {
+            self.run_pass(batch, pass, drops);
         }
     }
 
-    fn apply<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &M,
-        acls: [Option<usize>; 2],
-        drops: &mut DropCounters,
-    ) {
-        if !self.key(batch, i, mem) {
-            batch.verdict[i] = Verdict::Drop(DropReason::BadDescriptor);
-            drops.count(DropReason::BadDescriptor);
+    /// Classifies, per ACL, all the packets that still need it in one
+    /// call (the DFA walks them together), then applies the decisions.
+    // `i` indexes the batch's arrays and ours alike (struct of arrays).
+    #[allow(clippy::needless_range_loop)]
+    fn run_pass(&mut self, batch: &mut Batch, want: &[u16; BATCH_SIZE], drops: &mut DropCounters) {
+        let mut todo = 0u64;
+        for (i, &a) in want.iter().enumerate().take(batch.len()) {
+            if a != NO_ACL && !matches!(batch.verdict[i], Verdict::Drop(_)) {
+                todo |= 1 << i;
+            }
+        }
+        let mut found = [0u32; BATCH_SIZE];
+        // The usual case: a burst from one port, one ACL for all of it:
+        // classify the keys where they are.
+        let n = batch.len();
+        let all = if n == BATCH_SIZE {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
+        };
+        if todo == all && want[..n].iter().all(|&a| a == want[0]) {
+            let Some(view) = self.acls.get(want[0] as usize) else {
+                return;
+            };
+            let set = view.set();
+            set.lookup_many(&self.keys[..n], &mut found[..n]);
+            for i in 0..n {
+                let d = set.decision((found[i] != u32::MAX).then_some(found[i]));
+                set.count(self.worker, &d, batch.pkt_len[i]);
+                if !judge(&mut self.flows, &d, &self.keys[i], self.tcp[i], self.now) {
+                    drop_packet(batch, i, DropReason::AclDeny, drops);
+                }
+            }
             return;
         }
-        for acl in acls.into_iter().flatten() {
-            if !self.check(acl, i, batch.pkt_len[i]) {
-                batch.verdict[i] = Verdict::Drop(DropReason::AclDeny);
-                drops.count(DropReason::AclDeny);
-                return;
+        let mut keys = [AclKey::EMPTY; BATCH_SIZE];
+        let mut slot = [0u8; BATCH_SIZE];
+        while todo != 0 {
+            let acl = want[todo.trailing_zeros() as usize];
+            let mut n = 0;
+            let mut rest = todo;
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if want[i] == acl {
+                    keys[n] = self.keys[i];
+                    slot[n] = i as u8;
+                    n += 1;
+                    todo &= !(1 << i);
+                }
+            }
+            let Some(view) = self.acls.get(acl as usize) else {
+                continue;
+            };
+            let set = view.set();
+            set.lookup_many(&keys[..n], &mut found[..n]);
+            for k in 0..n {
+                let i = slot[k] as usize;
+                let d = set.decision((found[k] != u32::MAX).then_some(found[k]));
+                set.count(self.worker, &d, batch.pkt_len[i]);
+                if !judge(&mut self.flows, &d, &keys[k], self.tcp[i], self.now) {
+                    drop_packet(batch, i, DropReason::AclDeny, drops);
+                }
             }
         }
     }
@@ -252,6 +310,30 @@ impl AclStage {
             }
         }
     }
+}
+
+/// No ACL for this packet in this pass.
+const NO_ACL: u16 = u16::MAX;
+
+/// Applies a decision: a permit passes (and a stateful one records its
+/// flow); a deny passes only as the reverse of a tracked flow.
+#[inline]
+fn judge(flows: &mut FlowTable, d: &Decision, key: &AclKey, tcp: u8, now: u64) -> bool {
+    match d.action {
+        Action::Permit => {
+            if d.stateful {
+                flows.track(key, tcp, now);
+            }
+            true
+        }
+        Action::Deny => flows.admits_reverse(key, tcp, now),
+    }
+}
+
+#[inline(always)]
+fn drop_packet(batch: &mut Batch, i: usize, reason: DropReason, drops: &mut DropCounters) {
+    batch.verdict[i] = Verdict::Drop(reason);
+    drops.count(reason);
 }
 
 #[inline(always)]
