@@ -85,8 +85,9 @@ enum Cmd {
         #[arg(long)]
         print_config: bool,
     },
-    /// Ask a running engine: show ports|stats|workers|macs [DOMAIN]|config,
-    /// clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC.
+    /// Ask a running engine: show ports|stats|workers|macs [DOMAIN]|acl
+    /// [NAME]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN
+    /// MAC, acl add NAME [at N] RULE, acl del NAME INDEX.
     Ctl {
         /// The engine's control socket.
         #[arg(long, default_value = pollgate::config::DEFAULT_CTL_SOCKET)]
