@@ -752,3 +752,96 @@ fn the_bind_mode_and_unserved_queues_are_reported_and_zero_copy_refused_by_name(
     nl.delete_link(l.index).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stateful permit between two containers: A's requests open the way
+/// for B's replies; B cannot start anything itself.
+#[test]
+fn stateful_acl_lets_replies_back_and_nothing_else() {
+    if !root("stateful acl") {
+        return;
+    }
+    let (a, b) = names("acl");
+    let acls = format!(
+        r#"
+[[acl]]
+name = "from-a"
+default = "deny"
+rules = ["permit proto=udp dport={MARK_PORT} stateful"]
+[[acl]]
+name = "from-b"
+default = "deny"
+"#
+    );
+    let mut cfg = veth_pair_config(&a, &b, "native", &acls);
+    cfg = cfg.replacen(
+        "address = \"198.18.9.1/24\"",
+        "address = \"198.18.9.1/24\"\nacl_in = \"from-a\"",
+        1,
+    );
+    cfg = cfg.replacen(
+        "address = \"198.18.9.2/24\"",
+        "address = \"198.18.9.2/24\"\nacl_in = \"from-b\"",
+        1,
+    );
+    let topo = config::parse("acl.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
+    let sa = na.run(|| PacketSocket::open("eth0")).unwrap();
+    let sb = nb.run(|| PacketSocket::open("eth0")).unwrap();
+    let (ma, mb) = ([2, 0x50, 0x47, 9, 0, 1], [2, 0x50, 0x47, 9, 0, 2]);
+    // B → A, from `sport` to A's port 1024 + i.
+    let reply = |i: u32, sport: u16| {
+        udp4_frame(
+            64,
+            MacAddr(mb),
+            MacAddr(ma),
+            [198, 18, 9, 2],
+            [198, 18, 9, 1],
+            sport,
+            1024 + i as u16,
+            &i.to_be_bytes(),
+        )
+    };
+    let from_b = |f: &[u8]| {
+        f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 17 && f[26..30] == [198, 18, 9, 2]
+    };
+    let count = |sock: &PacketSocket, want: &dyn Fn(&[u8]) -> bool| {
+        let mut buf = vec![0u8; 2048];
+        let mut n = 0;
+        while let Some(len) = sock.recv(&mut buf, Duration::from_millis(300)).unwrap() {
+            n += want(&buf[..len]) as usize;
+        }
+        n
+    };
+    let send = |sock: &PacketSocket, frames: &[Vec<u8>]| {
+        for f in frames {
+            sock.send(f).unwrap();
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    };
+    // 1. B starts: denied.
+    let early: Vec<_> = (0..50).map(|i| reply(i, MARK_PORT)).collect();
+    send(&sb, &early);
+    assert_eq!(count(&sa, &from_b), 0, "B cannot open a flow");
+    // 2. A's requests pass.
+    let requests: Vec<_> = (0..50).map(|i| frame(i, ma, mb, 64)).collect();
+    send(&sa, &requests);
+    assert_eq!(
+        count(&sb, &|f: &[u8]| is_ours(f)),
+        50,
+        "A's requests arrive"
+    );
+    // 3. B's replies to them pass; from another port they do not.
+    let replies: Vec<_> = (0..50).map(|i| reply(i, MARK_PORT)).collect();
+    let strays: Vec<_> = (0..50).map(|i| reply(i, MARK_PORT + 1)).collect();
+    send(&sb, &replies);
+    send(&sb, &strays);
+    assert_eq!(count(&sa, &from_b), 50, "only the replies come back");
+    drop((sa, sb, na, nb));
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+    let denied = summary.drops().get(pollgate_pipeline::DropReason::AclDeny);
+    // The 100 frames from B that opened nothing, plus whatever the
+    // containers' kernels sent on their own (IPv6 router solicitations…).
+    assert!(denied >= 100, "acl_deny {denied}");
+}
