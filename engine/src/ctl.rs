@@ -13,8 +13,10 @@
 //! it never touches the workers beyond reading their counters.
 
 use crate::stats::{render_drops, PortView, SharedWorkerCounters};
+use crate::telemetry::{SharedTelemetry, TelemetrySummary};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::wire::MacAddr;
+use pollgate_pipeline::BATCH_SIZE;
 use pollgate_pipeline::{DomainId, DropCounters, DropReason, PortId};
 use pollgate_pmd::PortStats;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -41,6 +43,9 @@ pub struct CtlState {
     /// writer each), so clearing subtracts a baseline instead of writing.
     baseline: Mutex<(Vec<PortStats>, DropCounters)>,
     pub acl: Option<crate::acl_ctl::AclControl>,
+    pub telemetry: Vec<SharedTelemetry>,
+    /// Burst counts at the last `clear stats`, per worker.
+    burst_base: Mutex<Vec<[u64; BATCH_SIZE + 1]>>,
 }
 
 impl CtlState {
@@ -62,7 +67,29 @@ impl CtlState {
             started,
             baseline: Mutex::new((vec![PortStats::default(); n], DropCounters::default())),
             acl: None,
+            telemetry: Vec::new(),
+            burst_base: Mutex::new(Vec::new()),
         }
+    }
+
+    pub fn with_telemetry(mut self, t: Vec<SharedTelemetry>) -> Self {
+        self.burst_base = Mutex::new(vec![[0; BATCH_SIZE + 1]; t.len()]);
+        self.telemetry = t;
+        self
+    }
+
+    /// Burst sizes and latencies of each worker since the last clear.
+    pub fn telemetry(&self) -> Vec<TelemetrySummary> {
+        let base = self
+            .burst_base
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        self.telemetry
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.summary(base.get(i).unwrap_or(&[0; BATCH_SIZE + 1])))
+            .collect()
     }
 
     pub fn with_acl(mut self, acl: crate::acl_ctl::AclControl) -> Self {
@@ -160,28 +187,50 @@ impl CtlState {
                 if let Some(a) = &self.acl {
                     a.clear();
                 }
+                if let Ok(mut b) = self.burst_base.lock() {
+                    *b = self.telemetry.iter().map(|t| t.burst_counts()).collect();
+                }
+                for t in &self.telemetry {
+                    t.clear_latency();
+                }
                 Ok("stats cleared\n".into())
             }
             ["show", "acl", rest @ ..] if rest.len() <= 1 => acl()?.show(rest.first().copied(), json),
             ["acl", "add", name, rule @ ..] if !rule.is_empty() => acl()?.add(name, rule),
             ["acl", "del", name, index] => acl()?.del(name, index),
             ["show", "workers"] => {
-                let rows: Vec<(usize, u64, u64)> = self
+                let tel = self.telemetry();
+                let rows: Vec<serde_json::Value> = self
                     .workers
                     .iter()
                     .enumerate()
-                    .map(|(i, w)| (i, w.busy_polls.load(Ordering::Relaxed), w.idle_polls.load(Ordering::Relaxed)))
+                    .map(|(i, w)| {
+                        let (b, idle) = (w.busy_polls.load(Ordering::Relaxed), w.idle_polls.load(Ordering::Relaxed));
+                        let load = if b + idle > 0 { 100.0 * b as f64 / (b + idle) as f64 } else { 0.0 };
+                        let ports: Vec<&str> = self.ports.iter().filter(|p| p.worker == i).map(|p| p.name.as_str()).collect();
+                        serde_json::json!({"worker": i, "busy_polls": b, "idle_polls": idle, "load_pct": load, "ports": ports, "telemetry": tel.get(i)})
+                    })
                     .collect();
                 Ok(if json {
-                    serde_json::Value::from(rows.iter().map(|(i, b, idle)| serde_json::json!({"worker": i, "busy_polls": b, "idle_polls": idle})).collect::<Vec<_>>()).to_string()
+                    serde_json::Value::from(rows).to_string()
                 } else {
-                    rows.iter()
-                        .map(|(i, b, idle)| {
-                            let load = if b + idle > 0 { 100.0 * *b as f64 / (*b + *idle) as f64 } else { 0.0 };
-                            let ports: Vec<&str> = self.ports.iter().filter(|p| p.worker == *i).map(|p| p.name.as_str()).collect();
-                            format!("worker {i}: busy {b} idle {idle} polls ({load:.1}% busy), ports {}\n", ports.join(", "))
-                        })
-                        .collect()
+                    let mut out = String::new();
+                    for (r, t) in rows.iter().zip(tel.iter().map(Some).chain(std::iter::repeat(None))) {
+                        out += &format!(
+                            "worker {}: {:.1}% busy ({} busy, {} idle polls), ports {}\n",
+                            r["worker"], r["load_pct"].as_f64().unwrap_or(0.0), r["busy_polls"], r["idle_polls"],
+                            r["ports"].as_array().map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                        );
+                        if let Some(t) = t {
+                            let h = t.burst_histogram;
+                            out += &format!(
+                                "  bursts {} (mean {:.1} packets): 1:{} 2-3:{} 4-7:{} 8-15:{} 16-31:{} 32-63:{} 64:{}\n  burst time ({} timed): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns\n",
+                                t.bursts, t.mean_burst, h[0], h[1], h[2], h[3], h[4], h[5], h[6],
+                                t.timed_bursts, t.latency_ns_p50, t.latency_ns_p99, t.latency_ns_p999, t.latency_ns_max
+                            );
+                        }
+                    }
+                    out
                 })
             }
             ["show", "macs", rest @ ..] => {

@@ -4,6 +4,7 @@
 use crate::build::{acls_for, build_devices, build_port, build_rings, pipeline_for, switch_for};
 use crate::config::{IdleMode, Topology};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
+use crate::telemetry::{SharedTelemetry, WorkerTelemetry};
 use crate::worker::{Idle, Worker, WorkerReport};
 use pollgate_pipeline::acl::{AclHandle, AclStage, FlowCounters};
 use pollgate_pipeline::mac_table::MacTable;
@@ -43,6 +44,8 @@ pub struct Engine {
     /// counters.
     pub acls: Vec<Arc<AclHandle>>,
     pub flow_counters: Vec<Arc<FlowCounters>>,
+    /// Each worker's burst sizes and latencies.
+    pub telemetry: Vec<SharedTelemetry>,
 }
 
 /// What the engine reports when it has stopped.
@@ -109,6 +112,7 @@ impl Engine {
         let switch = switch_for(topo);
         let acls = acls_for(topo)?;
         let mut flow_counters = Vec::new();
+        let mut telemetry = Vec::new();
         let started = Instant::now();
         let mut workers = Vec::new();
         let mut views = Vec::new();
@@ -205,6 +209,11 @@ impl Engine {
                 exhausted: exhausted.clone(),
                 workers: nw,
                 taps,
+                telemetry: {
+                    let t = crate::telemetry::shared();
+                    telemetry.push(t.clone());
+                    WorkerTelemetry::new(t)
+                },
             });
         }
         // One view per port (its queue 0, so views[k] is port k), then
@@ -263,6 +272,7 @@ impl Engine {
             mac_table: switch.map(|s| (s.table, s.aging)),
             acls,
             flow_counters,
+            telemetry,
         })
     }
 
@@ -284,6 +294,7 @@ impl Engine {
             topo.source.clone(),
             self.started,
         );
+        let state = state.with_telemetry(self.telemetry.clone());
         if self.acls.is_empty() {
             return state;
         }

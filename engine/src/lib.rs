@@ -13,6 +13,7 @@ pub mod engine;
 pub mod metrics;
 pub mod reaper;
 pub mod stats;
+pub mod telemetry;
 pub mod worker;
 
 pub use engine::{Engine, EngineError, Summary};

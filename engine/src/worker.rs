@@ -4,6 +4,7 @@
 
 use crate::capture::TapWriter;
 use crate::stats::SharedWorkerCounters;
+use crate::telemetry::{self, WorkerTelemetry};
 use pollgate_pipeline::vlan::{push_tags, EgressTag};
 use pollgate_pipeline::{
     Batch, DomainId, DropCounters, DropReason, FrameMemory, Pipeline, PortId, Verdict, BATCH_SIZE,
@@ -65,6 +66,7 @@ pub struct Worker {
     pub workers: usize,
     /// Capture taps, one per entry of `ports`.
     pub taps: Vec<TapWriter>,
+    pub telemetry: WorkerTelemetry,
 }
 
 /// What a worker hands back when it stops.
@@ -192,6 +194,7 @@ impl Worker {
                     continue;
                 }
                 moved += n;
+                let t0 = self.telemetry.start();
                 if out.taps[p].active() {
                     for i in 0..n {
                         if let Some(bytes) = self.pool.bytes(batch.addr[i], batch.pkt_len[i]) {
@@ -208,15 +211,24 @@ impl Worker {
                     &mut self.pipeline,
                     &mut drops,
                 );
+                self.telemetry.end(n, t0);
             }
             out.flush_all(&mut self.ports, &mut self.pool, &mut drops);
             if moved > 0 {
                 idle_loops = 0;
-                bump(&self.counters.busy_polls, 1);
+                if telemetry::ENABLED {
+                    bump(&self.counters.busy_polls, 1);
+                }
                 self.counters.publish_drops(&drops);
                 self.pipeline.publish();
             } else {
-                bump(&self.counters.idle_polls, 1);
+                if telemetry::ENABLED {
+                    bump(&self.counters.idle_polls, 1);
+                }
+                if idle_loops == 0 {
+                    // Traffic just stopped: a good moment to hand over.
+                    self.telemetry.publish();
+                }
                 if self.ports.iter().all(|(_, p)| p.rx_exhausted()) {
                     if !marked_exhausted {
                         marked_exhausted = true;
@@ -247,6 +259,7 @@ impl Worker {
             port.close(&mut self.pool, deadline);
         }
         self.counters.publish_drops(&drops);
+        self.telemetry.publish();
         let held: usize = self.ports.iter().map(|(_, p)| p.frames_held()).sum();
         WorkerReport {
             id: self.id,

@@ -127,7 +127,17 @@ fn ctl_shows_clears_edits_macs_and_survives_garbage() {
     }
     // A client that connects and says nothing does not stall the server.
     let idle = UnixStream::connect(&sock).unwrap();
-    assert!(request(&sock, "show workers").unwrap().contains("worker 0"));
+    let w = request(&sock, "show workers").unwrap();
+    assert!(w.contains("worker 0") && w.contains("burst time"), "{w}");
+    // Burst sizes and burst times are measured while traffic flows.
+    let v: serde_json::Value =
+        serde_json::from_str(&request(&sock, "show workers --json").unwrap()).unwrap();
+    let t = &v[0]["telemetry"];
+    assert!(t["bursts"].as_u64().unwrap() > 0, "{v}");
+    assert!(t["mean_burst"].as_f64().unwrap() >= 1.0, "{v}");
+    assert!(t["timed_bursts"].as_u64().unwrap() > 0, "{v}");
+    assert!(t["latency_ns_p50"].as_u64().unwrap() > 0, "{v}");
+    assert!(v[0]["load_pct"].as_f64().unwrap() > 0.0, "{v}");
     drop(idle);
     let t2 = tx();
     std::thread::sleep(Duration::from_millis(100));
