@@ -32,6 +32,18 @@ struct WorkerLabel {
     worker: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabel {
+    worker: String,
+    quantile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    acl: String,
+    rule: String,
+}
+
 /// Renders every counter in the Prometheus text format.
 pub fn render(state: &CtlState) -> String {
     let mut reg = Registry::with_prefix("pollgate");
@@ -119,6 +131,62 @@ pub fn render(state: &CtlState) -> String {
     }
     reg.register("worker_busy_polls", "Poll loops that moved packets", busy);
     reg.register("worker_idle_polls", "Poll loops that found nothing", idle);
+
+    let bursts = Family::<WorkerLabel, Counter>::default();
+    let timing = Family::<QuantileLabel, Gauge>::default();
+    for (i, t) in state.telemetry().iter().enumerate() {
+        let worker = i.to_string();
+        bursts
+            .get_or_create(&WorkerLabel {
+                worker: worker.clone(),
+            })
+            .inc_by(t.bursts);
+        for (q, v) in [
+            ("0.5", t.latency_ns_p50),
+            ("0.99", t.latency_ns_p99),
+            ("0.999", t.latency_ns_p999),
+            ("1", t.latency_ns_max),
+        ] {
+            timing
+                .get_or_create(&QuantileLabel {
+                    worker: worker.clone(),
+                    quantile: q.to_string(),
+                })
+                .set(v as i64);
+        }
+    }
+    reg.register("worker_bursts", "Bursts processed", bursts);
+    reg.register(
+        "worker_burst_time_ns",
+        "Time from RX to TX queueing of a burst (sampled), by quantile",
+        timing,
+    );
+
+    if let Some(acl) = &state.acl {
+        let hits = Family::<RuleLabel, Counter>::default();
+        if let Ok(js) = acl.show(None, true) {
+            let v: serde_json::Value = serde_json::from_str(&js).unwrap_or_default();
+            for a in v["acls"].as_array().into_iter().flatten() {
+                let name = a["name"].as_str().unwrap_or("").to_string();
+                let rules = a["rules"].as_array().into_iter().flatten();
+                for r in rules.chain(std::iter::once(&a["default_hits"])) {
+                    let rule = r["index"]
+                        .as_u64()
+                        .map_or("default".to_string(), |i| i.to_string());
+                    hits.get_or_create(&RuleLabel {
+                        acl: name.clone(),
+                        rule,
+                    })
+                    .inc_by(r["packets"].as_u64().unwrap_or(0));
+                }
+            }
+        }
+        reg.register(
+            "acl_rule_packets",
+            "Packets decided by an ACL rule (or its default)",
+            hits,
+        );
+    }
 
     if let Some((t, _)) = &state.mac_table {
         let g: Gauge = Gauge::default();

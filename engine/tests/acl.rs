@@ -34,7 +34,8 @@ fn runtime_rules_change_forwarding_at_once() {
     let sock = dir.join("ctl.sock");
     let topo = config::parse("acl.toml", XC).unwrap();
     let engine = Engine::start(&topo).unwrap();
-    let _server = CtlServer::start(&sock, Arc::new(engine.ctl_state(&topo))).unwrap();
+    let state = Arc::new(engine.ctl_state(&topo));
+    let _server = CtlServer::start(&sock, state.clone()).unwrap();
     let stats = || -> serde_json::Value {
         serde_json::from_str(&request(&sock, "show stats --json").unwrap()).unwrap()
     };
@@ -62,6 +63,13 @@ fn runtime_rules_change_forwarding_at_once() {
     assert!(rules[0]["packets"].as_u64().unwrap() > 0, "{acl}");
     assert_eq!(rules[1]["packets"].as_u64().unwrap(), 0);
     assert!(acl["acls"][0]["default_hits"]["packets"].as_u64().unwrap() > 0);
+    let body = pollgate::metrics::render(&state);
+    assert!(
+        body.lines().any(|l| l
+            .starts_with("pollgate_acl_rule_packets_total{acl=\"in0\",rule=\"0\"}")
+            && !l.ends_with(" 0")),
+        "{body}"
+    );
     let text = request(&sock, "show acl").unwrap();
     assert!(
         text.contains("port null0 in") && text.contains("(default)"),

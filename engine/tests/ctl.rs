@@ -183,6 +183,8 @@ fn metrics_endpoint_serves_the_counters_in_prometheus_text() {
         0,
         "every drop reason is a series from the start"
     );
+    assert!(value("pollgate_worker_bursts_total{worker=\"0\"}") > 0);
+    assert!(value("pollgate_worker_burst_time_ns{worker=\"0\",quantile=\"0.99\"}") > 0);
     assert!(get("/other").starts_with("HTTP/1.1 404"));
     drop(server);
     assert!(engine.shutdown().frames_balanced());
