@@ -260,6 +260,13 @@ impl AclControl {
         })
     }
 
+    /// Swaps in a set compiled elsewhere (`reload`).
+    pub fn replace(&self, index: usize, set: AclSet) {
+        if let (Ok(_one), Some(h)) = (self.update.lock(), self.handles.get(index)) {
+            h.replace(set);
+        }
+    }
+
     pub fn clear(&self) {
         for h in &self.handles {
             h.load().clear_hits();

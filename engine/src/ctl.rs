@@ -44,6 +44,7 @@ pub struct CtlState {
     baseline: Mutex<(Vec<PortStats>, DropCounters)>,
     pub acl: Option<crate::acl_ctl::AclControl>,
     pub telemetry: Vec<SharedTelemetry>,
+    pub reloader: Option<crate::reload::Reloader>,
     /// Burst counts at the last `clear stats`, per worker.
     burst_base: Mutex<Vec<[u64; BATCH_SIZE + 1]>>,
 }
@@ -68,8 +69,15 @@ impl CtlState {
             baseline: Mutex::new((vec![PortStats::default(); n], DropCounters::default())),
             acl: None,
             telemetry: Vec::new(),
+            reloader: None,
             burst_base: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Lets `reload` re-read `path` (the file `topo` came from).
+    pub fn with_reload(mut self, path: std::path::PathBuf, topo: crate::config::Topology) -> Self {
+        self.reloader = Some(crate::reload::Reloader::new(path, topo));
+        self
     }
 
     pub fn with_telemetry(mut self, t: Vec<SharedTelemetry>) -> Self {
@@ -198,6 +206,11 @@ impl CtlState {
             ["show", "acl", rest @ ..] if rest.len() <= 1 => acl()?.show(rest.first().copied(), json),
             ["acl", "add", name, rule @ ..] if !rule.is_empty() => acl()?.add(name, rule),
             ["acl", "del", name, index] => acl()?.del(name, index),
+            ["reload"] => self
+                .reloader
+                .as_ref()
+                .ok_or_else(|| "this engine was not started from a config file".to_string())?
+                .reload(self),
             ["show", "workers"] => {
                 let tel = self.telemetry();
                 let rows: Vec<serde_json::Value> = self
@@ -304,7 +317,7 @@ impl CtlState {
                 }
             }
             [] => Err("empty request".into()),
-            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|acl [NAME]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, capture PORT --count N --out FILE.pcap")),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|acl [NAME]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, reload, capture PORT --count N --out FILE.pcap")),
         }
     }
 }

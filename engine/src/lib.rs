@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod metrics;
 pub mod reaper;
+pub mod reload;
 pub mod stats;
 pub mod telemetry;
 pub mod worker;

@@ -87,7 +87,7 @@ enum Cmd {
     },
     /// Ask a running engine: show ports|stats|workers|macs [DOMAIN]|acl
     /// [NAME]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN
-    /// MAC, acl add NAME [at N] RULE, acl del NAME INDEX.
+    /// MAC, acl add NAME [at N] RULE, acl del NAME INDEX, reload.
     Ctl {
         /// The engine's control socket.
         #[arg(long, default_value = pollgate::config::DEFAULT_CTL_SOCKET)]
@@ -266,7 +266,11 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     }
     let engine = Engine::start(&topo).context("starting the engine")?;
     let ctl_path = &topo.config.engine.ctl_socket;
-    let state = std::sync::Arc::new(engine.ctl_state(&topo));
+    let state = std::sync::Arc::new(
+        engine
+            .ctl_state(&topo)
+            .with_reload(path.to_path_buf(), topo.clone()),
+    );
     let _ctl = pollgate::ctl::CtlServer::start(ctl_path, state.clone())
         .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
     let _metrics = match &topo.config.engine.metrics {
