@@ -11,12 +11,15 @@ need_pkgs=()
 for cmd_pkg in ip:iproute2 ping:iputils-ping ethtool:ethtool; do
   command -v "${cmd_pkg%%:*}" >/dev/null || need_pkgs+=("${cmd_pkg#*:}")
 done
+# scapy dissects the pcap files `ctl capture` writes (an independent
+# reader); the test uses Debian's /usr/bin/python3, not a pyenv python.
+/usr/bin/python3 -c 'import scapy' 2>/dev/null || need_pkgs+=(python3-scapy)
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need_pkgs[*]}"
-    # The tests themselves only need the kernel; these tools are for
-    # looking at what they build (ip netns exec … ping). No registry, no
-    # reason to stop.
+    # The tests need scapy (they fail under CI without it, skip
+    # elsewhere); the other tools are for looking at what the tests
+    # build (ip netns exec … ping).
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
       echo "could not install ${need_pkgs[*]}; the tests do not need them, going on" >&2
   else

@@ -57,6 +57,9 @@ pub struct EngineSection {
     pub ctl_socket: PathBuf,
     /// Prometheus endpoint, e.g. "127.0.0.1:9100" (off when absent).
     pub metrics: Option<String>,
+    /// Log filter, as RUST_LOG takes it ("info", "pollgate=debug"…);
+    /// RUST_LOG, when set, wins.
+    pub log: Option<Spanned<String>>,
 }
 
 impl Default for EngineSection {
@@ -69,6 +72,7 @@ impl Default for EngineSection {
             stats_interval: 0,
             ctl_socket: PathBuf::from(DEFAULT_CTL_SOCKET),
             metrics: None,
+            log: None,
         }
     }
 }
@@ -552,6 +556,11 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 pollgate_pipeline::BATCH_SIZE
             ),
         ));
+    }
+    if let Some(l) = &e.log {
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
+            return Err(cx.err(l.span(), "engine.log", format!("{:?}: {err}", l.get_ref())));
+        }
     }
     let mut pool = config.pool.pool_config();
     if let Err(pollgate_pmd::PmdError::Geometry { field, reason }) = pool.validate() {
@@ -1419,6 +1428,14 @@ ports = ["a", "b"]
             (e.file.as_str(), e.line, e.field.as_str()),
             ("gw.toml", 4, "engine.burst")
         );
+
+        let e = err(&GOOD.replace("burst = 32", "burst = 32\nlog = \"pollgate=loud\""));
+        assert_eq!((e.line, e.field.as_str()), (5, "engine.log"), "{e}");
+        assert!(parse(
+            "gw.toml",
+            &GOOD.replace("burst = 32", "burst = 32\nlog = \"pollgate=debug\"")
+        )
+        .is_ok());
 
         let e = err(&GOOD.replace("size = 60", "sise = 60"));
         assert_eq!((e.line, e.field.as_str()), (9, "sise"), "{e}");

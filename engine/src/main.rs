@@ -156,14 +156,23 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    // RUST_LOG first, then the config's [engine] log, then "info". A
+    // config that does not load is reported by the command itself.
+    let from_config = match &cli.cmd {
+        Cmd::Run { config, .. } => config::load(config)
+            .ok()
+            .and_then(|t| t.config.engine.log.map(|l| l.into_inner())),
+        _ => None,
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(from_config.as_deref().unwrap_or("info"))
+            }),
         )
         .init();
-    let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run { config, duration } => run(&config, duration),
         Cmd::Demo {

@@ -215,10 +215,54 @@ fn capture_writes_a_port_s_frames_to_pcap_while_it_forwards() {
         n += 1;
     }
     assert_eq!(n, 200);
+    scapy_reads(&out, 200);
     assert!(request(&sock, "capture nosuch --count 1 --out /tmp/x.pcap").is_err());
     assert!(request(&sock, "capture null0 --count 0 --out /tmp/x.pcap").is_err());
     assert!(request(&sock, "capture null0 --count 5").is_err());
     let summary = engine.shutdown();
     assert!(summary.frames_balanced());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An independent reader of the capture: scapy (Debian's python3-scapy,
+/// which tools/test.sh installs) must see `n` Ethernet/IPv4/UDP frames of
+/// the null ports' flow.
+fn scapy_reads(path: &std::path::Path, n: usize) {
+    let py = "/usr/bin/python3";
+    let have = std::process::Command::new(py)
+        .args(["-c", "import scapy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "scapy missing under CI: tools/test.sh installs python3-scapy"
+        );
+        eprintln!("SKIP scapy check: {py} has no scapy (apt-get install python3-scapy)");
+        return;
+    }
+    let script = r#"
+import sys
+from scapy.all import rdpcap, Ether, IP, UDP
+pkts = rdpcap(sys.argv[1])
+ok = [p for p in pkts if p.haslayer(Ether) and p.haslayer(UDP)
+      and p[IP].src == "198.18.0.1" and p[IP].dst == "198.19.0.1"
+      and p[UDP].sport == 1024 and p[UDP].dport == 1025]
+print(len(pkts), len(ok))
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", script, &path.display().to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.trim(),
+        format!("{n} {n}"),
+        "scapy's count of frames, and of our flow's"
+    );
 }
