@@ -250,8 +250,8 @@ impl CtlState {
                 let t = table()?;
                 let domain = match rest {
                     [] => None,
-                    [d] => Some(self.domain(d)?),
-                    _ => return Err("usage: show macs [DOMAIN]".into()),
+                    [d] | ["--domain", d] => Some(self.domain(d)?),
+                    _ => return Err("usage: show macs [[--domain] DOMAIN]".into()),
                 };
                 let now = self.started.elapsed().as_secs() as u32;
                 let entries = t.entries(domain, now);

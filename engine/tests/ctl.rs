@@ -81,6 +81,7 @@ fn ctl_shows_clears_edits_macs_and_survives_garbage() {
 
     // The switch learned both null ports' MACs.
     let macs = request(&sock, "show macs lab").unwrap();
+    assert_eq!(request(&sock, "show macs --domain lab").unwrap(), macs);
     assert!(
         macs.contains("02:00:00:00:00:01") && macs.contains("02:00:00:00:00:02"),
         "{macs}"
