@@ -10,6 +10,7 @@ use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::storm::StormControl;
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
+use pollgate_pipeline::vxlan::{Vtep, VtepConfig};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
 use pollgate_pmd::afxdp::{AfXdpConfig, AfXdpPort, BindMode, XdpAttachment};
@@ -181,6 +182,39 @@ pub fn pipeline_for(topo: &Topology) -> Pipeline {
     Pipeline::new(topo.config.engine.parse, xc)
 }
 
+/// The VTEP of the topology, its flood lists and static neighbors set.
+pub fn vtep_for(topo: &Topology) -> Option<Arc<Vtep>> {
+    let spec = topo.vtep.as_ref()?;
+    let vtep = Vtep::new(VtepConfig {
+        port: spec.port as PortId,
+        ip: spec.ip,
+        mac: topo.ports[spec.port].mac,
+        udp_port: spec.udp_port,
+        ttl: spec.ttl,
+        df: spec.df,
+        mtu: spec.mtu,
+        gateway: spec.gateway,
+        vnis: spec
+            .vnis
+            .iter()
+            .map(|(v, d, _)| (*v, *d as DomainId))
+            .collect(),
+        domains: topo.bridges.len(),
+    });
+    for (_, d, flood) in &spec.vnis {
+        for ip in flood {
+            // The config has at most as many remotes as lines; a full
+            // table is reported by `show vxlan` rather than refused here.
+            let _ = vtep.set_flood(*d as DomainId, *ip, true);
+        }
+    }
+    for &(ip, mac) in &spec.neighbors {
+        vtep.remote_or_insert(ip);
+        vtep.learn_neighbor(ip, mac);
+    }
+    Some(Arc::new(vtep))
+}
+
 /// Compiles the topology's ACLs, one live handle each (shared by every
 /// worker; `ctl acl add|del` replaces their sets).
 pub fn acls_for(topo: &Topology) -> Result<Vec<Arc<AclHandle>>, EngineError> {
@@ -254,6 +288,13 @@ pub fn switch_for(topo: &Topology) -> Option<Switch> {
             if !members.contains(&(k as PortId)) {
                 members.push(k as PortId);
             }
+        }
+        if topo
+            .vtep
+            .as_ref()
+            .is_some_and(|v| v.vnis.iter().any(|x| x.1 == d as usize))
+        {
+            members.push(pollgate_pipeline::vxlan::FLOOD_TUNNELS);
         }
         domains.push(Domain {
             name: b.name.clone(),

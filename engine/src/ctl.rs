@@ -45,6 +45,7 @@ pub struct CtlState {
     pub acl: Option<crate::acl_ctl::AclControl>,
     pub telemetry: Vec<SharedTelemetry>,
     pub reloader: Option<crate::reload::Reloader>,
+    pub vtep: Option<Arc<pollgate_pipeline::vxlan::Vtep>>,
     /// Burst counts at the last `clear stats`, per worker.
     burst_base: Mutex<Vec<[u64; BATCH_SIZE + 1]>>,
 }
@@ -70,6 +71,7 @@ impl CtlState {
             acl: None,
             telemetry: Vec::new(),
             reloader: None,
+            vtep: None,
             burst_base: Mutex::new(Vec::new()),
         }
     }
@@ -130,6 +132,74 @@ impl CtlState {
             .position(|p| p.name == name)
             .map(|i| i as PortId)
             .ok_or_else(|| format!("no port named {name:?}"))
+    }
+
+    fn show_vxlan(&self, json: bool) -> Result<String, String> {
+        let v = self.vtep.as_ref().ok_or("this engine has no VTEP")?;
+        let ip = |a: [u8; 4]| std::net::Ipv4Addr::from(a).to_string();
+        let remotes: Vec<serde_json::Value> = v
+            .remotes()
+            .into_iter()
+            .map(|(a, mac)| serde_json::json!({"ip": ip(a), "next_hop_mac": mac.map(|m| m.to_string())}))
+            .collect();
+        let vnis: Vec<serde_json::Value> = v
+            .cfg
+            .vnis
+            .iter()
+            .map(|&(vni, d)| {
+                let set = v.flood_set(d);
+                let flood: Vec<String> = (0..pollgate_pipeline::vxlan::MAX_REMOTES)
+                    .filter(|r| set[r / 64] >> (r % 64) & 1 == 1)
+                    .filter_map(|r| v.remote_ip(r).map(ip))
+                    .collect();
+                serde_json::json!({"vni": vni, "domain": self.domains.get(d as usize), "flood": flood})
+            })
+            .collect();
+        let c = &v.cfg;
+        let head = serde_json::json!({
+            "port": self.ports.get(c.port as usize).map(|p| p.name.clone()),
+            "address": ip(c.ip), "mac": c.mac.to_string(), "udp_port": c.udp_port,
+            "mtu": c.mtu, "ttl": c.ttl, "df": c.df, "gateway": c.gateway.map(ip),
+        });
+        if json {
+            return Ok(
+                serde_json::json!({"vtep": head, "vnis": vnis, "remotes": remotes}).to_string(),
+            );
+        }
+        let mut out = format!(
+            "vtep {}:{} on {} ({}), mtu {}, ttl {}, df {}, gateway {}\n",
+            head["address"].as_str().unwrap_or("-"),
+            c.udp_port,
+            head["port"].as_str().unwrap_or("-"),
+            head["mac"].as_str().unwrap_or("-"),
+            c.mtu,
+            c.ttl,
+            c.df,
+            head["gateway"].as_str().unwrap_or("none (on-link)")
+        );
+        for x in &vnis {
+            out += &format!(
+                "vni {} → bridge {}: flood {}\n",
+                x["vni"],
+                x["domain"].as_str().unwrap_or("-"),
+                x["flood"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+        }
+        for r in &remotes {
+            out += &format!(
+                "remote {}: next hop {}\n",
+                r["ip"].as_str().unwrap_or("-"),
+                r["next_hop_mac"].as_str().unwrap_or("unresolved")
+            );
+        }
+        Ok(out)
     }
 
     /// Answers one request line.
@@ -206,6 +276,17 @@ impl CtlState {
             ["show", "acl", rest @ ..] if rest.len() <= 1 => acl()?.show(rest.first().copied(), json),
             ["acl", "add", name, rule @ ..] if !rule.is_empty() => acl()?.add(name, rule),
             ["acl", "del", name, index] => acl()?.del(name, index),
+            ["show", "vxlan"] => self.show_vxlan(json),
+            ["vxlan", "remote", op @ ("add" | "del"), d, ip] => {
+                let v = self.vtep.as_ref().ok_or("this engine has no VTEP")?;
+                let dom = self.domain(d)?;
+                if v.vni_of_domain(dom).is_none() {
+                    return Err(format!("bridge {d:?} has no VNI"));
+                }
+                let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+                v.set_flood(dom, addr.octets(), *op == "add").map_err(|e| format!("{ip}: {e}"))?;
+                Ok(format!("{} {ip} {} the flood list of {d}\n", if *op == "add" { "added" } else { "removed" }, if *op == "add" { "to" } else { "from" }))
+            }
             ["reload"] => self
                 .reloader
                 .as_ref()
@@ -317,7 +398,7 @@ impl CtlState {
                 }
             }
             [] => Err("empty request".into()),
-            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|acl [NAME]|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, reload, capture PORT --count N --out FILE.pcap")),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|acl [NAME]|vxlan|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, show vxlan, vxlan remote add|del DOMAIN IP, reload, capture PORT --count N --out FILE.pcap")),
         }
     }
 }

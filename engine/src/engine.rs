@@ -1,13 +1,16 @@
 //! The running engine: starts a worker thread per `[[worker]]` on what
 //! `build` made, waits, ages MACs, and stops everything cleanly.
 
-use crate::build::{acls_for, build_devices, build_port, build_rings, pipeline_for, switch_for};
+use crate::build::{
+    acls_for, build_devices, build_port, build_rings, pipeline_for, switch_for, vtep_for,
+};
 use crate::config::{IdleMode, Topology};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, WorkerTelemetry};
 use crate::worker::{Idle, Worker, WorkerReport};
 use pollgate_pipeline::acl::{AclHandle, AclStage, FlowCounters};
 use pollgate_pipeline::mac_table::MacTable;
+use pollgate_pipeline::vxlan::Vtep;
 use pollgate_pipeline::{DropCounters, PortId};
 use pollgate_pmd::spsc::{self, Consumer, Producer};
 use pollgate_pmd::{AnyPort, FramePool, PmdError, Port, PortStats};
@@ -46,6 +49,7 @@ pub struct Engine {
     pub flow_counters: Vec<Arc<FlowCounters>>,
     /// Each worker's burst sizes and latencies.
     pub telemetry: Vec<SharedTelemetry>,
+    pub vtep: Option<Arc<Vtep>>,
 }
 
 /// What the engine reports when it has stopped.
@@ -111,6 +115,7 @@ impl Engine {
         let mut rings = build_rings(topo);
         let switch = switch_for(topo);
         let acls = acls_for(topo)?;
+        let vtep = vtep_for(topo);
         let mut flow_counters = Vec::new();
         let mut telemetry = Vec::new();
         let started = Instant::now();
@@ -178,6 +183,9 @@ impl Engine {
                 Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
                 None => pipeline_for(topo),
             };
+            if let Some(v) = &vtep {
+                pipeline = pipeline.with_vxlan(v.clone());
+            }
             if !acls.is_empty() {
                 let ct = &topo.config.conntrack;
                 let stage = AclStage::new(
@@ -273,6 +281,7 @@ impl Engine {
             acls,
             flow_counters,
             telemetry,
+            vtep,
         })
     }
 
@@ -294,7 +303,8 @@ impl Engine {
             topo.source.clone(),
             self.started,
         );
-        let state = state.with_telemetry(self.telemetry.clone());
+        let mut state = state.with_telemetry(self.telemetry.clone());
+        state.vtep = self.vtep.clone();
         if self.acls.is_empty() {
             return state;
         }

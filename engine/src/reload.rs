@@ -1,6 +1,6 @@
 //! `pollgate ctl reload`: reads the config file again and applies what can
 //! change under traffic — ACL rules and default actions, bridge static
-//! MACs — or refuses, naming the first thing that needs a restart (ports,
+//! MACs, VXLAN flood lists — or refuses, naming the first thing that needs a restart (ports,
 //! workers, wiring, VLAN maps, pools, engine settings). Nothing is applied
 //! unless everything in the new file is applicable: a refused reload
 //! changes nothing.
@@ -63,6 +63,20 @@ impl Reloader {
         }
         if added + removed > 0 {
             done.push(format!("static MACs +{added} -{removed}"));
+        }
+        if let (Some(v), Some(ov), Some(nv)) = (&state.vtep, &cur.vtep, &new.vtep) {
+            let (mut added, mut removed) = (0, 0);
+            for ((_, d, old), (_, _, new)) in ov.vnis.iter().zip(&nv.vnis) {
+                for ip in old.iter().filter(|ip| !new.contains(ip)) {
+                    removed += v.set_flood(*d as u16, *ip, false).is_ok() as usize;
+                }
+                for ip in new.iter().filter(|ip| !old.contains(ip)) {
+                    added += v.set_flood(*d as u16, *ip, true).is_ok() as usize;
+                }
+            }
+            if added + removed > 0 {
+                done.push(format!("flood lists +{added} -{removed}"));
+            }
         }
         *cur = new;
         Ok(if done.is_empty() {
@@ -139,6 +153,17 @@ fn needs_restart(a: &Topology, b: &Topology) -> Option<String> {
     }
     if format!("{:?}", a.acl_attach) != format!("{:?}", b.acl_attach) {
         return Some("an acl_in/acl_out attachment changed".into());
+    }
+    let strip = |t: &Topology| {
+        t.vtep.clone().map(|mut v| {
+            for x in &mut v.vnis {
+                x.2.clear();
+            }
+            v
+        })
+    };
+    if strip(a) != strip(b) {
+        return Some("[vtep] or a bridge's VNI changed".into());
     }
     let (ca, cb) = (&a.config.conntrack, &b.config.conntrack);
     if ca.size.get_ref() != cb.size.get_ref() || ca.timeouts() != cb.timeouts() {

@@ -6,6 +6,7 @@ use crate::capture::TapWriter;
 use crate::stats::SharedWorkerCounters;
 use crate::telemetry::{self, WorkerTelemetry};
 use pollgate_pipeline::vlan::{push_tags, EgressTag};
+use pollgate_pipeline::vxlan::{FLOOD_TUNNELS, TUNNEL_BASE};
 use pollgate_pipeline::{
     Batch, DomainId, DropCounters, DropReason, FrameMemory, Pipeline, PortId, Verdict, BATCH_SIZE,
 };
@@ -179,7 +180,29 @@ impl Worker {
         // table read the clock: a cross-connect does not pay for a clock
         // read every loop.
         let needs_clock = self.pipeline.uses_clock();
+        // The worker serving the VTEP's underlay port resolves its next
+        // hops by ARP, about once a second while any is unknown.
+        let serves_underlay = self.pipeline.vxlan().is_some_and(|v| {
+            out.local
+                .get(v.cfg.port as usize)
+                .copied()
+                .flatten()
+                .is_some()
+        });
+        let mut next_arp = Instant::now();
+        let mut loops = 0u64;
         while !stop.load(Ordering::Relaxed) {
+            loops = loops.wrapping_add(1);
+            if serves_underlay && loops % 1024 == 0 && Instant::now() >= next_arp {
+                request_neighbors(
+                    &self.pipeline,
+                    &mut out,
+                    &mut self.ports,
+                    &mut self.pool,
+                    &mut drops,
+                );
+                next_arp = Instant::now() + Duration::from_secs(1);
+            }
             if needs_clock {
                 self.pipeline
                     .set_clock(self.clock.elapsed().as_nanos() as u64);
@@ -310,9 +333,9 @@ fn dispatch(
             Verdict::Forward(p) => out.deliver(p, addr, batch.pkt_len[i], ports, pool, drops),
             Verdict::Drop(_) => pool.free(addr),
             Verdict::Flood(d) => flood(batch, i, d, out, ports, pool, pipeline, drops),
-            // No stage produces these before the VTEP lands; count them
-            // rather than lose them.
-            Verdict::Local | Verdict::Pending => {
+            Verdict::Local => local(batch, i, out, ports, pool, pipeline, drops),
+            // Every stage decides; a packet none did is counted, not lost.
+            Verdict::Pending => {
                 drops.count(DropReason::NoRoute);
                 pool.free(addr);
             }
@@ -345,9 +368,18 @@ fn flood(
     let mut targets = [0 as PortId; MAX_FLOOD];
     let mut n = 0;
     let mut denied = false;
+    let mut tunneled = false;
     for k in 0..pipeline.flood_members(d).len() {
         let m = pipeline.flood_members(d)[k];
         if m == ingress {
+            continue;
+        }
+        if m == FLOOD_TUNNELS {
+            // Head-end replication, never from one tunnel to another
+            // (split horizon).
+            if ingress < TUNNEL_BASE {
+                tunneled = flood_tunnels(batch, i, d, out, ports, pool, pipeline, drops);
+            }
             continue;
         }
         if !pipeline.flood_permits(batch, i, m) {
@@ -360,11 +392,13 @@ fn flood(
         }
     }
     if n == 0 {
-        drops.count(if denied {
-            DropReason::AclDeny
-        } else {
-            DropReason::NoRoute
-        });
+        if !tunneled {
+            drops.count(if denied {
+                DropReason::AclDeny
+            } else {
+                DropReason::NoRoute
+            });
+        }
         pool.free(addr);
         return;
     }
@@ -391,6 +425,97 @@ fn flood(
                 drops.count(reason);
                 pool.free(copy);
             }
+        }
+    }
+}
+
+/// Sends a copy of packet `i` to every remote VTEP in domain `d`'s flood
+/// list, encapsulated, out of the underlay port. True if any went out.
+#[allow(clippy::too_many_arguments)]
+fn flood_tunnels(
+    batch: &Batch,
+    i: usize,
+    d: DomainId,
+    out: &mut Outputs,
+    ports: &mut [(PortId, AnyPort)],
+    pool: &mut FramePool,
+    pipeline: &mut Pipeline,
+    drops: &mut DropCounters,
+) -> bool {
+    let Some(vtep) = pipeline.vxlan() else {
+        return false;
+    };
+    let (underlay, set) = (vtep.cfg.port, vtep.flood_set(d));
+    let (addr, len, headroom) = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
+    let mut sent = false;
+    for (w, mut bits) in set.into_iter().enumerate() {
+        while bits != 0 {
+            let r = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(copy) = pool.clone_frame(addr, len) else {
+                drops.count(DropReason::PoolEmpty);
+                continue;
+            };
+            match pipeline.encap_copy(pool, (copy, len, headroom), r, d) {
+                Ok((a, n, _)) => {
+                    out.deliver(underlay, a, n, ports, pool, drops);
+                    sent = true;
+                }
+                Err(reason) => {
+                    drops.count(reason);
+                    pool.free(copy);
+                }
+            }
+        }
+    }
+    sent
+}
+
+/// A packet for the engine itself: ARP on the VTEP's underlay. A request
+/// for our address is answered in place; what else comes is learned from
+/// (a neighbor's reply) and freed.
+fn local(
+    batch: &Batch,
+    i: usize,
+    out: &mut Outputs,
+    ports: &mut [(PortId, AnyPort)],
+    pool: &mut FramePool,
+    pipeline: &Pipeline,
+    drops: &mut DropCounters,
+) {
+    let (addr, len) = (batch.addr[i], batch.pkt_len[i]);
+    let reply = match (pipeline.vxlan(), pool.bytes_mut(addr, len)) {
+        (Some(v), Some(f)) => v.handle_arp(f).map(|n| (v.cfg.port, n)),
+        _ => None,
+    };
+    match reply {
+        Some((port, n)) => out.deliver(port, addr, n as u32, ports, pool, drops),
+        None => {
+            drops.count(DropReason::ArpIgnored);
+            pool.free(addr);
+        }
+    }
+}
+
+/// Asks, by ARP on the underlay, for every next hop the VTEP has not
+/// resolved (the worker serving the underlay does this about once a
+/// second).
+fn request_neighbors(
+    pipeline: &Pipeline,
+    out: &mut Outputs,
+    ports: &mut [(PortId, AnyPort)],
+    pool: &mut FramePool,
+    drops: &mut DropCounters,
+) {
+    let Some(v) = pipeline.vxlan() else {
+        return;
+    };
+    for ip in v.unresolved() {
+        let mut f = [0u8; 60];
+        pollgate_pipeline::wire::arp::emit_frame(&mut f, v.cfg.mac, v.cfg.ip, None, ip);
+        match pool.alloc_copy(&f) {
+            Some(a) => out.deliver(v.cfg.port, a, 60, ports, pool, drops),
+            None => drops.count(DropReason::PoolEmpty),
         }
     }
 }

@@ -14,6 +14,9 @@ pub mod flags {
     pub const L4: u8 = 0x04;
     /// An IP fragment (first or later).
     pub const FRAGMENT: u8 = 0x08;
+    /// Decapsulated from a VXLAN tunnel: the fields describe the inner
+    /// frame, `in_port` is the remote VTEP, the domain comes from the VNI.
+    pub const TUNNEL: u8 = 0x40;
     /// The parse stage has run on this packet.
     pub const PARSED: u8 = 0x80;
 }

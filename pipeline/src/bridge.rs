@@ -31,6 +31,9 @@ pub struct Bridge {
     /// control, set by the worker once per loop.
     pub now_secs: u32,
     pub now_ns: u64,
+    /// For packets from tunnel ports (remote VTEPs), which have no
+    /// per-port limits.
+    tunnel_storm: StormControl,
 }
 
 impl Bridge {
@@ -41,6 +44,7 @@ impl Bridge {
             storm,
             now_secs: 0,
             now_ns: 0,
+            tunnel_storm: StormControl::unlimited(),
         }
     }
 
@@ -84,7 +88,10 @@ impl Stage for Bridge {
                 continue;
             }
             self.table.learn(domain, src, port, self.now_secs);
-            let storm = &mut self.storm[port as usize];
+            let storm = match self.storm.get_mut(port as usize) {
+                Some(s) => s,
+                None => &mut self.tunnel_storm,
+            };
             let verdict = if dst.is_multicast() {
                 let (bucket, reason) = if dst.is_broadcast() {
                     (&mut storm.broadcast, DropReason::StormBroadcast)

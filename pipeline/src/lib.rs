@@ -16,6 +16,7 @@ pub mod storm;
 pub mod template;
 pub mod verdict;
 pub mod vlan;
+pub mod vxlan;
 pub mod wire;
 pub mod xconnect;
 

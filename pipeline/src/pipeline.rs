@@ -1,6 +1,6 @@
 //! The staged pipeline: a fixed graph of concrete stages run in order over
-//! each batch — parse → VLAN ingress → ACL ingress → bridge →
-//! cross-connect → ACL egress → VLAN egress. Stages are fields, not a list of trait objects, so the whole
+//! each batch — parse → VXLAN decap → VLAN ingress → ACL ingress →
+//! bridge → cross-connect → ACL egress → VXLAN encap → VLAN egress. Stages are fields, not a list of trait objects, so the whole
 //! run compiles to direct calls; a stage that is not configured is `None`.
 
 use crate::acl::AclStage;
@@ -11,6 +11,7 @@ use crate::parse::Parse;
 use crate::stage::Stage;
 use crate::verdict::{DomainId, DropCounters, PortId};
 use crate::vlan::{VlanEgress, VlanIngress, VlanMap};
+use crate::vxlan::{Decap, Encap, Vtep};
 use crate::xconnect::CrossConnect;
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ pub struct Pipeline {
     vlan: Option<Arc<VlanMap>>,
     bridge: Option<Bridge>,
     acl: Option<AclStage>,
+    vxlan: Option<Arc<Vtep>>,
+    /// IPv4 identification of the next encapsulated packet.
+    ip_id: u16,
     xconnect: CrossConnect,
 }
 
@@ -31,6 +35,8 @@ impl Pipeline {
             vlan: None,
             bridge: None,
             acl: None,
+            vxlan: None,
+            ip_id: 0,
             xconnect,
         }
     }
@@ -48,6 +54,34 @@ impl Pipeline {
         self.parse = Some(Parse);
         self.acl = Some(acl);
         self
+    }
+
+    /// Adds the VTEP: decap on its underlay port, encap towards tunnel
+    /// ports.
+    pub fn with_vxlan(mut self, vtep: Arc<Vtep>) -> Self {
+        self.parse = Some(Parse);
+        self.vxlan = Some(vtep);
+        self
+    }
+
+    pub fn vxlan(&self) -> Option<&Vtep> {
+        self.vxlan.as_deref()
+    }
+
+    /// Encapsulates a flood copy for remote `r` (see `Encap`); the next
+    /// IPv4 identification is this pipeline's.
+    pub fn encap_copy<M: FrameMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        at: (u64, u32, u16),
+        r: usize,
+        d: DomainId,
+    ) -> Result<(u64, u32, u16), crate::DropReason> {
+        let Some(v) = &self.vxlan else {
+            return Err(crate::DropReason::NoRoute);
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        crate::vxlan::encap(mem, v, at, r, d, self.ip_id)
     }
 
     pub fn acl(&self) -> Option<&AclStage> {
@@ -116,6 +150,9 @@ impl Pipeline {
         if let Some(parse) = &mut self.parse {
             parse.process(batch, mem, drops);
         }
+        if let Some(vtep) = &self.vxlan {
+            Decap { vtep }.process(batch, mem, drops);
+        }
         if let Some(map) = &self.vlan {
             VlanIngress { map }.process(batch, mem, drops);
         }
@@ -129,6 +166,13 @@ impl Pipeline {
         if let Some(acl) = &mut self.acl {
             acl.egress(batch, mem, drops);
             acl.prepare_floods(batch, mem);
+        }
+        if let Some(vtep) = &self.vxlan {
+            Encap {
+                vtep,
+                ip_id: &mut self.ip_id,
+            }
+            .process(batch, mem, drops);
         }
         if let Some(map) = &self.vlan {
             VlanEgress { map }.process(batch, mem, drops);

@@ -76,6 +76,14 @@ drop_reasons! {
     SrcMacMulticast => "src_mac_multicast": "a group address as source MAC",
     WorkerRingFull => "worker_ring_full": "the hand-off ring to the worker serving the output port was full",
     AclDeny => "acl_deny": "denied by an ACL rule or an ACL's default action",
+    VxlanNotForUs => "vxlan_not_for_us": "underlay traffic that is neither VXLAN to our VTEP nor ARP",
+    VxlanTruncated => "vxlan_truncated": "a VXLAN packet too short for its header and an inner Ethernet header",
+    VxlanBadFlags => "vxlan_bad_flags": "a VXLAN header without the I flag",
+    VxlanUnknownVni => "vxlan_unknown_vni": "a VNI no bridge domain maps",
+    VxlanTooManyRemotes => "vxlan_too_many_remotes": "a packet from a new remote VTEP with the remote table full",
+    VxlanNoNeighbor => "vxlan_no_neighbor": "the remote VTEP's (or gateway's) MAC is not resolved yet",
+    VxlanTooBig => "vxlan_too_big": "larger than the underlay MTU once encapsulated",
+    ArpIgnored => "arp_ignored": "an ARP packet on the underlay not for our VTEP address",
 }
 
 /// Where a packet goes after the pipeline.

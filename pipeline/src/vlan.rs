@@ -4,7 +4,7 @@
 //! ingress and pushed on egress in place, using the frame's headroom; PCP
 //! and DEI travel with the packet across re-tagging.
 
-use crate::batch::Batch;
+use crate::batch::{flags, Batch};
 use crate::frame::FrameMemory;
 use crate::stage::Stage;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
@@ -235,6 +235,10 @@ impl Stage for VlanIngress<'_> {
         drops: &mut DropCounters,
     ) {
         for i in 0..batch.len() {
+            if batch.flags[i] & flags::TUNNEL != 0 {
+                // Decapsulated: the VNI chose its domain already.
+                continue;
+            }
             batch.domain[i] = NO_DOMAIN;
             if batch.verdict[i] != Verdict::Pending {
                 continue;

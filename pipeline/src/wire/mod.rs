@@ -5,6 +5,7 @@
 //! Offsets live once in a `field` module so a getter and its setter cannot
 //! disagree.
 
+pub mod arp;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
