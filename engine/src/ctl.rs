@@ -336,7 +336,16 @@ impl CtlState {
                 };
                 let now = self.started.elapsed().as_secs() as u32;
                 let entries = t.entries(domain, now);
-                let port_name = |p: PortId| self.ports.get(p as usize).map_or("?", |v| v.name.as_str());
+                let port_name = |p: PortId| -> String {
+                    use pollgate_pipeline::vxlan::TUNNEL_BASE;
+                    match (p >= TUNNEL_BASE, &self.vtep) {
+                        // A remote VTEP: the tunnel port the MAC was learned on.
+                        (true, Some(v)) => v
+                            .remote_ip((p - TUNNEL_BASE) as usize)
+                            .map_or("vxlan:?".to_string(), |ip| format!("vxlan:{}", std::net::Ipv4Addr::from(ip))),
+                        _ => self.ports.get(p as usize).map_or("?".to_string(), |v| v.name.clone()),
+                    }
+                };
                 let dom_name = |d: DomainId| self.domains.get(d as usize).map_or("?", |v| v.as_str());
                 Ok(if json {
                     serde_json::Value::from(

@@ -5,7 +5,7 @@
 //! also on Ctrl-C, and by the reaper if the engine is killed.
 
 pub mod ping;
-mod udp;
+pub mod udp;
 
 use crate::config::{self, Topology};
 use crate::engine::Engine;
