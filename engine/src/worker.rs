@@ -193,7 +193,7 @@ impl Worker {
         let mut loops = 0u64;
         while !stop.load(Ordering::Relaxed) {
             loops = loops.wrapping_add(1);
-            if serves_underlay && loops % 1024 == 0 && Instant::now() >= next_arp {
+            if serves_underlay && loops.is_multiple_of(1024) && Instant::now() >= next_arp {
                 request_neighbors(
                     &self.pipeline,
                     &mut out,
