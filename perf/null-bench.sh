@@ -33,6 +33,7 @@ for mode in io mac; do
 done
 PARSE=$($PG bench --seconds "$SECS" --core "$CORE" --forward io --parse --json)
 L2=$($PG bench --seconds "$SECS" --core "$CORE" --l2 --json)
+VX=$($PG bench --seconds "$SECS" --core "$CORE" --vxlan --json)
 
 mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/' <<<"$1"; }
 printf '%-22s %12s %12s\n' "64-byte, 1 core" "pollgate" "testpmd"
@@ -41,6 +42,8 @@ for mode in io mac; do
 done
 printf '%-22s %9.2f Mpps %12s\n' "io forward + parse" "$(mpps "$PARSE")" "-"
 printf '%-22s %9.2f Mpps %7.2f Mpps (testpmd mac)\n' "l2 switch" "$(mpps "$L2")" "${TPR[mac]}"
+port() { sed -E "s/.*\\[\"$2\",([0-9.]+)\\].*/\\1/" <<<"$1"; }
+printf '%-22s %9.2f Mpps %7.2f Mpps (testpmd mac)  [encap %.2f + decap %.2f]\n' "vxlan encap+decap" "$(mpps "$VX")" "${TPR[mac]}" "$(port "$VX" null0)" "$(port "$VX" null1)"
 
 {
   echo '{'
@@ -50,6 +53,7 @@ printf '%-22s %9.2f Mpps %7.2f Mpps (testpmd mac)\n' "l2 switch" "$(mpps "$L2")"
   echo "  \"pollgate_mac\": ${PGR[mac]},"
   echo "  \"pollgate_io_parse\": $PARSE,"
   echo "  \"pollgate_l2_switch\": $L2,"
+  echo "  \"pollgate_vxlan\": $VX,"
   echo "  \"testpmd_io_mpps\": ${TPR[io]},"
   echo "  \"testpmd_mac_mpps\": ${TPR[mac]}"
   echo '}'

@@ -23,6 +23,10 @@ pub struct BenchParams {
     /// A ClassBench rule file checked as an ingress ACL on both ports
     /// (default permit, so the traffic still flows).
     pub acl: Option<std::path::PathBuf>,
+    /// VXLAN both ways: null0 is a VTEP's underlay replaying VXLAN
+    /// packets (decap, then to null1), null1 a bridge port whose frames go
+    /// to a MAC learned behind the tunnel (encap, then out of null0).
+    pub vxlan: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,6 +45,9 @@ pub struct BenchResult {
     pub frames_balanced: bool,
     /// Rules of the ingress ACL, when there was one.
     pub acl_rules: Option<usize>,
+    /// Mpps transmitted by each port (for `--vxlan`: null0 carries the
+    /// encapsulated direction, null1 the decapsulated one).
+    pub port_mpps: Vec<(String, f64)>,
 }
 
 impl BenchResult {
@@ -59,8 +66,100 @@ impl BenchResult {
             self.seconds,
             self.drops,
             if self.frames_balanced { "balanced" } else { "LEAKED" },
-        )
+        ) + &if self.forward.starts_with("vxlan") {
+            let m = |n: &str| self.port_mpps.iter().find(|p| p.0 == n).map_or(0.0, |p| p.1);
+            format!("; encap (out of null0) {:.2} Mpps, decap (out of null1) {:.2} Mpps", m("null0"), m("null1"))
+        } else {
+            String::new()
+        }
     }
+}
+
+/// A VXLAN packet from remote VTEP 198.18.100.2 to ours (198.18.100.1),
+/// VNI 5000, whose inner frame goes from MAC :99 (learned behind the
+/// tunnel) to null1's MAC; `size` bytes in all. Built with the encap
+/// code itself, from the remote's side.
+fn vxlan_frame(size: usize) -> Vec<u8> {
+    use pollgate_pipeline::vxlan::{encap, Vtep, VtepConfig, OVERHEAD};
+    use pollgate_pipeline::wire::MacAddr;
+    let remote = Vtep::new(VtepConfig {
+        port: 0,
+        ip: [198, 18, 100, 2],
+        mac: MacAddr([2, 0, 0, 0, 0, 0xfe]),
+        udp_port: 4789,
+        ttl: 64,
+        df: true,
+        mtu: 9000,
+        gateway: None,
+        vnis: vec![(5000, 0)],
+        domains: 1,
+    });
+    let r = remote.remote_or_insert([198, 18, 100, 1]).unwrap_or(0);
+    remote.learn_neighbor([198, 18, 100, 1], MacAddr([2, 0, 0, 0, 0, 1]));
+    let inner = pollgate_pipeline::template::udp4_frame(
+        size.saturating_sub(OVERHEAD).max(60),
+        MacAddr([2, 0, 0, 0, 0, 0x99]),
+        MacAddr([2, 0, 0, 0, 0, 2]),
+        [198, 18, 50, 2],
+        [198, 18, 50, 1],
+        1024,
+        1025,
+        b"pollgate",
+    );
+    let mut mem = vec![0u8; OVERHEAD];
+    mem.extend_from_slice(&inner);
+    match encap(
+        &mut mem,
+        &remote,
+        (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16),
+        r,
+        0,
+        1,
+    ) {
+        Ok(_) => mem,
+        Err(_) => Vec::new(),
+    }
+}
+
+fn vxlan_topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> {
+    let pcap = dir.join("vxlan.pcap");
+    let mut w = pollgate_pmd::pcap::PcapWriter::create(&pcap)?;
+    w.write(&vxlan_frame(p.size))?;
+    w.flush()?;
+    let core = p.core.map_or(String::new(), |c| format!("core = {c}\n"));
+    let src = format!(
+        r#"
+[engine]
+burst = {burst}
+idle = "poll"
+[[port]]
+name = "null0"
+kind = "null"
+rx = "{pcap}"
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "null1"
+kind = "null"
+size = {size}
+mac = "02:00:00:00:00:02"
+peer_mac = "02:00:00:00:00:99"
+[[bridge]]
+name = "bench"
+vni = 5000
+flood = ["198.18.100.2"]
+members = [{{ port = "null1" }}]
+[vtep]
+port = "null0"
+address = "198.18.100.1"
+neighbors = [{{ ip = "198.18.100.2", mac = "02:00:00:00:00:fe" }}]
+[[worker]]
+{core}ports = ["null0", "null1"]
+"#,
+        burst = p.burst,
+        pcap = pcap.display(),
+        size = p.size.saturating_sub(50).max(60),
+    );
+    Ok(config::parse("<bench>", &src)?)
 }
 
 fn topology(p: &BenchParams) -> anyhow::Result<Topology> {
@@ -134,26 +233,47 @@ peer_mac = "02:00:00:00:00:01"
 }
 
 pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
-    let topo = topology(p)?;
-    let engine = Engine::start(&topo)?;
-    let tx = |e: &Engine| {
+    let dir = std::env::temp_dir().join(format!("pollgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let topo = if p.vxlan {
+        vxlan_topology(p, &dir)
+    } else {
+        topology(p)
+    };
+    let engine = topo
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|t| Ok(Engine::start(t)?));
+    // The null port read its frame at start: the capture can go.
+    let _ = std::fs::remove_dir_all(&dir);
+    let (topo, engine) = (topo?, engine?);
+    let per_port = |e: &Engine| -> Vec<u64> {
         e.ports
             .iter()
             .map(|v| v.counters.snapshot().tx_packets)
-            .sum::<u64>()
+            .collect()
     };
+    let tx = |e: &Engine| per_port(e).iter().sum::<u64>();
     // Let the worker pin itself and warm its caches before measuring.
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
-    let c0 = tx(&engine);
+    let (c0, p0) = (tx(&engine), per_port(&engine));
     std::thread::sleep(Duration::from_secs_f64(p.seconds));
-    let c1 = tx(&engine);
+    let (c1, p1) = (tx(&engine), per_port(&engine));
     let secs = t0.elapsed().as_secs_f64();
+    let port_mpps = engine
+        .ports
+        .iter()
+        .zip(p0.iter().zip(&p1))
+        .map(|(v, (a, b))| (v.name.clone(), (b - a) as f64 / secs / 1e6))
+        .collect();
     let summary = engine.shutdown();
     let packets = c1 - c0;
     let pps = packets as f64 / secs;
     Ok(BenchResult {
-        forward: if p.l2 {
+        forward: if p.vxlan {
+            "vxlan encap+decap".to_string()
+        } else if p.l2 {
             "l2 switch".to_string()
         } else {
             format!("{:?}", p.forward).to_lowercase()
@@ -170,5 +290,6 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         drops: summary.drops().total(),
         frames_balanced: summary.frames_balanced(),
         acl_rules: topo.acls.first().map(|a| a.rules.len()),
+        port_mpps,
     })
 }

@@ -35,6 +35,23 @@ pub fn null_template(size: usize, src: MacAddr, dst: MacAddr) -> Vec<u8> {
     )
 }
 
+/// The first frame of a capture: what a null port with `rx` replays.
+fn first_frame(path: &std::path::Path) -> Result<Vec<u8>, pollgate_pmd::PmdError> {
+    let file = |source| pollgate_pmd::PmdError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut r = pollgate_pmd::pcap::PcapReader::open(path).map_err(file)?;
+    let mut buf = Vec::new();
+    match r.next_into(&mut buf).map_err(file)? {
+        Some(_) => Ok(buf),
+        None => Err(file(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no frame in the capture",
+        ))),
+    }
+}
+
 /// Ring pairs span workers, so they are made before any worker's ports.
 pub fn build_rings(topo: &Topology) -> Vec<Option<AnyPort>> {
     let mut slots: Vec<Option<AnyPort>> = (0..topo.ports.len()).map(|_| None).collect();
@@ -120,10 +137,13 @@ pub fn build_port(
         source,
     };
     Ok(match spec.kind {
-        PortKind::Null => AnyPort::Null(NullPort::new(
-            &spec.name,
-            null_template(spec.size, spec.mac, spec.peer_mac),
-        )),
+        PortKind::Null => {
+            let template = match &spec.rx {
+                Some(path) => first_frame(path).map_err(err)?,
+                None => null_template(spec.size, spec.mac, spec.peer_mac),
+            };
+            AnyPort::Null(NullPort::new(&spec.name, template))
+        }
         PortKind::Ring => rings[k].take().expect("ring pairs are built first"),
         PortKind::Pcap => AnyPort::Pcap(
             PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)

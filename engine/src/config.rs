@@ -712,7 +712,18 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
         match kind {
             PortKind::Null => {
                 forbid(p.peer.is_some(), "port.peer")?;
-                forbid(p.rx.is_some() || p.tx.is_some(), "port.rx/tx")?;
+                // `rx` on a null port: replay the first frame of that
+                // capture instead of the built-in UDP frame.
+                forbid(p.tx.is_some(), "port.tx")?;
+                if let Some(rx) = &p.rx {
+                    if !cx.base.join(rx.get_ref()).is_file() {
+                        return Err(cx.err(
+                            rx.span(),
+                            "port.rx",
+                            format!("{} is not a readable file", rx.get_ref().display()),
+                        ));
+                    }
+                }
             }
             PortKind::Ring => {
                 need(p.peer.is_some(), "port.peer")?;

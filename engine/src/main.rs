@@ -58,6 +58,10 @@ enum Cmd {
         /// ingress ACL (default permit).
         #[arg(long)]
         acl: Option<PathBuf>,
+        /// VXLAN: null0 a VTEP underlay replaying VXLAN (decap), null1 a
+        /// bridge port sending to a MAC behind the tunnel (encap).
+        #[arg(long)]
+        vxlan: bool,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -234,6 +238,7 @@ fn real_main() -> Result<()> {
             parse,
             l2,
             acl,
+            vxlan,
             size,
             burst,
             core,
@@ -255,6 +260,7 @@ fn real_main() -> Result<()> {
                 core,
                 base,
                 acl,
+                vxlan,
             };
             let r = bench::run(&params)?;
             if json {

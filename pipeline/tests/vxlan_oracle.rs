@@ -1,0 +1,236 @@
+//! VXLAN encapsulation against `etherparse` as an independent oracle, the
+//! decap stage on what encap wrote, and malformed tunnels landing on their
+//! named counters.
+
+use etherparse::{Ipv4HeaderSlice, SlicedPacket, TransportSlice};
+use pollgate_pipeline::template::udp4_frame;
+use pollgate_pipeline::vxlan::{encap, Decap, Vtep, VtepConfig, OVERHEAD, TUNNEL_BASE};
+use pollgate_pipeline::wire::MacAddr;
+use pollgate_pipeline::{Batch, DropCounters, DropReason, Parse, Stage, Verdict};
+use proptest::prelude::*;
+
+const LOCAL: [u8; 4] = [198, 18, 100, 1];
+const UNDERLAY: u16 = 3;
+
+fn vtep(ip: [u8; 4], ttl: u8, df: bool, vni: u32) -> Vtep {
+    Vtep::new(VtepConfig {
+        port: UNDERLAY,
+        ip,
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        udp_port: 4789,
+        ttl,
+        df,
+        mtu: 9000,
+        gateway: None,
+        vnis: vec![(vni, 0)],
+        domains: 1,
+    })
+}
+
+/// `inner` encapsulated by `v` for remote `remote` (resolved to `rmac`).
+fn encapsulate(v: &Vtep, remote: [u8; 4], rmac: MacAddr, inner: &[u8]) -> Vec<u8> {
+    let r = v.remote_or_insert(remote).unwrap();
+    v.learn_neighbor(remote, rmac);
+    let mut mem = vec![0u8; OVERHEAD];
+    mem.extend_from_slice(inner);
+    let (a, n, h) = encap(
+        &mut mem,
+        v,
+        (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16),
+        r,
+        0,
+        7,
+    )
+    .unwrap();
+    assert_eq!((a, n as usize, h), (0, inner.len() + OVERHEAD, 0));
+    mem
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+    #[test]
+    fn encapsulated_frames_parse_in_etherparse(
+        size in 60usize..1400,
+        vni in 1u32..=0xff_ffff,
+        ttl in 1u8..=255,
+        df in any::<bool>(),
+        remote in any::<[u8; 4]>().prop_filter("not 0.0.0.0", |a| *a != [0; 4]),
+        macs in any::<([u8; 6], [u8; 6])>(),
+        ports in any::<(u16, u16)>(),
+    ) {
+        let v = vtep(LOCAL, ttl, df, vni);
+        let inner = udp4_frame(size, MacAddr(macs.0), MacAddr(macs.1), [198, 18, 50, 1], [198, 18, 50, 2], ports.0, ports.1, b"x");
+        let rmac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let f = encapsulate(&v, remote, rmac, &inner);
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let eth = p.link.as_ref().and_then(|l| l.to_header()).unwrap();
+        let eth = match eth { etherparse::LinkHeader::Ethernet2(e) => e, _ => panic!("not Ethernet II") };
+        prop_assert_eq!(eth.destination, rmac.0);
+        prop_assert_eq!(eth.source, [2, 0, 0, 0, 0, 1]);
+        let ip = Ipv4HeaderSlice::from_slice(&f[14..]).unwrap().to_header();
+        prop_assert_eq!(ip.source, LOCAL);
+        prop_assert_eq!(ip.destination, remote);
+        prop_assert_eq!(ip.time_to_live, ttl);
+        prop_assert_eq!(ip.dont_fragment, df);
+        prop_assert_eq!(ip.total_len as usize, f.len() - 14);
+        prop_assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        let udp = match p.transport { Some(TransportSlice::Udp(u)) => u.to_header(), _ => panic!("not UDP") };
+        prop_assert_eq!(udp.destination_port, 4789);
+        prop_assert!(udp.source_port >= 0xc000, "source port in the dynamic range");
+        prop_assert_eq!(udp.length as usize, f.len() - 34);
+        prop_assert_eq!(udp.checksum, 0);
+        prop_assert_eq!(f[42], 0x08, "only the I flag");
+        prop_assert_eq!(&f[43..46], &[0, 0, 0]);
+        prop_assert_eq!(u32::from_be_bytes([0, f[46], f[47], f[48]]), vni);
+        prop_assert_eq!(f[49], 0);
+        prop_assert_eq!(&f[50..], &inner[..]);
+        // The inner frame parses too, and the source port depends on the
+        // flow only: the same flow with another TTL gets the same port.
+        let mut other = inner.clone();
+        other[22] = other[22].wrapping_add(1);
+        let g = encapsulate(&v, remote, rmac, &other);
+        prop_assert_eq!(&g[34..36], &f[34..36]);
+    }
+
+    #[test]
+    fn decap_restores_the_inner_frame(size in 60usize..1400, vni in 1u32..=0xff_ffff) {
+        // The remote encapsulates towards us; our decap gets the inner
+        // frame back, in VNI's domain, from the remote's tunnel port.
+        let remote = vtep([198, 18, 100, 2], 64, true, vni);
+        let inner = udp4_frame(size, MacAddr([2, 0, 0, 0, 0, 0x99]), MacAddr([2, 0, 0, 0, 0, 2]), [198, 18, 50, 2], [198, 18, 50, 1], 1, 2, b"y");
+        let f = encapsulate(&remote, LOCAL, MacAddr([2, 0, 0, 0, 0, 1]), &inner);
+        let ours = vtep(LOCAL, 64, true, vni);
+        let (batch, mem, drops) = run_decap(&ours, &f);
+        prop_assert_eq!(batch.verdict[0], Verdict::Pending);
+        prop_assert_eq!(drops.total(), 0);
+        let r = ours.remote([198, 18, 100, 2]).unwrap();
+        prop_assert_eq!(batch.in_port[0], TUNNEL_BASE + r as u16);
+        prop_assert_eq!(batch.domain[0], 0);
+        let (a, n) = (batch.addr[0] as usize, batch.pkt_len[0] as usize);
+        prop_assert_eq!(&mem[a..a + n], &inner[..]);
+        prop_assert_eq!(batch.l3_off[0], 14);
+        prop_assert_eq!(batch.l4_proto[0], 17);
+    }
+}
+
+fn run_decap(v: &Vtep, frame: &[u8]) -> (Batch, Vec<u8>, DropCounters) {
+    let mut mem = vec![0u8; 256];
+    mem.extend_from_slice(frame);
+    let mut batch = Batch::new();
+    batch.push(256, frame.len() as u32, 256, UNDERLAY);
+    let mut drops = DropCounters::default();
+    Parse.process(&mut batch, &mut mem, &mut drops);
+    Decap { vtep: v }.process(&mut batch, &mut mem, &mut drops);
+    (batch, mem, drops)
+}
+
+#[test]
+fn malformed_tunnels_land_on_named_counters() {
+    let remote = vtep([198, 18, 100, 2], 64, true, 5000);
+    let inner = udp4_frame(
+        60,
+        MacAddr([2, 0, 0, 0, 0, 0x99]),
+        MacAddr([2, 0, 0, 0, 0, 2]),
+        [198, 18, 50, 2],
+        [198, 18, 50, 1],
+        1,
+        2,
+        b"",
+    );
+    let good = encapsulate(&remote, LOCAL, MacAddr([2, 0, 0, 0, 0, 1]), &inner);
+    let ours = vtep(LOCAL, 64, true, 5000);
+    let fix_udp_len = |f: &mut Vec<u8>| {
+        let ip_len = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = pollgate_pipeline::wire::ipv4::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    };
+    let mut short = good[..50 + 10].to_vec();
+    fix_udp_len(&mut short);
+    let mut no_i = good.clone();
+    no_i[42] = 0;
+    let mut other_port = good.clone();
+    other_port[36..38].copy_from_slice(&4790u16.to_be_bytes());
+    let mut unknown_vni = good.clone();
+    unknown_vni[46..49].copy_from_slice(&[0, 0, 7]);
+    let mut not_ours = good.clone();
+    not_ours[30..34].copy_from_slice(&[198, 18, 100, 9]);
+    fix_udp_len(&mut not_ours);
+    let mut reserved = good.clone();
+    reserved[43..46].copy_from_slice(&[0xff, 0xff, 0xff]);
+    reserved[49] = 0xff;
+    let plain = udp4_frame(
+        60,
+        MacAddr([2, 0, 0, 0, 0, 7]),
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        [198, 18, 100, 2],
+        LOCAL,
+        5,
+        53,
+        b"",
+    );
+    let mut arp = vec![0u8; 60];
+    pollgate_pipeline::wire::arp::emit_frame(
+        &mut arp,
+        MacAddr([2, 0, 0, 0, 0, 7]),
+        [198, 18, 100, 2],
+        None,
+        LOCAL,
+    );
+    for (name, frame, want) in [
+        ("short", &short, Verdict::Drop(DropReason::VxlanTruncated)),
+        ("no I flag", &no_i, Verdict::Drop(DropReason::VxlanBadFlags)),
+        (
+            "port 4790",
+            &other_port,
+            Verdict::Drop(DropReason::VxlanNotForUs),
+        ),
+        (
+            "unknown VNI",
+            &unknown_vni,
+            Verdict::Drop(DropReason::VxlanUnknownVni),
+        ),
+        (
+            "another VTEP's address",
+            &not_ours,
+            Verdict::Drop(DropReason::VxlanNotForUs),
+        ),
+        (
+            "plain UDP",
+            &plain,
+            Verdict::Drop(DropReason::VxlanNotForUs),
+        ),
+        ("reserved bits set", &reserved, Verdict::Pending),
+        ("ARP", &arp, Verdict::Local),
+    ] {
+        let (batch, _, drops) = run_decap(&ours, frame);
+        assert_eq!(batch.verdict[0], want, "{name}");
+        if let Verdict::Drop(r) = want {
+            assert_eq!(drops.get(r), 1, "{name} counted on {}", r.name());
+        }
+    }
+}
+
+#[test]
+fn arp_for_our_address_is_answered_in_place() {
+    let ours = vtep(LOCAL, 64, true, 5000);
+    let asker = MacAddr([2, 0, 0, 0, 0, 7]);
+    let mut f = vec![0u8; 60];
+    pollgate_pipeline::wire::arp::emit_frame(&mut f, asker, [198, 18, 100, 2], None, LOCAL);
+    assert_eq!(ours.handle_arp(&mut f), Some(60));
+    let a = pollgate_pipeline::wire::arp::ArpPacket::new_checked(&f[14..]).unwrap();
+    assert_eq!(a.operation(), pollgate_pipeline::wire::arp::OP_REPLY);
+    assert_eq!((a.sender_ip(), a.target_ip()), (LOCAL, [198, 18, 100, 2]));
+    assert_eq!(&f[0..6], &asker.0);
+    // Not for us: nothing to send.
+    pollgate_pipeline::wire::arp::emit_frame(
+        &mut f,
+        asker,
+        [198, 18, 100, 2],
+        None,
+        [198, 18, 100, 9],
+    );
+    assert_eq!(ours.handle_arp(&mut f), None);
+}
