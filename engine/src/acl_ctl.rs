@@ -16,6 +16,8 @@ pub struct AclControl {
     ports: Vec<String>,
     domains: Vec<String>,
     workers: usize,
+    /// (VNI, domain) of VNI-mapped bridges, for `vni=` in rules.
+    vnis: Vec<(u32, u16)>,
     /// One update at a time: each is a read-modify-write of a rule list.
     update: Mutex<()>,
 }
@@ -77,6 +79,11 @@ impl AclControl {
             ports: topo.ports.iter().map(|p| p.name.clone()).collect(),
             domains: topo.bridges.iter().map(|b| b.name.clone()).collect(),
             workers: topo.workers.len(),
+            vnis: topo
+                .vtep
+                .as_ref()
+                .map(|v| v.vnis.iter().map(|x| (x.0, x.1 as u16)).collect())
+                .unwrap_or_default(),
             update: Mutex::new(()),
         }
     }
@@ -89,6 +96,10 @@ impl AclControl {
     }
 
     fn id_of(&self, kind: &str, name: &str) -> Option<u16> {
+        if kind == "vni" {
+            let v: u32 = name.parse().ok()?;
+            return self.vnis.iter().find(|x| x.0 == v).map(|x| x.1);
+        }
         let list = if kind == "port" {
             &self.ports
         } else {

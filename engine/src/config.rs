@@ -1160,6 +1160,13 @@ fn validate_acls(
     let names = |kind: &str, name: &str| -> Option<u16> {
         let i = match kind {
             "port" => ports.iter().position(|p| p.name == name),
+            "vni" => {
+                let v: u32 = name.parse().ok()?;
+                config
+                    .bridge
+                    .iter()
+                    .position(|b| b.vni.as_ref().map(|x| *x.get_ref()) == Some(v))
+            }
             _ => bridges.iter().position(|b| b.name == name),
         };
         i.map(|i| i as u16)

@@ -302,6 +302,13 @@ impl Rule {
                     name: value.to_string(),
                 })?)
             }
+            "vni" => {
+                // A VNI is its bridge domain's: the rule matches the domain.
+                self.domain = Some(names("vni", value).ok_or_else(|| RuleError::Unknown {
+                    kind: "VNI (no bridge maps it)",
+                    name: value.to_string(),
+                })?)
+            }
             "in_port" | "port" => {
                 self.in_port = Some(names("port", value).ok_or_else(|| RuleError::Unknown {
                     kind: "port",
@@ -389,7 +396,7 @@ fn proto_name(p: u8) -> String {
 pub enum RuleError {
     #[error("empty rule: it starts with `permit` or `deny`")]
     Empty,
-    #[error("unknown rule field `{0}` (fields: src dst proto sport dport ethertype vlan domain in_port stateful)")]
+    #[error("unknown rule field `{0}` (fields: src dst proto sport dport ethertype vlan domain vni in_port stateful)")]
     Field(String),
     #[error("bad {field} `{value}`: expected {expected}")]
     Value {
