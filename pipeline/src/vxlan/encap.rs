@@ -8,31 +8,57 @@ use crate::batch::Batch;
 use crate::frame::FrameMemory;
 use crate::verdict::{DomainId, DropCounters, DropReason, Verdict};
 use crate::vlan::NO_DOMAIN;
-use crate::wire::ipv4::checksum;
 use crate::wire::VxlanHeader;
 
 /// Hash of the inner frame's flow: MACs, and for IPv4 the addresses,
 /// protocol and ports (not TTL or checksum, which change per packet).
 #[inline]
 pub fn flow_hash(inner: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut eat = |b: &[u8]| {
-        for &x in b {
-            h = (h ^ x as u32).wrapping_mul(0x0100_0193);
-        }
+    // Every frame the parser let through has 38 bytes; a shorter one
+    // hashes its MACs only.
+    let Some(b) = inner.get(..38) else {
+        return inner
+            .iter()
+            .take(12)
+            .fold(0u32, |h, &x| h.rotate_left(5) ^ x as u32);
     };
-    eat(inner.get(0..12).unwrap_or(&[]));
-    if inner.get(12..14) == Some(&[0x08, 0x00]) && inner.get(14).is_some_and(|v| v & 0x0f == 5) {
-        eat(inner.get(23..24).unwrap_or(&[]));
-        eat(inner.get(26..34).unwrap_or(&[]));
-        let frag = inner
-            .get(20..22)
-            .is_some_and(|f| f[0] & 0x3f != 0 || f[1] != 0);
-        if !frag && matches!(inner.get(23), Some(6 | 17)) {
-            eat(inner.get(34..38).unwrap_or(&[]));
+    let w8 = |at: usize| {
+        u64::from_le_bytes([
+            b[at],
+            b[at + 1],
+            b[at + 2],
+            b[at + 3],
+            b[at + 4],
+            b[at + 5],
+            b[at + 6],
+            b[at + 7],
+        ])
+    };
+    let w4 = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as u64;
+    let mut h = w8(0) ^ w4(8).rotate_left(32);
+    if b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 {
+        let proto = b[23];
+        h ^= w8(26).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (proto as u64) << 56;
+        let frag = (b[20] & 0x3f) != 0 || b[21] != 0;
+        if !frag && (proto == 6 || proto == 17) {
+            h ^= w4(34) << 16;
         }
     }
-    h ^ (h >> 16)
+    h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (h ^ (h >> 29)) as u32
+}
+
+/// The one's-complement sum of an IPv4 header's ten words, folded and
+/// inverted: its checksum field's value (with the field zero).
+#[inline(always)]
+fn ip_checksum(h: &[u8; 20]) -> u16 {
+    let mut sum = 0u32;
+    for k in 0..10 {
+        sum += u16::from_be_bytes([h[2 * k], h[2 * k + 1]]) as u32;
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
 }
 
 /// Encapsulates the frame at (addr, len, headroom) for remote `r` of
@@ -63,29 +89,30 @@ pub fn encap<M: FrameMemory + ?Sized>(
         .ok_or(DropReason::BadDescriptor)?;
     let sport = 0xc000 | (flow_hash(&f[OVERHEAD..]) as u16 & 0x3fff);
     let c = &vtep.cfg;
-    f[0..6].copy_from_slice(&mac.0);
-    f[6..12].copy_from_slice(&c.mac.0);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut f[14..34];
+    // The headers are built on the stack, at fixed offsets, then copied
+    // in front of the frame in one go.
+    let mut h = [0u8; OVERHEAD];
+    h[0..6].copy_from_slice(&mac.0);
+    h[6..12].copy_from_slice(&c.mac.0);
+    h[12] = 0x08;
+    let mut ip = [0u8; 20];
     ip[0] = 0x45;
-    ip[1] = 0;
     ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
     ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
-    ip[6..8].copy_from_slice(&(if c.df { 0x4000u16 } else { 0 }).to_be_bytes());
+    ip[6] = if c.df { 0x40 } else { 0 };
     ip[8] = c.ttl;
     ip[9] = 17;
-    ip[10..12].copy_from_slice(&[0, 0]);
     ip[12..16].copy_from_slice(&c.ip);
     ip[16..20].copy_from_slice(&dst_ip);
-    let sum = checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&sum.to_be_bytes());
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&c.udp_port.to_be_bytes());
-    udp[4..6].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
-    // Zero UDP checksum over IPv4, as RFC 7348 recommends.
-    udp[6..8].copy_from_slice(&[0, 0]);
-    VxlanHeader::new_unchecked(&mut f[42..50]).emit(vni);
+    let sum = ip_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    h[14..34].copy_from_slice(&ip);
+    h[34..36].copy_from_slice(&sport.to_be_bytes());
+    h[36..38].copy_from_slice(&c.udp_port.to_be_bytes());
+    h[38..40].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
+    // UDP checksum 0 over IPv4, as RFC 7348 recommends.
+    VxlanHeader::new_unchecked(&mut h[42..50]).emit(vni);
+    f[..OVERHEAD].copy_from_slice(&h);
     Ok((start, len + OVERHEAD as u32, headroom - OVERHEAD as u16))
 }
 

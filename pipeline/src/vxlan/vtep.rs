@@ -110,6 +110,11 @@ impl Vtep {
     /// The slot of remote `ip`, added if new (`None`: table full or
     /// 0.0.0.0). Slots are never freed: a remote keeps its port id.
     pub fn remote_or_insert(&self, ip: [u8; 4]) -> Option<usize> {
+        // Known remotes (every packet after a remote's first) take loads
+        // only; the compare-exchange is for the new ones.
+        if let Some(r) = self.remote(ip) {
+            return Some(r);
+        }
         let v = ip_u32(ip);
         if v == 0 {
             return None;
