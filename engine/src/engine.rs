@@ -30,8 +30,10 @@ pub enum EngineError {
     Pool { worker: usize, source: PmdError },
     #[error("cannot start worker thread: {0}")]
     Spawn(std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Acl(#[from] pollgate_pipeline::acl::AclError),
+    #[error(transparent)]
+    Privileges(#[from] pollgate_pmd::privileges::PrivilegeError),
 }
 
 /// A running engine.
@@ -108,10 +110,34 @@ impl Summary {
     }
 }
 
+/// The privileges a topology calls for.
+fn needs(topo: &Topology) -> pollgate_pmd::privileges::Needs {
+    use crate::config::PortKind;
+    let kind = |k: &[PortKind]| topo.ports.iter().any(|p| k.contains(&p.kind));
+    let afxdp_workers = topo
+        .workers
+        .iter()
+        .filter(|w| {
+            w.ports
+                .iter()
+                .any(|&k| matches!(topo.ports[k].kind, PortKind::Veth | PortKind::Afxdp))
+        })
+        .count() as u64;
+    pollgate_pmd::privileges::Needs {
+        afxdp: kind(&[PortKind::Veth, PortKind::Afxdp]),
+        devices: kind(&[PortKind::Veth, PortKind::Tap]),
+        namespaces: topo.ports.iter().any(|p| p.container.is_some()),
+        umem_bytes: afxdp_workers * topo.pool.frames as u64 * topo.pool.frame_size as u64,
+    }
+}
+
 impl Engine {
     /// Builds every port and pool first, then starts the workers: a
     /// failure leaves nothing running.
     pub fn start(topo: &Topology) -> Result<Engine, EngineError> {
+        // Before anything is created: one message naming all that is
+        // missing, rather than an EPERM from the first syscall.
+        pollgate_pmd::privileges::check(needs(topo))?;
         let mut rings = build_rings(topo);
         let switch = switch_for(topo);
         let acls = acls_for(topo)?;

@@ -845,3 +845,54 @@ default = "deny"
     // containers' kernels sent on their own (IPv6 router solicitations…).
     assert!(denied >= 100, "acl_deny {denied}");
 }
+
+/// Without CAP_NET_ADMIN and CAP_NET_RAW (dropped from the bounding set
+/// with setpriv, so even root lacks them) the engine refuses to start
+/// with one message naming both, and creates nothing.
+#[test]
+fn missing_capabilities_are_named_in_one_message_before_anything_is_made() {
+    if !root("capabilities") {
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIP capabilities: no setpriv (util-linux) to drop them");
+        return;
+    }
+    let (a, b) = names("cap");
+    let dir = std::env::temp_dir().join(format!("pollgate-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("veth.toml");
+    std::fs::write(&cfg, veth_pair_config(&a, &b, "native", "")).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set=-net_admin,-net_raw",
+            "--",
+            pollgate_bin(),
+            "run",
+            "--duration",
+            "1",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("missing privileges"), "{err}");
+    assert!(
+        err.contains("CAP_NET_ADMIN") && err.contains("CAP_NET_RAW"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("CAP_BPF or CAP_SYS_ADMIN"),
+        "root keeps CAP_SYS_ADMIN: {err}"
+    );
+    assert_eq!(err.matches("Error:").count(), 1, "one message: {err}");
+    assert_eq!(err.matches("CAP_NET_RAW").count(), 1, "said once: {err}");
+    let mut nl = Netlink::open().unwrap();
+    for n in [&a, &b] {
+        assert!(nl.get_link(n).unwrap().is_none(), "{n} was not created");
+        assert!(!NetNs::exists(n), "namespace {n} was not created");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

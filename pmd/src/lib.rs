@@ -16,6 +16,7 @@ pub mod pcap;
 pub mod pcap_port;
 pub mod pool;
 pub mod port;
+pub mod privileges;
 pub mod ring_port;
 pub mod spsc;
 pub mod tap;
