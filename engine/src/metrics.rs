@@ -99,6 +99,12 @@ pub fn render(state: &CtlState) -> String {
     });
     port_counter(
         &mut reg,
+        "port_tx_stalls",
+        "Times TX completions stopped for a second with frames outstanding",
+        &|s| s.tx_stalls,
+    );
+    port_counter(
+        &mut reg,
         "port_link_down_events",
         "Times the port's device went away",
         &|s| s.link_down_events,

@@ -19,6 +19,7 @@ pub mod port;
 pub mod privileges;
 pub mod ring_port;
 pub mod spsc;
+pub mod stall;
 pub mod tap;
 pub mod veth;
 

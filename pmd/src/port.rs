@@ -41,6 +41,9 @@ pub struct PortCounters {
     pub fill_empty: AtomicU64,
     /// Times the port found its device gone or down.
     pub link_down_events: AtomicU64,
+    /// Times TX completions stopped for a second with frames outstanding
+    /// (logged, and the kernel kicked to recover).
+    pub tx_stalls: AtomicU64,
 }
 
 /// `PortCounters` behind its own cache lines.
@@ -69,6 +72,7 @@ pub struct PortStats {
     pub wakeups: u64,
     pub fill_empty: u64,
     pub link_down_events: u64,
+    pub tx_stalls: u64,
 }
 
 impl PortCounters {
@@ -88,6 +92,7 @@ impl PortCounters {
             wakeups: r(&self.wakeups),
             fill_empty: r(&self.fill_empty),
             link_down_events: r(&self.link_down_events),
+            tx_stalls: r(&self.tx_stalls),
         }
     }
 }

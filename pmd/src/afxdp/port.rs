@@ -10,6 +10,7 @@ use crate::device::{if_exists, if_index};
 use crate::ethtool::driver_name;
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
+use crate::stall::{Event, StallWatch};
 use crate::PmdError;
 use pollgate_pipeline::{Batch, PortId};
 use std::io;
@@ -77,6 +78,9 @@ pub struct AfXdpPort {
     busy_poll: bool,
     polls: u32,
     last_housekeeping: Instant,
+    /// TX completions so far, and the stall bookkeeping over them.
+    tx_done: u64,
+    stalls: StallWatch,
     counters: SharedCounters,
     /// Devices and namespace this port created; dropped last.
     created: Option<Arc<crate::veth::Created>>,
@@ -148,6 +152,8 @@ impl AfXdpPort {
             busy_poll: cfg.busy_poll_budget > 0,
             polls: 0,
             last_housekeeping: Instant::now(),
+            tx_done: 0,
+            stalls: StallWatch::default(),
             counters: SharedCounters::default(),
             created: None,
         };
@@ -203,6 +209,7 @@ impl AfXdpPort {
         }
         self.xsk.comp.release(n);
         self.tx_held -= n;
+        self.tx_done += n as u64;
     }
 
     fn mark_down(&mut self, e: &io::Error) {
@@ -217,13 +224,36 @@ impl AfXdpPort {
         if !if_exists(self.ifindex) {
             self.mark_down(&io::Error::new(io::ErrorKind::NotFound, "device is gone"));
         }
+        let mut fill_empty = self.counters.fill_empty.load(Ordering::Relaxed);
         if let Ok(s) = self.xsk.statistics() {
             self.counters
                 .kernel_drops
                 .store(s.rx_dropped + s.rx_ring_full, Ordering::Relaxed);
+            fill_empty = s.rx_fill_ring_empty_descs;
             self.counters
                 .fill_empty
-                .store(s.rx_fill_ring_empty_descs, Ordering::Relaxed);
+                .store(fill_empty, Ordering::Relaxed);
+        }
+        let (tx, fill) = self.stalls.round(self.tx_held, self.tx_done, fill_empty);
+        if let Some(Event::TxStalled { outstanding, first }) = tx {
+            if first {
+                bump(&self.counters.tx_stalls, 1);
+                eprintln!(
+                    "pollgate: port {} ({} queue {}): TX completions stopped with {outstanding} frames outstanding; kicking the kernel",
+                    self.name, self.ifname, self.queue
+                );
+            }
+            // Whatever need_wakeup says: a wakeup is what restarts a
+            // copy-mode TX that lost one.
+            if let Err(e) = self.xsk.kick_tx() {
+                self.mark_down(&e);
+            }
+        }
+        if let Some(Event::FillStarved { times }) = fill {
+            eprintln!(
+                "pollgate: port {} ({} queue {}): the kernel found the fill ring empty {times} times (frames dropped): the worker's pool is short of frames or the worker falls behind",
+                self.name, self.ifname, self.queue
+            );
         }
     }
 }
