@@ -352,6 +352,13 @@ fn demo_runs_pings_and_cleans_up() {
     // veth<->veth and veth<->tap bursts arrive (the kernel may drop a
     // few datagrams at its own socket, so no exact count here).
     assert_eq!(stdout.matches("2000 sent").count(), 4, "{stdout}");
+    // The ACL on pg-db's port turns pg-app's UDP away, and counts it.
+    assert!(stdout.contains("500 sent, 0 received"), "{stdout}");
+    assert!(
+        stdout.contains("== ACLs") && stdout.contains("deny proto=udp"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("acl_deny "), "{stdout}");
     assert!(stdout.contains("cleaned up"), "{stdout}");
     assert_eq!(
         stdout.matches("accounted\n").count(),

@@ -22,8 +22,8 @@ pub const TOPOLOGY: &str = r#"
 # pollgate demo: four containers on one learning switch.
 #   pg-web   198.18.0.1  veth ─┐
 #   pg-db    198.18.0.2  veth ─┤  bridge "office": MAC learning, flooding,
-#   pg-app   198.18.0.3  veth ─┤  storm control
-#   pg-cache 198.18.0.4  tap  ─┘
+#   pg-app   198.18.0.3  veth ─┤  storm control; ACL "db-guard": UDP to
+#   pg-cache 198.18.0.4  tap  ─┘  pg-db only from pg-web
 [engine]
 idle = "backoff"
 
@@ -46,6 +46,7 @@ netns = "pg-db"
 netns_create = true
 address = "198.18.0.2/24"
 container_mac = "02:50:47:00:00:02"
+acl_out = "db-guard"
 
 [[port]]
 name = "pg-app"
@@ -66,6 +67,15 @@ container_mac = "02:50:47:00:00:04"
 [[bridge]]
 name = "office"
 members = [{ port = "pg-web" }, { port = "pg-db" }, { port = "pg-app" }, { port = "pg-cache" }]
+
+# Checked on every packet the switch sends to pg-db.
+[[acl]]
+name = "db-guard"
+default = "permit"
+rules = [
+  "permit proto=udp src=198.18.0.1 dport=9000",
+  "deny proto=udp",
+]
 "#;
 
 #[derive(Debug, Clone)]
@@ -94,7 +104,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             anyhow::ensure!(!NetNs::exists(&c.netns), "namespace {} already exists (a previous demo still running?): remove it with `ip netns del {}`", c.netns, c.netns);
         }
     }
-    println!("pollgate demo: 4 containers on one switch (veth and tap ports, AF_XDP)");
+    println!("pollgate demo: 4 containers on one switch (veth and tap ports, AF_XDP), one ACL");
     for line in TOPOLOGY.lines().filter(|l| l.starts_with("#   ")) {
         println!("  {}", line.trim_start_matches("#   "));
     }
@@ -151,6 +161,20 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             println!(
                 "  {}  port {:<9} age {} s",
                 e.mac, engine.ports[e.port as usize].name, e.age_secs
+            );
+        }
+    }
+    if !engine.acls.is_empty() {
+        println!("\n== ACLs");
+        let acl = crate::acl_ctl::AclControl::new(
+            &topo,
+            engine.acls.clone(),
+            engine.flow_counters.clone(),
+        );
+        if let Ok(t) = acl.show(None, false) {
+            print!(
+                "{}",
+                t.lines().map(|l| format!("  {l}\n")).collect::<String>()
             );
         }
     }
@@ -218,6 +242,26 @@ fn traffic(opts: &DemoOptions, stop: &AtomicBool) -> Result<()> {
         };
         let r = udp::burst(&flow, &load, &is_stopped)?;
         println!("  {name}: {}", r.render());
+    }
+    if !is_stopped() {
+        let flow = udp::Flow {
+            from: &app,
+            src: ip(3),
+            to: &db,
+            dst: ip(2),
+            port: 9000,
+        };
+        let load = udp::Load {
+            count: 500,
+            rate: opts.udp_rate,
+            size: 64,
+            limit,
+        };
+        let r = udp::burst(&flow, &load, &is_stopped)?;
+        println!(
+            "  pg-app -> pg-db   : {} (denied by ACL db-guard)",
+            r.render()
+        );
     }
     Ok(())
 }
