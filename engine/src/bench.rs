@@ -80,23 +80,10 @@ impl BenchResult {
 /// tunnel) to null1's MAC; `size` bytes in all. Built with the encap
 /// code itself, from the remote's side.
 fn vxlan_frame(size: usize) -> Vec<u8> {
-    use pollgate_pipeline::vxlan::{encap, Vtep, VtepConfig, OVERHEAD};
+    use pollgate_pipeline::template::{udp4_frame, vxlan_frame};
+    use pollgate_pipeline::vxlan::OVERHEAD;
     use pollgate_pipeline::wire::MacAddr;
-    let remote = Vtep::new(VtepConfig {
-        port: 0,
-        ip: [198, 18, 100, 2],
-        mac: MacAddr([2, 0, 0, 0, 0, 0xfe]),
-        udp_port: 4789,
-        ttl: 64,
-        df: true,
-        mtu: 9000,
-        gateway: None,
-        vnis: vec![(5000, 0)],
-        domains: 1,
-    });
-    let r = remote.remote_or_insert([198, 18, 100, 1]).unwrap_or(0);
-    remote.learn_neighbor([198, 18, 100, 1], MacAddr([2, 0, 0, 0, 0, 1]));
-    let inner = pollgate_pipeline::template::udp4_frame(
+    let inner = udp4_frame(
         size.saturating_sub(OVERHEAD).max(60),
         MacAddr([2, 0, 0, 0, 0, 0x99]),
         MacAddr([2, 0, 0, 0, 0, 2]),
@@ -106,19 +93,12 @@ fn vxlan_frame(size: usize) -> Vec<u8> {
         1025,
         b"pollgate",
     );
-    let mut mem = vec![0u8; OVERHEAD];
-    mem.extend_from_slice(&inner);
-    match encap(
-        &mut mem,
-        &remote,
-        (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16),
-        r,
-        0,
-        1,
-    ) {
-        Ok(_) => mem,
-        Err(_) => Vec::new(),
-    }
+    vxlan_frame(
+        ([198, 18, 100, 2], MacAddr([2, 0, 0, 0, 0, 0xfe])),
+        ([198, 18, 100, 1], MacAddr([2, 0, 0, 0, 0, 1])),
+        5000,
+        &inner,
+    )
 }
 
 fn vxlan_topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> {

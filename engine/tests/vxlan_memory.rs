@@ -5,8 +5,7 @@
 
 use pollgate::config;
 use pollgate::Engine;
-use pollgate_pipeline::template::udp4_frame;
-use pollgate_pipeline::vxlan::{encap, Vtep, VtepConfig, OVERHEAD};
+use pollgate_pipeline::template::{udp4_frame, vxlan_frame};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pmd::pcap::{PcapReader, PcapWriter};
 use std::path::Path;
@@ -46,32 +45,12 @@ fn broadcast(i: u16, src: u8) -> Vec<u8> {
 
 /// `inner` as remote 198.18.100.2 sends it to us, VNI 5000.
 fn from_remote(inner: &[u8]) -> Vec<u8> {
-    let remote = Vtep::new(VtepConfig {
-        port: 0,
-        ip: [198, 18, 100, 2],
-        mac: MacAddr([2, 0, 0, 0, 0, 0x22]),
-        udp_port: 4789,
-        ttl: 64,
-        df: true,
-        mtu: 1500,
-        gateway: None,
-        vnis: vec![(5000, 0)],
-        domains: 1,
-    });
-    let r = remote.remote_or_insert([198, 18, 100, 1]).unwrap();
-    remote.learn_neighbor([198, 18, 100, 1], MacAddr([2, 0, 0, 0, 0, 1]));
-    let mut mem = vec![0u8; OVERHEAD];
-    mem.extend_from_slice(inner);
-    encap(
-        &mut mem,
-        &remote,
-        (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16),
-        r,
-        0,
-        1,
+    vxlan_frame(
+        ([198, 18, 100, 2], MacAddr([2, 0, 0, 0, 0, 0x22])),
+        ([198, 18, 100, 1], MacAddr([2, 0, 0, 0, 0, 1])),
+        5000,
+        inner,
     )
-    .unwrap();
-    mem
 }
 
 fn run(dir: &Path, underlay_rx: bool, member_rx: bool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {

@@ -64,6 +64,41 @@ pub fn udp4_checksum(addrs: &[u8], udp: &[u8]) -> u16 {
     }
 }
 
+/// `inner` as remote VTEP `from` (MAC `from_mac`) sends it to VTEP `to`
+/// (MAC `to_mac`) in VNI `vni`, UDP port 4789: what a VTEP's underlay
+/// receives. Built with the encap code itself, from the remote's side.
+pub fn vxlan_frame(
+    from: ([u8; 4], MacAddr),
+    to: ([u8; 4], MacAddr),
+    vni: u32,
+    inner: &[u8],
+) -> Vec<u8> {
+    use crate::vxlan::{encap, Vtep, VtepConfig, OVERHEAD};
+    let remote = Vtep::new(VtepConfig {
+        port: 0,
+        ip: from.0,
+        mac: from.1,
+        udp_port: crate::wire::vxlan::UDP_PORT,
+        ttl: 64,
+        df: true,
+        mtu: u16::MAX,
+        gateway: None,
+        vnis: vec![(vni, 0)],
+        domains: 1,
+    });
+    let Some(r) = remote.remote_or_insert(to.0) else {
+        return Vec::new();
+    };
+    remote.learn_neighbor(to.0, to.1);
+    let mut mem = vec![0u8; OVERHEAD];
+    mem.extend_from_slice(inner);
+    let at = (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16);
+    match encap(&mut mem, &remote, at, r, 0, 1) {
+        Ok(_) => mem,
+        Err(_) => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
