@@ -132,3 +132,64 @@ fn local_floods_replicate_to_every_remote_and_tunnel_floods_do_not_return() {
     assert_eq!(m, inner, "the member gets the decapsulated frames");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_vxlan_config_names_file_line_and_field() {
+    let base = r#"
+[[port]]
+name = "ul"
+kind = "null"
+[[port]]
+name = "m"
+kind = "null"
+[[bridge]]
+name = "seg"
+vni = 5000
+flood = ["198.18.100.2"]
+members = [{ port = "m" }]
+[vtep]
+port = "ul"
+address = "198.18.100.1"
+"#;
+    assert!(config::parse("vx.toml", base).is_ok());
+    for (bad, line, field, says) in [
+        (
+            base.replace("vni = 5000", "vni = 16777216"),
+            10,
+            "bridge.vni",
+            "out of range",
+        ),
+        (
+            base.replace("\"198.18.100.2\"", "\"198.18.100\""),
+            11,
+            "bridge.flood",
+            "not an IPv4",
+        ),
+        (
+            base.replace("port = \"ul\"", "port = \"m\""),
+            14,
+            "vtep.port",
+            "underlay",
+        ),
+        (
+            base.replace("address = \"198.18.100.1\"", "address = \"2001:db8::1\""),
+            15,
+            "vtep.address",
+            "not an IPv4",
+        ),
+        (
+            base.replace("[vtep]\nport = \"ul\"\naddress = \"198.18.100.1\"\n", ""),
+            10,
+            "bridge.vni",
+            "[vtep]",
+        ),
+    ] {
+        let e = config::parse("vx.toml", &bad).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("vx.toml", line, field),
+            "{e}"
+        );
+        assert!(e.message.contains(says), "{e}");
+    }
+}
