@@ -5,7 +5,7 @@
 use crate::capture::TapWriter;
 use crate::stats::SharedWorkerCounters;
 use crate::telemetry::{self, WorkerTelemetry};
-use pollgate_pipeline::vlan::{push_tags, EgressTag};
+use pollgate_pipeline::vlan::{egress_allowed, push_tags, EgressTag};
 use pollgate_pipeline::vxlan::{FLOOD_TUNNELS, TUNNEL_BASE};
 use pollgate_pipeline::{
     Batch, DomainId, DropCounters, DropReason, FrameMemory, Pipeline, PortId, Verdict, BATCH_SIZE,
@@ -419,7 +419,9 @@ fn flood(
         let tag = pipeline
             .vlan()
             .map_or(EgressTag::Untagged, |v| v.egress(d, m));
-        match push_tags(pool, copy, len, headroom, tag, batch.prio[i]) {
+        let pushed = egress_allowed(tag, batch.tags[i])
+            .and_then(|()| push_tags(pool, copy, len, headroom, tag, batch.prio[i]));
+        match pushed {
             Ok((a, n, _)) => out.deliver(m, a, n, ports, pool, drops),
             Err(reason) => {
                 drops.count(reason);

@@ -69,6 +69,7 @@ drop_reasons! {
     VlanReserved => "vlan_reserved": "VID 4095, reserved by 802.1Q",
     VlanWrongTpid => "vlan_wrong_tpid": "an outer tag whose TPID the port does not accept",
     NoHeadroom => "no_headroom": "no room in the frame to push a tag",
+    VlanHopBlocked => "vlan_hop_blocked": "a frame still carrying a VLAN tag about to leave untagged (access port, native VLAN): it would hop into that VLAN",
     SameSegment => "same_segment": "destination MAC is on the ingress port",
     StormBroadcast => "storm_broadcast": "over the port's broadcast rate limit",
     StormMulticast => "storm_multicast": "over the port's multicast rate limit",

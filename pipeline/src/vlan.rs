@@ -166,6 +166,19 @@ impl VlanMap {
     }
 }
 
+/// Refuses a frame that still carries a tag (one carried through a trunk
+/// inside another VLAN) on an untagged egress: out of an access port or a
+/// trunk's native VLAN its inner tag would put it in that VLAN on the next
+/// switch, the double-tagging VLAN hop.
+#[inline(always)]
+pub fn egress_allowed(tag: EgressTag, carried_tags: u8) -> Result<(), DropReason> {
+    if tag == EgressTag::Untagged && carried_tags > 0 {
+        Err(DropReason::VlanHopBlocked)
+    } else {
+        Ok(())
+    }
+}
+
 /// Removes `n` tags after the MAC addresses: the addresses move forward,
 /// the frame starts later. Returns the new (addr, len, headroom).
 #[inline(always)]
@@ -311,14 +324,18 @@ impl Stage for VlanEgress<'_> {
             if d == NO_DOMAIN {
                 continue;
             }
-            match push_tags(
-                mem,
-                batch.addr[i],
-                batch.pkt_len[i],
-                batch.headroom[i],
-                self.map.egress(d, out),
-                batch.prio[i],
-            ) {
+            let tag = self.map.egress(d, out);
+            let pushed = egress_allowed(tag, batch.tags[i]).and_then(|()| {
+                push_tags(
+                    mem,
+                    batch.addr[i],
+                    batch.pkt_len[i],
+                    batch.headroom[i],
+                    tag,
+                    batch.prio[i],
+                )
+            });
+            match pushed {
                 Ok((addr, len, headroom)) => {
                     batch.addr[i] = addr;
                     batch.pkt_len[i] = len;

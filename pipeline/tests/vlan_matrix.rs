@@ -400,3 +400,44 @@ proptest! {
 fn tpid_before(f: &[u8], n: usize) -> u16 {
     u16::from_be_bytes([f[12 + 4 * n], f[13 + 4 * n]])
 }
+
+/// The double-tagging hop: a frame that came in on a trunk as C10 with an
+/// inner C5 carries C5 inside VLAN 10. Out of a port where VLAN 10 is
+/// untagged (an access port) the next switch would read C5 and put it in
+/// VLAN 5: blocked and counted. Out of a port that tags VLAN 10 it keeps
+/// both tags.
+#[test]
+fn carried_tags_never_leave_untagged() {
+    use pollgate_pipeline::vlan::VlanEgress;
+    let m = map();
+    for (out, want) in [
+        (ACCESS, Err(DropReason::VlanHopBlocked)),
+        (TRUNK_NO_NATIVE, Ok(frame(&[C10, C5]))),
+    ] {
+        let f = frame(&[C10, C5]);
+        let mut mem = vec![0u8; HEADROOM];
+        mem.extend_from_slice(&f);
+        let mut b = Batch::new();
+        b.push(HEADROOM as u64, f.len() as u32, HEADROOM as u16, TRUNK);
+        let mut drops = DropCounters::default();
+        Parse.process(&mut b, &mut mem, &mut drops);
+        VlanIngress { map: &m }.process(&mut b, &mut mem, &mut drops);
+        assert_eq!(
+            (b.verdict[0], b.domain[0], b.tags[0]),
+            (Verdict::Pending, 0, 1)
+        );
+        b.verdict[0] = Verdict::Forward(out);
+        VlanEgress { map: &m }.process(&mut b, &mut mem, &mut drops);
+        match want {
+            Err(r) => {
+                assert_eq!(b.verdict[0], Verdict::Drop(r));
+                assert_eq!(drops.get(r), 1);
+            }
+            Ok(bytes) => {
+                let (a, l) = (b.addr[0] as usize, b.pkt_len[0] as usize);
+                // The PCP of the stripped C10 goes on the pushed one.
+                assert_eq!(&mem[a..a + l], &bytes[..]);
+            }
+        }
+    }
+}
