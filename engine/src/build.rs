@@ -113,8 +113,14 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
                 );
             }
         }
-        let xdp = XdpAttachment::attach(&spec.iface, ifindex, spec.queues, spec.afxdp.xdp)
-            .map_err(dev_err)?;
+        let xdp = XdpAttachment::attach(
+            &spec.iface,
+            ifindex,
+            spec.queues,
+            spec.afxdp.xdp,
+            spec.afxdp.force,
+        )
+        .map_err(dev_err)?;
         out.push(Some((Arc::new(xdp), created)));
     }
     Ok(out)

@@ -414,6 +414,10 @@ pub struct PortSection {
     pub storm_broadcast: Option<u64>,
     pub storm_multicast: Option<u64>,
     pub storm_unknown_unicast: Option<u64>,
+    /// afxdp/veth: replace an XDP program another tool attached to the
+    /// device (atomically), instead of refusing to start.
+    #[serde(default)]
+    pub force: bool,
     /// Names of the ACLs checked on the way in and out of this port.
     pub acl_in: Option<Spanned<String>>,
     pub acl_out: Option<Spanned<String>>,
@@ -1315,6 +1319,7 @@ fn afxdp_config(cx: &Ctx, a: &AfXdpSection, p: &PortSection) -> Result<AfXdpConf
             XdpModeCfg::Generic => XdpMode::Generic,
         },
         need_wakeup: a.need_wakeup,
+        force: p.force,
         busy_poll_budget: match *a.busy_poll_budget.get_ref() {
             b @ 0..=1024 => b,
             b => {

@@ -276,7 +276,9 @@ fn real_main() -> Result<()> {
 
 fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     let topo = config::load(path)?;
-    if topo.creates_devices() {
+    // The reaper removes, after a kill -9, the devices pollgate made and
+    // any XDP program it attached over another (force = true).
+    if topo.creates_devices() || topo.ports.iter().any(|p| p.afxdp.force) {
         pollgate::reaper::spawn().context("starting the cleanup process")?;
     }
     let engine = Engine::start(&topo).context("starting the engine")?;

@@ -903,3 +903,70 @@ fn missing_capabilities_are_named_in_one_message_before_anything_is_made() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `force = true` over another tool's program: pollgate replaces it, and
+/// after `kill -9` the reaper removes pollgate's program (and only it).
+#[test]
+fn forced_takeover_is_reaped_after_kill_9() {
+    if !root("force") {
+        return;
+    }
+    use pollgate_pmd::afxdp::bpf;
+    use std::os::fd::AsRawFd;
+    let own = format!("pf{}", std::process::id() % 100000);
+    let own_peer = format!("{own}p");
+    let mut nl = Netlink::open().unwrap();
+    nl.create_veth(&own, &own_peer, None, 1).unwrap();
+    let idx = nl.get_link(&own).unwrap().unwrap().index;
+    struct Pair(u32);
+    impl Drop for Pair {
+        fn drop(&mut self) {
+            if let Ok(mut nl) = Netlink::open() {
+                let _ = nl.delete_link(self.0);
+            }
+        }
+    }
+    let _pair = Pair(idx);
+    for n in [&own, &own_peer] {
+        let l = nl.get_link(n).unwrap().unwrap();
+        nl.set_link(l.index, Some(true), None, None).unwrap();
+    }
+    let foreign = bpf::load_pass_prog("other_tool").unwrap();
+    let foreign_id = bpf::prog_id(&foreign).unwrap();
+    nl.set_xdp(idx, foreign.as_raw_fd(), 1 << 1, None).unwrap();
+    let dir = std::env::temp_dir().join(format!("pollgate-force-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gw.toml");
+    let cfg = |force: bool| {
+        format!("[engine]\nidle = \"backoff\"\n[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\nxdp_mode = \"generic\"\nforce = {force}\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n")
+    };
+    // Without force: refused, naming the program.
+    std::fs::write(&path, cfg(false)).unwrap();
+    let out = Command::new(pollgate_bin())
+        .args(["run", "--duration", "1", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("other_tool"), "{err}");
+    // With force: replaced; then killed; the reaper removes ours.
+    std::fs::write(&path, cfg(true)).unwrap();
+    let mut child = Command::new(pollgate_bin())
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("pollgate's program to replace the other", || {
+        nl.get_link(&own)
+            .unwrap()
+            .and_then(|l| l.xdp_prog_id)
+            .is_some_and(|id| id != foreign_id)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the reaper to remove pollgate's program", || {
+        nl.get_link(&own).unwrap().unwrap().xdp_prog_id.is_none()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,8 +2,10 @@
 //! runs no destructor. The engine starts a small reaper process and hands
 //! it, through a pipe, a journal of every device and namespace it creates
 //! and removes. When the pipe closes, the reaper removes whatever the
-//! journal still lists. XDP programs need no reaper: their bpf_link dies
-//! with the process.
+//! journal still lists. XDP programs attached through a bpf_link need no
+//! reaper (the link dies with the process); one that replaced another
+//! program by netlink is listed, and removed only if it is still the
+//! program on the device.
 
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
@@ -13,6 +15,14 @@ use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resource {
+    /// An XDP program pollgate attached by netlink: device name and
+    /// index, program id, and the mode flags it was attached with.
+    Xdp {
+        name: String,
+        ifindex: u32,
+        prog_id: u32,
+        flags: u32,
+    },
     /// A device in the engine's namespace, by name and index (the index
     /// keeps the reaper from deleting a newer device of the same name).
     Device {
@@ -29,11 +39,29 @@ impl Resource {
         match self {
             Resource::Device { name, ifindex } => format!("dev {name} {ifindex}"),
             Resource::Netns { name } => format!("netns {name}"),
+            Resource::Xdp {
+                name,
+                ifindex,
+                prog_id,
+                flags,
+            } => format!("xdp {name} {ifindex} {prog_id} {flags}"),
         }
     }
 
     fn parse(s: &str) -> Option<Resource> {
         let mut w = s.split_whitespace();
+        if s.starts_with("xdp ") {
+            let v: Vec<&str> = w.skip(1).collect();
+            return match v.as_slice() {
+                [name, i, p, f] => Some(Resource::Xdp {
+                    name: name.to_string(),
+                    ifindex: i.parse().ok()?,
+                    prog_id: p.parse().ok()?,
+                    flags: f.parse().ok()?,
+                }),
+                _ => None,
+            };
+        }
         match (w.next()?, w.next()?, w.next()) {
             ("dev", name, Some(idx)) => Some(Resource::Device {
                 name: name.to_string(),
@@ -93,9 +121,25 @@ pub fn reap(input: impl BufRead) -> Vec<Resource> {
         }
     }
     let mut done = Vec::new();
-    // BTreeSet order puts every Device before every Netns.
+    // BTreeSet order: programs, then devices, then namespaces.
     for r in live {
         let ok = match &r {
+            Resource::Xdp {
+                name,
+                ifindex,
+                prog_id,
+                flags,
+            } => Netlink::open()
+                .and_then(|mut nl| match nl.get_link(name)? {
+                    // Only the program we attached, still there.
+                    Some(l) if l.index == *ifindex && l.xdp_prog_id == Some(*prog_id) => {
+                        let prog = crate::afxdp::bpf::prog_by_id(*prog_id)?;
+                        use std::os::fd::AsRawFd;
+                        nl.set_xdp(l.index, -1, *flags, Some(prog.as_raw_fd()))
+                    }
+                    _ => Ok(()),
+                })
+                .is_ok(),
             Resource::Device { name, ifindex } => Netlink::open()
                 .and_then(|mut nl| match nl.get_link(name)? {
                     Some(l) if l.index == *ifindex => nl.delete_link(l.index),
@@ -130,6 +174,12 @@ mod tests {
             },
             Resource::Netns {
                 name: "pg-web".into(),
+            },
+            Resource::Xdp {
+                name: "enp1s0".into(),
+                ifindex: 3,
+                prog_id: 77,
+                flags: 4,
             },
         ] {
             assert_eq!(Resource::parse(&r.line()), Some(r));

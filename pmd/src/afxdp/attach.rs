@@ -1,10 +1,17 @@
 //! pollgate's XDP program on one interface: the XSKMAP, the program, and
-//! the bpf_link that holds it on the device. Dropping this detaches the
-//! program; so does the process dying, because the link is an fd.
+//! what holds it on the device — a bpf_link (the usual case: closing the
+//! link fd, or the process dying, detaches it) or, when pollgate replaced
+//! a program already there, a netlink attachment made with
+//! XDP_FLAGS_REPLACE (atomic: traffic never sees the device without a
+//! program) that pollgate removes on exit only if it is still its own.
 
 use super::bpf;
+use super::sys::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
+use super::xdp_prog::PROG_NAME;
+use crate::cleanup;
+use crate::netlink::Netlink;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpMode {
@@ -18,22 +25,43 @@ pub enum XdpMode {
 pub struct XdpAttachment {
     // Field order is drop order: the link goes first, detaching the
     // program before the map and program fds close.
-    _link: OwnedFd,
-    _prog: OwnedFd,
+    _link: Option<OwnedFd>,
+    prog: OwnedFd,
     map: OwnedFd,
     native: bool,
     prog_id: u32,
+    /// Set when attached by netlink (a replace): (ifindex, mode flags).
+    netlink: Option<(u32, u32)>,
+    ifname: String,
+}
+
+fn journal(ifname: &str, ifindex: u32, prog_id: u32, flags: u32) -> cleanup::Resource {
+    cleanup::Resource::Xdp {
+        name: ifname.to_string(),
+        ifindex,
+        prog_id,
+        flags,
+    }
+}
+
+/// The name pollgate's program carries (what ownership is judged by).
+fn our_name() -> String {
+    let end = PROG_NAME.iter().position(|b| *b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&PROG_NAME[..end]).into_owned()
 }
 
 impl XdpAttachment {
     /// Loads the redirect program with a map of `queues` slots and
-    /// attaches it to `ifindex`. Refuses, rather than replaces, a program
-    /// someone else attached.
+    /// attaches it to `ifindex`. A program already there is replaced,
+    /// atomically, only if it is pollgate's own (left by a pollgate that
+    /// was killed after such a replace) or if `force` is set; otherwise
+    /// pollgate refuses, naming the program.
     pub fn attach(
         ifname: &str,
         ifindex: u32,
         queues: u32,
         mode: XdpMode,
+        force: bool,
     ) -> io::Result<XdpAttachment> {
         let map = bpf::create_xskmap(queues.max(1))
             .map_err(|e| io::Error::new(e.kind(), format!("creating the XSKMAP: {e}")))?;
@@ -49,15 +77,62 @@ impl XdpAttachment {
                 Err(_) => attach(false).map(|l| (l, false)),
             },
         };
-        let (link, native) = attached.map_err(|e| describe(ifname, e))?;
         let prog_id = bpf::prog_id(&prog).unwrap_or(0);
-        Ok(XdpAttachment {
-            _link: link,
-            _prog: prog,
-            map,
-            native,
-            prog_id,
-        })
+        match attached {
+            Ok((link, native)) => Ok(XdpAttachment {
+                _link: Some(link),
+                prog,
+                map,
+                native,
+                prog_id,
+                netlink: None,
+                ifname: ifname.to_string(),
+            }),
+            Err(e) if is_busy(&e) => {
+                let (old_id, old_name) = attached_program(ifname)?;
+                if old_name != our_name() && !force {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{ifname} already has XDP program {old_id} ({old_name:?}) attached; pollgate does not replace a program it does not own: detach it (ip link set dev {ifname} xdp off), or set force = true on the port to replace it"),
+                    ));
+                }
+                let old = bpf::prog_by_id(old_id)?;
+                let modes: &[(u32, bool)] = match mode {
+                    XdpMode::Native => &[(XDP_FLAGS_DRV_MODE, true)],
+                    XdpMode::Generic => &[(XDP_FLAGS_SKB_MODE, false)],
+                    XdpMode::Auto => &[(XDP_FLAGS_DRV_MODE, true), (XDP_FLAGS_SKB_MODE, false)],
+                };
+                let mut nl = Netlink::open()?;
+                let mut last = e;
+                for &(flags, native) in modes {
+                    match nl.set_xdp(ifindex, prog.as_raw_fd(), flags, Some(old.as_raw_fd())) {
+                        Ok(()) => {
+                            // Outlives a kill -9: the reaper removes it
+                            // if it is still the program there.
+                            cleanup::created(&journal(ifname, ifindex, prog_id, flags));
+                            return Ok(XdpAttachment {
+                                _link: None,
+                                prog,
+                                map,
+                                native,
+                                prog_id,
+                                netlink: Some((ifindex, flags)),
+                                ifname: ifname.to_string(),
+                            });
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(io::Error::new(
+                    last.kind(),
+                    format!("replacing XDP program {old_id} ({old_name:?}) on {ifname}: {last} (a program held by a bpf_link, such as a running pollgate's, cannot be replaced)"),
+                ))
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("attaching XDP to {ifname}: {e}"),
+            )),
+        }
     }
 
     pub fn native(&self) -> bool {
@@ -67,6 +142,11 @@ impl XdpAttachment {
     /// Kernel id of the attached program (`ip link` shows it).
     pub fn prog_id(&self) -> u32 {
         self.prog_id
+    }
+
+    /// True when this attachment replaced another program (netlink-held).
+    pub fn replaced(&self) -> bool {
+        self.netlink.is_some()
     }
 
     /// Steers `queue` to the socket `xsk_fd`.
@@ -80,17 +160,34 @@ impl XdpAttachment {
     }
 }
 
-fn is_busy(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
+impl Drop for XdpAttachment {
+    fn drop(&mut self) {
+        // A netlink attachment outlives our fds: remove it, but only if
+        // the program there is still ours (the replace flag checks).
+        if let Some((ifindex, flags)) = self.netlink {
+            if let Ok(mut nl) = Netlink::open() {
+                let _ = nl.set_xdp(ifindex, -1, flags, Some(self.prog.as_raw_fd()));
+            }
+            cleanup::removed(&journal(&self.ifname, ifindex, self.prog_id, flags));
+        }
+    }
 }
 
-fn describe(ifname: &str, e: io::Error) -> io::Error {
-    if is_busy(&e) {
-        io::Error::new(
-            e.kind(),
-            format!("{ifname} already has an XDP program attached ({e}); pollgate does not replace a program it does not own: detach it first (ip link set dev {ifname} xdp off)"),
-        )
-    } else {
-        io::Error::new(e.kind(), format!("attaching XDP to {ifname}: {e}"))
-    }
+/// Id and name of the program netlink reports on `ifname`.
+fn attached_program(ifname: &str) -> io::Result<(u32, String)> {
+    let id = Netlink::open()?
+        .get_link(ifname)?
+        .and_then(|l| l.xdp_prog_id)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{ifname}: busy, but netlink reports no XDP program"),
+            )
+        })?;
+    let fd = bpf::prog_by_id(id)?;
+    bpf::prog_info(&fd)
+}
+
+fn is_busy(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
 }

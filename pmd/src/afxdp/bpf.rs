@@ -169,8 +169,8 @@ struct ProgInfoHead {
     name: [u8; 16],
 }
 
-/// Kernel id of a loaded program (what netlink reports as attached).
-pub fn prog_id(prog: &OwnedFd) -> io::Result<u32> {
+/// Kernel id and name of a loaded program.
+pub fn prog_info(prog: &OwnedFd) -> io::Result<(u32, String)> {
     // SAFETY: all-zero is a valid ProgInfoHead (plain integers).
     let mut info: ProgInfoHead = unsafe { std::mem::zeroed() };
     let mut attr = InfoByFdAttr {
@@ -181,6 +181,55 @@ pub fn prog_id(prog: &OwnedFd) -> io::Result<u32> {
     };
     // SAFETY: `info` is writable for `info_len` bytes during the call.
     unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
-    debug_assert_eq!(&info.name[..12], &PROG_NAME[..12]);
-    Ok(info.id)
+    let end = info.name.iter().position(|b| *b == 0).unwrap_or(16);
+    Ok((
+        info.id,
+        String::from_utf8_lossy(&info.name[..end]).into_owned(),
+    ))
+}
+
+/// Kernel id of a loaded program (what netlink reports as attached).
+pub fn prog_id(prog: &OwnedFd) -> io::Result<u32> {
+    prog_info(prog).map(|(id, _)| id)
+}
+
+/// An fd for the loaded program with kernel id `id` (to inspect it, or to
+/// name it as the one a replace expects).
+pub fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        prog_id: id,
+        next_id: 0,
+        open_flags: 0,
+        _pad: [0; BPF_ATTR_SIZE - 12],
+    };
+    // SAFETY: a complete, zero-padded BPF_PROG_GET_FD_BY_ID block.
+    unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) }.map(owned)
+}
+
+/// Loads a program that passes every packet to the kernel stack, under
+/// `name`: what another tool's XDP program looks like, for tests.
+pub fn load_pass_prog(name: &str) -> io::Result<OwnedFd> {
+    let insns = super::xdp_prog::pass_all();
+    let license = b"GPL\0";
+    let mut prog_name = [0u8; 16];
+    for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: BPF_XDP,
+        _pad: [0; BPF_ATTR_SIZE - 72],
+    };
+    // SAFETY: insns and license outlive the call; sizes match.
+    unsafe { bpf(BPF_PROG_LOAD, &mut attr) }.map(owned)
 }

@@ -32,6 +32,8 @@ pub struct AfXdpConfig {
     pub need_wakeup: bool,
     /// Preferred busy-poll budget; 0 leaves busy polling off.
     pub busy_poll_budget: u32,
+    /// Replace (atomically) an XDP program another tool attached.
+    pub force: bool,
 }
 
 impl Default for AfXdpConfig {
@@ -46,6 +48,7 @@ impl Default for AfXdpConfig {
             xdp: XdpMode::Auto,
             need_wakeup: true,
             busy_poll_budget: 0,
+            force: false,
         }
     }
 }
@@ -126,7 +129,8 @@ impl AfXdpPort {
         let xdp = match xdp {
             Some(x) => x,
             None => Arc::new(
-                XdpAttachment::attach(ifname, ifindex, cfg.queue + 1, cfg.xdp).map_err(err)?,
+                XdpAttachment::attach(ifname, ifindex, cfg.queue + 1, cfg.xdp, cfg.force)
+                    .map_err(err)?,
             ),
         };
         xdp.insert(cfg.queue, xsk.fd()).map_err(|e| {

@@ -104,6 +104,7 @@ pub const BPF_MAP_CREATE: libc::c_int = 0;
 pub const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 pub const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 pub const BPF_PROG_LOAD: libc::c_int = 5;
+pub const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
 pub const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 pub const BPF_LINK_CREATE: libc::c_int = 28;
 
@@ -114,6 +115,8 @@ pub const BPF_XDP: u32 = 37;
 // XDP attach flags (linux/if_link.h).
 pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+/// Replace only the program given as IFLA_XDP_EXPECTED_FD, atomically.
+pub const XDP_FLAGS_REPLACE: u32 = 1 << 4;
 
 /// `union bpf_attr` is 144+ bytes on current kernels; every command reads
 /// a prefix of it and the kernel requires the rest to be zero, so each
@@ -177,6 +180,15 @@ pub struct InfoByFdAttr {
     pub _pad: [u8; BPF_ATTR_SIZE - 16],
 }
 
+/// `BPF_PROG_GET_FD_BY_ID`'s attributes.
+#[repr(C)]
+pub struct GetFdByIdAttr {
+    pub prog_id: u32,
+    pub next_id: u32,
+    pub open_flags: u32,
+    pub _pad: [u8; BPF_ATTR_SIZE - 12],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +205,7 @@ mod tests {
         assert_eq!(size_of::<MapElemAttr>(), BPF_ATTR_SIZE);
         assert_eq!(size_of::<ProgLoadAttr>(), BPF_ATTR_SIZE);
         assert_eq!(size_of::<LinkCreateAttr>(), BPF_ATTR_SIZE);
+        assert_eq!(size_of::<GetFdByIdAttr>(), BPF_ATTR_SIZE);
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type), 68);
         assert_eq!(std::mem::offset_of!(MapCreateAttr, map_name), 28);
     }

@@ -37,6 +37,24 @@ const fn regs(dst: u8, src: u8) -> u8 {
     (src << 4) | (dst & 0x0f)
 }
 
+/// `return XDP_PASS;`: the smallest XDP program.
+pub fn pass_all() -> Vec<Insn> {
+    vec![
+        Insn {
+            code: BPF_MOV64_IMM,
+            regs: regs(0, 0),
+            off: 0,
+            imm: XDP_PASS,
+        },
+        Insn {
+            code: BPF_EXIT,
+            regs: 0,
+            off: 0,
+            imm: 0,
+        },
+    ]
+}
+
 /// The redirect program for the XSKMAP with file descriptor `map_fd`.
 pub fn redirect_to_xskmap(map_fd: i32) -> Vec<Insn> {
     vec![

@@ -33,6 +33,9 @@ const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const IFLA_XDP_ATTACHED: u16 = 2;
 const IFLA_XDP_PROG_ID: u16 = 4;
+const IFLA_XDP_FD: u16 = 1;
+const IFLA_XDP_FLAGS: u16 = 3;
+const IFLA_XDP_EXPECTED_FD: u16 = 8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const NLA_F_NESTED: u16 = 0x8000;
@@ -197,6 +200,36 @@ impl Netlink {
         if let Some(mac) = mac {
             m.attr(IFLA_ADDRESS, &mac);
         }
+        self.request(&mut m)
+    }
+
+    /// Attaches XDP program `prog_fd` to `index` the netlink way (-1
+    /// detaches). With `expected_fd`, XDP_FLAGS_REPLACE is set: the
+    /// kernel swaps programs atomically, and only if the one attached is
+    /// still that one.
+    pub fn set_xdp(
+        &mut self,
+        index: u32,
+        prog_fd: i32,
+        flags: u32,
+        expected_fd: Option<i32>,
+    ) -> io::Result<()> {
+        const XDP_FLAGS_REPLACE: u32 = 1 << 4;
+        let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+        m.ifinfo(index, 0, 0);
+        let x = m.nest(IFLA_XDP | NLA_F_NESTED);
+        m.attr_u32(IFLA_XDP_FD, prog_fd as u32);
+        let flags = flags
+            | if expected_fd.is_some() {
+                XDP_FLAGS_REPLACE
+            } else {
+                0
+            };
+        m.attr_u32(IFLA_XDP_FLAGS, flags);
+        if let Some(e) = expected_fd {
+            m.attr_u32(IFLA_XDP_EXPECTED_FD, e as u32);
+        }
+        m.end(x);
         self.request(&mut m)
     }
 
