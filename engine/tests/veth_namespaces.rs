@@ -938,7 +938,10 @@ fn forced_takeover_is_reaped_after_kill_9() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("gw.toml");
     let cfg = |force: bool| {
-        format!("[engine]\nidle = \"backoff\"\n[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\nxdp_mode = \"generic\"\nforce = {force}\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n")
+        format!(
+            "[engine]\nidle = \"backoff\"\nctl_socket = \"{}\"\n[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\nxdp_mode = \"generic\"\nforce = {force}\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n",
+            dir.join("ctl.sock").display()
+        )
     };
     // Without force: refused, naming the program.
     std::fs::write(&path, cfg(false)).unwrap();
@@ -954,10 +957,15 @@ fn forced_takeover_is_reaped_after_kill_9() {
     let mut child = Command::new(pollgate_bin())
         .args(["run", "--config", path.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for("pollgate's program to replace the other", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("pollgate exited ({status}): {err}");
+        }
         nl.get_link(&own)
             .unwrap()
             .and_then(|l| l.xdp_prog_id)
