@@ -77,6 +77,12 @@ pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
             p.l4_proto = ip.protocol();
             if ip.more_frags() || ip.frag_offset() != 0 {
                 p.flags |= flags::FRAGMENT;
+                // RFC 1858: a TCP fragment at offset 8 bytes can only be
+                // there to overwrite the first fragment's ports and flags
+                // after an ACL has judged them.
+                if ip.frag_offset() == 8 && ip.protocol() == protocol::TCP {
+                    return Err(DropReason::FragmentOverlapsL4);
+                }
                 if ip.frag_offset() != 0 {
                     return Ok(p);
                 }

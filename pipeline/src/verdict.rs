@@ -58,6 +58,7 @@ drop_reasons! {
     TcpTruncated => "tcp_truncated": "shorter than a TCP header",
     TcpBadDataOffset => "tcp_bad_data_offset": "TCP data offset below 5 words or past the end of the IP payload",
     IcmpTruncated => "icmp_truncated": "shorter than an ICMP header",
+    FragmentOverlapsL4 => "fragment_overlaps_l4": "an IPv4 TCP fragment at offset 8, which could rewrite the ports an ACL judged (RFC 1858)",
     BadDescriptor => "bad_descriptor": "frame address or length outside the frame pool",
     NoRoute => "no_route": "no output port for this ingress port",
     TxRingFull => "tx_ring_full": "the output port's TX ring had no room",
