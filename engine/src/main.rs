@@ -223,12 +223,39 @@ fn real_main() -> Result<()> {
         Cmd::Check { config } => {
             let topo = config::load(&config)?;
             println!(
-                "{}: {} ports, {} cross-connects, {} workers",
+                "{}: {} ports, {} cross-connects, {} bridges, {} workers",
                 config.display(),
                 topo.ports.len(),
                 topo.xconnects.len(),
+                topo.bridges.len(),
                 topo.workers.len()
             );
+            for a in &topo.acls {
+                // Compiling here catches what only the classifier can
+                // refuse, and shows what the rules cost.
+                let set = pollgate_pipeline::acl::AclSet::compile(
+                    &a.name,
+                    a.rules.clone(),
+                    a.default,
+                    1,
+                )?;
+                println!(
+                    "  acl {}: {} rules, default {}, {} ({} KiB)",
+                    a.name,
+                    a.rules.len(),
+                    a.default.name(),
+                    set.kinds()[0],
+                    set.memory_bytes().div_ceil(1024)
+                );
+            }
+            if let Some(v) = &topo.vtep {
+                println!(
+                    "  vtep {} on {}, {} VNIs",
+                    std::net::Ipv4Addr::from(v.ip),
+                    topo.ports[v.port].name,
+                    v.vnis.len()
+                );
+            }
             Ok(())
         }
         Cmd::Bench {
