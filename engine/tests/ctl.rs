@@ -131,8 +131,19 @@ fn ctl_shows_clears_edits_macs_and_survives_garbage() {
     let w = request(&sock, "show workers").unwrap();
     assert!(w.contains("worker 0") && w.contains("burst time"), "{w}");
     // Burst sizes and burst times are measured while traffic flows.
-    let v: serde_json::Value =
-        serde_json::from_str(&request(&sock, "show workers --json").unwrap()).unwrap();
+    let workers = || -> serde_json::Value {
+        serde_json::from_str(&request(&sock, "show workers --json").unwrap()).unwrap()
+    };
+    let mut v = workers();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    // Burst times are handed over every 1024 bursts (and `clear stats`
+    // above restarted them).
+    while v[0]["telemetry"]["timed_bursts"].as_u64() == Some(0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        v = workers();
+    }
     let t = &v[0]["telemetry"];
     assert!(t["bursts"].as_u64().unwrap() > 0, "{v}");
     assert!(t["mean_burst"].as_f64().unwrap() >= 1.0, "{v}");
@@ -168,7 +179,18 @@ fn metrics_endpoint_serves_the_counters_in_prometheus_text() {
         let _ = s.read_to_string(&mut out);
         out
     };
-    let body = get("/metrics");
+    // Burst times are published every 1024 bursts: poll until they are.
+    let mut body = get("/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !body.contains("pollgate_worker_burst_time_ns{worker=\"0\",quantile=\"0.99\"} ")
+        || body.contains("pollgate_worker_burst_time_ns{worker=\"0\",quantile=\"0.99\"} 0\n")
+    {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        body = get("/metrics");
+    }
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     let value = |line_start: &str| -> u64 {
         body.lines()
