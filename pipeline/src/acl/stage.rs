@@ -22,15 +22,6 @@ pub struct AclAttachments {
     pub domain_out: Vec<Option<usize>>,
 }
 
-impl AclAttachments {
-    fn any_egress(&self) -> bool {
-        self.port_out
-            .iter()
-            .chain(&self.domain_out)
-            .any(Option::is_some)
-    }
-}
-
 /// A worker's flow-table counters, published for `ctl show acl`.
 #[derive(Default)]
 pub struct FlowCounters {
@@ -44,6 +35,10 @@ pub struct FlowCounters {
 pub struct AclStage {
     acls: Vec<AclView>,
     at: AclAttachments,
+    /// Whether any port has an egress ACL, and any port or domain: fixed
+    /// at construction, so a batch without egress ACLs pays one branch.
+    port_egress: bool,
+    egress: bool,
     worker: usize,
     keys: [AclKey; BATCH_SIZE],
     tcp: [u8; BATCH_SIZE],
@@ -63,9 +58,13 @@ impl AclStage {
         timeouts: FlowTimeouts,
     ) -> Self {
         let acls: Vec<AclView> = acls.iter().cloned().map(AclView::new).collect();
+        let port_egress = at.port_out.iter().any(Option::is_some);
+        let egress = port_egress || at.domain_out.iter().any(Option::is_some);
         AclStage {
             acls,
             at,
+            port_egress,
+            egress,
             worker,
             keys: [AclKey::EMPTY; BATCH_SIZE],
             tcp: [0; BATCH_SIZE],
@@ -146,8 +145,6 @@ impl AclStage {
     }
 
     /// Ingress: port ACL, then domain ACL.
-    // `i` indexes the batch's arrays and ours alike (struct of arrays).
-    #[allow(clippy::needless_range_loop)]
     pub fn ingress<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
@@ -156,52 +153,51 @@ impl AclStage {
     ) {
         self.have_key = 0;
         self.refresh();
-        let mut want = [[NO_ACL; BATCH_SIZE]; 2];
-        for i in 0..batch.len() {
-            if batch.verdict[i] != Verdict::Pending {
-                continue;
-            }
-            let p = get(&self.at.port_in, batch.in_port[i] as usize);
-            let d = get(&self.at.domain_in, batch.domain[i] as usize);
-            if p.is_none() && d.is_none() {
-                continue;
-            }
-            if !self.key(batch, i, mem) {
-                drop_packet(batch, i, DropReason::BadDescriptor, drops);
-                continue;
-            }
-            want[0][i] = p.map_or(NO_ACL, |a| a as u16);
-            want[1][i] = d.map_or(NO_ACL, |a| a as u16);
-        }
-        for pass in &want {
-            self.run_pass(batch, pass, drops);
-        }
+        self.apply(batch, mem, drops, |at, batch, i| match batch.verdict[i] {
+            Verdict::Pending => (
+                get(&at.port_in, batch.in_port[i] as usize),
+                get(&at.domain_in, batch.domain[i] as usize),
+            ),
+            _ => (None, None),
+        });
     }
 
     /// Egress: for unicast, the output port's ACL and the domain's; for a
     /// flood, the domain's (each member port's is checked per copy by
     /// [`AclStage::permits_to`]).
-    // `i` indexes the batch's arrays and ours alike (struct of arrays).
-    #[allow(clippy::needless_range_loop)]
     pub fn egress<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
         mem: &mut M,
         drops: &mut DropCounters,
     ) {
-        if !self.at.any_egress() {
+        if !self.egress {
             return;
         }
+        self.apply(batch, mem, drops, |at, batch, i| match batch.verdict[i] {
+            Verdict::Forward(port) => (
+                get(&at.port_out, port as usize),
+                get(&at.domain_out, batch.domain[i] as usize),
+            ),
+            Verdict::Flood(dom) => (None, get(&at.domain_out, dom as usize)),
+            _ => (None, None),
+        });
+    }
+
+    /// Runs the port ACL and then the domain ACL that `pick` names for
+    /// each packet (as indices into the ACL list).
+    // `i` indexes the batch's arrays and ours alike (struct of arrays).
+    #[allow(clippy::needless_range_loop)]
+    fn apply<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        drops: &mut DropCounters,
+        pick: impl Fn(&AclAttachments, &Batch, usize) -> (Option<usize>, Option<usize>),
+    ) {
         let mut want = [[NO_ACL; BATCH_SIZE]; 2];
         for i in 0..batch.len() {
-            let (p, d) = match batch.verdict[i] {
-                Verdict::Forward(port) => (
-                    get(&self.at.port_out, port as usize),
-                    get(&self.at.domain_out, batch.domain[i] as usize),
-                ),
-                Verdict::Flood(dom) => (None, get(&self.at.domain_out, dom as usize)),
-                _ => continue,
-            };
+            let (p, d) = pick(&self.at, batch, i);
             if p.is_none() && d.is_none() {
                 continue;
             }
@@ -227,6 +223,11 @@ impl AclStage {
             if a != NO_ACL && !matches!(batch.verdict[i], Verdict::Drop(_)) {
                 todo |= 1 << i;
             }
+        }
+        if todo == 0 {
+            // No packet needs this pass (a port ACL without a domain one,
+            // say): none of the scratch arrays below gets filled.
+            return;
         }
         let mut found = [0u32; BATCH_SIZE];
         // The usual case: a burst from one port, one ACL for all of it:
@@ -301,7 +302,7 @@ impl AclStage {
 
     /// Makes sure flood packets have keys for [`AclStage::permits_to`].
     pub fn prepare_floods<M: FrameMemory + ?Sized>(&mut self, batch: &Batch, mem: &M) {
-        if !self.at.port_out.iter().any(Option::is_some) {
+        if !self.port_egress {
             return;
         }
         for i in 0..batch.len() {
