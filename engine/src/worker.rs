@@ -343,8 +343,9 @@ fn dispatch(
     }
 }
 
-/// Most members a flood reaches; the config allows no more ports.
-pub const MAX_FLOOD: usize = crate::config::MAX_PORTS;
+/// Most members a flood reaches: every port the config allows, and the
+/// VXLAN tunnels' pseudo-member.
+pub const MAX_FLOOD: usize = crate::config::MAX_PORTS + 1;
 
 /// Sends packet `i` of the batch to every member of domain `d` but the
 /// ingress port (split horizon): one copy per extra destination, the
@@ -363,14 +364,18 @@ fn flood(
 ) {
     let (addr, len, headroom) = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
     let ingress = batch.in_port[i];
-    // Members but the ingress port whose egress ACL lets the packet out
-    // (an on-stack list: the members slice borrows the pipeline).
+    // The members, copied to the stack (the slice borrows the pipeline,
+    // which the egress ACL check needs mutably), then narrowed in place
+    // to those but the ingress port whose egress ACL lets the packet out.
     let mut targets = [0 as PortId; MAX_FLOOD];
+    let members = pipeline.flood_members(d);
+    let all = members.len().min(MAX_FLOOD);
+    targets[..all].copy_from_slice(&members[..all]);
     let mut n = 0;
     let mut denied = false;
     let mut tunneled = false;
-    for k in 0..pipeline.flood_members(d).len() {
-        let m = pipeline.flood_members(d)[k];
+    for k in 0..all {
+        let m = targets[k];
         if m == ingress {
             continue;
         }
@@ -386,10 +391,9 @@ fn flood(
             denied = true;
             continue;
         }
-        if n < MAX_FLOOD {
-            targets[n] = m;
-            n += 1;
-        }
+        // n <= k: the kept members move down over the skipped ones.
+        targets[n] = m;
+        n += 1;
     }
     if n == 0 {
         if !tunneled {
