@@ -896,7 +896,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
 
     let bridges = validate_bridges(cx, &config, &mut ports, &resolve, &paired)?;
     let (acls, acl_attach) = validate_acls(cx, &config, &ports, &bridges)?;
-    let vtep = validate_vtep(cx, &config, &ports, &bridges, &paired)?;
+    let vtep = validate_vtep(cx, &config, &bridges, &resolve, &paired)?;
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     // Who serves each (port, queue); the owner of a port (for hand-offs
@@ -1053,8 +1053,8 @@ fn ipv4(cx: &Ctx, s: &Spanned<String>, field: &str) -> Result<[u8; 4], ConfigErr
 fn validate_vtep(
     cx: &Ctx,
     config: &Config,
-    ports: &[PortSpec],
     bridges: &[BridgeSpec],
+    resolve: &Resolve,
     paired: &HashMap<usize, ()>,
 ) -> Result<Option<VtepSpec>, ConfigError> {
     let mut vnis: Vec<(u32, usize, Vec<[u8; 4]>)> = Vec::new();
@@ -1092,16 +1092,7 @@ fn validate_vtep(
         }
         return Ok(None);
     };
-    let port = ports
-        .iter()
-        .position(|p| &p.name == v.port.get_ref())
-        .ok_or_else(|| {
-            cx.err(
-                v.port.span(),
-                "vtep.port",
-                format!("no port named {:?}", v.port.get_ref()),
-            )
-        })?;
+    let port = resolve(&v.port, "vtep.port")?;
     if paired.contains_key(&port)
         || bridges
             .iter()

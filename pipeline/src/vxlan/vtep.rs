@@ -55,6 +55,12 @@ fn ip_u32(ip: [u8; 4]) -> u32 {
     u32::from_be_bytes(ip)
 }
 
+/// Where a remote's probe sequence starts in the table.
+#[inline]
+fn first_slot(ip: u32) -> usize {
+    (ip.wrapping_mul(0x9e37_79b1) >> 24) as usize
+}
+
 impl Vtep {
     pub fn new(cfg: VtepConfig) -> Vtep {
         let mut by_vni = cfg.vnis.clone();
@@ -95,7 +101,7 @@ impl Vtep {
     #[inline]
     pub fn remote(&self, ip: [u8; 4]) -> Option<usize> {
         let v = ip_u32(ip);
-        let start = (v.wrapping_mul(0x9e37_79b1) >> 24) as usize;
+        let start = first_slot(v);
         for k in 0..MAX_REMOTES {
             let i = (start + k) % MAX_REMOTES;
             match self.remote_ip[i].load(Ordering::Acquire) {
@@ -119,7 +125,7 @@ impl Vtep {
         if v == 0 {
             return None;
         }
-        let start = (v.wrapping_mul(0x9e37_79b1) >> 24) as usize;
+        let start = first_slot(v);
         for k in 0..MAX_REMOTES {
             let i = (start + k) % MAX_REMOTES;
             match self.remote_ip[i].compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire) {
