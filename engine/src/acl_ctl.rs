@@ -29,39 +29,18 @@ impl AclControl {
         flows: Vec<Arc<FlowCounters>>,
     ) -> Self {
         let at = &topo.acl_attach;
+        let ports: Vec<String> = topo.ports.iter().map(|p| p.name.clone()).collect();
+        let domains: Vec<String> = topo.bridges.iter().map(|b| b.name.clone()).collect();
+        let places = [
+            (&at.port_in, "port", "in", &ports),
+            (&at.port_out, "port", "out", &ports),
+            (&at.domain_in, "bridge", "in", &domains),
+            (&at.domain_out, "bridge", "out", &domains),
+        ];
         let attached = (0..topo.acls.len())
             .map(|a| {
                 let mut v = Vec::new();
-                for (list, kind, dir, names) in [
-                    (
-                        &at.port_in,
-                        "port",
-                        "in",
-                        &topo
-                            .ports
-                            .iter()
-                            .map(|p| p.name.clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                    (
-                        &at.port_out,
-                        "port",
-                        "out",
-                        &topo.ports.iter().map(|p| p.name.clone()).collect(),
-                    ),
-                    (
-                        &at.domain_in,
-                        "bridge",
-                        "in",
-                        &topo.bridges.iter().map(|b| b.name.clone()).collect(),
-                    ),
-                    (
-                        &at.domain_out,
-                        "bridge",
-                        "out",
-                        &topo.bridges.iter().map(|b| b.name.clone()).collect(),
-                    ),
-                ] {
+                for (list, kind, dir, names) in places {
                     for (i, x) in list.iter().enumerate() {
                         if *x == Some(a) {
                             v.push(format!("{kind} {} {dir}", names[i]));
@@ -76,8 +55,8 @@ impl AclControl {
             handles,
             flows,
             attached,
-            ports: topo.ports.iter().map(|p| p.name.clone()).collect(),
-            domains: topo.bridges.iter().map(|b| b.name.clone()).collect(),
+            ports,
+            domains,
             workers: topo.workers.len(),
             vnis: topo
                 .vtep
@@ -203,6 +182,20 @@ impl AclControl {
             );
         }
         Ok(out)
+    }
+
+    /// (ACL name, rule index or `None` for the default, packets) of every
+    /// rule, for metrics.
+    pub fn rule_packets(&self) -> Vec<(String, Option<usize>, u64)> {
+        let mut out = Vec::new();
+        for (name, h) in self.names.iter().zip(&self.handles) {
+            let set = h.load();
+            let n = set.rules().len();
+            for i in 0..=n {
+                out.push((name.clone(), (i < n).then_some(i), set.hits(i).0));
+            }
+        }
+        out
     }
 
     /// Replaces ACL `a`'s rules with `edit(rules)`, compiled here.

@@ -170,22 +170,9 @@ pub fn render(state: &CtlState) -> String {
 
     if let Some(acl) = &state.acl {
         let hits = Family::<RuleLabel, Counter>::default();
-        if let Ok(js) = acl.show(None, true) {
-            let v: serde_json::Value = serde_json::from_str(&js).unwrap_or_default();
-            for a in v["acls"].as_array().into_iter().flatten() {
-                let name = a["name"].as_str().unwrap_or("").to_string();
-                let rules = a["rules"].as_array().into_iter().flatten();
-                for r in rules.chain(std::iter::once(&a["default_hits"])) {
-                    let rule = r["index"]
-                        .as_u64()
-                        .map_or("default".to_string(), |i| i.to_string());
-                    hits.get_or_create(&RuleLabel {
-                        acl: name.clone(),
-                        rule,
-                    })
-                    .inc_by(r["packets"].as_u64().unwrap_or(0));
-                }
-            }
+        for (acl, rule, packets) in acl.rule_packets() {
+            let rule = rule.map_or("default".to_string(), |i| i.to_string());
+            hits.get_or_create(&RuleLabel { acl, rule }).inc_by(packets);
         }
         reg.register(
             "acl_rule_packets",

@@ -84,10 +84,6 @@ impl Pipeline {
         crate::vxlan::encap(mem, v, at, r, d, self.ip_id)
     }
 
-    pub fn acl(&self) -> Option<&AclStage> {
-        self.acl.as_ref()
-    }
-
     /// Whether a flood copy of packet `i` may leave on `port` (its
     /// egress ACL), after `run` on the same batch.
     #[inline]
