@@ -294,38 +294,28 @@ impl CtlState {
                 .reload(self),
             ["show", "workers"] => {
                 let tel = self.telemetry();
-                let rows: Vec<serde_json::Value> = self
-                    .workers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| {
-                        let (b, idle) = (w.busy_polls.load(Ordering::Relaxed), w.idle_polls.load(Ordering::Relaxed));
-                        let load = if b + idle > 0 { 100.0 * b as f64 / (b + idle) as f64 } else { 0.0 };
-                        let ports: Vec<&str> = self.ports.iter().filter(|p| p.worker == i).map(|p| p.name.as_str()).collect();
-                        serde_json::json!({"worker": i, "busy_polls": b, "idle_polls": idle, "load_pct": load, "ports": ports, "telemetry": tel.get(i)})
-                    })
-                    .collect();
-                Ok(if json {
-                    serde_json::Value::from(rows).to_string()
-                } else {
-                    let mut out = String::new();
-                    for (r, t) in rows.iter().zip(tel.iter().map(Some).chain(std::iter::repeat(None))) {
-                        out += &format!(
-                            "worker {}: {:.1}% busy ({} busy, {} idle polls), ports {}\n",
-                            r["worker"], r["load_pct"].as_f64().unwrap_or(0.0), r["busy_polls"], r["idle_polls"],
-                            r["ports"].as_array().map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-                        );
-                        if let Some(t) = t {
-                            let h = t.burst_histogram;
-                            out += &format!(
-                                "  bursts {} (mean {:.1} packets): 1:{} 2-3:{} 4-7:{} 8-15:{} 16-31:{} 32-63:{} 64:{}\n  burst time ({} timed): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns\n",
-                                t.bursts, t.mean_burst, h[0], h[1], h[2], h[3], h[4], h[5], h[6],
-                                t.timed_bursts, t.latency_ns_p50, t.latency_ns_p99, t.latency_ns_p999, t.latency_ns_max
-                            );
-                        }
+                let mut rows = Vec::new();
+                let mut out = String::new();
+                for (i, w) in self.workers.iter().enumerate() {
+                    let (b, idle) = (w.busy_polls.load(Ordering::Relaxed), w.idle_polls.load(Ordering::Relaxed));
+                    let load = if b + idle > 0 { 100.0 * b as f64 / (b + idle) as f64 } else { 0.0 };
+                    let ports: Vec<&str> = self.ports.iter().filter(|p| p.worker == i).map(|p| p.name.as_str()).collect();
+                    let t = tel.get(i);
+                    if json {
+                        rows.push(serde_json::json!({"worker": i, "busy_polls": b, "idle_polls": idle, "load_pct": load, "ports": ports, "telemetry": t}));
+                        continue;
                     }
-                    out
-                })
+                    out += &format!("worker {i}: {load:.1}% busy ({b} busy, {idle} idle polls), ports {}\n", ports.join(", "));
+                    if let Some(t) = t {
+                        let h = t.burst_histogram;
+                        out += &format!(
+                            "  bursts {} (mean {:.1} packets): 1:{} 2-3:{} 4-7:{} 8-15:{} 16-31:{} 32-63:{} 64:{}\n  burst time ({} timed): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns\n",
+                            t.bursts, t.mean_burst, h[0], h[1], h[2], h[3], h[4], h[5], h[6],
+                            t.timed_bursts, t.latency_ns_p50, t.latency_ns_p99, t.latency_ns_p999, t.latency_ns_max
+                        );
+                    }
+                }
+                Ok(if json { serde_json::Value::from(rows).to_string() } else { out })
             }
             ["show", "macs", rest @ ..] => {
                 let t = table()?;
