@@ -1,11 +1,13 @@
 //! The engine end to end on in-memory and pcap ports: no privileges needed.
 
+mod common;
+
+use common::{read_pcap, write_pcap};
 use pollgate::config;
 use pollgate::Engine;
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::wire::MacAddr;
-use pollgate_pmd::pcap::{PcapReader, PcapWriter};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,23 +29,6 @@ fn frame(i: u16) -> Vec<u8> {
         2000,
         &i.to_be_bytes(),
     )
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for f in frames {
-        w.write(f).unwrap();
-    }
-    w.flush().unwrap();
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some(rec) = r.next_record().unwrap() {
-        out.push(rec.data);
-    }
-    out
 }
 
 fn pollgate(args: &[&str]) -> std::process::Output {

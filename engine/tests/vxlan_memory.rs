@@ -3,32 +3,15 @@
 //! encapsulated; a broadcast that came from a tunnel goes to the local
 //! members only, never back into a tunnel.
 
+mod common;
+
+use common::{read_pcap, write_pcap};
 use pollgate::config;
 use pollgate::Engine;
 use pollgate_pipeline::template::{udp4_frame, vxlan_frame};
 use pollgate_pipeline::wire::MacAddr;
-use pollgate_pmd::pcap::{PcapReader, PcapWriter};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for f in frames {
-        w.write(f).unwrap();
-    }
-    w.flush().unwrap();
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(mut r) = PcapReader::open(path) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while let Some(rec) = r.next_record().unwrap() {
-        out.push(rec.data);
-    }
-    out
-}
 
 fn broadcast(i: u16, src: u8) -> Vec<u8> {
     udp4_frame(
