@@ -1,0 +1,215 @@
+//! The harness's report: the search results of each device under test
+//! in one JSON document, a Markdown table, and an SVG chart.
+
+use crate::search::SearchResult;
+use serde_json::{json, Value};
+use std::fmt::Write;
+
+pub struct Entry {
+    pub name: String,
+    pub result: Value,
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64().unwrap_or(0.0)
+}
+
+/// The figures a reader compares, per DUT.
+struct Row {
+    name: String,
+    zero_loss_mpps: f64,
+    max_offered_mpps: f64,
+    max_delivered_mpps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+}
+
+fn rows(entries: &[Entry]) -> Vec<Row> {
+    entries
+        .iter()
+        .map(|e| {
+            let r = &e.result;
+            let lat = |q: &str| num(r, &["zero_loss", "latency", q]) / 1000.0;
+            Row {
+                name: e.name.clone(),
+                zero_loss_mpps: num(r, &["zero_loss_pps"]) / 1e6,
+                max_offered_mpps: num(r, &["max", "offered_pps"]) / 1e6,
+                max_delivered_mpps: num(r, &["max", "received_pps"]) / 1e6,
+                p50_us: lat("p50_ns"),
+                p99_us: lat("p99_ns"),
+                p999_us: lat("p999_ns"),
+            }
+        })
+        .collect()
+}
+
+pub fn to_json(entries: &[Entry], meta: Value) -> Value {
+    let mut duts = serde_json::Map::new();
+    for e in entries {
+        duts.insert(e.name.clone(), e.result.clone());
+    }
+    json!({ "meta": meta, "duts": duts })
+}
+
+pub fn result_value(r: &SearchResult) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+pub fn markdown(entries: &[Entry]) -> String {
+    let mut o = String::from(
+        "| DUT | zero-loss Mpps | offered at max | delivered at max | p50 µs | p99 µs | p99.9 µs |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows(entries) {
+        let _ = writeln!(
+            o,
+            "| {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} |",
+            r.name,
+            r.zero_loss_mpps,
+            r.max_offered_mpps,
+            r.max_delivered_mpps,
+            r.p50_us,
+            r.p99_us,
+            r.p999_us
+        );
+    }
+    o
+}
+
+/// Two bar charts side by side: throughput (zero-loss, delivered at
+/// max) and latency at the zero-loss rate (p50, p99, p99.9).
+pub fn svg(entries: &[Entry], title: &str) -> String {
+    let rows = rows(entries);
+    let (w, h) = (960.0, 420.0);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>",
+        w / 2.0,
+        escape(title)
+    );
+    let panel = |o: &mut String,
+                 x0: f64,
+                 label: &str,
+                 series: &[(&str, &str)],
+                 values: &dyn Fn(&Row) -> Vec<f64>| {
+        let (pw, top, bottom) = (420.0, 60.0, h - 70.0);
+        let max = rows
+            .iter()
+            .flat_map(values)
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.15;
+        let _ = writeln!(
+            o,
+            "<text x=\"{}\" y=\"46\" text-anchor=\"middle\">{}</text>",
+            x0 + pw / 2.0,
+            escape(label)
+        );
+        let _ = writeln!(
+            o,
+            "<line x1=\"{x0}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"black\"/>",
+            x0 + pw
+        );
+        for t in 0..=4 {
+            let v = max * t as f64 / 4.0;
+            let y = bottom - (bottom - top) * t as f64 / 4.0;
+            let _ = writeln!(
+                o,
+                "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.2}</text>",
+                x0 + pw,
+                x0 - 4.0,
+                y + 4.0
+            );
+        }
+        let group = pw / rows.len().max(1) as f64;
+        let bar = group * 0.8 / series.len() as f64;
+        for (i, r) in rows.iter().enumerate() {
+            let gx = x0 + group * i as f64 + group * 0.1;
+            for (j, v) in values(r).iter().enumerate() {
+                let bh = (bottom - top) * v / max;
+                let _ = writeln!(
+                    o,
+                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{} {}: {v:.3}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{v:.2}</text>",
+                    gx + bar * j as f64,
+                    bottom - bh,
+                    bar * 0.95,
+                    series[j].1,
+                    escape(&r.name),
+                    series[j].0,
+                    gx + bar * j as f64 + bar / 2.0,
+                    bottom - bh - 3.0
+                );
+            }
+            let _ = writeln!(
+                o,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                gx + group * 0.4,
+                bottom + 16.0,
+                escape(&r.name)
+            );
+        }
+        for (j, (name, color)) in series.iter().enumerate() {
+            let lx = x0 + 10.0 + 140.0 * j as f64;
+            let _ = writeln!(
+                o,
+                "<rect x=\"{lx}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+                h - 32.0,
+                lx + 14.0,
+                h - 23.0,
+                escape(name)
+            );
+        }
+    };
+    panel(
+        &mut o,
+        60.0,
+        "throughput, Mpps",
+        &[("zero loss", "#2b6cb0"), ("delivered at max", "#90cdf4")],
+        &|r: &Row| vec![r.zero_loss_mpps, r.max_delivered_mpps],
+    );
+    panel(
+        &mut o,
+        530.0,
+        "latency at the zero-loss rate, µs",
+        &[("p50", "#2f855a"), ("p99", "#dd6b20"), ("p99.9", "#c53030")],
+        &|r: &Row| vec![r.p50_us, r.p99_us, r.p999_us],
+    );
+    o.push_str("</svg>\n");
+    o
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_chart_carry_every_dut() {
+        let e = |name: &str, zl: f64| Entry {
+            name: name.into(),
+            result: json!({"zero_loss_pps": zl, "max": {"offered_pps": 2e6, "received_pps": 1.5e6},
+                           "zero_loss": {"latency": {"p50_ns": 20000, "p99_ns": 90000, "p999_ns": 150000}}}),
+        };
+        let es = [e("pollgate", 1.0e6), e("testpmd", 2.5e4)];
+        let md = markdown(&es);
+        assert!(
+            md.contains("| pollgate | 1.000 | 2.000 | 1.500 | 20.0 | 90.0 | 150.0 |"),
+            "{md}"
+        );
+        assert!(md.contains("| testpmd | 0.025 |"), "{md}");
+        let s = svg(&es, "t<1>");
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        assert_eq!(s.matches("<rect x=").count(), 2 * 2 + 2 * 3 + 5);
+        assert!(s.contains("t&lt;1&gt;"));
+    }
+}
