@@ -11,21 +11,35 @@ need_pkgs=()
 for cmd_pkg in ip:iproute2 ping:iputils-ping ethtool:ethtool; do
   command -v "${cmd_pkg%%:*}" >/dev/null || need_pkgs+=("${cmd_pkg#*:}")
 done
-# scapy dissects the pcap files `ctl capture` writes (an independent
-# reader); the test uses Debian's /usr/bin/python3, not a pyenv python.
-/usr/bin/python3 -c 'import scapy' 2>/dev/null || need_pkgs+=(python3-scapy)
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need_pkgs[*]}"
-    # The tests need scapy (they fail under CI without it, skip
-    # elsewhere); the other tools are for looking at what the tests
-    # build (ip netns exec … ping).
+    # The tests need ip; ping and ethtool are for looking at what the
+    # tests build (ip netns exec … ping).
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
       echo "could not install ${need_pkgs[*]}; the tests do not need them, going on" >&2
   else
     echo "missing ${need_pkgs[*]} (not installed: not root); the tests do not need them" >&2
   fi
 fi
+
+# scapy, from PyPI, in a venv of its own under target/ (whatever python3
+# is first on PATH: a pyenv build here, Debian's elsewhere): it dissects
+# the pcap files `ctl capture` writes, and builds the TRex profiles'
+# frames to compare with pollgate-pktgen's. The tests find it through
+# POLLGATE_PYTHON.
+venv=target/py
+if ! "$venv/bin/python" -c 'import scapy' 2>/dev/null; then
+  echo "installing scapy (PyPI) into $venv"
+  python3 -m venv "$venv" 2>/dev/null || {
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null &&
+      { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } &&
+      python3 -m venv "$venv"
+  } || echo "could not make a python venv in $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check 'scapy>=2.5,<3' ||
+    echo "could not install scapy from PyPI; the scapy checks will fail under CI" >&2
+fi
+export POLLGATE_PYTHON=$PWD/$venv/bin/python
 
 echo "== rustfmt"
 cargo fmt --all -- --check

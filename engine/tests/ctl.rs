@@ -247,11 +247,11 @@ fn capture_writes_a_port_s_frames_to_pcap_while_it_forwards() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An independent reader of the capture: scapy (Debian's python3-scapy,
-/// which tools/test.sh installs) must see `n` Ethernet/IPv4/UDP frames of
-/// the null ports' flow.
+/// An independent reader of the capture: scapy (from PyPI, in the venv
+/// tools/test.sh makes and names in POLLGATE_PYTHON) must see `n`
+/// Ethernet/IPv4/UDP frames of the null ports' flow.
 fn scapy_reads(path: &std::path::Path, n: usize) {
-    let py = "/usr/bin/python3";
+    let py = &std::env::var("POLLGATE_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
     let have = std::process::Command::new(py)
         .args(["-c", "import scapy"])
         .output()
@@ -259,9 +259,11 @@ fn scapy_reads(path: &std::path::Path, n: usize) {
     if !have {
         assert!(
             std::env::var_os("CI").is_none(),
-            "scapy missing under CI: tools/test.sh installs python3-scapy"
+            "scapy missing under CI: tools/test.sh installs it"
         );
-        eprintln!("SKIP scapy check: {py} has no scapy (apt-get install python3-scapy)");
+        eprintln!(
+            "SKIP scapy check: {py} has no scapy (run tools/test.sh, or set POLLGATE_PYTHON)"
+        );
         return;
     }
     let script = r#"

@@ -67,8 +67,8 @@ pub fn render(spec: &Spec, source: &str) -> String {
     };
     let _ = writeln!(
         o,
-        "#\n#   pktgen -l 0-2 -n 4 -- -P -m \"[1:2].0\" -f {}.pkt\nstop 0",
-        spec.name
+        "#\n# pktgen fills the payload (and TCP's sequence and flags) its own way; for\n# frames byte-identical to pollgate-pktgen's, replay them instead:\n#   pollgate-pktgen dump {source} --pcap {name}.pcap --sequence {sequence}\n#   pktgen -l 0-2 -n 4 -- -P -m \"[1:2].0\" -s 0:{name}.pcap\n#\n#   pktgen -l 0-2 -n 4 -- -P -m \"[1:2].0\" -f {name}.pkt\nstop 0",
+        name = spec.name
     );
     let _ = writeln!(
         o,
