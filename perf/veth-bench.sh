@@ -3,32 +3,43 @@
 #
 #   generator ns --veth--> [device under test] --veth--> sink ns
 #
-# The same two veth pairs and the same 64-byte UDP traffic (trafgen, in
-# the generator namespace) go through, in turn: pollgate (cross-connect,
-# AF_XDP), dpdk-testpmd (net_af_xdp, io forward), and the Linux bridge.
-# For each: the rate delivered when offered all trafgen can send, and the
-# highest offered rate with zero loss (binary search). Results go to
-# perf/results/veth-bench.json.
+# pollgate-pktgen sends tools/scenarios/udp64.toml (64-byte UDP/IPv4, 256
+# flows) from the generator namespace and receives it in the sink
+# namespace, one pinned core for both sockets. The same two veth pairs
+# carry it through, in turn: pollgate (cross-connect, AF_XDP),
+# dpdk-testpmd (net_af_xdp, io forward) and the Linux bridge, each on the
+# other core. For each: what it delivers when offered all the generator
+# can send, the RFC 2544 zero-loss rate (binary search) and the latency
+# percentiles at that rate and at one rate common to all. First, the generator itself against trafgen
+# on the same core, so a reader sees it is not the bottleneck.
+#
+# Writes perf/results/veth-bench.{json,svg} and prints a Markdown table.
 #
 #   perf/veth-bench.sh [trial-seconds]     as root; needs trafgen and dpdk-testpmd
 #   (apt-get install netsniff-ng dpdk-dev librte-net-af-xdp23)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-2}
-# AF_XDP ring sizes for both engines (pollgate's [afxdp] rings, testpmd's
-# --rxd/--txd, which net_af_xdp takes as its ring sizes). On veth the
-# rings must cover the gaps when the worker's core runs the kernel's
-# side of the veth pair (ksoftirqd): 8192 entries hold 8 ms at 1 Mpps.
+# AF_XDP ring sizes for every engine (pollgate's [afxdp] rings, testpmd's
+# --rxd/--txd, which net_af_xdp takes as its ring sizes, the generator's
+# --ring). On veth the rings must cover the gaps while the core runs the
+# kernel's side of the veth pair (ksoftirqd): 8192 entries hold 8 ms at
+# 1 Mpps.
 RING=${RING:-8192}
+# Latency is also measured at this one rate for every DUT (equal load).
+LAT_RATE=${LAT_RATE:-500000}
+SPEC=tools/scenarios/udp64.toml
 GEN=pgp-gen SINK=pgp-sink A=pgp-a B=pgp-b
-OUT=perf/results/veth-bench.json
+OUT=perf/results/veth-bench
 WORK=$(mktemp -d)
 DUT_PID=
 
 for c in trafgen dpdk-testpmd ip; do command -v $c >/dev/null || { echo "missing $c" >&2; exit 1; }; done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-cargo build --release -q -p pollgate
+cargo build --release -q -p pollgate -p pollgate-pktgen
 PG=$PWD/target/release/pollgate
+PKTGEN=$PWD/target/release/pollgate-pktgen
+START=$(date +%s)
 
 cleanup() {
   [ -n "$DUT_PID" ] && kill -INT "$DUT_PID" 2>/dev/null && wait "$DUT_PID" 2>/dev/null || true
@@ -37,12 +48,11 @@ cleanup() {
   ip link del $B 2>/dev/null || true
   ip netns del $GEN 2>/dev/null || true
   ip netns del $SINK 2>/dev/null || true
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$WORK"' EXIT
 
 topology() {
-  cleanup; WORK=$(mktemp -d)
+  cleanup
   ip netns add $GEN; ip netns add $SINK
   # One queue per end: every frame reaches the one socket on queue 0.
   ip link add $A numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1 netns $GEN
@@ -52,6 +62,9 @@ topology() {
   ip link set $A up; ip link set $B up
 }
 
+# The generator against trafgen: 64-byte frames out of the generator
+# namespace on core 0, nothing behind A (the host's stack drops them).
+topology
 cat >"$WORK/udp64.cfg" <<'CFG'
 {
   0x02, 0x00, 0x00, 0x00, 0x00, 0x02,
@@ -63,41 +76,20 @@ cat >"$WORK/udp64.cfg" <<'CFG'
   fill(0x00, 18)
 }
 CFG
-cp "$WORK/udp64.cfg" /tmp/pgp-udp64.cfg
-
-rx_count() { ip netns exec $SINK cat /sys/class/net/eth0/statistics/rx_packets; }
 tx_count() { ip netns exec $GEN cat /sys/class/net/eth0/statistics/tx_packets; }
+s0=$(tx_count)
+ip netns exec $GEN timeout -s INT "$((T + 1))" taskset -c 0 trafgen -i eth0 -o eth0 -c "$WORK/udp64.cfg" -P 1 -q -C >/dev/null 2>&1 || true
+TRAFGEN_PPS=$(( ($(tx_count) - s0) / (T + 1) ))
+s0=$(tx_count)
+$PKTGEN run $SPEC --tx eth0 --tx-ns $GEN --core 0 --ring "$RING" --duration "$((T + 1))" >/dev/null 2>&1
+PKTGEN_PPS=$(( ($(tx_count) - s0) / (T + 1) ))
+printf 'generator on one core, 64-byte frames: pollgate-pktgen %d pps, trafgen %d pps\n' "$PKTGEN_PPS" "$TRAFGEN_PPS"
 
-# trial RATE -> "offered_pps delivered_pps lost"; RATE "max" = unlimited.
-trial() {
-  local rate=$1 s0 r0 s1 r1 args=()
-  [ "$rate" != max ] && args=(-b "${rate}pps")
-  s0=$(tx_count); r0=$(rx_count)
-  ip netns exec $GEN timeout -s INT "$T" trafgen -i eth0 -o eth0 -c /tmp/pgp-udp64.cfg -P 1 -q -C "${args[@]}" >/dev/null 2>&1 || true
-  sleep 0.3
-  s1=$(tx_count); r1=$(rx_count)
-  local sent=$((s1 - s0)) got=$((r1 - r0))
-  echo "$((sent / T)) $((got / T)) $((sent > got ? sent - got : 0))"
-}
-
-search() { # -> highest zero-loss rate found, in pps
-  local lo=0 hi=$1 best=0 mid res lost
-  for _ in 1 2 3 4 5 6 7; do
-    mid=$(((lo + hi) / 2))
-    [ "$mid" -lt 1000 ] && break
-    res=$(trial "$mid"); lost=${res##* }
-    # Allow a loss of 1 in 100000 for counter skew at the edges of a trial.
-    if [ "$lost" -le $((mid * T / 100000)) ]; then best=$mid; lo=$mid; else hi=$mid; fi
-  done
-  echo $best
-}
-
-declare -A MAXO MAXD ZL
-run_dut() { # name
-  local name=$1 res
-  res=$(trial max); MAXO[$name]=${res%% *}; res=${res#* }; MAXD[$name]=${res%% *}
-  ZL[$name]=$(search "${MAXO[$name]}")
-  printf '%-14s offered %9d pps  delivered %9d pps  zero-loss %9d pps\n' "$name" "${MAXO[$name]}" "${MAXD[$name]}" "${ZL[$name]}"
+search() { # name
+  $PKTGEN search $SPEC --tx eth0 --tx-ns $GEN --rx eth0 --rx-ns $SINK --core 0 \
+    --ring "$RING" --tx-ring 256 --trial "$T" --latency-rate "$LAT_RATE" --json >"$WORK/$1.json" 2>"$WORK/$1.log" ||
+    { cat "$WORK/$1.log" >&2; exit 1; }
+  sed "s/^/  $1: /" "$WORK/$1.log"
 }
 
 # pollgate: AF_XDP on both host ends, cross-connected, one pinned worker.
@@ -126,9 +118,9 @@ ports = ["a", "b"]
 core = 1
 ports = ["a", "b"]
 CFG
-$PG run --config "$WORK/pg.toml" >"$WORK/pg.log" 2>&1 & DUT_PID=$!
+$PG run --config "$WORK/pg.toml" >"$WORK/pg.out" 2>&1 & DUT_PID=$!
 sleep 1.5
-run_dut pollgate
+search pollgate
 kill -INT $DUT_PID; wait $DUT_PID || true; DUT_PID=
 
 # testpmd: net_af_xdp on the same two devices, io forward, lcore 1.
@@ -136,26 +128,26 @@ topology
 LIBXDP_SKIP_DISPATCHER=1 dpdk-testpmd --no-huge --no-pci -m 1024 -l 0,1 --log-level=error \
   --vdev net_af_xdp0,iface=$A --vdev net_af_xdp1,iface=$B -- \
   --forward-mode=io --nb-cores=1 --rxd="$RING" --txd="$RING" --total-num-mbufs=$((RING * 8)) \
-  --stats-period 3600 >"$WORK/tp.log" 2>&1 & DUT_PID=$!
+  --stats-period 3600 >"$WORK/tp.out" 2>&1 & DUT_PID=$!
 sleep 3
-run_dut testpmd
+search testpmd
 kill -INT $DUT_PID; wait $DUT_PID || true; DUT_PID=
 
-# The Linux bridge.
+# The Linux bridge (its forwarding runs in softirq, on whichever core
+# the veth's NAPI runs: it has no core of its own to pin).
 topology
 ip link add br-pgp type bridge; ip link set $A master br-pgp; ip link set $B master br-pgp; ip link set br-pgp up
 sleep 1
-run_dut linux-bridge
+search linux-bridge
+cleanup
 
-{
-  echo "{"
-  echo "  \"machine\": \"$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)\","
-  echo "  \"date\": \"$(date -u +%FT%TZ)\", \"trial_seconds\": $T, \"ring_entries\": $RING, \"frame\": \"64-byte UDP/IPv4\","
-  sep=""
-  for n in pollgate testpmd linux-bridge; do
-    echo "  $sep\"$n\": {\"offered_pps\": ${MAXO[$n]}, \"delivered_pps\": ${MAXD[$n]}, \"zero_loss_pps\": ${ZL[$n]}}"
-    sep=","
-  done
-  echo "}"
-} >"$OUT"
-echo "wrote $OUT"
+machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+$PKTGEN report pollgate="$WORK/pollgate.json" testpmd="$WORK/testpmd.json" linux-bridge="$WORK/linux-bridge.json" \
+  --json "$OUT.json" --svg "$OUT.svg" \
+  --title "veth, 64-byte UDP/IPv4, 256 flows: $machine" \
+  --meta machine="$machine" --meta date="$(date -u +%FT%TZ)" --meta spec="$SPEC" \
+  --meta trial_seconds="$T" --meta ring_entries="$RING" --meta latency_rate_pps="$LAT_RATE" \
+  --meta generator_core=0 --meta dut_core=1 \
+  --meta pollgate_pktgen_tx_pps="$PKTGEN_PPS" --meta trafgen_tx_pps="$TRAFGEN_PPS" \
+  --meta duration_seconds="$(($(date +%s) - START))"
+echo "wrote $OUT.json and $OUT.svg in $(($(date +%s) - START)) s"

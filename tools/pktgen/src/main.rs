@@ -31,9 +31,13 @@ struct Ports {
     rx: Option<String>,
     #[arg(long)]
     rx_ns: Option<String>,
-    /// AF_XDP ring entries (each ring of both sockets).
+    /// AF_XDP RX and fill ring entries.
     #[arg(long, default_value_t = 4096)]
     ring: u32,
+    /// AF_XDP TX and completion ring entries: frames the generator may
+    /// queue ahead of the kernel (their wait counts in the latency).
+    #[arg(long, default_value_t = 256)]
+    tx_ring: u32,
     /// Core to pin the generator thread to.
     #[arg(long)]
     core: Option<usize>,
@@ -74,6 +78,10 @@ enum Cmd {
         /// Loss ratio still counted as zero loss.
         #[arg(long, default_value_t = 0.0)]
         tolerance: f64,
+        /// Also measure latency at this rate (pps): the same for every
+        /// DUT, so their latencies compare at equal load.
+        #[arg(long)]
+        latency_rate: Option<f64>,
     },
     /// Write the generator's frames (zero stamps) to a pcap file.
     Dump {
@@ -134,8 +142,8 @@ fn open(spec: &Spec, p: &Ports) -> Result<Generator> {
         }
     }
     let (tx, rx) = endpoints(p);
-    let mut g =
-        Generator::open(spec, &tx, rx.as_ref(), p.ring).context("opening the AF_XDP sockets")?;
+    let mut g = Generator::open(spec, &tx, rx.as_ref(), p.ring, p.tx_ring)
+        .context("opening the AF_XDP sockets")?;
     g.progress = p.progress;
     for m in g.modes() {
         eprintln!("pollgate-pktgen: {m}");
@@ -196,6 +204,7 @@ fn main() -> Result<()> {
             trial,
             steps,
             tolerance,
+            latency_rate,
         } => {
             let spec = Spec::load(&spec)?;
             if ports.rx.is_none() {
@@ -207,6 +216,7 @@ fn main() -> Result<()> {
                 steps,
                 tolerance,
                 resolution: 0.01,
+                latency_rate,
             };
             let r = search(&mut g, &cfg, |t| {
                 eprintln!(

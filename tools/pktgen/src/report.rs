@@ -22,11 +22,18 @@ fn num(v: &Value, path: &[&str]) -> f64 {
 struct Row {
     name: String,
     zero_loss_mpps: f64,
+    /// Lossless at all the generator offered: a lower bound.
+    generator_bound: bool,
     max_offered_mpps: f64,
     max_delivered_mpps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
+    /// p50, p99, p99.9 at the zero-loss rate, and at the common rate.
+    at_zero_loss_us: [f64; 3],
+    at_common_us: Option<[f64; 3]>,
+    common_mpps: f64,
+}
+
+fn quantiles_us(t: &Value) -> [f64; 3] {
+    ["p50_ns", "p99_ns", "p999_ns"].map(|q| num(t, &["latency", q]) / 1000.0)
 }
 
 fn rows(entries: &[Entry]) -> Vec<Row> {
@@ -34,15 +41,16 @@ fn rows(entries: &[Entry]) -> Vec<Row> {
         .iter()
         .map(|e| {
             let r = &e.result;
-            let lat = |q: &str| num(r, &["zero_loss", "latency", q]) / 1000.0;
+            let common = &r["latency_at"];
             Row {
                 name: e.name.clone(),
                 zero_loss_mpps: num(r, &["zero_loss_pps"]) / 1e6,
+                generator_bound: r["generator_bound"].as_bool().unwrap_or(false),
                 max_offered_mpps: num(r, &["max", "offered_pps"]) / 1e6,
                 max_delivered_mpps: num(r, &["max", "received_pps"]) / 1e6,
-                p50_us: lat("p50_ns"),
-                p99_us: lat("p99_ns"),
-                p999_us: lat("p999_ns"),
+                at_zero_loss_us: quantiles_us(&r["zero_loss"]),
+                at_common_us: common.is_object().then(|| quantiles_us(common)),
+                common_mpps: num(common, &["target_pps"]) / 1e6,
             }
         })
         .collect()
@@ -61,21 +69,47 @@ pub fn result_value(r: &SearchResult) -> Value {
 }
 
 pub fn markdown(entries: &[Entry]) -> String {
+    let rows = rows(entries);
+    let common = rows
+        .iter()
+        .find_map(|r| r.at_common_us.map(|_| r.common_mpps));
     let mut o = String::from(
-        "| DUT | zero-loss Mpps | offered at max | delivered at max | p50 µs | p99 µs | p99.9 µs |\n|---|---|---|---|---|---|---|\n",
+        "| DUT | zero-loss Mpps | offered at max | delivered at max | latency at zero-loss rate p50 / p99 / p99.9 µs |",
     );
-    for r in rows(entries) {
-        let _ = writeln!(
+    if let Some(c) = common {
+        let _ = write!(o, " latency at {c:.2} Mpps p50 / p99 / p99.9 µs |");
+    }
+    o.push_str("\n|---|---|---|---|---|");
+    if common.is_some() {
+        o.push_str("---|");
+    }
+    o.push('\n');
+    let q = |v: [f64; 3]| format!("{:.1} / {:.1} / {:.1}", v[0], v[1], v[2]);
+    for r in rows {
+        let _ = write!(
             o,
-            "| {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {}{:.3} | {:.3} | {:.3} | {} |",
             r.name,
+            if r.generator_bound { "≥ " } else { "" },
             r.zero_loss_mpps,
             r.max_offered_mpps,
             r.max_delivered_mpps,
-            r.p50_us,
-            r.p99_us,
-            r.p999_us
+            q(r.at_zero_loss_us)
         );
+        if common.is_some() {
+            let _ = write!(
+                o,
+                " {} |",
+                r.at_common_us.map(q).unwrap_or_else(|| "-".into())
+            );
+        }
+        o.push('\n');
+    }
+    if entries
+        .iter()
+        .any(|e| e.result["generator_bound"].as_bool() == Some(true))
+    {
+        o.push_str("\n≥: no loss at all the generator could offer; the DUT's zero-loss rate is at least this.\n");
     }
     o
 }
@@ -172,12 +206,24 @@ pub fn svg(entries: &[Entry], title: &str) -> String {
         &[("zero loss", "#2b6cb0"), ("delivered at max", "#90cdf4")],
         &|r: &Row| vec![r.zero_loss_mpps, r.max_delivered_mpps],
     );
+    // Latency compares at equal load where the run measured it so.
+    let common = rows
+        .iter()
+        .find(|r| r.at_common_us.is_some())
+        .map(|r| r.common_mpps);
+    let label = match common {
+        Some(c) => format!("latency at {c:.2} Mpps, µs"),
+        None => "latency at the zero-loss rate, µs".to_string(),
+    };
     panel(
         &mut o,
         530.0,
-        "latency at the zero-loss rate, µs",
+        &label,
         &[("p50", "#2f855a"), ("p99", "#dd6b20"), ("p99.9", "#c53030")],
-        &|r: &Row| vec![r.p50_us, r.p99_us, r.p999_us],
+        &|r: &Row| match common {
+            Some(_) => r.at_common_us.unwrap_or_default().to_vec(),
+            None => r.at_zero_loss_us.to_vec(),
+        },
     );
     o.push_str("</svg>\n");
     o
@@ -197,13 +243,18 @@ mod tests {
     fn table_and_chart_carry_every_dut() {
         let e = |name: &str, zl: f64| Entry {
             name: name.into(),
-            result: json!({"zero_loss_pps": zl, "max": {"offered_pps": 2e6, "received_pps": 1.5e6},
-                           "zero_loss": {"latency": {"p50_ns": 20000, "p99_ns": 90000, "p999_ns": 150000}}}),
+            result: json!({"zero_loss_pps": zl, "generator_bound": zl > 1e6,
+                           "max": {"offered_pps": 2e6, "received_pps": 1.5e6},
+                           "zero_loss": {"latency": {"p50_ns": 20000, "p99_ns": 90000, "p999_ns": 150000}},
+                           "latency_at": {"target_pps": 5e5, "latency": {"p50_ns": 1000, "p99_ns": 2000, "p999_ns": 3000}}}),
         };
-        let es = [e("pollgate", 1.0e6), e("testpmd", 2.5e4)];
+        let es = [e("pollgate", 2.0e6), e("testpmd", 2.5e4)];
         let md = markdown(&es);
+        assert!(md.contains("latency at 0.50 Mpps"), "{md}");
         assert!(
-            md.contains("| pollgate | 1.000 | 2.000 | 1.500 | 20.0 | 90.0 | 150.0 |"),
+            md.contains(
+                "| pollgate | ≥ 2.000 | 2.000 | 1.500 | 20.0 / 90.0 / 150.0 | 1.0 / 2.0 / 3.0 |"
+            ),
             "{md}"
         );
         assert!(md.contains("| testpmd | 0.025 |"), "{md}");

@@ -1,6 +1,7 @@
 //! RFC 2544 §26.1 throughput: the highest rate at which the DUT forwards
 //! every frame, found by binary search on the offered rate, with the
-//! latency measured at that rate (§26.2).
+//! latency measured at that rate (§26.2), paced, never in a burst at
+//! maximum rate (that would measure the generator's own TX queue).
 
 use crate::generator::{Generator, Trial};
 use crate::spec::Rate;
@@ -11,10 +12,16 @@ use std::time::Duration;
 pub struct SearchResult {
     /// All the generator could offer, and what came through.
     pub max: Trial,
+    /// The DUT lost nothing of all the generator could offer: its real
+    /// zero-loss rate is at least `zero_loss_pps`.
+    pub generator_bound: bool,
     /// The highest rate with loss within the tolerance, and its trial;
     /// `None` if even the lowest rate tried lost frames.
     pub zero_loss_pps: Option<f64>,
     pub zero_loss: Option<Trial>,
+    /// A trial at a rate chosen by the caller, the same for every DUT, so
+    /// latencies compare at equal load.
+    pub latency_at: Option<Trial>,
     pub trials: Vec<Trial>,
 }
 
@@ -25,6 +32,7 @@ pub struct SearchConfig {
     pub tolerance: f64,
     /// Stop when the bracket is narrower than this fraction of its top.
     pub resolution: f64,
+    pub latency_rate: Option<f64>,
 }
 
 fn passes(t: &Trial, tolerance: f64) -> bool {
@@ -32,26 +40,33 @@ fn passes(t: &Trial, tolerance: f64) -> bool {
 }
 
 pub fn search(g: &mut Generator, cfg: &SearchConfig, mut log: impl FnMut(&Trial)) -> SearchResult {
-    let max = g.trial(Rate::Max, cfg.trial, None);
-    log(&max);
-    let mut trials = Vec::new();
-    if passes(&max, cfg.tolerance) {
-        return SearchResult {
-            zero_loss_pps: Some(max.offered_pps),
-            zero_loss: Some(max.clone()),
-            max,
-            trials,
-        };
-    }
+    let mut run = |g: &mut Generator, rate: Rate| {
+        let t = g.trial(rate, cfg.trial, None);
+        log(&t);
+        t
+    };
+    let max = run(g, Rate::Max);
     let (mut lo, mut hi) = (0.0f64, max.offered_pps);
     let mut best: Option<Trial> = None;
+    let mut trials = Vec::new();
+    let mut generator_bound = false;
+    if passes(&max, cfg.tolerance) {
+        // Lossless at the generator's maximum: confirm paced just below
+        // it, which is also where the latency is measured.
+        let t = run(g, Rate::Pps(max.offered_pps * 0.99));
+        if passes(&t, cfg.tolerance) {
+            generator_bound = true;
+            lo = hi;
+            best = Some(t.clone());
+        }
+        trials.push(t);
+    }
     for _ in 0..cfg.steps {
         if hi - lo < hi * cfg.resolution {
             break;
         }
         let mid = (lo + hi) / 2.0;
-        let t = g.trial(Rate::Pps(mid), cfg.trial, None);
-        log(&t);
+        let t = run(g, Rate::Pps(mid));
         if passes(&t, cfg.tolerance) {
             lo = mid;
             best = Some(t.clone());
@@ -60,9 +75,12 @@ pub fn search(g: &mut Generator, cfg: &SearchConfig, mut log: impl FnMut(&Trial)
         }
         trials.push(t);
     }
+    let latency_at = cfg.latency_rate.map(|r| run(g, Rate::Pps(r)));
     SearchResult {
         zero_loss_pps: best.as_ref().map(|t| t.offered_pps),
         zero_loss: best,
+        generator_bound,
+        latency_at,
         max,
         trials,
     }

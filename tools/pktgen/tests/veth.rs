@@ -59,7 +59,7 @@ fn every_scenario_arrives_stamped_and_in_order() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for name in ["udp64", "vlan-tcp", "qinq-udp6", "vxlan", "imix"] {
         let spec = Spec::load(&dir.join(format!("{name}.toml"))).unwrap();
-        let mut g = Generator::open(&spec, &end(&pair.0), Some(&end(&pair.1)), 2048).unwrap();
+        let mut g = Generator::open(&spec, &end(&pair.0), Some(&end(&pair.1)), 2048, 256).unwrap();
         // Slow enough that a loaded CI core keeps up: this checks the
         // accounting, not the speed.
         let t = g.trial(Rate::Pps(50_000.0), Duration::from_secs(5), Some(5_000));
