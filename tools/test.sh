@@ -8,14 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for cmd_pkg in ip:iproute2 ping:iputils-ping ethtool:ethtool; do
+for cmd_pkg in ip:iproute2 ping:iputils-ping ethtool:ethtool bpftool:bpftool; do
   command -v "${cmd_pkg%%:*}" >/dev/null || need_pkgs+=("${cmd_pkg#*:}")
 done
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need_pkgs[*]}"
-    # The tests need ip; ping and ethtool are for looking at what the
-    # tests build (ip netns exec … ping).
+    # The tests need ip, and bpftool (to detach an XDP program by hand,
+    # as an operator would); ping and ethtool are for looking at what
+    # the tests build (ip netns exec … ping).
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
       echo "could not install ${need_pkgs[*]}; the tests do not need them, going on" >&2
   else

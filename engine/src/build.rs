@@ -4,7 +4,7 @@
 
 use crate::config::{ForwardModeCfg, MemberMap, PortKind, Topology, VlanModeCfg};
 use crate::engine::EngineError;
-use pollgate_pipeline::acl::{AclHandle, AclSet};
+use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters};
 use pollgate_pipeline::bridge::{Bridge, Domain};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::storm::StormControl;
@@ -206,6 +206,38 @@ pub fn pipeline_for(topo: &Topology) -> Pipeline {
         xc.set_rewrite(i as PortId, p.mac, p.peer_mac);
     }
     Pipeline::new(topo.config.engine.parse, xc)
+}
+
+/// Worker `worker`'s pipeline: the stages the topology asks for, over
+/// the shared switch, VTEP and ACLs. Also returns the ACL stage's flow
+/// counters, which the control socket reads.
+pub fn worker_pipeline(
+    topo: &Topology,
+    switch: Option<&Switch>,
+    vtep: Option<&Arc<Vtep>>,
+    acls: &[Arc<AclHandle>],
+    worker: usize,
+) -> (Pipeline, Option<Arc<FlowCounters>>) {
+    let mut pipeline = match switch {
+        Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
+        None => pipeline_for(topo),
+    };
+    if let Some(v) = vtep {
+        pipeline = pipeline.with_vxlan(v.clone());
+    }
+    if acls.is_empty() {
+        return (pipeline, None);
+    }
+    let ct = &topo.config.conntrack;
+    let stage = AclStage::new(
+        acls,
+        topo.acl_attach.clone(),
+        worker,
+        *ct.size.get_ref(),
+        ct.timeouts(),
+    );
+    let counters = stage.flow_counters();
+    (pipeline.with_acl(stage), Some(counters))
 }
 
 /// The VTEP of the topology, its flood lists and static neighbors set.

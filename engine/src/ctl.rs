@@ -242,7 +242,7 @@ impl CtlState {
                         .map(|(p, (s, b))| {
                             serde_json::json!({"name": p.name, "rx_packets": s.rx_packets - b.rx_packets, "tx_packets": s.tx_packets - b.tx_packets,
                                 "rx_bytes": s.rx_bytes - b.rx_bytes, "tx_bytes": s.tx_bytes - b.tx_bytes, "tx_full": s.tx_full - b.tx_full,
-                                "kernel_drops": s.kernel_drops - b.kernel_drops, "fill_empty": s.fill_empty - b.fill_empty, "tx_stalls": s.tx_stalls - b.tx_stalls, "link_down_events": s.link_down_events - b.link_down_events})
+                                "kernel_drops": s.kernel_drops - b.kernel_drops, "fill_empty": s.fill_empty - b.fill_empty, "tx_stalls": s.tx_stalls - b.tx_stalls, "xdp_detached": s.xdp_detached - b.xdp_detached, "link_down_events": s.link_down_events - b.link_down_events})
                         })
                         .collect();
                     let d: serde_json::Map<String, serde_json::Value> = drops.nonzero().map(|(r, n)| (r.name().to_string(), n.into())).collect();

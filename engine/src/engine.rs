@@ -2,16 +2,17 @@
 //! `build` made, waits, ages MACs, and stops everything cleanly.
 
 use crate::build::{
-    acls_for, build_devices, build_port, build_rings, pipeline_for, switch_for, vtep_for,
+    acls_for, build_devices, build_port, build_rings, switch_for, vtep_for, worker_pipeline,
 };
 use crate::config::{IdleMode, Topology};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, WorkerTelemetry};
 use crate::worker::{Idle, Worker, WorkerReport};
-use pollgate_pipeline::acl::{AclHandle, AclStage, FlowCounters};
+use pollgate_pipeline::acl::{AclHandle, FlowCounters};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::vxlan::Vtep;
 use pollgate_pipeline::{DropCounters, PortId};
+use pollgate_pmd::afxdp::XdpCheck;
 use pollgate_pmd::spsc::{self, Consumer, Producer};
 use pollgate_pmd::{AnyPort, FramePool, PmdError, Port, PortStats};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +53,8 @@ pub struct Engine {
     /// Each worker's burst sizes and latencies.
     pub telemetry: Vec<SharedTelemetry>,
     pub vtep: Option<Arc<Vtep>>,
+    /// What the XDP watchdog last found for each program id.
+    xdp_seen: std::sync::Mutex<Vec<(u32, XdpCheck)>>,
 }
 
 /// What the engine reports when it has stopped.
@@ -205,25 +208,8 @@ impl Engine {
             readers.push(worker_readers);
             let counters = SharedWorkerCounters::default();
             worker_counters.push(counters.clone());
-            let mut pipeline = match &switch {
-                Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
-                None => pipeline_for(topo),
-            };
-            if let Some(v) = &vtep {
-                pipeline = pipeline.with_vxlan(v.clone());
-            }
-            if !acls.is_empty() {
-                let ct = &topo.config.conntrack;
-                let stage = AclStage::new(
-                    &acls,
-                    topo.acl_attach.clone(),
-                    w,
-                    *ct.size.get_ref(),
-                    ct.timeouts(),
-                );
-                flow_counters.push(stage.flow_counters());
-                pipeline = pipeline.with_acl(stage);
-            }
+            let (pipeline, fc) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, w);
+            flow_counters.extend(fc);
             workers.push(Worker {
                 id: w,
                 core: spec.core,
@@ -267,6 +253,10 @@ impl Engine {
                         worker: w,
                         counters: port.counters().clone(),
                         tap: readers[w][j].clone(),
+                        xdp: match port {
+                            AnyPort::AfXdp(p) => Some(p.xdp().clone()),
+                            _ => None,
+                        },
                     };
                     let queue0 =
                         port.name() == spec.name || port.name() == format!("{}@0", spec.name);
@@ -308,6 +298,7 @@ impl Engine {
             flow_counters,
             telemetry,
             vtep,
+            xdp_seen: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -359,6 +350,45 @@ impl Engine {
         self.handles.iter().all(|h| h.is_finished())
     }
 
+    /// Finds XDP programs detached by hand and attaches them again:
+    /// counted in the port's `xdp_detached` and logged; a program someone
+    /// attached in place of ours is logged, not fought over. Each change
+    /// is reported once.
+    pub fn watch_xdp(&self) {
+        let mut seen = self.xdp_seen.lock().unwrap_or_else(|p| p.into_inner());
+        // The queues of a port share one program: check it once.
+        let mut checked = Vec::new();
+        for p in &self.ports {
+            let Some(x) = &p.xdp else { continue };
+            let id = x.prog_id();
+            if checked.contains(&id) {
+                continue;
+            }
+            checked.push(id);
+            let now = match x.check() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(port = %p.name, "checking the XDP program: {e}");
+                    continue;
+                }
+            };
+            let before = seen.iter().find(|(i, _)| *i == id).map(|(_, c)| *c);
+            match now {
+                XdpCheck::Reattached => {
+                    p.counters.xdp_detached.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(port = %p.name, prog_id = id, "the XDP program was detached by hand: attached it again");
+                }
+                XdpCheck::Foreign(other) if before != Some(now) => {
+                    p.counters.xdp_detached.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(port = %p.name, prog_id = id, "XDP program {other} was attached in place of pollgate's: the port receives nothing until it is removed");
+                }
+                _ => {}
+            }
+            seen.retain(|(i, _)| *i != id);
+            seen.push((id, now));
+        }
+    }
+
     /// Waits until `stop` is set by someone else, `deadline` passes, or
     /// every worker has finished; prints a stats line every `interval`.
     pub fn wait(&self, deadline: Option<Instant>, interval: Option<Duration>) {
@@ -372,6 +402,7 @@ impl Engine {
             if last_aging.elapsed() >= Duration::from_secs(1) {
                 last_aging = Instant::now();
                 self.age_macs();
+                self.watch_xdp();
             }
             if let Some(table) = live.as_mut().and_then(LiveStats::tick) {
                 eprint!("{table}");

@@ -106,8 +106,14 @@ pub fn render(state: &CtlState) -> String {
     port_counter(
         &mut reg,
         "port_link_down_events",
-        "Times the port's device went away",
+        "Times the port's link went down or its device away",
         &|s| s.link_down_events,
+    );
+    port_counter(
+        &mut reg,
+        "port_xdp_detached",
+        "Times the port's XDP program was found detached (and attached again)",
+        &|s| s.xdp_detached,
     );
 
     // Every reason, zeros included: a series that exists from the start

@@ -56,6 +56,8 @@ pub struct PortView {
     pub counters: SharedCounters,
     /// Live capture of this port's frames (`pollgate ctl capture`).
     pub tap: Arc<crate::capture::TapReader>,
+    /// The XDP program steering the port's queues to its sockets.
+    pub xdp: Option<Arc<pollgate_pmd::afxdp::XdpAttachment>>,
 }
 
 /// Per-port table like testpmd's `show port stats all`.

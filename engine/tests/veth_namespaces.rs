@@ -324,6 +324,159 @@ fn deleting_a_container_namespace_is_counted_and_others_keep_forwarding() {
     assert!(!NetNs::exists(&b) && !NetNs::exists(&c) && !NetNs::exists(&d));
 }
 
+/// Sends `f` from `from` until `to` receives it (or `tries` run out);
+/// returns how many of the tries got through.
+fn crossings(from: &PacketSocket, to: &PacketSocket, f: &[u8], tries: usize) -> usize {
+    let mut buf = vec![0u8; 2048];
+    // Late copies of an earlier round do not count for this one.
+    while to
+        .recv(&mut buf, Duration::from_millis(20))
+        .unwrap()
+        .is_some()
+    {}
+    let mut seen = 0;
+    for _ in 0..tries {
+        from.send(f).unwrap();
+        if let Some(n) = to.recv(&mut buf, Duration::from_millis(100)).unwrap() {
+            if buf[..n] == f[..] {
+                seen += 1;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_port_whose_link_goes_down_is_counted_and_forwards_again_when_it_comes_back() {
+    if !root("link-down") {
+        return;
+    }
+    let (a, b) = names("l");
+    let (c, d) = names("m");
+    let pair = |x: &str, y: &str, net: u8| {
+        format!(
+            "[[port]]\nname = \"{x}\"\nkind = \"veth\"\nnetns = \"{x}\"\nnetns_create = true\naddress = \"198.18.{net}.1/24\"\n\
+             [[port]]\nname = \"{y}\"\nkind = \"veth\"\nnetns = \"{y}\"\nnetns_create = true\naddress = \"198.18.{net}.2/24\"\n\
+             [[xconnect]]\nports = [\"{x}\", \"{y}\"]\n"
+        )
+    };
+    let cfg = format!(
+        "[engine]\nidle = \"backoff\"\n{}{}",
+        pair(&a, &b, 12),
+        pair(&c, &d, 13)
+    );
+    let topo = config::parse("link.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let socks: Vec<PacketSocket> = [&a, &b, &c, &d]
+        .iter()
+        .map(|n| {
+            NetNs::open(n)
+                .unwrap()
+                .run(|| PacketSocket::open("eth0"))
+                .unwrap()
+        })
+        .collect();
+    let ab = frame(1, [2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb], 100);
+    let cd = frame(2, [2, 0, 0, 0, 0, 0xc], [2, 0, 0, 0, 0, 0xd], 100);
+    assert!(crossings(&socks[0], &socks[1], &ab, 5) >= 4, "a→b before");
+
+    // The host end of a goes down: counted, and c↔d does not notice.
+    let mut nl = Netlink::open().unwrap();
+    let host_a = nl.get_link(&a).unwrap().unwrap().index;
+    nl.set_link(host_a, Some(false), None, None).unwrap();
+    wait_for("the port to count its link going down", || {
+        engine.ports[0].counters.snapshot().link_down_events == 1
+    });
+    assert_eq!(
+        crossings(&socks[1], &socks[0], &ab, 5),
+        0,
+        "b→a while a is down"
+    );
+    assert!(
+        crossings(&socks[2], &socks[3], &cd, 20) >= 19,
+        "c→d unaffected"
+    );
+
+    // Back up: a forwards again, with no restart.
+    nl.set_link(host_a, Some(true), None, None).unwrap();
+    // Both ends' carrier comes back (the kernel's link watch can take a
+    // moment for the container's end): wait until both ways forward.
+    let back = Instant::now();
+    let both = || {
+        crossings(&socks[0], &socks[1], &ab, 5) == 5 && crossings(&socks[1], &socks[0], &ab, 5) == 5
+    };
+    while !both() {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "a never forwarded both ways again: {:?}",
+            engine.ports[0].counters.snapshot()
+        );
+    }
+    assert_eq!(engine.ports[0].counters.snapshot().link_down_events, 1);
+    drop(socks);
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}
+
+#[test]
+fn an_xdp_program_detached_by_hand_is_counted_and_attached_again() {
+    if !root("xdp-detach") {
+        return;
+    }
+    let have_bpftool = Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_bpftool {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no bpftool under CI: tools/test.sh installs it"
+        );
+        eprintln!("SKIP xdp-detach: no bpftool (apt-get install bpftool)");
+        return;
+    }
+    let (a, b) = names("x");
+    let topo = config::parse("x.toml", &veth_pair_config(&a, &b, "native", "")).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
+    let sa = na.run(|| PacketSocket::open("eth0")).unwrap();
+    let sb = nb.run(|| PacketSocket::open("eth0")).unwrap();
+    let f = frame(3, [2, 0x50, 0x47, 9, 0, 1], [2, 0x50, 0x47, 9, 0, 2], 100);
+    assert!(crossings(&sa, &sb, &f, 5) >= 4, "a→b before");
+
+    // Detach it the way an operator would: bpftool, by link id.
+    let prog = engine.ports[0].xdp.as_ref().unwrap().prog_id();
+    let out = Command::new("bpftool")
+        .args(["-j", "link", "show"])
+        .output()
+        .unwrap();
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let link = links
+        .as_array()
+        .and_then(|v| v.iter().find(|l| l["prog_id"] == prog))
+        .and_then(|l| l["id"].as_u64())
+        .expect("bpftool lists pollgate's XDP link");
+    let st = Command::new("bpftool")
+        .args(["link", "detach", "id", &link.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "bpftool link detach");
+    assert_eq!(
+        crossings(&sa, &sb, &f, 3),
+        0,
+        "nothing is steered to pollgate while detached"
+    );
+
+    // The watchdog (once a second while the engine waits) attaches it again.
+    engine.wait(Some(Instant::now() + Duration::from_millis(1600)), None);
+    assert_eq!(engine.ports[0].counters.snapshot().xdp_detached, 1);
+    assert_eq!(engine.ports[1].counters.snapshot().xdp_detached, 0);
+    assert!(crossings(&sa, &sb, &f, 10) >= 9, "a→b after the watchdog");
+    drop((sa, sb, na, nb));
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}
+
 #[test]
 fn demo_runs_pings_and_cleans_up() {
     if !root("demo") {

@@ -46,3 +46,32 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Whether device `index` is administratively up and has its carrier
+/// (IFF_UP and IFF_RUNNING); `None` when there is no such device.
+pub fn if_running(index: u32) -> Option<bool> {
+    let name = if_name(index)?;
+    // SAFETY: plain socket(2) call; the fd is owned and closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `req` names a device (NUL-terminated: the name is shorter
+    // than IF_NAMESIZE and the rest is zero) and SIOCGIFFLAGS writes only
+    // `ifr_flags` inside it.
+    let r = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) };
+    // SAFETY: fd was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds the flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
+    let want = libc::IFF_UP | libc::IFF_RUNNING;
+    Some(flags & want == want)
+}

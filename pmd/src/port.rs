@@ -44,6 +44,10 @@ pub struct PortCounters {
     /// Times TX completions stopped for a second with frames outstanding
     /// (logged, and the kernel kicked to recover).
     pub tx_stalls: AtomicU64,
+    /// Times the engine's watchdog found the port's XDP program detached
+    /// by hand (and attached it again). Written by the control thread,
+    /// which no worker competes with for this field.
+    pub xdp_detached: AtomicU64,
 }
 
 /// `PortCounters` behind its own cache lines.
@@ -73,6 +77,7 @@ pub struct PortStats {
     pub fill_empty: u64,
     pub link_down_events: u64,
     pub tx_stalls: u64,
+    pub xdp_detached: u64,
 }
 
 impl PortCounters {
@@ -93,6 +98,7 @@ impl PortCounters {
             fill_empty: r(&self.fill_empty),
             link_down_events: r(&self.link_down_events),
             tx_stalls: r(&self.tx_stalls),
+            xdp_detached: r(&self.xdp_detached),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::cleanup;
 use crate::netlink::Netlink;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpMode {
@@ -25,7 +26,9 @@ pub enum XdpMode {
 pub struct XdpAttachment {
     // Field order is drop order: the link goes first, detaching the
     // program before the map and program fds close.
-    _link: Option<OwnedFd>,
+    /// The bpf_link holding the program on the device; replaced when the
+    /// watchdog re-attaches after someone detached it.
+    link: Mutex<Option<OwnedFd>>,
     prog: OwnedFd,
     map: OwnedFd,
     native: bool,
@@ -33,6 +36,17 @@ pub struct XdpAttachment {
     /// Set when attached by netlink (a replace): (ifindex, mode flags).
     netlink: Option<(u32, u32)>,
     ifname: String,
+}
+
+/// What [`XdpAttachment::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpCheck {
+    Attached,
+    /// It was gone, and is attached again.
+    Reattached,
+    /// Another program (this id) is attached instead.
+    Foreign(u32),
+    DeviceGone,
 }
 
 fn journal(ifname: &str, ifindex: u32, prog_id: u32, flags: u32) -> cleanup::Resource {
@@ -80,7 +94,7 @@ impl XdpAttachment {
         let prog_id = bpf::prog_id(&prog).unwrap_or(0);
         match attached {
             Ok((link, native)) => Ok(XdpAttachment {
-                _link: Some(link),
+                link: Mutex::new(Some(link)),
                 prog,
                 map,
                 native,
@@ -111,7 +125,7 @@ impl XdpAttachment {
                             // if it is still the program there.
                             cleanup::created(&journal(ifname, ifindex, prog_id, flags));
                             return Ok(XdpAttachment {
-                                _link: None,
+                                link: Mutex::new(None),
                                 prog,
                                 map,
                                 native,
@@ -147,6 +161,35 @@ impl XdpAttachment {
     /// True when this attachment replaced another program (netlink-held).
     pub fn replaced(&self) -> bool {
         self.netlink.is_some()
+    }
+
+    /// Checks that this program is still the one on the device, and
+    /// attaches it again if it was detached by hand (`bpftool link
+    /// detach`, or `ip link set dev … xdp off` on a replaced program).
+    /// Another program found in its place is left alone and reported.
+    pub fn check(&self) -> io::Result<XdpCheck> {
+        let Some(info) = Netlink::open()?.get_link(&self.ifname)? else {
+            return Ok(XdpCheck::DeviceGone);
+        };
+        match info.xdp_prog_id {
+            Some(id) if id == self.prog_id => Ok(XdpCheck::Attached),
+            Some(id) => Ok(XdpCheck::Foreign(id)),
+            None => {
+                match self.netlink {
+                    Some((ifindex, flags)) => {
+                        Netlink::open()?.set_xdp(ifindex, self.prog.as_raw_fd(), flags, None)?
+                    }
+                    None => {
+                        let link = bpf::attach_xdp_link(&self.prog, info.index, self.native)?;
+                        // A poisoned lock only means a panic elsewhere
+                        // mid-swap: the slot is still ours to replace.
+                        let mut slot = self.link.lock().unwrap_or_else(|p| p.into_inner());
+                        *slot = Some(link);
+                    }
+                }
+                Ok(XdpCheck::Reattached)
+            }
+        }
     }
 
     /// Steers `queue` to the socket `xsk_fd`.

@@ -9,6 +9,6 @@ pub mod socket;
 pub mod sys;
 pub mod xdp_prog;
 
-pub use attach::{XdpAttachment, XdpMode};
+pub use attach::{XdpAttachment, XdpCheck, XdpMode};
 pub use port::{AfXdpConfig, AfXdpPort};
 pub use socket::BindMode;

@@ -6,7 +6,7 @@
 use super::attach::{XdpAttachment, XdpMode};
 use super::socket::{BindMode, XskConfig, XskSocket};
 use super::sys::XdpDesc;
-use crate::device::{if_exists, if_index};
+use crate::device::{if_index, if_running};
 use crate::ethtool::driver_name;
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
@@ -225,8 +225,22 @@ impl AfXdpPort {
     }
 
     fn housekeeping(&mut self) {
-        if !if_exists(self.ifindex) {
-            self.mark_down(&io::Error::new(io::ErrorKind::NotFound, "device is gone"));
+        match if_running(self.ifindex) {
+            None => self.mark_down(&io::Error::new(io::ErrorKind::NotFound, "device is gone")),
+            Some(false) => self.mark_down(&io::Error::new(
+                io::ErrorKind::NotConnected,
+                "link is down (admin down or no carrier)",
+            )),
+            // Back up: the XDP program and the socket survived the link
+            // going down, so forwarding resumes as it was.
+            Some(true) if !self.link_up => {
+                self.link_up = true;
+                eprintln!(
+                    "pollgate: port {} ({} queue {}) is up again",
+                    self.name, self.ifname, self.queue
+                );
+            }
+            Some(true) => {}
         }
         let mut fill_empty = self.counters.fill_empty.load(Ordering::Relaxed);
         if let Ok(s) = self.xsk.statistics() {

@@ -1,0 +1,1 @@
+//! See `src/harness.rs`: the fuzz targets' bodies.
