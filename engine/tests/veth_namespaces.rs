@@ -478,6 +478,34 @@ fn an_xdp_program_detached_by_hand_is_counted_and_attached_again() {
 }
 
 #[test]
+fn a_starved_fill_ring_is_counted_and_forwarding_recovers_without_leaking_frames() {
+    if !root("fill-starved") {
+        return;
+    }
+    let (a, b) = names("f");
+    // 64-entry rings and a worker that sleeps when idle: a burst fills
+    // the ring in microseconds, long before the worker wakes to refill.
+    let cfg = veth_pair_config(&a, &b, "native", "[afxdp]\nrx_ring = 64\nfill_ring = 64\n")
+        .replace("idle = \"poll\"", "idle = \"backoff\"");
+    let topo = config::parse("starve.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
+    let sa = na.run(|| PacketSocket::open("eth0")).unwrap();
+    let sb = nb.run(|| PacketSocket::open("eth0")).unwrap();
+    let f = frame(4, [2, 0x50, 0x47, 9, 0, 1], [2, 0x50, 0x47, 9, 0, 2], 100);
+    for _ in 0..3000 {
+        sa.send(&f).unwrap();
+    }
+    wait_for("the kernel's fill-ring-empty count", || {
+        engine.ports[0].counters.snapshot().fill_empty > 0
+    });
+    assert!(crossings(&sa, &sb, &f, 20) >= 19, "a→b after the starvation");
+    drop((sa, sb, na, nb));
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}
+
+#[test]
 fn demo_runs_pings_and_cleans_up() {
     if !root("demo") {
         return;

@@ -102,20 +102,21 @@ pub fn config(data: &[u8]) {
 }
 
 fn ctl_state() -> &'static pollgate::ctl::CtlState {
-    static STATE: OnceLock<pollgate::ctl::CtlState> = OnceLock::new();
-    STATE.get_or_init(|| {
-        // The gateway on pcap ports that receive nothing: the workers
-        // idle, and every table the control socket shows exists.
-        let text = GATEWAY
-            .replace("kind = \"null\"", "kind = \"pcap\"\ntx = \"/dev/null\"")
-            .replace("[engine]", "[engine]\nidle = \"backoff\"");
-        let topo = config::parse("gateway.toml", &text).expect("valid");
-        let engine = pollgate::Engine::start(&topo).expect("the engine starts on pcap ports");
-        let state = engine.ctl_state(&topo);
-        // The engine lives as long as the fuzzing process.
-        std::mem::forget(engine);
-        state
-    })
+    // The engine lives as long as the fuzzing process, beside its state.
+    static ENGINE: OnceLock<(pollgate::Engine, pollgate::ctl::CtlState)> = OnceLock::new();
+    &ENGINE
+        .get_or_init(|| {
+            // The gateway on pcap ports that receive nothing: the workers
+            // idle, and every table the control socket shows exists.
+            let text = GATEWAY
+                .replace("kind = \"null\"", "kind = \"pcap\"\ntx = \"/dev/null\"")
+                .replace("[engine]", "[engine]\nidle = \"backoff\"");
+            let topo = config::parse("gateway.toml", &text).expect("valid");
+            let engine = pollgate::Engine::start(&topo).expect("the engine starts on pcap ports");
+            let state = engine.ctl_state(&topo);
+            (engine, state)
+        })
+        .1
 }
 
 /// Request lines to the control socket's handler: an answer or an error,

@@ -47,31 +47,50 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Whether device `index` is administratively up and has its carrier
-/// (IFF_UP and IFF_RUNNING); `None` when there is no such device.
-pub fn if_running(index: u32) -> Option<bool> {
-    let name = if_name(index)?;
-    // SAFETY: plain socket(2) call; the fd is owned and closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
+/// Looks at one device's state from the namespace it was made in: its
+/// socket is bound to that namespace, so a port opened inside a
+/// container's namespace and polled from a thread outside it still sees
+/// its own device (a name or index looked up from the thread would find
+/// another namespace's device, or none).
+pub struct DeviceProbe {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl DeviceProbe {
+    /// A probe for devices of the calling thread's namespace.
+    pub fn new() -> io::Result<DeviceProbe> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and nothing else owns it.
+        Ok(DeviceProbe {
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        })
     }
-    // SAFETY: ifreq is plain data; all zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *d = *s as libc::c_char;
+
+    /// Whether device `index` is administratively up and has its carrier
+    /// (IFF_UP and IFF_RUNNING); `None` when there is no such device.
+    pub fn running(&self, index: u32) -> Option<bool> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: ifreq is plain data; all zeroes is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_ifru.ifru_ifindex = index as libc::c_int;
+        // SAFETY: SIOCGIFNAME reads ifr_ifindex and writes the
+        // NUL-terminated name into ifr_name, both inside `req`.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFNAME, &mut req) } < 0 {
+            return None;
+        }
+        // SAFETY: `req` now names the device; SIOCGIFFLAGS writes only
+        // ifr_flags inside it.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return None;
+        }
+        // SAFETY: SIOCGIFFLAGS succeeded, so the union holds the flags.
+        let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
+        let want = libc::IFF_UP | libc::IFF_RUNNING;
+        Some(flags & want == want)
     }
-    // SAFETY: `req` names a device (NUL-terminated: the name is shorter
-    // than IF_NAMESIZE and the rest is zero) and SIOCGIFFLAGS writes only
-    // `ifr_flags` inside it.
-    let r = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) };
-    // SAFETY: fd was opened above and is closed once.
-    unsafe { libc::close(fd) };
-    if r < 0 {
-        return None;
-    }
-    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds the flags.
-    let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
-    let want = libc::IFF_UP | libc::IFF_RUNNING;
-    Some(flags & want == want)
 }

@@ -6,7 +6,7 @@
 use super::attach::{XdpAttachment, XdpMode};
 use super::socket::{BindMode, XskConfig, XskSocket};
 use super::sys::XdpDesc;
-use crate::device::{if_index, if_running};
+use crate::device::{if_index, DeviceProbe};
 use crate::ethtool::driver_name;
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
@@ -77,6 +77,8 @@ pub struct AfXdpPort {
     /// Frames on the TX ring or waiting on the completion ring.
     tx_held: u32,
     link_up: bool,
+    /// The device's state, seen from the namespace the port was opened in.
+    probe: DeviceProbe,
     /// Busy polling: every empty poll makes the syscall that runs NAPI.
     busy_poll: bool,
     polls: u32,
@@ -153,6 +155,7 @@ impl AfXdpPort {
             fill_held: 0,
             tx_held: 0,
             link_up: true,
+            probe: DeviceProbe::new().map_err(err)?,
             busy_poll: cfg.busy_poll_budget > 0,
             polls: 0,
             last_housekeeping: Instant::now(),
@@ -225,7 +228,7 @@ impl AfXdpPort {
     }
 
     fn housekeeping(&mut self) {
-        match if_running(self.ifindex) {
+        match self.probe.running(self.ifindex) {
             None => self.mark_down(&io::Error::new(io::ErrorKind::NotFound, "device is gone")),
             Some(false) => self.mark_down(&io::Error::new(
                 io::ErrorKind::NotConnected,
