@@ -61,6 +61,37 @@ set +e
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 "${extra[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# Fuzz smoke: each cargo-fuzz target for a few seconds from its corpus
+# (the corpora themselves are replayed above, on stable, by
+# engine/tests/fuzz_corpus.rs). Needs a nightly toolchain and cargo-fuzz.
+FUZZ_SECS=${FUZZ_SECS:-10}
+echo "== fuzz smoke (${FUZZ_SECS}s per target)"
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo "SKIP fuzz smoke: no nightly toolchain (rustup toolchain install nightly)"
+else
+  command -v cargo-fuzz >/dev/null ||
+    cargo install --quiet --locked cargo-fuzz ||
+    echo "could not install cargo-fuzz" >&2
+  if command -v cargo-fuzz >/dev/null; then
+    for t in parse pipeline config ctl; do
+      # A scratch copy of the corpus: the smoke run must not grow the
+      # committed one.
+      scratch=$(mktemp -d)
+      cp -r "fuzz/corpus/$t/." "$scratch/"
+      if (cd fuzz && cargo +nightly fuzz run -O "$t" "$scratch" -- -max_total_time="$FUZZ_SECS" -timeout=10 2>&1 | tail -1); then
+        echo "fuzz $t: ok"
+      else
+        echo "fuzz $t: FAILED (reproducer under fuzz/artifacts/$t/)"
+        status=1
+      fi
+      rm -rf "$scratch"
+    done
+  else
+    echo "SKIP fuzz smoke: no cargo-fuzz"
+  fi
+fi
+
 # One closing line for the whole run (cargo prints one per test binary,
 # the last being the doc-tests).
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

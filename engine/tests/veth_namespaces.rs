@@ -499,7 +499,10 @@ fn a_starved_fill_ring_is_counted_and_forwarding_recovers_without_leaking_frames
     wait_for("the kernel's fill-ring-empty count", || {
         engine.ports[0].counters.snapshot().fill_empty > 0
     });
-    assert!(crossings(&sa, &sb, &f, 20) >= 19, "a→b after the starvation");
+    assert!(
+        crossings(&sa, &sb, &f, 20) >= 19,
+        "a→b after the starvation"
+    );
     drop((sa, sb, na, nb));
     let summary = engine.shutdown();
     assert!(summary.frames_balanced(), "{}", summary.render());

@@ -66,9 +66,8 @@ impl DeviceProbe {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd was just opened and nothing else owns it.
-        Ok(DeviceProbe {
-            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(DeviceProbe { fd })
     }
 
     /// Whether device `index` is administratively up and has its carrier

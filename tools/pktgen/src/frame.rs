@@ -6,6 +6,7 @@
 use crate::spec::{Proto, Spec};
 use crate::stamp;
 use pollgate_pipeline::wire::ipv4::checksum;
+use pollgate_pipeline::wire::MacAddr;
 use std::net::IpAddr;
 
 pub const VXLAN_OVERHEAD: usize = 14 + 20 + 8 + 8;
@@ -60,6 +61,17 @@ pub fn len(spec: &Spec, size: u16) -> usize {
 /// Flow `i`'s source address: the spec's plus `i` (in the low 32 bits).
 pub fn flow_src_ip(spec: &Spec, flow: u32) -> IpAddr {
     flow_src_ip_of(spec.src_ip, flow)
+}
+
+/// Flow `i`'s source MAC: the spec's, plus `i` in its low 32 bits when
+/// the spec varies it.
+pub fn flow_src_mac(spec: &Spec, flow: u32) -> MacAddr {
+    let mut m = spec.src_mac;
+    if spec.vary_src_mac {
+        let low = u32::from_be_bytes([m.0[2], m.0[3], m.0[4], m.0[5]]).wrapping_add(flow);
+        m.0[2..6].copy_from_slice(&low.to_be_bytes());
+    }
+    m
 }
 
 /// `a` plus `flow` in its low 32 bits.
@@ -125,7 +137,7 @@ pub fn build(spec: &Spec, flow: u32, size: u16) -> Template {
         f.extend_from_slice(&(v.vni << 8).to_be_bytes());
     }
     f.extend_from_slice(&spec.dst_mac.0);
-    f.extend_from_slice(&spec.src_mac.0);
+    f.extend_from_slice(&flow_src_mac(spec, flow).0);
     let v4 = spec.src_ip.is_ipv4();
     let ethertype = if v4 { ETHERTYPE_IPV4 } else { ETHERTYPE_IPV6 };
     match spec.vlan[..] {

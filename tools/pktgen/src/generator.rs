@@ -60,7 +60,19 @@ pub struct Trial {
     pub foreign: u64,
     /// Frames that came back on the sending port (floods, replies).
     pub returned: u64,
+    /// Frames of the attack stream sent meanwhile (0 without one).
+    pub attack_sent: u64,
+    pub attack_pps: f64,
     pub latency: Latency,
+}
+
+/// A second stream sent at maximum rate from its own port, in the gaps
+/// of the measured one: the attack (a MAC flood…) the measured traffic
+/// must get through. Its frames carry no stamp and are not received.
+struct Attack {
+    port: AfXdpPort,
+    templates: Vec<Vec<u8>>,
+    next: usize,
 }
 
 pub struct Generator {
@@ -73,6 +85,9 @@ pub struct Generator {
     pool: FramePool,
     tx: AfXdpPort,
     rx: Option<AfXdpPort>,
+    attack: Option<Attack>,
+    umem_owner: Option<RawFd>,
+    cfg: AfXdpConfig,
     seq: u64,
     clock: Instant,
     pub progress: bool,
@@ -163,10 +178,72 @@ impl Generator {
             pool,
             tx: txp,
             rx: rxp,
+            attack: None,
+            umem_owner: owner,
+            cfg,
             seq: 0,
             clock: Instant::now(),
             progress: false,
         })
+    }
+
+    /// Adds an attack stream: `spec`'s frames (every flow, first size) at
+    /// maximum rate out of `tx`, alongside every trial.
+    pub fn with_attack(&mut self, spec: &Spec, tx: &Endpoint) -> Result<(), GenError> {
+        let size = spec.sizes()[0];
+        let templates = (0..spec.flows)
+            .map(|f| frame::build(spec, f, size).bytes)
+            .collect();
+        let port = open_port(
+            "attack",
+            tx,
+            &self.cfg,
+            &mut self.pool,
+            &mut self.umem_owner,
+        )?;
+        self.attack = Some(Attack {
+            port,
+            templates,
+            next: 0,
+        });
+        Ok(())
+    }
+
+    /// Sends one burst of the attack stream; returns frames taken.
+    fn send_attack(&mut self, batch: &mut Batch) -> u64 {
+        let Some(a) = self.attack.as_mut() else {
+            return 0;
+        };
+        let mut descs = [TxDesc::default(); BURST];
+        let mut k = 0;
+        while k < BURST {
+            let Some(base) = self.pool.alloc() else { break };
+            let t = &a.templates[a.next];
+            let addr = base + self.pool.headroom() as u64;
+            let Some(buf) = self.pool.bytes_mut(addr, t.len() as u32) else {
+                self.pool.free(base);
+                break;
+            };
+            buf.copy_from_slice(t);
+            descs[k] = TxDesc {
+                addr,
+                len: t.len() as u32,
+            };
+            a.next = (a.next + 1) % a.templates.len();
+            k += 1;
+        }
+        let taken = a.port.tx_burst(&mut self.pool, &descs[..k]);
+        for d in &descs[taken..k] {
+            self.pool.free(d.addr);
+        }
+        a.port.poll(&mut self.pool);
+        // Whatever the DUT floods back to the attacker is dropped here.
+        batch.clear();
+        let n = a.port.rx_burst(&mut self.pool, batch, 2, BURST);
+        for i in 0..n {
+            self.pool.free(batch.addr[i]);
+        }
+        taken as u64
     }
 
     /// "copy"/"zero-copy" and the XDP mode of each socket, for the report.
@@ -174,6 +251,9 @@ impl Generator {
         let mut v = vec![format!("tx {}", self.tx.info().detail)];
         if let Some(rx) = &self.rx {
             v.push(format!("rx {}", rx.info().detail));
+        }
+        if let Some(a) = &self.attack {
+            v.push(format!("attack {}", a.port.info().detail));
         }
         v
     }
@@ -255,6 +335,7 @@ impl Generator {
         let mut rcv = Receiver::new(self.seq);
         let mut batch = Batch::new();
         let (mut sent, mut sent_bytes, mut returned) = (0u64, 0u64, 0u64);
+        let mut attack_sent = 0u64;
         let limit = count.unwrap_or(u64::MAX);
         let start = Instant::now();
         let start_ns = self.now_ns();
@@ -281,6 +362,7 @@ impl Generator {
             }
             self.tx.poll(&mut self.pool);
             self.receive(&mut rcv, &mut returned, &mut batch);
+            attack_sent += self.send_attack(&mut batch);
             if self.progress && last_report.elapsed() >= Duration::from_secs(1) {
                 let secs = last_report.elapsed().as_secs_f64();
                 eprintln!(
@@ -335,6 +417,8 @@ impl Generator {
             late: rcv.late,
             foreign: rcv.foreign,
             returned,
+            attack_sent,
+            attack_pps: attack_sent as f64 / seconds,
             latency: rcv.latency(),
         }
     }
@@ -345,6 +429,9 @@ impl Generator {
         self.tx.close(&mut self.pool, deadline);
         if let Some(rx) = self.rx.as_mut() {
             rx.close(&mut self.pool, deadline);
+        }
+        if let Some(a) = self.attack.as_mut() {
+            a.port.close(&mut self.pool, deadline);
         }
     }
 }

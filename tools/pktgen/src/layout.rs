@@ -13,6 +13,8 @@ pub struct Layout {
     pub sport: usize,
     /// VXLAN's outer UDP source port.
     pub outer_sport: Option<usize>,
+    /// The low 32 bits of the (inner) source MAC.
+    pub src_mac_low32: usize,
 }
 
 impl Layout {
@@ -34,6 +36,7 @@ impl Layout {
             src_ip_low32,
             sport: l4,
             outer_sport: spec.vxlan.as_ref().map(|_| 14 + 20),
+            src_mac_low32: outer + 6 + 2,
         }
     }
 }

@@ -63,6 +63,14 @@ enum Cmd {
         duration: f64,
         #[arg(long)]
         count: Option<u64>,
+        /// A second spec sent at maximum rate meanwhile (an attack the
+        /// measured traffic must get through), out of --attack-tx.
+        #[arg(long, requires = "attack_tx")]
+        attack: Option<PathBuf>,
+        #[arg(long)]
+        attack_tx: Option<String>,
+        #[arg(long)]
+        attack_ns: Option<String>,
     },
     /// RFC 2544 throughput: binary search for the highest zero-loss rate,
     /// with latency at that rate.
@@ -170,6 +178,9 @@ fn main() -> Result<()> {
             rate,
             duration,
             count,
+            attack,
+            attack_tx,
+            attack_ns,
         } => {
             let spec = Spec::load(&spec)?;
             let rate = match rate {
@@ -177,6 +188,15 @@ fn main() -> Result<()> {
                 None => spec.rate,
             };
             let mut g = open(&spec, &ports)?;
+            if let (Some(a), Some(tx)) = (attack, attack_tx) {
+                let aspec = Spec::load(&a)?;
+                let end = Endpoint {
+                    iface: tx,
+                    netns: attack_ns,
+                };
+                g.with_attack(&aspec, &end)
+                    .context("opening the attack socket")?;
+            }
             let t = g.trial(rate, Duration::from_secs_f64(duration), count);
             g.close();
             if ports.json {
@@ -196,6 +216,13 @@ fn main() -> Result<()> {
                     t.latency.p999_ns,
                     t.latency.max_ns
                 );
+                if t.attack_sent > 0 {
+                    println!(
+                        "attack: sent {} ({:.3} Mpps)",
+                        t.attack_sent,
+                        t.attack_pps / 1e6
+                    );
+                }
             }
         }
         Cmd::Search {

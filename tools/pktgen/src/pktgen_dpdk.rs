@@ -103,10 +103,23 @@ pub fn render(spec: &Spec, source: &str) -> String {
         };
         let _ = writeln!(o, "# {n} flows: source address and port step together.");
         let _ = writeln!(o, "range 0 proto {proto}\nrange 0 type {ty}");
+        let _ = writeln!(o, "range 0 dst mac start {}", spec.dst_mac);
+        let last_mac = crate::frame::flow_src_mac(spec, n - 1);
+        for (what, v) in [
+            ("start", spec.src_mac),
+            ("min", spec.src_mac),
+            ("max", last_mac),
+        ] {
+            let _ = writeln!(o, "range 0 src mac {what} {v}");
+        }
         let _ = writeln!(
             o,
-            "range 0 dst mac start {}\nrange 0 src mac start {}",
-            spec.dst_mac, spec.src_mac
+            "range 0 src mac inc {}",
+            if spec.vary_src_mac {
+                "00:00:00:00:00:01"
+            } else {
+                "00:00:00:00:00:00"
+            }
         );
         for (what, v) in [("start", spec.src_ip), ("min", spec.src_ip), ("max", last)] {
             let _ = writeln!(o, "range 0 src ip {what} {v}");

@@ -106,6 +106,8 @@ struct RawSpec {
     dport: u16,
     #[serde(default = "one")]
     flows: u32,
+    #[serde(default)]
+    vary_src_mac: bool,
     size: toml::Value,
     #[serde(default)]
     rate: Option<toml::Value>,
@@ -131,6 +133,9 @@ pub struct Spec {
     pub dport: u16,
     /// Flow i (0..flows) adds i to the source address and the source port.
     pub flows: u32,
+    /// Flow i also adds i to the source MAC (its low 32 bits): N flows
+    /// are N stations, as a MAC-flood attack or a big LAN looks.
+    pub vary_src_mac: bool,
     pub size: Size,
     pub rate: Rate,
     pub vxlan: Option<VxlanSpec>,
@@ -200,6 +205,16 @@ impl Spec {
                 ),
             ));
         }
+        let mac_low = u32::from_be_bytes(raw.src_mac.0 .0[2..6].try_into().expect("4 bytes"));
+        if raw.vary_src_mac && mac_low as u64 + raw.flows as u64 - 1 > u32::MAX as u64 {
+            return Err(bad(
+                "src_mac",
+                format!(
+                    "{} + {} flows wraps the MAC's low 32 bits",
+                    raw.src_mac.0, raw.flows
+                ),
+            ));
+        }
         if let Some(v) = &raw.vxlan {
             if v.vni >= 1 << 24 {
                 return Err(bad("vxlan.vni", format!("{} does not fit 24 bits", v.vni)));
@@ -247,6 +262,7 @@ impl Spec {
             sport: raw.sport,
             dport: raw.dport,
             flows: raw.flows,
+            vary_src_mac: raw.vary_src_mac,
             size,
             rate,
             vxlan: raw.vxlan,

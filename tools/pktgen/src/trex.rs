@@ -136,6 +136,16 @@ pub fn render(spec: &Spec, source: &str) -> String {
         spec.sport as u32 + n - 1,
         lay.sport
     );
+    if spec.vary_src_mac {
+        let m = spec.src_mac.0;
+        let low = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
+        let _ = writeln!(
+            o,
+            "        vm.var(name=\"src_mac\", min_value={low}, max_value={}, size=4, step=1, op=\"inc\")\n        vm.write(fv_name=\"src_mac\", pkt_offset={})",
+            low as u64 + n as u64 - 1,
+            lay.src_mac_low32
+        );
+    }
     if let (Some(v), Some(at)) = (&spec.vxlan, lay.outer_sport) {
         let _ = writeln!(
             o,
