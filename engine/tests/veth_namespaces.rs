@@ -274,13 +274,9 @@ fn kill_9_leaves_no_xdp_program_and_no_devices() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn deleting_a_container_namespace_is_counted_and_others_keep_forwarding() {
-    if !root("netns-delete") {
-        return;
-    }
-    let (a, b) = names("d");
-    let (c, d) = names("e");
+/// Two cross-connected veth pairs (a↔b, c↔d) on 198.18.NET.0/24 each, an
+/// engine that sleeps when idle.
+fn two_pairs([a, b, c, d]: [&str; 4], nets: [u8; 2]) -> String {
     let pair = |x: &str, y: &str, net: u8| {
         format!(
             "[[port]]\nname = \"{x}\"\nkind = \"veth\"\nnetns = \"{x}\"\nnetns_create = true\naddress = \"198.18.{net}.1/24\"\n\
@@ -288,11 +284,21 @@ fn deleting_a_container_namespace_is_counted_and_others_keep_forwarding() {
              [[xconnect]]\nports = [\"{x}\", \"{y}\"]\n"
         )
     };
-    let cfg = format!(
+    format!(
         "[engine]\nidle = \"backoff\"\n{}{}",
-        pair(&a, &b, 10),
-        pair(&c, &d, 11)
-    );
+        pair(a, b, nets[0]),
+        pair(c, d, nets[1])
+    )
+}
+
+#[test]
+fn deleting_a_container_namespace_is_counted_and_others_keep_forwarding() {
+    if !root("netns-delete") {
+        return;
+    }
+    let (a, b) = names("d");
+    let (c, d) = names("e");
+    let cfg = two_pairs([&a, &b, &c, &d], [10, 11]);
     let topo = config::parse("two.toml", &cfg).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
     NetNs::delete(&a).unwrap();
@@ -353,18 +359,7 @@ fn a_port_whose_link_goes_down_is_counted_and_forwards_again_when_it_comes_back(
     }
     let (a, b) = names("l");
     let (c, d) = names("m");
-    let pair = |x: &str, y: &str, net: u8| {
-        format!(
-            "[[port]]\nname = \"{x}\"\nkind = \"veth\"\nnetns = \"{x}\"\nnetns_create = true\naddress = \"198.18.{net}.1/24\"\n\
-             [[port]]\nname = \"{y}\"\nkind = \"veth\"\nnetns = \"{y}\"\nnetns_create = true\naddress = \"198.18.{net}.2/24\"\n\
-             [[xconnect]]\nports = [\"{x}\", \"{y}\"]\n"
-        )
-    };
-    let cfg = format!(
-        "[engine]\nidle = \"backoff\"\n{}{}",
-        pair(&a, &b, 12),
-        pair(&c, &d, 13)
-    );
+    let cfg = two_pairs([&a, &b, &c, &d], [12, 13]);
     let topo = config::parse("link.toml", &cfg).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
     let socks: Vec<PacketSocket> = [&a, &b, &c, &d]

@@ -93,6 +93,21 @@ pub struct Generator {
     pub progress: bool,
 }
 
+/// Copies `bytes` into a fresh frame after its headroom: the descriptor
+/// that sends it, and the copy (to stamp). `None` when the pool is empty.
+fn copy_to_frame<'p>(pool: &'p mut FramePool, bytes: &[u8]) -> Option<(TxDesc, &'p mut [u8])> {
+    let base = pool.alloc()?;
+    let addr = base + pool.headroom() as u64;
+    let len = bytes.len() as u32;
+    if pool.bytes(addr, len).is_none() {
+        pool.free(base);
+        return None;
+    }
+    let buf = pool.bytes_mut(addr, len)?;
+    buf.copy_from_slice(bytes);
+    Some((TxDesc { addr, len }, buf))
+}
+
 fn open_port(
     name: &str,
     end: &Endpoint,
@@ -217,18 +232,10 @@ impl Generator {
         let mut descs = [TxDesc::default(); BURST];
         let mut k = 0;
         while k < BURST {
-            let Some(base) = self.pool.alloc() else { break };
-            let t = &a.templates[a.next];
-            let addr = base + self.pool.headroom() as u64;
-            let Some(buf) = self.pool.bytes_mut(addr, t.len() as u32) else {
-                self.pool.free(base);
+            let Some((d, _)) = copy_to_frame(&mut self.pool, &a.templates[a.next]) else {
                 break;
             };
-            buf.copy_from_slice(t);
-            descs[k] = TxDesc {
-                addr,
-                len: t.len() as u32,
-            };
+            descs[k] = d;
             a.next = (a.next + 1) % a.templates.len();
             k += 1;
         }
@@ -269,21 +276,16 @@ impl Generator {
         let mut k = 0;
         let mut bytes = 0u64;
         while k < n {
-            let Some(base) = self.pool.alloc() else { break };
             let p = self.seq + k as u64;
             let size = self.cycle[(p % self.cycle.len() as u64) as usize];
             let flow = (p % self.flows as u64) as usize;
             let t = &self.templates[flow * self.sizes + size];
-            let addr = base + self.pool.headroom() as u64;
-            let len = t.bytes.len() as u32;
-            let Some(buf) = self.pool.bytes_mut(addr, len) else {
-                self.pool.free(base);
+            let Some((d, buf)) = copy_to_frame(&mut self.pool, &t.bytes) else {
                 break;
             };
-            buf.copy_from_slice(&t.bytes);
             stamp::write(buf, t.stamp_at, t.l4_csum_at, t.udp, p, ts);
-            descs[k] = TxDesc { addr, len };
-            bytes += len as u64;
+            descs[k] = d;
+            bytes += d.len as u64;
             k += 1;
         }
         let taken = self.tx.tx_burst(&mut self.pool, &descs[..k]);
