@@ -219,10 +219,15 @@ fn kill_9_leaves_no_xdp_program_and_no_devices() {
         let l = nl.get_link(n).unwrap().unwrap();
         nl.set_link(l.index, Some(true), None, None).unwrap();
     }
-    let extra = format!("[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n[engine.x]\n");
-    let cfg = veth_pair_config(&a, &b, "native", &extra.replace("[engine.x]\n", ""));
+    let extra = format!("[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n");
     let dir = std::env::temp_dir().join(format!("pollgate-kill9-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // A control socket of its own: the demo test runs an engine on the
+    // default one meanwhile.
+    let cfg = veth_pair_config(&a, &b, "native", &extra).replace(
+        "[engine]\n",
+        &format!("[engine]\nctl_socket = \"{}/ctl.sock\"\n", dir.display()),
+    );
     let path = dir.join("gw.toml");
     std::fs::write(&path, cfg).unwrap();
     let mut child = Command::new(pollgate_bin())
