@@ -15,29 +15,22 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 RATE=${2:-300000}
 GEN=pgm-gen SINK=pgm-sink ATK=pgm-atk
-OUT=perf/results/mac-flood.json
+OUT=${OUT:-perf/results/mac-flood.json}
 WORK=$(mktemp -d)
 SOCK=$WORK/ctl.sock
 PG_PID=
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-cargo build --release -q -p pollgate -p pollgate-pktgen
-PG=$PWD/target/release/pollgate
-PKTGEN=$PWD/target/release/pollgate-pktgen
+. perf/lib.sh
+perf_init
 
 cleanup() {
   [ -n "$PG_PID" ] && kill -INT "$PG_PID" 2>/dev/null && wait "$PG_PID" 2>/dev/null || true
-  for d in pgm-a pgm-b pgm-x; do ip link del $d 2>/dev/null || true; done
-  for n in $GEN $SINK $ATK; do ip netns del $n 2>/dev/null || true; done
+  ns_veth_del pgm-a $GEN pgm-b $SINK pgm-x $ATK
 }
 trap 'cleanup; rm -rf "$WORK"' EXIT
 cleanup
-for pair in "pgm-a $GEN 02:00:00:00:00:01" "pgm-b $SINK 02:00:00:00:00:02" "pgm-x $ATK 02:66:00:00:00:00"; do
-  set -- $pair
-  ip netns add "$2"
-  ip link add "$1" numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1 netns "$2"
-  ip -n "$2" link set eth0 address "$3" up
-  ip link set "$1" up
-done
+ns_veth pgm-a $GEN 02:00:00:00:00:01
+ns_veth pgm-b $SINK 02:00:00:00:00:02
+ns_veth pgm-x $ATK 02:66:00:00:00:00
 cat >"$WORK/gw.toml" <<CFG
 [engine]
 ctl_socket = "$SOCK"
@@ -81,8 +74,8 @@ ctl --json show macs >"$WORK/macs.json"
 ctl --json show stats >"$WORK/stats.json"
 kill -INT "$PG_PID"; wait "$PG_PID" || true; PG_PID=
 
-python3 - "$WORK" "$OUT" "$SECS" "$RATE" <<'PY'
-import json, sys
+MACHINE=$(machine) python3 - "$WORK" "$OUT" "$SECS" "$RATE" <<'PY'
+import json, os, sys
 work, out, secs, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 alone = json.load(open(work + "/alone.json"))
 attack = json.load(open(work + "/attack.json"))
@@ -91,6 +84,7 @@ stats = json.load(open(work + "/stats.json"))
 entries = macs if isinstance(macs, list) else macs.get("entries", macs.get("macs", []))
 legit_entry = [e for e in entries if str(e.get("mac", "")).lower() == "02:00:00:00:00:01"]
 res = {
+    "machine": os.environ["MACHINE"],
     "seconds": secs, "legit_target_pps": rate,
     "alone": {k: alone[k] for k in ("offered_pps", "received_pps", "lost")},
     "under_attack": {k: attack[k] for k in ("offered_pps", "received_pps", "lost", "attack_pps")},

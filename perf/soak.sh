@@ -23,30 +23,23 @@ UPDATE=${UPDATE:-5}
 SAMPLE=${SAMPLE:-10}
 RING=${RING:-8192}
 GEN=pgs-gen SINK=pgs-sink FLOOD=pgs-flood
-OUT=perf/results/soak.json
+OUT=${OUT:-perf/results/soak.json}
 WORK=$(mktemp -d)
 SOCK=$WORK/ctl.sock
 PG_PID= GEN_PID=
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-cargo build --release -q -p pollgate -p pollgate-pktgen
-PG=$PWD/target/release/pollgate
-PKTGEN=$PWD/target/release/pollgate-pktgen
+. perf/lib.sh
+perf_init
 
 cleanup() {
   [ -n "$GEN_PID" ] && kill -INT "$GEN_PID" 2>/dev/null || true
   [ -n "$PG_PID" ] && kill -INT "$PG_PID" 2>/dev/null && wait "$PG_PID" 2>/dev/null || true
-  for d in pgs-a pgs-b pgs-c; do ip link del $d 2>/dev/null || true; done
-  for n in $GEN $SINK $FLOOD; do ip netns del $n 2>/dev/null || true; done
+  ns_veth_del pgs-a $GEN pgs-b $SINK pgs-c $FLOOD
 }
 trap 'cleanup; rm -rf "$WORK"' EXIT
 cleanup
-for pair in "pgs-a $GEN 02:00:00:00:00:01" "pgs-b $SINK 02:00:00:00:00:77" "pgs-c $FLOOD 02:00:00:00:00:88"; do
-  set -- $pair
-  ip netns add "$2"
-  ip link add "$1" numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1 netns "$2"
-  ip -n "$2" link set eth0 address "$3" up
-  ip link set "$1" up
-done
+ns_veth pgs-a $GEN 02:00:00:00:00:01
+ns_veth pgs-b $SINK 02:00:00:00:00:77
+ns_veth pgs-c $FLOOD 02:00:00:00:00:88
 
 cat >"$WORK/soak.toml" <<CFG
 [engine]
@@ -132,8 +125,8 @@ gen_tx=$(( $(ip netns exec $GEN cat /sys/class/net/eth0/statistics/tx_packets) -
 kernel_drop_a=$(( $(cat /sys/class/net/pgs-a/statistics/rx_dropped) - drop_a0 ))
 kill -INT "$PG_PID"; wait "$PG_PID" || true; PG_PID=
 
-python3 - "$WORK" "$OUT" "$SECS" "$updates" "$gen_tx" "$kernel_drop_a" <<'PY'
-import json, sys, re
+MACHINE=$(machine) python3 - "$WORK" "$OUT" "$SECS" "$updates" "$gen_tx" "$kernel_drop_a" <<'PY'
+import json, os, sys, re
 work, out, secs, updates, gen_tx, kdrop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 gen = json.load(open(work + "/gen.json"))
 samples = json.load(open(work + "/samples.json"))
@@ -157,6 +150,7 @@ rss = [s["rss_kib"] for s in samples]
 rss_growth = max(rss[1:]) - rss[1] if len(rss) > 2 else 0
 a = ports["a"]
 result = {
+    "machine": os.environ["MACHINE"],
     "seconds": secs, "updates": updates,
     "generator": {k: gen[k] for k in ("sent", "offered_pps", "received", "received_pps", "lost", "reordered")},
     "pollgate": {"ports": last["ports"], "drops": last["drops"]},

@@ -30,36 +30,26 @@ RING=${RING:-8192}
 LAT_RATE=${LAT_RATE:-500000}
 SPEC=tools/scenarios/udp64.toml
 GEN=pgp-gen SINK=pgp-sink A=pgp-a B=pgp-b
-OUT=perf/results/veth-bench
+OUT=${OUT:-perf/results/veth-bench}
 WORK=$(mktemp -d)
 DUT_PID=
 
 for c in trafgen dpdk-testpmd ip; do command -v $c >/dev/null || { echo "missing $c" >&2; exit 1; }; done
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-cargo build --release -q -p pollgate -p pollgate-pktgen
-PG=$PWD/target/release/pollgate
-PKTGEN=$PWD/target/release/pollgate-pktgen
+. perf/lib.sh
+perf_init
 START=$(date +%s)
 
 cleanup() {
   [ -n "$DUT_PID" ] && kill -INT "$DUT_PID" 2>/dev/null && wait "$DUT_PID" 2>/dev/null || true
   ip link del br-pgp 2>/dev/null || true
-  ip link del $A 2>/dev/null || true
-  ip link del $B 2>/dev/null || true
-  ip netns del $GEN 2>/dev/null || true
-  ip netns del $SINK 2>/dev/null || true
+  ns_veth_del $A $GEN $B $SINK
 }
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
 topology() {
   cleanup
-  ip netns add $GEN; ip netns add $SINK
-  # One queue per end: every frame reaches the one socket on queue 0.
-  ip link add $A numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1 netns $GEN
-  ip link add $B numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1 netns $SINK
-  ip -n $GEN link set eth0 address 02:00:00:00:00:01 up
-  ip -n $SINK link set eth0 address 02:00:00:00:00:02 up
-  ip link set $A up; ip link set $B up
+  ns_veth $A $GEN 02:00:00:00:00:01
+  ns_veth $B $SINK 02:00:00:00:00:02
 }
 
 # The generator against trafgen: 64-byte frames out of the generator
@@ -141,7 +131,7 @@ sleep 1
 search linux-bridge
 cleanup
 
-machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+machine=$(machine)
 $PKTGEN report pollgate="$WORK/pollgate.json" testpmd="$WORK/testpmd.json" linux-bridge="$WORK/linux-bridge.json" \
   --json "$OUT.json" --svg "$OUT.svg" \
   --title "veth, 64-byte UDP/IPv4, 256 flows: $machine" \

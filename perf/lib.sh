@@ -1,0 +1,29 @@
+# Shared by the perf scripts (sourced): the binaries, and veth pairs whose
+# far end is eth0 in a network namespace of its own.
+
+perf_init() { # builds pollgate and pollgate-pktgen; sets PG and PKTGEN
+  [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+  cargo build --release -q -p pollgate -p pollgate-pktgen
+  PG=$PWD/target/release/pollgate
+  PKTGEN=$PWD/target/release/pollgate-pktgen
+}
+
+ns_veth() { # HOSTDEV NS MAC
+  # One queue each way: every frame reaches the one socket on queue 0.
+  ip netns add "$2"
+  ip link add "$1" numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1 netns "$2"
+  ip -n "$2" link set eth0 address "$3" up
+  ip link set "$1" up
+}
+
+ns_veth_del() { # HOSTDEV NS [HOSTDEV NS …]
+  while [ $# -ge 2 ]; do
+    ip link del "$1" 2>/dev/null || true
+    ip netns del "$2" 2>/dev/null || true
+    shift 2
+  done
+}
+
+machine() {
+  echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+}
