@@ -113,7 +113,12 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
                 );
             }
         }
-        let xdp = XdpAttachment::attach(
+        let attach = if spec.afxdp.handover {
+            XdpAttachment::attach_handover
+        } else {
+            XdpAttachment::attach
+        };
+        let xdp = attach(
             &spec.iface,
             ifindex,
             spec.queues,

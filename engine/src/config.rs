@@ -346,6 +346,9 @@ pub struct AfXdpSection {
     pub need_wakeup: bool,
     /// Preferred busy polling with this NAPI budget (0: off).
     pub busy_poll_budget: Spanned<u32>,
+    /// Leave the XDP programs on the devices at exit, so the next start
+    /// replaces them in one step instead of detaching and attaching.
+    pub handover: bool,
 }
 
 impl Default for AfXdpSection {
@@ -358,6 +361,7 @@ impl Default for AfXdpSection {
             comp_ring: Spanned::new(0..0, d.comp_size),
             need_wakeup: d.need_wakeup,
             busy_poll_budget: Spanned::new(0..0, 0),
+            handover: false,
         }
     }
 }
@@ -1311,6 +1315,7 @@ fn afxdp_config(cx: &Ctx, a: &AfXdpSection, p: &PortSection) -> Result<AfXdpConf
         },
         need_wakeup: a.need_wakeup,
         force: p.force,
+        handover: a.handover,
         busy_poll_budget: match *a.busy_poll_budget.get_ref() {
             b @ 0..=1024 => b,
             b => {

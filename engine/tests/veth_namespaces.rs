@@ -509,6 +509,66 @@ fn a_starved_fill_ring_is_counted_and_forwarding_recovers_without_leaking_frames
 }
 
 #[test]
+fn with_handover_a_restart_replaces_the_program_instead_of_detaching_it() {
+    if !root("handover") {
+        return;
+    }
+    let own = format!("ph{}", std::process::id() % 100000);
+    let mut nl = Netlink::open().unwrap();
+    nl.create_veth(&own, &format!("{own}p"), None, 1).unwrap();
+    for n in [own.clone(), format!("{own}p")] {
+        let l = nl.get_link(&n).unwrap().unwrap();
+        nl.set_link(l.index, Some(true), None, None).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("pollgate-handover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gw.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[engine]\nidle = \"backoff\"\nctl_socket = \"{}/ctl.sock\"\n[afxdp]\nhandover = true\n[[port]]\nname = \"{own}\"\nkind = \"afxdp\"\niface = \"{own}\"\n[[port]]\nname = \"null\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{own}\", \"null\"]\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new(pollgate_bin())
+            .args([
+                "run",
+                "--config",
+                path.to_str().unwrap(),
+                "--duration",
+                "0.5",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        nl_prog(&own)
+    };
+    let first = run().expect("the program stays on the device after exit");
+    let second = run().expect("and after the restart");
+    assert_ne!(first, second, "the restart replaced it with its own");
+    // Someone done with pollgate removes it (ip link set dev … xdp off).
+    let l = nl.get_link(&own).unwrap().unwrap();
+    nl.set_xdp(l.index, -1, 0, None).unwrap();
+    assert_eq!(nl_prog(&own), None);
+    nl.delete_link(l.index).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn nl_prog(dev: &str) -> Option<u32> {
+    Netlink::open()
+        .unwrap()
+        .get_link(dev)
+        .unwrap()
+        .and_then(|l| l.xdp_prog_id)
+}
+
+#[test]
 fn demo_runs_pings_and_cleans_up() {
     if !root("demo") {
         return;

@@ -99,3 +99,58 @@ fn foreign_programs_are_refused_or_replaced_and_ours_only_removed() {
     drop(fresh);
     assert_eq!(prog_on(&mut nl, &a), None);
 }
+
+#[test]
+fn a_handover_stays_at_exit_and_the_next_start_replaces_it_in_one_step() {
+    if !pollgate_pmd::device::is_root() {
+        eprintln!("SKIP xdp handover: needs root (veth, XDP)");
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let (a, b) = (format!("pgha{id}"), format!("pghb{id}"));
+    let mut nl = Netlink::open().unwrap();
+    nl.create_veth(&a, &b, None, 1).unwrap();
+    let ifindex = nl.get_link(&a).unwrap().unwrap().index;
+    struct Pair(u32);
+    impl Drop for Pair {
+        fn drop(&mut self) {
+            if let Ok(mut nl) = Netlink::open() {
+                let _ = nl.delete_link(self.0);
+            }
+        }
+    }
+    let _pair = Pair(ifindex);
+
+    // First start, on a device with no program: attached, and left in
+    // place at exit.
+    let first = XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Native, false).unwrap();
+    assert!(first.native());
+    let p1 = first.prog_id();
+    drop(first);
+    assert_eq!(prog_on(&mut nl, &a), Some(p1), "left for the next start");
+
+    // Next start: replaces it in one step (XDP_FLAGS_REPLACE against p1:
+    // the device is never without a program), and leaves its own.
+    let second = XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Native, false).unwrap();
+    let p2 = second.prog_id();
+    assert_ne!(p1, p2);
+    assert_eq!(prog_on(&mut nl, &a), Some(p2));
+    drop(second);
+    assert_eq!(prog_on(&mut nl, &a), Some(p2));
+
+    // A start without hand-over takes over pollgate's own left program
+    // the same way (by name), and removes it at exit.
+    let last = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Native, false).unwrap();
+    assert!(last.replaced());
+    drop(last);
+    assert_eq!(prog_on(&mut nl, &a), None);
+
+    // Another tool's program is not handed over to without force.
+    let foreign = bpf::load_pass_prog("other_tool").unwrap();
+    nl.set_xdp(ifindex, foreign.as_raw_fd(), SKB, None).unwrap();
+    let e = match XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Generic, false) {
+        Ok(_) => panic!("handed over onto another tool's program"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("other_tool"), "{e}");
+}

@@ -6,7 +6,7 @@
 //! program) that pollgate removes on exit only if it is still its own.
 
 use super::bpf;
-use super::sys::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
+use super::sys::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST};
 use super::xdp_prog::PROG_NAME;
 use crate::cleanup;
 use crate::netlink::Netlink;
@@ -35,6 +35,8 @@ pub struct XdpAttachment {
     prog_id: u32,
     /// Set when attached by netlink (a replace): (ifindex, mode flags).
     netlink: Option<(u32, u32)>,
+    /// A hand-over: left on the device at exit.
+    keep: bool,
     ifname: String,
 }
 
@@ -77,12 +79,43 @@ impl XdpAttachment {
         mode: XdpMode,
         force: bool,
     ) -> io::Result<XdpAttachment> {
+        Self::attach_with(ifname, ifindex, queues, mode, force, false)
+    }
+
+    /// Like [`attach`](Self::attach), for a hand-over: the program is
+    /// attached by netlink and stays on the device when pollgate exits,
+    /// so the next pollgate replaces it in one step (XDP_FLAGS_REPLACE)
+    /// instead of the device going without a program and getting a new
+    /// one (which resets the link on some NICs). Between the two, the
+    /// program finds no socket and passes traffic to the kernel stack.
+    pub fn attach_handover(
+        ifname: &str,
+        ifindex: u32,
+        queues: u32,
+        mode: XdpMode,
+        force: bool,
+    ) -> io::Result<XdpAttachment> {
+        Self::attach_with(ifname, ifindex, queues, mode, force, true)
+    }
+
+    fn attach_with(
+        ifname: &str,
+        ifindex: u32,
+        queues: u32,
+        mode: XdpMode,
+        force: bool,
+        keep: bool,
+    ) -> io::Result<XdpAttachment> {
         let map = bpf::create_xskmap(queues.max(1))
             .map_err(|e| io::Error::new(e.kind(), format!("creating the XSKMAP: {e}")))?;
         let prog = bpf::load_redirect_prog(&map)
             .map_err(|e| io::Error::new(e.kind(), format!("loading the XDP program: {e}")))?;
         let attach = |native: bool| bpf::attach_xdp_link(&prog, ifindex, native);
+        let busy = || io::Error::from_raw_os_error(libc::EBUSY);
         let attached = match mode {
+            // A hand-over never holds the program by a link: go the
+            // netlink way, replacing whatever is there (if allowed).
+            _ if keep => Err(busy()),
             XdpMode::Native => attach(true).map(|l| (l, true)),
             XdpMode::Generic => attach(false).map(|l| (l, false)),
             XdpMode::Auto => match attach(true) {
@@ -100,17 +133,27 @@ impl XdpAttachment {
                 native,
                 prog_id,
                 netlink: None,
+                keep: false,
                 ifname: ifname.to_string(),
             }),
             Err(e) if is_busy(&e) => {
-                let (old_id, old_name) = attached_program(ifname)?;
-                if old_name != our_name() && !force {
+                let old = match attached_program(ifname) {
+                    Ok(o) => Some(o),
+                    // A hand-over onto a device with no program.
+                    Err(e) if keep && e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                let (old_id, old_name) = old.clone().unwrap_or((0, String::new()));
+                if old.is_some() && old_name != our_name() && !force {
                     return Err(io::Error::new(
                         e.kind(),
                         format!("{ifname} already has XDP program {old_id} ({old_name:?}) attached; pollgate does not replace a program it does not own: detach it (ip link set dev {ifname} xdp off), or set force = true on the port to replace it"),
                     ));
                 }
-                let old = bpf::prog_by_id(old_id)?;
+                let old = match old {
+                    Some(_) => Some(bpf::prog_by_id(old_id)?),
+                    None => None,
+                };
                 let modes: &[(u32, bool)] = match mode {
                     XdpMode::Native => &[(XDP_FLAGS_DRV_MODE, true)],
                     XdpMode::Generic => &[(XDP_FLAGS_SKB_MODE, false)],
@@ -119,11 +162,22 @@ impl XdpAttachment {
                 let mut nl = Netlink::open()?;
                 let mut last = e;
                 for &(flags, native) in modes {
-                    match nl.set_xdp(ifindex, prog.as_raw_fd(), flags, Some(old.as_raw_fd())) {
+                    let expected = old.as_ref().map(|o| o.as_raw_fd());
+                    // No program to replace: attach only if none came
+                    // meanwhile.
+                    let extra = if expected.is_none() {
+                        XDP_FLAGS_UPDATE_IF_NOEXIST
+                    } else {
+                        0
+                    };
+                    match nl.set_xdp(ifindex, prog.as_raw_fd(), flags | extra, expected) {
                         Ok(()) => {
                             // Outlives a kill -9: the reaper removes it
-                            // if it is still the program there.
-                            cleanup::created(&journal(ifname, ifindex, prog_id, flags));
+                            // if it is still the program there (not a
+                            // hand-over's: that one is meant to stay).
+                            if !keep {
+                                cleanup::created(&journal(ifname, ifindex, prog_id, flags));
+                            }
                             return Ok(XdpAttachment {
                                 link: Mutex::new(None),
                                 prog,
@@ -131,6 +185,7 @@ impl XdpAttachment {
                                 native,
                                 prog_id,
                                 netlink: Some((ifindex, flags)),
+                                keep,
                                 ifname: ifname.to_string(),
                             });
                         }
@@ -205,6 +260,9 @@ impl XdpAttachment {
 
 impl Drop for XdpAttachment {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         // A netlink attachment outlives our fds: remove it, but only if
         // the program there is still ours (the replace flag checks).
         if let Some((ifindex, flags)) = self.netlink {

@@ -34,6 +34,9 @@ pub struct AfXdpConfig {
     pub busy_poll_budget: u32,
     /// Replace (atomically) an XDP program another tool attached.
     pub force: bool,
+    /// Leave the XDP program on the device at exit (a hand-over to the
+    /// next start): `XdpAttachment::attach_handover`.
+    pub handover: bool,
 }
 
 impl Default for AfXdpConfig {
@@ -49,6 +52,7 @@ impl Default for AfXdpConfig {
             need_wakeup: true,
             busy_poll_budget: 0,
             force: false,
+            handover: false,
         }
     }
 }
@@ -130,10 +134,14 @@ impl AfXdpPort {
         }
         let xdp = match xdp {
             Some(x) => x,
-            None => Arc::new(
-                XdpAttachment::attach(ifname, ifindex, cfg.queue + 1, cfg.xdp, cfg.force)
-                    .map_err(err)?,
-            ),
+            None => {
+                let attach = if cfg.handover {
+                    XdpAttachment::attach_handover
+                } else {
+                    XdpAttachment::attach
+                };
+                Arc::new(attach(ifname, ifindex, cfg.queue + 1, cfg.xdp, cfg.force).map_err(err)?)
+            }
         };
         xdp.insert(cfg.queue, xsk.fd()).map_err(|e| {
             err(io::Error::new(
