@@ -80,6 +80,10 @@ for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 ctl() { $PG ctl --socket "$SOCK" "$@"; }
 
 gen_tx0=$(ip netns exec $GEN cat /sys/class/net/eth0/statistics/tx_packets)
+gen_txdrop0=$(ip netns exec $GEN cat /sys/class/net/eth0/statistics/tx_dropped)
+# Port a's counters at the same moment: what the namespaces' own kernels
+# sent before (IPv6 neighbour discovery at link up) is not in the balance.
+ctl --json show stats >"$WORK/stats0.json"
 drop_a0=$(cat /sys/class/net/pgs-a/statistics/rx_dropped)
 $PKTGEN run tools/scenarios/udp64.toml --tx eth0 --tx-ns $GEN --rx eth0 --rx-ns $SINK --core 0 \
   --ring "$RING" --rate max --duration "$SECS" --json >"$WORK/gen.json" 2>"$WORK/gen.err" & GEN_PID=$!
@@ -122,12 +126,14 @@ done
 wait "$GEN_PID" || true; GEN_PID=
 sample "$(( $(date +%s) - start ))"
 gen_tx=$(( $(ip netns exec $GEN cat /sys/class/net/eth0/statistics/tx_packets) - gen_tx0 ))
+gen_txdrop=$(( $(ip netns exec $GEN cat /sys/class/net/eth0/statistics/tx_dropped) - gen_txdrop0 ))
 kernel_drop_a=$(( $(cat /sys/class/net/pgs-a/statistics/rx_dropped) - drop_a0 ))
 kill -INT "$PG_PID"; wait "$PG_PID" || true; PG_PID=
 
-MACHINE=$(machine) python3 - "$WORK" "$OUT" "$SECS" "$updates" "$gen_tx" "$kernel_drop_a" <<'PY'
+MACHINE=$(machine) python3 - "$WORK" "$OUT" "$SECS" "$updates" "$gen_tx" "$kernel_drop_a" "$gen_txdrop" <<'PY'
 import json, os, sys, re
 work, out, secs, updates, gen_tx, kdrop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+gen_txdrop = int(sys.argv[7])
 gen = json.load(open(work + "/gen.json"))
 samples = json.load(open(work + "/samples.json"))
 summary = open(work + "/pg.out").read() + open(work + "/pg.err").read()
@@ -148,7 +154,10 @@ rss = [s["rss_kib"] for s in samples]
 # After the first sample (pools and rings are touched in the first
 # seconds), resident memory must stay flat.
 rss_growth = max(rss[1:]) - rss[1] if len(rss) > 2 else 0
-a = ports["a"]
+a = dict(ports["a"])
+a0 = next(p for p in json.load(open(work + "/stats0.json"))["ports"] if p["name"] == "a")
+for k in ("rx_packets", "kernel_drops"):
+    a[k] -= a0[k]
 result = {
     "machine": os.environ["MACHINE"],
     "seconds": secs, "updates": updates,
@@ -160,9 +169,17 @@ result = {
     # pollgate's socket (rx_packets) or dropped by the kernel for a full
     # socket ring (kernel_drops; the veth counts the same drops in its
     # rx_dropped).
-    "ingress_balance": {"generator_sent": gen["sent"], "gen_eth0_tx": gen_tx, "pollgate_rx": a["rx_packets"],
+    # Frames the generator queued that the veth dropped before port a's
+    # XDP program, its NAPI ring being full (counted as the generator
+    # end's tx_dropped): DUT-side overload too.
+    "ingress_balance": {"generator_sent": gen["sent"], "gen_eth0_tx": gen_tx, "gen_eth0_tx_dropped": gen_txdrop,
+                        "pollgate_rx": a["rx_packets"],
                         "kernel_drops": a["kernel_drops"], "veth_rx_dropped": kdrop,
-                        "difference": gen_tx - a["rx_packets"] - a["kernel_drops"]},
+                        "difference": gen_tx - a["rx_packets"] - a["kernel_drops"],
+                        # What the generator queued, less what its device
+                        # sent or dropped (a few negative: the namespace's
+                        # own neighbour discovery frames).
+                        "generator_vs_device": gen["sent"] - gen_tx - gen_txdrop},
     "frame_accounting": [{"accounted": int(x), "total": int(y)} for x, y in acc],
     "frames_balanced": bool(acc) and all(x == y for x, y in acc),
     "rss_kib": {"first": rss[0], "after_warmup": rss[1] if len(rss) > 1 else rss[0], "max": max(rss), "last": rss[-1], "growth_after_warmup": rss_growth},
