@@ -35,11 +35,6 @@ pub fn if_name(index: u32) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// Whether a device with this index exists.
-pub fn if_exists(index: u32) -> bool {
-    if_name(index).is_some()
-}
-
 /// Whether this process runs with root's effective uid (the tests and the
 /// demo that build namespaces and XDP programs need it).
 pub fn is_root() -> bool {

@@ -110,98 +110,102 @@ impl XdpAttachment {
             .map_err(|e| io::Error::new(e.kind(), format!("creating the XSKMAP: {e}")))?;
         let prog = bpf::load_redirect_prog(&map)
             .map_err(|e| io::Error::new(e.kind(), format!("loading the XDP program: {e}")))?;
-        let attach = |native: bool| bpf::attach_xdp_link(&prog, ifindex, native);
-        let busy = || io::Error::from_raw_os_error(libc::EBUSY);
-        let attached = match mode {
-            // A hand-over never holds the program by a link: go the
-            // netlink way, replacing whatever is there (if allowed).
-            _ if keep => Err(busy()),
-            XdpMode::Native => attach(true).map(|l| (l, true)),
-            XdpMode::Generic => attach(false).map(|l| (l, false)),
-            XdpMode::Auto => match attach(true) {
-                Ok(l) => Ok((l, true)),
-                Err(e) if is_busy(&e) => Err(e),
-                Err(_) => attach(false).map(|l| (l, false)),
-            },
-        };
         let prog_id = bpf::prog_id(&prog).unwrap_or(0);
-        match attached {
-            Ok((link, native)) => Ok(XdpAttachment {
-                link: Mutex::new(Some(link)),
-                prog,
-                map,
-                native,
-                prog_id,
-                netlink: None,
-                keep: false,
-                ifname: ifname.to_string(),
-            }),
-            Err(e) if is_busy(&e) => {
-                let old = match attached_program(ifname) {
-                    Ok(o) => Some(o),
-                    // A hand-over onto a device with no program.
-                    Err(e) if keep && e.kind() == io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(e),
-                };
-                let (old_id, old_name) = old.clone().unwrap_or((0, String::new()));
-                if old.is_some() && old_name != our_name() && !force {
+        // A hand-over never holds the program by a link: it goes the
+        // netlink way below, replacing whatever is there (if allowed).
+        if !keep {
+            let attach = |native: bool| bpf::attach_xdp_link(&prog, ifindex, native);
+            let attached = match mode {
+                XdpMode::Native => attach(true).map(|l| (l, true)),
+                XdpMode::Generic => attach(false).map(|l| (l, false)),
+                XdpMode::Auto => match attach(true) {
+                    Ok(l) => Ok((l, true)),
+                    Err(e) if is_busy(&e) => Err(e),
+                    Err(_) => attach(false).map(|l| (l, false)),
+                },
+            };
+            match attached {
+                Ok((link, native)) => {
+                    return Ok(XdpAttachment {
+                        link: Mutex::new(Some(link)),
+                        prog,
+                        map,
+                        native,
+                        prog_id,
+                        netlink: None,
+                        keep: false,
+                        ifname: ifname.to_string(),
+                    })
+                }
+                // Busy: a program is there; replace it if allowed.
+                Err(e) if is_busy(&e) => {}
+                Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
-                        format!("{ifname} already has XDP program {old_id} ({old_name:?}) attached; pollgate does not replace a program it does not own: detach it (ip link set dev {ifname} xdp off), or set force = true on the port to replace it"),
-                    ));
+                        format!("attaching XDP to {ifname}: {e}"),
+                    ))
                 }
-                let old = match old {
-                    Some(_) => Some(bpf::prog_by_id(old_id)?),
-                    None => None,
-                };
-                let modes: &[(u32, bool)] = match mode {
-                    XdpMode::Native => &[(XDP_FLAGS_DRV_MODE, true)],
-                    XdpMode::Generic => &[(XDP_FLAGS_SKB_MODE, false)],
-                    XdpMode::Auto => &[(XDP_FLAGS_DRV_MODE, true), (XDP_FLAGS_SKB_MODE, false)],
-                };
-                let mut nl = Netlink::open()?;
-                let mut last = e;
-                for &(flags, native) in modes {
-                    let expected = old.as_ref().map(|o| o.as_raw_fd());
-                    // No program to replace: attach only if none came
-                    // meanwhile.
-                    let extra = if expected.is_none() {
-                        XDP_FLAGS_UPDATE_IF_NOEXIST
-                    } else {
-                        0
-                    };
-                    match nl.set_xdp(ifindex, prog.as_raw_fd(), flags | extra, expected) {
-                        Ok(()) => {
-                            // Outlives a kill -9: the reaper removes it
-                            // if it is still the program there (not a
-                            // hand-over's: that one is meant to stay).
-                            if !keep {
-                                cleanup::created(&journal(ifname, ifindex, prog_id, flags));
-                            }
-                            return Ok(XdpAttachment {
-                                link: Mutex::new(None),
-                                prog,
-                                map,
-                                native,
-                                prog_id,
-                                netlink: Some((ifindex, flags)),
-                                keep,
-                                ifname: ifname.to_string(),
-                            });
-                        }
-                        Err(e) => last = e,
-                    }
-                }
-                Err(io::Error::new(
-                    last.kind(),
-                    format!("replacing XDP program {old_id} ({old_name:?}) on {ifname}: {last} (a program held by a bpf_link, such as a running pollgate's, cannot be replaced)"),
-                ))
             }
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("attaching XDP to {ifname}: {e}"),
-            )),
         }
+        let old = match attached_program(ifname) {
+            Ok(o) => Some(o),
+            // A hand-over onto a device with no program.
+            Err(e) if keep && e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let (old_id, old_name) = old.clone().unwrap_or((0, String::new()));
+        if old.is_some() && old_name != our_name() && !force {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!("{ifname} already has XDP program {old_id} ({old_name:?}) attached; pollgate does not replace a program it does not own: detach it (ip link set dev {ifname} xdp off), or set force = true on the port to replace it"),
+            ));
+        }
+        let old = match old {
+            Some(_) => Some(bpf::prog_by_id(old_id)?),
+            None => None,
+        };
+        let expected = old.as_ref().map(|o| o.as_raw_fd());
+        // No program to replace: attach only if none came meanwhile.
+        let extra = if expected.is_none() {
+            XDP_FLAGS_UPDATE_IF_NOEXIST
+        } else {
+            0
+        };
+        let modes: &[(u32, bool)] = match mode {
+            XdpMode::Native => &[(XDP_FLAGS_DRV_MODE, true)],
+            XdpMode::Generic => &[(XDP_FLAGS_SKB_MODE, false)],
+            XdpMode::Auto => &[(XDP_FLAGS_DRV_MODE, true), (XDP_FLAGS_SKB_MODE, false)],
+        };
+        let mut nl = Netlink::open()?;
+        let mut last = None;
+        for &(flags, native) in modes {
+            match nl.set_xdp(ifindex, prog.as_raw_fd(), flags | extra, expected) {
+                Ok(()) => {
+                    // Outlives a kill -9: the reaper removes it if it is
+                    // still the program there (not a hand-over's: that
+                    // one is meant to stay).
+                    if !keep {
+                        cleanup::created(&journal(ifname, ifindex, prog_id, flags));
+                    }
+                    return Ok(XdpAttachment {
+                        link: Mutex::new(None),
+                        prog,
+                        map,
+                        native,
+                        prog_id,
+                        netlink: Some((ifindex, flags)),
+                        keep,
+                        ifname: ifname.to_string(),
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let last = last.unwrap_or_else(|| io::Error::other("no XDP mode to try"));
+        Err(io::Error::new(
+            last.kind(),
+            format!("replacing XDP program {old_id} ({old_name:?}) on {ifname}: {last} (a program held by a bpf_link, such as a running pollgate's, cannot be replaced)"),
+        ))
     }
 
     pub fn native(&self) -> bool {
@@ -223,7 +227,8 @@ impl XdpAttachment {
     /// detach`, or `ip link set dev … xdp off` on a replaced program).
     /// Another program found in its place is left alone and reported.
     pub fn check(&self) -> io::Result<XdpCheck> {
-        let Some(info) = Netlink::open()?.get_link(&self.ifname)? else {
+        let mut nl = Netlink::open()?;
+        let Some(info) = nl.get_link(&self.ifname)? else {
             return Ok(XdpCheck::DeviceGone);
         };
         match info.xdp_prog_id {
@@ -232,7 +237,7 @@ impl XdpAttachment {
             None => {
                 match self.netlink {
                     Some((ifindex, flags)) => {
-                        Netlink::open()?.set_xdp(ifindex, self.prog.as_raw_fd(), flags, None)?
+                        nl.set_xdp(ifindex, self.prog.as_raw_fd(), flags, None)?
                     }
                     None => {
                         let link = bpf::attach_xdp_link(&self.prog, info.index, self.native)?;
