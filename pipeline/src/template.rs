@@ -50,16 +50,25 @@ pub fn udp4_frame(
 /// UDP checksum over the IPv4 pseudo-header (`addrs` = source then
 /// destination) and the datagram; 0 is sent as 0xffff (RFC 768).
 pub fn udp4_checksum(addrs: &[u8], udp: &[u8]) -> u16 {
-    let mut pseudo = Vec::with_capacity(12 + udp.len());
+    l4_checksum(addrs, 17, udp, 6)
+}
+
+/// TCP or UDP checksum over the pseudo-header (`addrs` = source then
+/// destination address, IPv4 or IPv6) and `segment`, whose checksum
+/// field at `csum_at` counts as zero. A UDP checksum of 0 is sent as
+/// 0xffff (RFC 768).
+pub fn l4_checksum(addrs: &[u8], proto: u8, segment: &[u8], csum_at: usize) -> u16 {
+    let mut pseudo = Vec::with_capacity(addrs.len() + 4 + segment.len());
     pseudo.extend_from_slice(addrs);
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
-    let mut body = udp.to_vec();
-    body[6] = 0;
-    body[7] = 0;
-    pseudo.extend_from_slice(&body);
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+    let at = pseudo.len() + csum_at;
+    pseudo.extend_from_slice(segment);
+    if let Some(c) = pseudo.get_mut(at..at + 2) {
+        c.fill(0);
+    }
     match checksum(&pseudo) {
-        0 => 0xffff,
+        0 if proto == 17 => 0xffff,
         c => c,
     }
 }

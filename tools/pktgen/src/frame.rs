@@ -3,8 +3,10 @@
 //! a kernel or a DUT that checks them accepts the frames; the outer UDP
 //! checksum of VXLAN is zero, as RFC 7348 allows and VTEPs send.
 
+use crate::layout::Layout;
 use crate::spec::{Proto, Spec};
 use crate::stamp;
+use pollgate_pipeline::template::l4_checksum;
 use pollgate_pipeline::wire::ipv4::checksum;
 use pollgate_pipeline::wire::MacAddr;
 use std::net::IpAddr;
@@ -27,14 +29,6 @@ pub struct Template {
     pub udp: bool,
 }
 
-fn l3_len(spec: &Spec) -> usize {
-    if spec.src_ip.is_ipv4() {
-        20
-    } else {
-        40
-    }
-}
-
 fn l4_len(spec: &Spec) -> usize {
     match spec.proto {
         Proto::Udp => 8,
@@ -44,12 +38,7 @@ fn l4_len(spec: &Spec) -> usize {
 
 /// Bytes before the payload (the stamp), outer headers included.
 pub fn header_len(spec: &Spec) -> usize {
-    let outer = if spec.vxlan.is_some() {
-        VXLAN_OVERHEAD
-    } else {
-        0
-    };
-    outer + 14 + 4 * spec.vlan.len() + l3_len(spec) + l4_len(spec)
+    Layout::of(spec).l4 + l4_len(spec)
 }
 
 /// Bytes of the frame sent for `size` (FCS excluded): `size - 4`, or
@@ -90,26 +79,6 @@ fn ip_bytes(a: IpAddr) -> Vec<u8> {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
     }
-}
-
-/// Sum of big-endian 16-bit words, unfolded.
-pub fn sum16(data: &[u8]) -> u32 {
-    let mut s = 0u32;
-    let mut it = data.chunks_exact(2);
-    for c in &mut it {
-        s += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    if let [b] = it.remainder() {
-        s += (*b as u32) << 8;
-    }
-    s
-}
-
-pub fn fold(mut s: u32) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
 
 /// Builds the frame flow `flow` sends at `size` bytes on the wire (FCS
@@ -154,8 +123,9 @@ pub fn build(spec: &Spec, flow: u32, size: u16) -> Template {
         }
     }
     f.extend_from_slice(&ethertype.to_be_bytes());
-    let l3 = f.len();
-    let l4 = l3 + l3_len(spec);
+    // The offsets the renderers use too: one source for both.
+    let Layout { l3, l4, .. } = Layout::of(spec);
+    debug_assert_eq!(f.len(), l3);
     let l4_total = total - l4;
     let proto: u8 = match spec.proto {
         Proto::Udp => 17,
@@ -196,12 +166,7 @@ pub fn build(spec: &Spec, flow: u32, size: u16) -> Template {
     let stamp_at = f.len();
     f.resize(total, 0);
     stamp::write_magic(&mut f[stamp_at..]);
-    // Pseudo-header: addresses, protocol, L4 length.
-    let pseudo = sum16(&src) + sum16(&dst) + proto as u32 + l4_total as u32;
-    let mut c = !fold(pseudo + sum16(&f[l4..]));
-    if spec.proto == Proto::Udp && c == 0 {
-        c = 0xffff;
-    }
+    let c = l4_checksum(&[src, dst].concat(), proto, &f[l4..], l4_csum_at - l4);
     f[l4_csum_at..l4_csum_at + 2].copy_from_slice(&c.to_be_bytes());
     Template {
         bytes: f,
@@ -228,36 +193,31 @@ mod tests {
     }
 
     /// etherparse (an independent decoder) reads back the addresses,
-    /// ports and lengths, and the checksums verify.
+    /// ports and lengths, and the checksums verify: the ones' complement
+    /// sum over pseudo-header and segment, checksum included, is zero.
     fn check(t: &Template, spec: &Spec, flow: u32) {
         let p = SlicedPacket::from_ethernet(&t.bytes).expect("parses");
         let want_src = flow_src_ip(spec, flow);
-        let (pseudo, l4_len) = match p.net.expect("ip") {
+        let (mut pseudo, proto, l4_len) = match p.net.expect("ip") {
             NetSlice::Ipv4(ip) => {
                 let h = ip.header();
                 assert_eq!(IpAddr::V4(h.source_addr()), want_src);
                 assert_eq!(checksum(h.slice()), 0, "IPv4 header checksum");
                 let l = h.total_len() as usize - h.slice().len();
-                (
-                    sum16(&h.source()) + sum16(&h.destination()) + h.protocol().0 as u32 + l as u32,
-                    l,
-                )
+                ([h.source(), h.destination()].concat(), h.protocol().0, l)
             }
             NetSlice::Ipv6(ip) => {
                 let h = ip.header();
                 assert_eq!(IpAddr::V6(h.source_addr()), want_src);
                 let l = h.payload_length() as usize;
-                (
-                    sum16(&h.source())
-                        + sum16(&h.destination())
-                        + h.next_header().0 as u32
-                        + l as u32,
-                    l,
-                )
+                ([h.source(), h.destination()].concat(), h.next_header().0, l)
             }
         };
         let l4 = t.bytes.len() - l4_len;
-        assert_eq!(fold(pseudo + sum16(&t.bytes[l4..])), 0xffff, "L4 checksum");
+        pseudo.extend_from_slice(&[0, proto]);
+        pseudo.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        pseudo.extend_from_slice(&t.bytes[l4..]);
+        assert_eq!(checksum(&pseudo), 0, "L4 checksum");
         match p.transport.expect("l4") {
             TransportSlice::Udp(u) => assert_eq!(u.source_port(), 1024 + flow as u16),
             TransportSlice::Tcp(u) => assert_eq!(u.source_port(), 1024 + flow as u16),

@@ -6,11 +6,6 @@
 
 use crate::spec::{Proto, Rate, Size, Spec};
 use std::fmt::Write;
-use std::net::IpAddr;
-
-fn add_low32(a: IpAddr, n: u32) -> IpAddr {
-    crate::frame::flow_src_ip_of(a, n)
-}
 
 /// Why the spec needs pcap replay, or `None` if commands express it.
 fn needs_replay(spec: &Spec) -> Option<&'static str> {
@@ -95,7 +90,7 @@ pub fn render(spec: &Spec, source: &str) -> String {
         let _ = writeln!(o, "set 0 vlan {vid}\nenable 0 vlan");
     }
     if n > 1 {
-        let last = add_low32(spec.src_ip, n - 1);
+        let last = crate::frame::flow_src_ip_of(spec.src_ip, n - 1);
         let inc = if spec.src_ip.is_ipv4() {
             "0.0.0.1"
         } else {

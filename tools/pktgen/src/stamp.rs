@@ -5,6 +5,10 @@
 //! Layout (18 bytes, so that a 64-byte UDP/IPv4 frame holds it):
 //! `magic: u16 | seq: u64 | ts_ns: u64`, big-endian.
 
+use pollgate_pipeline::batch::flags;
+use pollgate_pipeline::parse_frame;
+use pollgate_pipeline::wire::{TcpPacket, UdpPacket};
+
 pub const LEN: usize = 18;
 pub const MAGIC: u16 = 0x5047; // "PG"
 
@@ -53,41 +57,29 @@ pub fn read(payload: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// Where the payload starts: behind VLAN tags, IPv4/IPv6, UDP/TCP, and
-/// one VXLAN encapsulation if the DUT left it on. `None` for frames that
-/// are not ours (ARP, neighbour discovery…).
+/// one VXLAN encapsulation if the DUT left it on (the engine's own parser
+/// finds the L4 header). `None` for frames that are not ours (ARP,
+/// neighbour discovery…).
 pub fn payload_offset(f: &[u8]) -> Option<usize> {
-    payload_at(f, 0, true)
+    payload_at(f, true)
 }
 
-fn be16(f: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]))
-}
-
-fn payload_at(f: &[u8], eth: usize, may_recurse: bool) -> Option<usize> {
-    let mut at = eth + 12;
-    let mut ty = be16(f, at)?;
-    while ty == 0x8100 || ty == 0x88a8 {
-        at += 4;
-        ty = be16(f, at)?;
+fn payload_at(f: &[u8], may_recurse: bool) -> Option<usize> {
+    let p = parse_frame(f).ok()?;
+    if p.flags & flags::L4 == 0 {
+        return None;
     }
-    let l3 = at + 2;
-    let (proto, l4) = match ty {
-        0x0800 => {
-            let ihl = (*f.get(l3)? & 0x0f) as usize * 4;
-            (*f.get(l3 + 9)?, l3 + ihl)
-        }
-        0x86dd => (*f.get(l3 + 6)?, l3 + 40),
-        _ => return None,
-    };
-    match proto {
+    let l4 = f.get(p.l4_off as usize..)?;
+    match p.l4_proto {
         17 => {
-            let payload = l4 + 8;
-            if may_recurse && be16(f, l4 + 2)? == crate::frame::VXLAN_PORT {
-                return payload_at(f, payload + 8, false);
+            let payload = p.l4_off as usize + 8;
+            if may_recurse && UdpPacket::new_unchecked(l4).dst_port() == crate::frame::VXLAN_PORT {
+                let inner = payload + 8;
+                return payload_at(f.get(inner..)?, false).map(|at| inner + at);
             }
             Some(payload)
         }
-        6 => Some(l4 + ((*f.get(l4 + 12)? >> 4) as usize) * 4),
+        6 => Some(p.l4_off as usize + TcpPacket::new_unchecked(l4).header_len()),
         _ => None,
     }
 }
@@ -95,13 +87,17 @@ fn payload_at(f: &[u8], eth: usize, may_recurse: bool) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{fold, sum16};
+    use pollgate_pipeline::wire::ipv4::checksum;
 
     #[test]
     fn incremental_checksum_equals_a_full_one() {
         let mut f = vec![0u8; 40];
         write_magic(&mut f[10..]);
-        let full = |f: &[u8]| !fold(sum16(f) - sum16(&f[4..6]));
+        let full = |f: &[u8]| {
+            let mut g = f.to_vec();
+            g[4..6].fill(0);
+            checksum(&g)
+        };
         let c = full(&f);
         f[4..6].copy_from_slice(&c.to_be_bytes());
         for (seq, ts) in [(1u64, 2u64), (u64::MAX, 0), (0xdead_beef, 1 << 60), (0, 0)] {
