@@ -40,10 +40,7 @@ fn bench(c: &mut Criterion) {
                 let mut k = 0;
                 for i in 0..n {
                     if let Verdict::Forward(_) = batch.verdict[i] {
-                        descs[k] = TxDesc {
-                            addr: batch.addr[i],
-                            len: batch.pkt_len[i],
-                        };
+                        descs[k] = TxDesc::new(batch.addr[i], batch.data_len[i]);
                         k += 1;
                     }
                 }

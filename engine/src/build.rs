@@ -13,7 +13,7 @@ use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::vxlan::{Vtep, VtepConfig};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
-use pollgate_pmd::afxdp::{AfXdpConfig, AfXdpPort, BindMode, XdpAttachment};
+use pollgate_pmd::afxdp::{needs_multi_buffer, AfXdpConfig, AfXdpPort, BindMode, XdpAttachment};
 use pollgate_pmd::device::if_index;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
@@ -131,9 +131,35 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
     Ok(out)
 }
 
+/// Whether a worker serving `queues` must bind its UMEM for multi-buffer
+/// packets: one of its devices has an MTU above what a frame holds.
+pub fn worker_needs_multi_buffer(
+    queues: &[(usize, u32)],
+    devices: &[Option<Device>],
+    pool: &FramePool,
+) -> bool {
+    queues.iter().any(|&(k, _)| {
+        devices[k]
+            .as_ref()
+            .is_some_and(|(xdp, _)| needs_multi_buffer(xdp.mtu(), pool))
+    })
+}
+
+/// Largest frame any AF_XDP device of the topology carries (Ethernet and
+/// two tags over its MTU), at least a standard frame's slot: the size of
+/// a hand-off or capture slot.
+pub fn largest_frame(devices: &[Option<Device>]) -> usize {
+    devices
+        .iter()
+        .flatten()
+        .map(|(xdp, _)| xdp.mtu() as usize + 22)
+        .fold(pollgate_pmd::spsc::SLOT_BYTES, usize::max)
+}
+
 /// Opens queue `q` of port `k` for a worker whose pool is `pool`.
 /// `umem_owner` is the worker's first AF_XDP socket, which the others
-/// share the UMEM with.
+/// share the UMEM with; `multi_buffer` says how it binds the UMEM.
+#[allow(clippy::too_many_arguments)]
 pub fn build_port(
     topo: &Topology,
     (k, q): (usize, u32),
@@ -141,6 +167,7 @@ pub fn build_port(
     devices: &[Option<Device>],
     pool: &mut FramePool,
     umem_owner: &mut Option<RawFd>,
+    multi_buffer: bool,
 ) -> Result<AnyPort, EngineError> {
     let spec = &topo.ports[k];
     let err = |source| EngineError::Port {
@@ -176,6 +203,7 @@ pub fn build_port(
             };
             let cfg = AfXdpConfig {
                 queue: q,
+                multi_buffer,
                 ..spec.afxdp
             };
             let port = AfXdpPort::open(

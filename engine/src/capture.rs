@@ -27,10 +27,16 @@ impl TapWriter {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// Copies one frame; a full ring loses it (counted), never blocks.
+    /// Copies one packet of the pool, gathering a multi-buffer packet's
+    /// frames into one record; a full ring loses it (counted), never
+    /// blocks.
     #[inline]
-    pub fn copy(&mut self, frame: &[u8]) {
-        if !self.ring.push(frame) {
+    pub fn copy_packet(&mut self, pool: &pollgate_pmd::FramePool, addr: u64, len: u32, tail: u32) {
+        let whole = (len + tail) as usize;
+        if !self
+            .ring
+            .push_with(0, whole, |dst| pool.copy_packet(addr, len, dst))
+        {
             self.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -43,8 +49,9 @@ pub struct TapReader {
     lost: Arc<AtomicU64>,
 }
 
-pub fn tap() -> (TapWriter, TapReader) {
-    let (p, c) = spsc::channel(TAP_SLOTS);
+/// A tap whose slots hold frames of up to `slot_bytes`.
+pub fn tap(slot_bytes: usize) -> (TapWriter, TapReader) {
+    let (p, c) = spsc::channel_sized(TAP_SLOTS, slot_bytes);
     let on = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicU64::new(0));
     (

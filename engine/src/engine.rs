@@ -2,7 +2,8 @@
 //! `build` made, waits, ages MACs, and stops everything cleanly.
 
 use crate::build::{
-    acls_for, build_devices, build_port, build_rings, switch_for, vtep_for, worker_pipeline,
+    acls_for, build_devices, build_port, build_rings, largest_frame, switch_for, vtep_for,
+    worker_needs_multi_buffer, worker_pipeline,
 };
 use crate::config::{IdleMode, Topology};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
@@ -172,7 +173,7 @@ impl Engine {
         for (a, row) in to.iter_mut().enumerate() {
             for (b, slot) in row.iter_mut().enumerate() {
                 if a != b {
-                    let (p, c) = spsc::channel(HANDOFF_SLOTS);
+                    let (p, c) = spsc::channel_sized(HANDOFF_SLOTS, largest_frame(&devices));
                     *slot = Some(p);
                     from[b].push(c);
                 }
@@ -185,6 +186,7 @@ impl Engine {
             let mut pool = FramePool::new(topo.pool)
                 .map_err(|source| EngineError::Pool { worker: w, source })?;
             let mut umem_owner = None;
+            let multi_buffer = worker_needs_multi_buffer(&spec.queues, &devices, &pool);
             let mut taps = Vec::new();
             let mut worker_readers = Vec::new();
             let mut ports: Vec<(PortId, AnyPort)> = Vec::new();
@@ -198,10 +200,11 @@ impl Engine {
                     &devices,
                     &mut pool,
                     &mut umem_owner,
+                    multi_buffer,
                 )?;
                 tracing::info!(port = %topo.ports[k].name, worker = w, "{}", port.info().detail);
                 ports.push((k as PortId, port));
-                let (writer, reader) = crate::capture::tap();
+                let (writer, reader) = crate::capture::tap(largest_frame(&devices));
                 taps.push(writer);
                 worker_readers.push(Arc::new(reader));
             }

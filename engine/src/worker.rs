@@ -91,24 +91,33 @@ struct Outputs {
     to_workers: Vec<Option<Producer>>,
     /// Capture taps, indexed like `tx`.
     taps: Vec<TapWriter>,
+    /// Whether each port (indexed like `tx`) sends multi-buffer packets.
+    chains: Vec<bool>,
 }
 
 impl Outputs {
-    /// Sends the frame at `addr` out of port `out`: queued for TX when the
-    /// port is ours, else copied to its worker and freed here.
+    /// Sends the packet at `addr` (`len` bytes there, `tail` more in
+    /// chained frames) out of port `out`: queued for TX when the port is
+    /// ours, else copied to its worker and freed here.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn deliver(
         &mut self,
         out: PortId,
         addr: u64,
-        len: u32,
+        (len, tail): (u32, u32),
         ports: &mut [(PortId, AnyPort)],
         pool: &mut FramePool,
         drops: &mut DropCounters,
     ) {
         if let Some(l) = self.local.get(out as usize).copied().flatten() {
+            if tail != 0 && !self.chains[l] {
+                drops.count(DropReason::FrameTooBig);
+                pool.free_packet(addr, tail);
+                return;
+            }
             let buf = &mut self.tx[l];
-            buf.descs[buf.len] = TxDesc { addr, len };
+            buf.descs[buf.len] = TxDesc { addr, len, tail };
             buf.len += 1;
             if buf.len == BATCH_SIZE {
                 flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
@@ -120,15 +129,17 @@ impl Outputs {
             .get(out as usize)
             .and_then(|&w| self.to_workers.get_mut(w))
             .and_then(|r| r.as_mut());
-        match (ring, pool.bytes(addr, len)) {
-            (Some(ring), Some(bytes)) => {
-                if !ring.push_tagged(out, bytes) {
+        let whole = (len + tail) as usize;
+        match ring {
+            Some(ring) if whole > ring.slot_bytes() => drops.count(DropReason::FrameTooBig),
+            Some(ring) => {
+                if !ring.push_with(out, whole, |dst| pool.copy_packet(addr, len, dst)) {
                     drops.count(DropReason::WorkerRingFull);
                 }
             }
-            _ => drops.count(DropReason::NoRoute),
+            None => drops.count(DropReason::NoRoute),
         }
-        pool.free(addr);
+        pool.free_packet(addr, tail);
     }
 
     fn flush_all(
@@ -165,6 +176,7 @@ impl Worker {
         }
         let mut out = Outputs {
             local,
+            chains: self.ports.iter().map(|(_, p)| p.accepts_chains()).collect(),
             tx: (0..self.ports.len()).map(|_| TxBuffer::new()).collect(),
             owner: self.owner.clone(),
             to_workers: std::mem::take(&mut self.to_workers),
@@ -220,9 +232,9 @@ impl Worker {
                 let t0 = self.telemetry.start();
                 if out.taps[p].active() {
                     for i in 0..n {
-                        if let Some(bytes) = self.pool.bytes(batch.addr[i], batch.pkt_len[i]) {
-                            out.taps[p].copy(bytes);
-                        }
+                        let (addr, len, tail) =
+                            (batch.addr[i], batch.data_len[i], batch.tail_len[i]);
+                        out.taps[p].copy_packet(&self.pool, addr, len, tail);
                     }
                 }
                 self.pipeline.run(&mut batch, &mut self.pool, &mut drops);
@@ -300,14 +312,23 @@ impl Worker {
         for r in 0..self.from_workers.len() {
             for _ in 0..BATCH_SIZE {
                 let pool = &mut self.pool;
-                let got = self.from_workers[r]
-                    .pop_tagged(|port, bytes| (port, pool.alloc_copy(bytes), bytes.len() as u32));
-                let Some((port, frame, len)) = got else { break };
+                let got = self.from_workers[r].pop_tagged(|port, bytes| {
+                    let frame = pool.alloc_chain(bytes);
+                    (port, frame, bytes.len() as u32)
+                });
+                let Some((port, frame, whole)) = got else {
+                    break;
+                };
                 n += 1;
                 match frame {
-                    Some(addr) => {
-                        out.deliver(port, addr, len, &mut self.ports, &mut self.pool, drops)
-                    }
+                    Some((addr, len)) => out.deliver(
+                        port,
+                        addr,
+                        (len, whole - len),
+                        &mut self.ports,
+                        &mut self.pool,
+                        drops,
+                    ),
                     None => drops.count(DropReason::PoolEmpty),
                 }
             }
@@ -328,16 +349,18 @@ fn dispatch(
     drops: &mut DropCounters,
 ) {
     for i in 0..batch.len() {
-        let addr = batch.addr[i];
+        let (addr, tail) = (batch.addr[i], batch.tail_len[i]);
         match batch.verdict[i] {
-            Verdict::Forward(p) => out.deliver(p, addr, batch.pkt_len[i], ports, pool, drops),
-            Verdict::Drop(_) => pool.free(addr),
+            Verdict::Forward(p) => {
+                out.deliver(p, addr, (batch.data_len[i], tail), ports, pool, drops)
+            }
+            Verdict::Drop(_) => pool.free_packet(addr, tail),
             Verdict::Flood(d) => flood(batch, i, d, out, ports, pool, pipeline, drops),
             Verdict::Local => local(batch, i, out, ports, pool, pipeline, drops),
             // Every stage decides; a packet none did is counted, not lost.
             Verdict::Pending => {
                 drops.count(DropReason::NoRoute);
-                pool.free(addr);
+                pool.free_packet(addr, tail);
             }
         }
     }
@@ -362,7 +385,8 @@ fn flood(
     pipeline: &mut Pipeline,
     drops: &mut DropCounters,
 ) {
-    let (addr, len, headroom) = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
+    let (addr, len, headroom) = (batch.addr[i], batch.data_len[i], batch.headroom[i]);
+    let tail = batch.tail_len[i];
     let ingress = batch.in_port[i];
     // The members, copied to the stack (the slice borrows the pipeline,
     // which the egress ACL check needs mutably), then narrowed in place
@@ -403,7 +427,7 @@ fn flood(
                 DropReason::NoRoute
             });
         }
-        pool.free(addr);
+        pool.free_packet(addr, tail);
         return;
     }
     let mut left = n;
@@ -414,7 +438,7 @@ fn flood(
         let frame = if left == 0 {
             Some(addr)
         } else {
-            pool.clone_frame(addr, len)
+            pool.clone_packet(addr, len, tail)
         };
         let Some(copy) = frame else {
             drops.count(DropReason::PoolEmpty);
@@ -426,10 +450,10 @@ fn flood(
         let pushed = egress_allowed(tag, batch.tags[i])
             .and_then(|()| push_tags(pool, copy, len, headroom, tag, batch.prio[i]));
         match pushed {
-            Ok((a, n, _)) => out.deliver(m, a, n, ports, pool, drops),
+            Ok((a, n, _)) => out.deliver(m, a, (n, tail), ports, pool, drops),
             Err(reason) => {
                 drops.count(reason);
-                pool.free(copy);
+                pool.free_packet(copy, tail);
             }
         }
     }
@@ -452,24 +476,25 @@ fn flood_tunnels(
         return false;
     };
     let (underlay, set) = (vtep.cfg.port, vtep.flood_set(d));
-    let (addr, len, headroom) = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
+    let (addr, len, headroom) = (batch.addr[i], batch.data_len[i], batch.headroom[i]);
+    let tail = batch.tail_len[i];
     let mut sent = false;
     for (w, mut bits) in set.into_iter().enumerate() {
         while bits != 0 {
             let r = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let Some(copy) = pool.clone_frame(addr, len) else {
+            let Some(copy) = pool.clone_packet(addr, len, tail) else {
                 drops.count(DropReason::PoolEmpty);
                 continue;
             };
-            match pipeline.encap_copy(pool, (copy, len, headroom), r, d) {
+            match pipeline.encap_copy(pool, (copy, len, headroom), tail, r, d) {
                 Ok((a, n, _)) => {
-                    out.deliver(underlay, a, n, ports, pool, drops);
+                    out.deliver(underlay, a, (n, tail), ports, pool, drops);
                     sent = true;
                 }
                 Err(reason) => {
                     drops.count(reason);
-                    pool.free(copy);
+                    pool.free_packet(copy, tail);
                 }
             }
         }
@@ -489,16 +514,16 @@ fn local(
     pipeline: &Pipeline,
     drops: &mut DropCounters,
 ) {
-    let (addr, len) = (batch.addr[i], batch.pkt_len[i]);
+    let (addr, len, tail) = (batch.addr[i], batch.data_len[i], batch.tail_len[i]);
     let reply = match (pipeline.vxlan(), pool.bytes_mut(addr, len)) {
-        (Some(v), Some(f)) => v.handle_arp(f).map(|n| (v.cfg.port, n)),
+        (Some(v), Some(f)) if tail == 0 => v.handle_arp(f).map(|n| (v.cfg.port, n)),
         _ => None,
     };
     match reply {
-        Some((port, n)) => out.deliver(port, addr, n as u32, ports, pool, drops),
+        Some((port, n)) => out.deliver(port, addr, (n as u32, 0), ports, pool, drops),
         None => {
             drops.count(DropReason::ArpIgnored);
-            pool.free(addr);
+            pool.free_packet(addr, tail);
         }
     }
 }
@@ -520,7 +545,7 @@ fn request_neighbors(
         let mut f = [0u8; 60];
         pollgate_pipeline::wire::arp::emit_frame(&mut f, v.cfg.mac, v.cfg.ip, None, ip);
         match pool.alloc_copy(&f) {
-            Some(a) => out.deliver(v.cfg.port, a, 60, ports, pool, drops),
+            Some(a) => out.deliver(v.cfg.port, a, (60, 0), ports, pool, drops),
             None => drops.count(DropReason::PoolEmpty),
         }
     }
@@ -541,7 +566,7 @@ fn flush(
         // The device is gone (its container's namespace deleted, say):
         // the frames are counted and returned, the other ports go on.
         for d in &buf.descs[..buf.len] {
-            pool.free(d.addr);
+            pool.free_packet(d.addr, d.tail);
         }
         drops.add(DropReason::PortDown, buf.len as u64);
         buf.len = 0;
@@ -549,9 +574,7 @@ fn flush(
     }
     if tap.active() {
         for d in &buf.descs[..buf.len] {
-            if let Some(bytes) = pool.bytes(d.addr, d.len) {
-                tap.copy(bytes);
-            }
+            tap.copy_packet(pool, d.addr, d.len, d.tail);
         }
     }
     let sent = port.tx_burst(pool, &buf.descs[..buf.len]);
@@ -559,7 +582,7 @@ fn flush(
         // A short TX: the rest are counted and their frames returned.
         let rest = (buf.len - sent) as u64;
         for d in &buf.descs[sent..buf.len] {
-            pool.free(d.addr);
+            pool.free_packet(d.addr, d.tail);
         }
         bump(&port.counters().tx_full, rest);
         drops.add(DropReason::TxRingFull, rest);

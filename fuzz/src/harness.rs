@@ -75,12 +75,12 @@ pub fn pipeline(data: &[u8]) {
                 continue;
             }
             let frame = (b.addr[i] as usize / FRAME) * FRAME;
-            let end = b.addr[i] as usize + b.pkt_len[i] as usize;
+            let end = b.addr[i] as usize + b.data_len[i] as usize;
             assert!(
                 frame == i * FRAME && end <= frame + FRAME,
                 "packet {i} left its frame: addr {} len {}",
                 b.addr[i],
-                b.pkt_len[i]
+                b.data_len[i]
             );
         }
     }

@@ -28,8 +28,14 @@ pub struct Batch {
     len: usize,
     /// Address of the first packet byte in the frame pool.
     pub addr: [u64; BATCH_SIZE],
-    /// Packet length in bytes.
-    pub pkt_len: [u32; BATCH_SIZE],
+    /// Bytes at `addr`, in the packet's first frame: the whole packet
+    /// unless it is a multi-buffer (jumbo) chain.
+    pub data_len: [u32; BATCH_SIZE],
+    /// Bytes in the frames chained after the first (the frame pool holds
+    /// the links); 0 for a packet in one frame. Headers are always in the
+    /// first frame, so stages read and rewrite `data_len` bytes and only
+    /// lengths written into headers need [`Batch::pkt_len`].
+    pub tail_len: [u32; BATCH_SIZE],
     /// Free bytes in the frame before `addr`: room to push headers in place.
     pub headroom: [u16; BATCH_SIZE],
     /// Port the packet arrived on.
@@ -69,7 +75,8 @@ impl Batch {
         Batch {
             len: 0,
             addr: [0; BATCH_SIZE],
-            pkt_len: [0; BATCH_SIZE],
+            data_len: [0; BATCH_SIZE],
+            tail_len: [0; BATCH_SIZE],
             headroom: [0; BATCH_SIZE],
             in_port: [0; BATCH_SIZE],
             l3_off: [0; BATCH_SIZE],
@@ -108,6 +115,12 @@ impl Batch {
         BATCH_SIZE - self.len
     }
 
+    /// Length of packet `i` on the wire, all its frames together.
+    #[inline(always)]
+    pub fn pkt_len(&self, i: usize) -> u32 {
+        self.data_len[i] + self.tail_len[i]
+    }
+
     /// Empties the batch. Only the length is reset: `push` rewrites every
     /// field a stage reads before it reads it.
     #[inline(always)]
@@ -123,7 +136,8 @@ impl Batch {
             return false;
         }
         self.addr[i] = addr;
-        self.pkt_len[i] = len;
+        self.data_len[i] = len;
+        self.tail_len[i] = 0;
         self.headroom[i] = headroom;
         self.in_port[i] = port;
         self.flags[i] = 0;

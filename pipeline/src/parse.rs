@@ -33,6 +33,15 @@ fn be16(b: &[u8], at: usize) -> u16 {
 /// Parses one frame. Pure: the same bytes always give the same answer.
 #[inline(always)]
 pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
+    parse_frame_in(buf, buf.len())
+}
+
+/// Parses a frame of `frame_len` bytes of which `buf` holds the first
+/// part (a multi-buffer frame's head segment): every header must lie in
+/// `buf`, the lengths they declare are checked against `frame_len`.
+#[inline(always)]
+pub fn parse_frame_in(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason> {
+    let frame_len = frame_len.max(buf.len());
     if buf.len() < ethernet::HEADER_LEN {
         return Err(DropReason::RuntFrame);
     }
@@ -67,7 +76,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
     let (l4_start, l4_end) = match et {
         EtherType::IPV4 => {
             let ip = Ipv4Packet::new_unchecked(l3);
-            ip.check_len().map_err(|e| match e {
+            ip.check_len_on_wire(frame_len - off).map_err(|e| match e {
                 WireError::Truncated => DropReason::Ipv4Truncated,
                 WireError::BadField if ip.version() != 4 => DropReason::Ipv4BadVersion,
                 WireError::BadField => DropReason::Ipv4BadIhl,
@@ -91,14 +100,16 @@ pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_unchecked(l3);
-            ip.check_len().map_err(|e| match e {
+            ip.check_len_on_wire(frame_len - off).map_err(|e| match e {
                 WireError::Truncated => DropReason::Ipv6Truncated,
                 WireError::BadField => DropReason::Ipv6BadVersion,
                 WireError::BadLength => DropReason::Ipv6BadPayloadLength,
             })?;
             p.flags |= flags::IPV6;
             let end = off + ipv6::HEADER_LEN + ip.payload_len() as usize;
-            let ext = &buf[off + ipv6::HEADER_LEN..end];
+            // Extension headers past the head segment are not followed:
+            // a chain of them over 1.7 KB long is refused as malformed.
+            let ext = &buf[off + ipv6::HEADER_LEN..end.min(buf.len())];
             let ul = ipv6::skip_extension_headers(ext, ip.next_header())
                 .map_err(|_| DropReason::Ipv6BadExtHeader)?;
             p.l4_proto = ul.protocol;
@@ -113,12 +124,12 @@ pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
         _ => return Ok(p),
     };
 
-    let l4 = &buf[l4_start..l4_end];
+    let l4 = &buf[l4_start..l4_end.min(buf.len())];
     let fragment = p.flags & flags::FRAGMENT != 0;
     match p.l4_proto {
         protocol::UDP => {
             let u = UdpPacket::new_unchecked(l4);
-            match u.check_len() {
+            match u.check_len_on_wire(l4_end - l4_start) {
                 Err(WireError::Truncated) => return Err(DropReason::UdpTruncated),
                 // A first fragment holds only part of the datagram the
                 // length field describes.
@@ -159,12 +170,12 @@ impl Stage for Parse {
             if batch.verdict[i] != Verdict::Pending {
                 continue;
             }
-            let Some(buf) = mem.bytes(batch.addr[i], batch.pkt_len[i]) else {
+            let Some(buf) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
                 batch.verdict[i] = Verdict::Drop(DropReason::BadDescriptor);
                 drops.count(DropReason::BadDescriptor);
                 continue;
             };
-            match parse_frame(buf) {
+            match parse_frame_in(buf, batch.pkt_len(i) as usize) {
                 Ok(p) => {
                     batch.l3_off[i] = p.l3_off;
                     batch.l4_off[i] = p.l4_off;
@@ -242,6 +253,29 @@ mod tests {
         f[12..14].copy_from_slice(&[0x08, 0x06]);
         let p = parse_frame(&f).unwrap();
         assert_eq!((p.ethertype, p.flags & flags::L4), (0x0806, 0));
+    }
+
+    #[test]
+    fn a_head_segment_parses_against_the_whole_frame_length() {
+        // A 9000-byte IPv4/UDP frame of which the first 1792 bytes are
+        // in the head segment.
+        let mut f = ipv4_udp(&[]);
+        f.resize(1792, 0);
+        let ip_len: u16 = 9000 - 14;
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+        let p = parse_frame_in(&f, 9000).unwrap();
+        assert_eq!((p.l4_off, p.flags & flags::L4), (34, flags::L4));
+        // The same head alone is a frame whose lengths overrun it.
+        assert_eq!(parse_frame(&f), Err(DropReason::Ipv4BadTotalLength));
+        // And a frame shorter than its headers declare is still refused.
+        assert_eq!(
+            parse_frame_in(&f, 8999),
+            Err(DropReason::Ipv4BadTotalLength)
+        );
+        // UDP length past the datagram, within the frame: refused.
+        f[38..40].copy_from_slice(&(ip_len - 19).to_be_bytes());
+        assert_eq!(parse_frame_in(&f, 9000), Err(DropReason::UdpBadLength));
     }
 
     #[test]

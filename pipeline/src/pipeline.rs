@@ -74,6 +74,7 @@ impl Pipeline {
         &mut self,
         mem: &mut M,
         at: (u64, u32, u16),
+        tail: u32,
         r: usize,
         d: DomainId,
     ) -> Result<(u64, u32, u16), crate::DropReason> {
@@ -81,7 +82,7 @@ impl Pipeline {
             return Err(crate::DropReason::NoRoute);
         };
         self.ip_id = self.ip_id.wrapping_add(1);
-        crate::vxlan::encap(mem, v, at, r, d, self.ip_id)
+        crate::vxlan::encap(mem, v, at, tail, r, d, self.ip_id)
     }
 
     /// Whether a flood copy of packet `i` may leave on `port` (its

@@ -102,7 +102,7 @@ pub fn vxlan_frame(
     let mut mem = vec![0u8; OVERHEAD];
     mem.extend_from_slice(inner);
     let at = (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16);
-    match encap(&mut mem, &remote, at, r, 0, 1) {
+    match encap(&mut mem, &remote, at, 0, r, 0, 1) {
         Ok(_) => mem,
         Err(_) => Vec::new(),
     }

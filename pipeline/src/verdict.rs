@@ -86,6 +86,7 @@ drop_reasons! {
     VxlanNoNeighbor => "vxlan_no_neighbor": "the remote VTEP's (or gateway's) MAC is not resolved yet",
     VxlanTooBig => "vxlan_too_big": "larger than the underlay MTU once encapsulated",
     ArpIgnored => "arp_ignored": "an ARP packet on the underlay not for our VTEP address",
+    FrameTooBig => "frame_too_big": "a multi-buffer (jumbo) frame for a port whose MTU, or hand-off ring to its worker, cannot carry it",
 }
 
 /// Where a packet goes after the pipeline.

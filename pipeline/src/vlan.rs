@@ -277,7 +277,7 @@ impl Stage for VlanIngress<'_> {
                 let Some((addr, len, headroom)) = strip_tags(
                     mem,
                     batch.addr[i],
-                    batch.pkt_len[i],
+                    batch.data_len[i],
                     batch.headroom[i],
                     strip,
                 ) else {
@@ -287,7 +287,7 @@ impl Stage for VlanIngress<'_> {
                 };
                 let shift = 4 * strip as u16;
                 batch.addr[i] = addr;
-                batch.pkt_len[i] = len;
+                batch.data_len[i] = len;
                 batch.headroom[i] = headroom;
                 batch.l3_off[i] -= shift;
                 batch.l4_off[i] = batch.l4_off[i].saturating_sub(shift);
@@ -329,7 +329,7 @@ impl Stage for VlanEgress<'_> {
                 push_tags(
                     mem,
                     batch.addr[i],
-                    batch.pkt_len[i],
+                    batch.data_len[i],
                     batch.headroom[i],
                     tag,
                     batch.prio[i],
@@ -338,7 +338,7 @@ impl Stage for VlanEgress<'_> {
             match pushed {
                 Ok((addr, len, headroom)) => {
                     batch.addr[i] = addr;
-                    batch.pkt_len[i] = len;
+                    batch.data_len[i] = len;
                     batch.headroom[i] = headroom;
                 }
                 Err(reason) => {

@@ -77,7 +77,7 @@ impl Stage for CrossConnect {
             };
             if self.mode == ForwardMode::Mac {
                 let frame = mem
-                    .bytes_mut(batch.addr[i], batch.pkt_len[i])
+                    .bytes_mut(batch.addr[i], batch.data_len[i])
                     .and_then(|b| EthernetFrame::new_checked(b).ok());
                 let Some(mut frame) = frame else {
                     batch.verdict[i] = Verdict::Drop(DropReason::RuntFrame);

@@ -122,7 +122,7 @@ fn ingress(port: PortId, f: &[u8]) -> (Verdict, DomainId, Vec<u8>, u16) {
     if let Verdict::Drop(r) = b.verdict[0] {
         assert_eq!(drops.get(r), 1, "the drop is counted under its reason");
     }
-    let (a, l) = (b.addr[0] as usize, b.pkt_len[0] as usize);
+    let (a, l) = (b.addr[0] as usize, b.data_len[0] as usize);
     (b.verdict[0], b.domain[0], mem[a..a + l].to_vec(), b.prio[0])
 }
 
@@ -434,7 +434,7 @@ fn carried_tags_never_leave_untagged() {
                 assert_eq!(drops.get(r), 1);
             }
             Ok(bytes) => {
-                let (a, l) = (b.addr[0] as usize, b.pkt_len[0] as usize);
+                let (a, l) = (b.addr[0] as usize, b.data_len[0] as usize);
                 // The PCP of the stripped C10 goes on the pushed one.
                 assert_eq!(&mem[a..a + l], &bytes[..]);
             }

@@ -37,6 +37,7 @@ fn encapsulate(v: &Vtep, remote: [u8; 4], rmac: MacAddr, inner: &[u8]) -> Vec<u8
         &mut mem,
         v,
         (OVERHEAD as u64, inner.len() as u32, OVERHEAD as u16),
+        0,
         r,
         0,
         7,
@@ -106,7 +107,7 @@ proptest! {
         let r = ours.remote([198, 18, 100, 2]).unwrap();
         prop_assert_eq!(batch.in_port[0], TUNNEL_BASE + r as u16);
         prop_assert_eq!(batch.domain[0], 0);
-        let (a, n) = (batch.addr[0] as usize, batch.pkt_len[0] as usize);
+        let (a, n) = (batch.addr[0] as usize, batch.data_len[0] as usize);
         prop_assert_eq!(&mem[a..a + n], &inner[..]);
         prop_assert_eq!(batch.l3_off[0], 14);
         prop_assert_eq!(batch.l4_proto[0], 17);

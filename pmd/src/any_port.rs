@@ -59,6 +59,10 @@ impl Port for AnyPort {
     fn poll(&mut self, pool: &mut FramePool) {
         each!(self, p => p.poll(pool))
     }
+    fn accepts_chains(&self) -> bool {
+        each!(self, p => p.accepts_chains())
+    }
+
     fn link_up(&self) -> bool {
         each!(self, p => p.link_up())
     }

@@ -72,7 +72,7 @@ impl Port for NullPort {
         let mut bytes = 0u64;
         for d in descs {
             bytes += d.len as u64;
-            pool.free(d.addr);
+            pool.free_packet(d.addr, d.tail);
         }
         bump(&self.counters.tx_packets, descs.len() as u64);
         bump(&self.counters.tx_bytes, bytes);

@@ -151,7 +151,7 @@ impl Port for PcapPort {
             } else {
                 bump(&self.counters.tx_errors, 1);
             }
-            pool.free(d.addr);
+            pool.free_packet(d.addr, d.tail);
         }
         bump(&self.counters.tx_packets, packets);
         bump(&self.counters.tx_bytes, bytes);

@@ -81,8 +81,21 @@ pub struct FramePool {
     region: MmapRegion,
     cfg: PoolConfig,
     mask: u64,
+    shift: u32,
     free: Vec<u64>,
+    /// Multi-buffer chains, like an mbuf's `next`: per frame, the address
+    /// of the packet's next segment ([`NO_LINK`] for the last segment
+    /// and for every frame not inside a chain), and each tail segment's
+    /// length. Whoever consumes a chain (TX, free, clone) clears its
+    /// links, so a free frame never carries one.
+    next: Vec<u32>,
+    seg_len: Vec<u16>,
 }
+
+/// No next segment. Never a segment address: the pool is at most 4 GiB
+/// and a segment starts at least the headroom into its frame, which
+/// leaves it at least `MIN_HEADROOM` bytes before the next frame.
+pub const NO_LINK: u32 = u32::MAX;
 
 impl FramePool {
     pub fn new(cfg: PoolConfig) -> Result<FramePool, PmdError> {
@@ -98,6 +111,9 @@ impl FramePool {
         Ok(FramePool {
             region,
             mask: !(cfg.frame_size as u64 - 1),
+            shift: cfg.frame_size.trailing_zeros(),
+            next: vec![NO_LINK; cfg.frames as usize],
+            seg_len: vec![0; cfg.frames as usize],
             cfg,
             free,
         })
@@ -152,6 +168,140 @@ impl FramePool {
     #[inline(always)]
     pub fn frame_base(&self, addr: u64) -> u64 {
         addr & self.mask
+    }
+
+    #[inline(always)]
+    fn index(&self, addr: u64) -> usize {
+        (addr >> self.shift) as usize
+    }
+
+    /// Chains `next` (`len` bytes) after the segment at `prev`: a
+    /// multi-buffer packet received in several frames.
+    #[inline]
+    pub fn link(&mut self, prev: u64, next: u64, len: u32) {
+        let (p, n) = (self.index(prev), self.index(next));
+        if p < self.next.len() && n < self.next.len() && p != n {
+            self.next[p] = next as u32;
+            self.seg_len[n] = len as u16;
+        }
+    }
+
+    /// The segment after the one at `addr`, with its length.
+    #[inline]
+    pub fn next_segment(&self, addr: u64) -> Option<(u64, u32)> {
+        let n = *self.next.get(self.index(addr))?;
+        (n != NO_LINK).then(|| (n as u64, self.seg_len[self.index(n as u64)] as u32))
+    }
+
+    /// Like [`next_segment`](Self::next_segment), and clears the link:
+    /// the segment at `addr` leaves the chain (to the TX ring, say).
+    #[inline]
+    pub fn unlink(&mut self, addr: u64) -> Option<(u64, u32)> {
+        let i = self.index(addr);
+        let n = std::mem::replace(self.next.get_mut(i)?, NO_LINK);
+        (n != NO_LINK).then(|| (n as u64, self.seg_len[self.index(n as u64)] as u32))
+    }
+
+    /// Returns a whole packet to the pool: the frame at `addr` and, when
+    /// it has a tail (`tail_len` > 0), every frame chained after it.
+    #[inline(always)]
+    pub fn free_packet(&mut self, addr: u64, tail_len: u32) {
+        if tail_len != 0 {
+            self.free_tail(addr);
+        }
+        self.free(addr);
+    }
+
+    #[cold]
+    fn free_tail(&mut self, head: u64) {
+        let mut at = head;
+        // A chain is at most one frame per pool frame: the bound only
+        // guards against a link cycle, which would be a bug.
+        for _ in 0..self.cfg.frames {
+            match self.unlink(at) {
+                Some((n, _)) => {
+                    if at != head {
+                        self.free(at);
+                    }
+                    at = n;
+                }
+                None => break,
+            }
+        }
+        if at != head {
+            self.free(at);
+        }
+    }
+
+    /// Copies a whole packet (`len` bytes at `addr`, then its chain) into
+    /// fresh frames, each segment at the same offset as the original's.
+    /// `None`, with nothing taken, when the pool runs out.
+    pub fn clone_packet(&mut self, addr: u64, len: u32, tail_len: u32) -> Option<u64> {
+        let head = self.clone_frame(addr, len)?;
+        if tail_len == 0 {
+            return Some(head);
+        }
+        let (mut from, mut to) = (addr, head);
+        while let Some((seg, seg_len)) = self.next_segment(from) {
+            let Some(copy) = self.clone_frame(seg, seg_len) else {
+                self.free_packet(head, tail_len);
+                return None;
+            };
+            self.link(to, copy, seg_len);
+            (from, to) = (seg, copy);
+        }
+        Some(head)
+    }
+
+    /// Copies a whole packet (`len` bytes at `addr`, then its chain) into
+    /// `dst`, which is exactly as long as the packet: a capture, or a
+    /// hand-over to another worker's pool. False if the chain does not
+    /// add up.
+    pub fn copy_packet(&self, addr: u64, len: u32, dst: &mut [u8]) -> bool {
+        let Some(b) = self.bytes(addr, len) else {
+            return false;
+        };
+        let Some((first, mut rest)) = dst.split_at_mut_checked(b.len()) else {
+            return false;
+        };
+        first.copy_from_slice(b);
+        let mut at = addr;
+        while !rest.is_empty() {
+            let Some((seg, seg_len)) = self.next_segment(at) else {
+                return false;
+            };
+            let Some(b) = self.bytes(seg, seg_len) else {
+                return false;
+            };
+            let Some((d, r)) = rest.split_at_mut_checked(b.len()) else {
+                return false;
+            };
+            d.copy_from_slice(b);
+            rest = r;
+            at = seg;
+        }
+        true
+    }
+
+    /// Writes `data` into fresh frames after the headroom, chained when
+    /// it is longer than one frame's data room; returns the first frame's
+    /// address and the bytes in it. `None`, with nothing taken, when the
+    /// pool runs out.
+    pub fn alloc_chain(&mut self, data: &[u8]) -> Option<(u64, u32)> {
+        let room = self.data_room() as usize;
+        let mut chunks = data.chunks(room);
+        let first = chunks.next().unwrap_or(&[]);
+        let head = self.alloc_copy(first)?;
+        let mut prev = head;
+        for c in chunks {
+            let Some(seg) = self.alloc_copy(c) else {
+                self.free_packet(head, (data.len() - first.len()) as u32);
+                return None;
+            };
+            self.link(prev, seg, c.len() as u32);
+            prev = seg;
+        }
+        Some((head, first.len() as u32))
     }
 
     /// Start of the region and its length, for UMEM registration.
@@ -274,6 +424,77 @@ mod tests {
         assert_eq!(b - p.frame_base(b), 256 + 1);
         assert_eq!(p.bytes(b, 2).unwrap(), &[8, 7]);
         assert_eq!(p.clone_frame(64 * 2048, 1), None);
+    }
+
+    #[test]
+    fn chains_link_clone_copy_and_free_whole() {
+        let mut p = FramePool::new(small()).unwrap();
+        // 5000 bytes: 1792 + 1792 + 1416 over three frames.
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let (head, len) = p.alloc_chain(&data).unwrap();
+        assert_eq!((len, p.available()), (1792, 61));
+        let (s1, l1) = p.next_segment(head).unwrap();
+        let (s2, l2) = p.next_segment(s1).unwrap();
+        assert_eq!((l1, l2, p.next_segment(s2)), (1792, 1416, None));
+        let tail = 5000 - len;
+
+        let mut out = vec![0u8; 5000];
+        assert!(p.copy_packet(head, len, &mut out));
+        assert_eq!(out, data);
+        assert!(
+            !p.copy_packet(head, len, &mut [0u8; 4999]),
+            "length must add up"
+        );
+
+        let copy = p.clone_packet(head, len, tail).unwrap();
+        assert_eq!(p.available(), 58);
+        let mut out2 = vec![0u8; 5000];
+        assert!(p.copy_packet(copy, len, &mut out2));
+        assert_eq!(out2, data);
+
+        p.free_packet(head, tail);
+        p.free_packet(copy, tail);
+        assert_eq!(p.available(), 64, "every frame of both chains is back");
+        // Free frames carry no link: a new single-frame packet in a frame
+        // that was a chain's head has no tail.
+        for _ in 0..64 {
+            let a = p.alloc().unwrap();
+            assert_eq!(p.next_segment(a), None);
+        }
+    }
+
+    #[test]
+    fn a_clone_that_runs_out_of_frames_takes_nothing() {
+        let mut p = FramePool::new(small()).unwrap();
+        let data = vec![1u8; 1792 * 3];
+        let (head, len) = p.alloc_chain(&data).unwrap();
+        let mut hold = Vec::new();
+        while p.available() > 2 {
+            hold.push(p.alloc().unwrap());
+        }
+        assert_eq!(p.clone_packet(head, len, 1792 * 2), None);
+        assert_eq!(p.available(), 2);
+        assert_eq!(p.alloc_chain(&data), None);
+        assert_eq!(p.available(), 2);
+    }
+
+    #[test]
+    fn unlinking_walks_a_chain_for_transmit() {
+        let mut p = FramePool::new(small()).unwrap();
+        let (head, _) = p.alloc_chain(&[5u8; 4000]).unwrap();
+        let mut segs = vec![head];
+        let mut at = head;
+        while let Some((n, _)) = p.unlink(at) {
+            segs.push(n);
+            at = n;
+        }
+        assert_eq!(segs.len(), 3);
+        // The kernel completes each frame on its own.
+        for s in segs {
+            assert_eq!(p.next_segment(s), None);
+            p.free(s);
+        }
+        assert_eq!(p.available(), 64);
     }
 
     #[test]

@@ -6,11 +6,19 @@ use crossbeam_utils::CachePadded;
 use pollgate_pipeline::{Batch, PortId};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One frame to transmit: data address in the pool and length.
+/// One packet to transmit: data address in the pool and length of its
+/// first frame, and the bytes chained after it (0 for one frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxDesc {
     pub addr: u64,
     pub len: u32,
+    pub tail: u32,
+}
+
+impl TxDesc {
+    pub fn new(addr: u64, len: u32) -> Self {
+        TxDesc { addr, len, tail: 0 }
+    }
 }
 
 /// Port counters. Written by the one worker that owns the port, read by
@@ -138,6 +146,13 @@ pub trait Port {
 
     fn link_up(&self) -> bool {
         true
+    }
+
+    /// Whether the port sends multi-buffer packets (`TxDesc::tail` > 0):
+    /// an AF_XDP port bound with XDP_USE_SG on a device whose MTU needs
+    /// them. Others never get one: the worker drops it, counted.
+    fn accepts_chains(&self) -> bool {
+        false
     }
 
     /// Frames of the pool the port holds right now (fill ring, TX in

@@ -97,7 +97,7 @@ impl Port for RingPort {
                 Some(data) => self.tx.push(data),
                 None => {
                     bump(&self.counters.tx_errors, 1);
-                    pool.free(d.addr);
+                    pool.free_packet(d.addr, d.tail);
                     sent += 1;
                     continue;
                 }
@@ -105,7 +105,7 @@ impl Port for RingPort {
             if !ok {
                 break;
             }
-            pool.free(d.addr);
+            pool.free_packet(d.addr, d.tail);
             sent += 1;
             packets += 1;
             bytes += d.len as u64;

@@ -8,14 +8,14 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Largest frame a slot carries.
+/// Largest frame a slot of [`channel`] carries.
 pub const SLOT_BYTES: usize = 2048;
 
 struct Slot {
     /// What the producer says the frame is for (an output port).
     tag: u16,
     len: usize,
-    data: [u8; SLOT_BYTES],
+    data: Box<[u8]>,
 }
 
 struct Shared {
@@ -25,6 +25,7 @@ struct Shared {
     tail: CachePadded<AtomicUsize>,
     slots: Box<[UnsafeCell<Slot>]>,
     mask: usize,
+    slot_bytes: usize,
 }
 
 // SAFETY: a slot is written only by the producer while it lies in
@@ -51,13 +52,19 @@ pub struct Consumer {
 
 /// A ring of `slots` entries (rounded up to a power of two).
 pub fn channel(slots: usize) -> (Producer, Consumer) {
+    channel_sized(slots, SLOT_BYTES)
+}
+
+/// A ring of `slots` entries of `slot_bytes` each: jumbo frames need
+/// slots the size of the largest frame.
+pub fn channel_sized(slots: usize, slot_bytes: usize) -> (Producer, Consumer) {
     let cap = slots.max(2).next_power_of_two();
     let slots = (0..cap)
         .map(|_| {
             UnsafeCell::new(Slot {
                 tag: 0,
                 len: 0,
-                data: [0; SLOT_BYTES],
+                data: vec![0; slot_bytes].into_boxed_slice(),
             })
         })
         .collect();
@@ -66,6 +73,7 @@ pub fn channel(slots: usize) -> (Producer, Consumer) {
         tail: CachePadded::new(AtomicUsize::new(0)),
         slots,
         mask: cap - 1,
+        slot_bytes,
     });
     (
         Producer {
@@ -94,9 +102,21 @@ impl Producer {
 
     /// As `push`, with a tag the consumer gets back with the frame.
     pub fn push_tagged(&mut self, tag: u16, data: &[u8]) -> bool {
-        if data.len() > SLOT_BYTES {
-            return false;
-        }
+        self.push_with(tag, data.len(), |dst| {
+            dst.copy_from_slice(data);
+            true
+        })
+    }
+
+    /// Lets `fill` write a `len`-byte frame straight into the next free
+    /// slot (a multi-buffer packet gathered from its frames). False when
+    /// the ring is full, `len` longer than a slot, or `fill` fails.
+    pub fn push_with(
+        &mut self,
+        tag: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> bool {
         if self.head - self.cached_tail == self.cap() {
             // Acquire: the consumer's reads of the slots it released are
             // done before we overwrite them.
@@ -109,14 +129,24 @@ impl Producer {
         // SAFETY: head - tail < cap, so this slot is outside [tail, head):
         // the consumer does not read it until `head` is published below.
         let slot = unsafe { &mut *cell.get() };
-        slot.data[..data.len()].copy_from_slice(data);
-        slot.len = data.len();
+        let Some(dst) = slot.data.get_mut(..len) else {
+            return false;
+        };
+        if !fill(dst) {
+            return false;
+        }
+        slot.len = len;
         slot.tag = tag;
         self.head += 1;
         // Release: the slot's bytes are visible before the consumer sees
         // the new head.
         self.shared.head.store(self.head, Ordering::Release);
         true
+    }
+
+    /// Largest frame a slot carries.
+    pub fn slot_bytes(&self) -> usize {
+        self.shared.slot_bytes
     }
 
     /// Slots in use, as the producer last saw them.
@@ -176,6 +206,17 @@ mod tests {
         assert_eq!(c.pop(|b| b.len()), Some(3));
         assert_eq!(c.pop(|b| b.len()), None);
         assert!(!p.push(&[0; SLOT_BYTES + 1]));
+    }
+
+    #[test]
+    fn sized_slots_carry_jumbo_frames() {
+        let (mut p, mut c) = channel_sized(2, 9022);
+        let frame: Vec<u8> = (0..9022u32).map(|i| i as u8).collect();
+        assert!(p.push_tagged(7, &frame));
+        assert!(!p.push_with(1, 9023, |_| true), "longer than a slot");
+        assert!(!p.push_with(1, 10, |_| false), "the filler failed");
+        assert_eq!(c.pop_tagged(|t, b| (t, b.to_vec())), Some((7, frame)));
+        assert_eq!(c.pop(|b| b.len()), None);
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Port for TapPort {
                 packets += 1;
                 bytes += d.len as u64;
             }
-            pool.free(d.addr);
+            pool.free_packet(d.addr, d.tail);
         }
         bump(&self.counters.tx_packets, packets);
         bump(&self.counters.tx_bytes, bytes);

@@ -69,7 +69,7 @@ fn run(tag: &str, xdp: XdpMode) {
         let mut b = Batch::new();
         let n = port.rx_burst(&mut pool, &mut b, 0, 64);
         for i in 0..n {
-            let bytes = pool.bytes(b.addr[i], b.pkt_len[i]).unwrap().to_vec();
+            let bytes = pool.bytes(b.addr[i], b.data_len[i]).unwrap().to_vec();
             pool.free(b.addr[i]);
             // The container's kernel sends its own packets too (IPv6
             // router solicitations); keep ours.
@@ -88,13 +88,7 @@ fn run(tag: &str, xdp: XdpMode) {
         let addr = pool.alloc_copy(f).unwrap();
         let mut sent = 0;
         while sent == 0 {
-            sent = port.tx_burst(
-                &mut pool,
-                &[TxDesc {
-                    addr,
-                    len: f.len() as u32,
-                }],
-            );
+            sent = port.tx_burst(&mut pool, &[TxDesc::new(addr, f.len() as u32)]);
             port.poll(&mut pool);
         }
     }

@@ -114,7 +114,7 @@ impl AclStage {
         if self.have_key & (1 << i) != 0 {
             return true;
         }
-        let Some(bytes) = mem.bytes(batch.addr[i], batch.pkt_len[i]) else {
+        let Some(bytes) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
             return false;
         };
         let vlan = if batch.prio[i] != 0 || batch.tags[i] == 0 {
@@ -246,7 +246,7 @@ impl AclStage {
             set.lookup_many(&self.keys[..n], &mut found[..n]);
             for i in 0..n {
                 let d = set.decision((found[i] != u32::MAX).then_some(found[i]));
-                set.count(self.worker, &d, batch.pkt_len[i]);
+                set.count(self.worker, &d, batch.pkt_len(i));
                 if !judge(&mut self.flows, &d, &self.keys[i], self.tcp[i], self.now) {
                     drop_packet(batch, i, DropReason::AclDeny, drops);
                 }
@@ -277,7 +277,7 @@ impl AclStage {
             for k in 0..n {
                 let i = slot[k] as usize;
                 let d = set.decision((found[k] != u32::MAX).then_some(found[k]));
-                set.count(self.worker, &d, batch.pkt_len[i]);
+                set.count(self.worker, &d, batch.pkt_len(i));
                 if !judge(&mut self.flows, &d, &keys[k], self.tcp[i], self.now) {
                     drop_packet(batch, i, DropReason::AclDeny, drops);
                 }
@@ -297,7 +297,7 @@ impl AclStage {
             // ACLs exist, so this is only a packet it could not read.
             return false;
         }
-        self.check(acl, i, batch.pkt_len[i])
+        self.check(acl, i, batch.pkt_len(i))
     }
 
     /// Makes sure flood packets have keys for [`AclStage::permits_to`].

@@ -7,7 +7,7 @@
 use super::vtep::{Vtep, TUNNEL_BASE};
 use crate::batch::{flags, Batch};
 use crate::frame::FrameMemory;
-use crate::parse::parse_frame;
+use crate::parse::parse_frame_in;
 use crate::verdict::{DropCounters, DropReason, Verdict};
 use crate::wire::{MacAddr, VxlanHeader};
 
@@ -51,7 +51,7 @@ impl Decap<'_> {
         }
         let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
         let b = mem
-            .bytes(batch.addr[i], batch.pkt_len[i])
+            .bytes(batch.addr[i], batch.data_len[i])
             .ok_or(DropReason::BadDescriptor)?;
         let dst_ip = b.get(l3 + 16..l3 + 20).ok_or(DropReason::VxlanNotForUs)?;
         let dport = b
@@ -84,10 +84,10 @@ impl Decap<'_> {
             self.vtep
                 .learn_neighbor(src_ip, MacAddr::from_bytes(&b[6..12]));
         }
-        let inner = parse_frame(&b[inner_off..])?;
+        let inner = parse_frame_in(&b[inner_off..], batch.pkt_len(i) as usize - inner_off)?;
         let skip = inner_off as u32;
         batch.addr[i] += skip as u64;
-        batch.pkt_len[i] -= skip;
+        batch.data_len[i] -= skip;
         batch.headroom[i] = batch.headroom[i].saturating_add(skip as u16);
         batch.l3_off[i] = inner.l3_off;
         batch.l4_off[i] = inner.l4_off;

@@ -62,12 +62,16 @@ fn ip_checksum(h: &[u8; 20]) -> u16 {
 }
 
 /// Encapsulates the frame at (addr, len, headroom) for remote `r` of
-/// domain `d`'s VNI. Returns the new (addr, len, headroom).
+/// domain `d`'s VNI; `tail` bytes of it follow in chained frames (a
+/// jumbo frame), which only the outer lengths count. Returns the new
+/// (addr, len, headroom) of the first frame.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub fn encap<M: FrameMemory + ?Sized>(
     mem: &mut M,
     vtep: &Vtep,
     (addr, len, headroom): (u64, u32, u16),
+    tail: u32,
     r: usize,
     d: DomainId,
     ip_id: u16,
@@ -76,7 +80,7 @@ pub fn encap<M: FrameMemory + ?Sized>(
     let (Some(mac), Some(dst_ip)) = (vtep.next_hop_mac(r), vtep.remote_ip(r)) else {
         return Err(DropReason::VxlanNoNeighbor);
     };
-    let ip_len = len as usize + OVERHEAD - 14;
+    let ip_len = (len + tail) as usize + OVERHEAD - 14;
     if ip_len > vtep.cfg.mtu as usize {
         return Err(DropReason::VxlanTooBig);
     }
@@ -138,18 +142,19 @@ impl Encap<'_> {
                 continue;
             }
             *self.ip_id = self.ip_id.wrapping_add(1);
-            let at = (batch.addr[i], batch.pkt_len[i], batch.headroom[i]);
+            let at = (batch.addr[i], batch.data_len[i], batch.headroom[i]);
             match encap(
                 mem,
                 self.vtep,
                 at,
+                batch.tail_len[i],
                 (p - TUNNEL_BASE) as usize,
                 batch.domain[i],
                 *self.ip_id,
             ) {
                 Ok((a, n, h)) => {
                     batch.addr[i] = a;
-                    batch.pkt_len[i] = n;
+                    batch.data_len[i] = n;
                     batch.headroom[i] = h;
                     batch.verdict[i] = Verdict::Forward(self.vtep.cfg.port);
                     // An underlay frame now: no VLAN egress for it.

@@ -54,6 +54,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// buffer, and that total length covers the header and fits the buffer
     /// (the buffer may be longer: Ethernet pads short frames).
     pub fn check_len(&self) -> Result<(), WireError> {
+        self.check_len_on_wire(self.buffer.as_ref().len())
+    }
+
+    /// As [`check_len`](Self::check_len) for a packet of which the buffer
+    /// holds the first part: the header must be in the buffer, the total
+    /// length within the `wire` bytes the packet has from here on (a
+    /// multi-buffer frame's later segments hold the rest).
+    pub fn check_len_on_wire(&self, wire: usize) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
         if len < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -66,7 +74,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(WireError::BadField);
         }
         let total = self.total_len() as usize;
-        if total < hl || total > len {
+        if total < hl || total > wire.max(len) {
             return Err(WireError::BadLength);
         }
         Ok(())

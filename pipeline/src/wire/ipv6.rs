@@ -39,6 +39,13 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// A zero payload length (jumbogram) is refused: pollgate's frames are
     /// never that large.
     pub fn check_len(&self) -> Result<(), WireError> {
+        self.check_len_on_wire(self.buffer.as_ref().len())
+    }
+
+    /// As [`check_len`](Self::check_len) for a packet of which the buffer
+    /// holds the first part: the payload must end within the `wire` bytes
+    /// the packet has from here on.
+    pub fn check_len_on_wire(&self, wire: usize) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -47,7 +54,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             return Err(WireError::BadField);
         }
         let pl = self.payload_len() as usize;
-        if pl == 0 || HEADER_LEN + pl > len {
+        if pl == 0 || HEADER_LEN + pl > wire.max(len) {
             return Err(WireError::BadLength);
         }
         Ok(())

@@ -30,12 +30,18 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// The buffer is the L3 payload: the length field must cover the header
     /// and fit inside it.
     pub fn check_len(&self) -> Result<(), WireError> {
+        self.check_len_on_wire(self.buffer.as_ref().len())
+    }
+
+    /// As [`check_len`](Self::check_len) when the buffer holds only the
+    /// first part of the datagram and `wire` bytes of L3 payload exist.
+    pub fn check_len_on_wire(&self, wire: usize) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(WireError::Truncated);
         }
         let ul = self.len() as usize;
-        if ul < HEADER_LEN || ul > len {
+        if ul < HEADER_LEN || ul > wire.max(len) {
             return Err(WireError::BadLength);
         }
         Ok(())

@@ -38,6 +38,10 @@ pub struct XdpAttachment {
     /// A hand-over: left on the device at exit.
     keep: bool,
     ifname: String,
+    /// The device's MTU when attached, and whether the program takes
+    /// multi-buffer packets (it does above 1500).
+    mtu: u32,
+    frags: bool,
 }
 
 /// What [`XdpAttachment::check`] found.
@@ -108,8 +112,21 @@ impl XdpAttachment {
     ) -> io::Result<XdpAttachment> {
         let map = bpf::create_xskmap(queues.max(1))
             .map_err(|e| io::Error::new(e.kind(), format!("creating the XSKMAP: {e}")))?;
-        let prog = bpf::load_redirect_prog(&map)
-            .map_err(|e| io::Error::new(e.kind(), format!("loading the XDP program: {e}")))?;
+        // Above a standard MTU the program must take multi-buffer
+        // packets: veth and most drivers refuse a program without
+        // `xdp.frags` on a device whose frames exceed a page.
+        let mtu = Netlink::open()
+            .and_then(|mut nl| nl.get_link(ifname))?
+            .map_or(1500, |l| l.mtu);
+        let frags = mtu > 1500;
+        let prog = bpf::load_redirect_prog(&map, frags).map_err(|e| {
+            let hint = if frags {
+                format!(" (MTU {mtu} needs a multi-buffer program: Linux 5.18+)")
+            } else {
+                String::new()
+            };
+            io::Error::new(e.kind(), format!("loading the XDP program{hint}: {e}"))
+        })?;
         let prog_id = bpf::prog_id(&prog).unwrap_or(0);
         // A hand-over never holds the program by a link: it goes the
         // netlink way below, replacing whatever is there (if allowed).
@@ -135,6 +152,8 @@ impl XdpAttachment {
                         netlink: None,
                         keep: false,
                         ifname: ifname.to_string(),
+                        mtu,
+                        frags,
                     })
                 }
                 // Busy: a program is there; replace it if allowed.
@@ -196,6 +215,8 @@ impl XdpAttachment {
                         netlink: Some((ifindex, flags)),
                         keep,
                         ifname: ifname.to_string(),
+                        mtu,
+                        frags,
                     });
                 }
                 Err(e) => last = Some(e),
@@ -210,6 +231,16 @@ impl XdpAttachment {
 
     pub fn native(&self) -> bool {
         self.native
+    }
+
+    /// The device's MTU when the program was attached.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// Whether the program takes multi-buffer (jumbo) packets.
+    pub fn frags(&self) -> bool {
+        self.frags
     }
 
     /// Kernel id of the attached program (`ip link` shows it).

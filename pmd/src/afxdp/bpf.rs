@@ -86,9 +86,10 @@ pub fn xskmap_clear(map: &OwnedFd, queue: u32) -> io::Result<()> {
     unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(|_| ())
 }
 
-/// Loads the redirect program for `map`. On failure the verifier's log
-/// is part of the error.
-pub fn load_redirect_prog(map: &OwnedFd) -> io::Result<OwnedFd> {
+/// Loads the redirect program for `map`, marked as handling multi-buffer
+/// packets when `frags` is set (it only redirects: it never reads past
+/// the first buffer). On failure the verifier's log is part of the error.
+pub fn load_redirect_prog(map: &OwnedFd, frags: bool) -> io::Result<OwnedFd> {
     let insns: Vec<Insn> = redirect_to_xskmap(map.as_raw_fd());
     let license = b"GPL\0";
     let mut log = vec![0u8; 64 * 1024];
@@ -106,7 +107,7 @@ pub fn load_redirect_prog(map: &OwnedFd) -> io::Result<OwnedFd> {
                 0
             },
             kern_version: 0,
-            prog_flags: 0,
+            prog_flags: if frags { BPF_F_XDP_HAS_FRAGS } else { 0 },
             prog_name: *PROG_NAME,
             prog_ifindex: 0,
             expected_attach_type,

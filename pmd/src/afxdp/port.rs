@@ -5,7 +5,7 @@
 
 use super::attach::{XdpAttachment, XdpMode};
 use super::socket::{BindMode, XskConfig, XskSocket};
-use super::sys::XdpDesc;
+use super::sys::{XdpDesc, XDP_PKT_CONTD};
 use crate::device::{if_index, DeviceProbe};
 use crate::ethtool::driver_name;
 use crate::pool::FramePool;
@@ -37,6 +37,11 @@ pub struct AfXdpConfig {
     /// Leave the XDP program on the device at exit (a hand-over to the
     /// next start): `XdpAttachment::attach_handover`.
     pub handover: bool,
+    /// Bind the UMEM for multi-buffer packets (XDP_USE_SG). The engine
+    /// sets it for every socket of a worker that serves a jumbo port;
+    /// a socket registering the UMEM also turns it on by itself when
+    /// its own device's MTU needs it.
+    pub multi_buffer: bool,
 }
 
 impl Default for AfXdpConfig {
@@ -53,6 +58,7 @@ impl Default for AfXdpConfig {
             busy_poll_budget: 0,
             force: false,
             handover: false,
+            multi_buffer: false,
         }
     }
 }
@@ -64,6 +70,16 @@ const HOUSEKEEPING_POLLS: u32 = 1 << 10;
 const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most completions reaped per poll.
 const REAP_MAX: u32 = 256;
+/// Most descriptors one multi-buffer packet takes: the kernel builds a
+/// packet of at most MAX_SKB_FRAGS (17) fragments and a head.
+const MAX_SEGMENTS: u32 = 18;
+/// Bytes a frame holds beyond the MTU: Ethernet header and two VLAN tags.
+const L2_OVERHEAD: u32 = 14 + 8;
+
+/// Whether frames of a device with `mtu` can exceed one frame of `pool`.
+pub fn needs_multi_buffer(mtu: u32, pool: &FramePool) -> bool {
+    mtu + L2_OVERHEAD > pool.data_room()
+}
 
 pub struct AfXdpPort {
     name: String,
@@ -80,6 +96,10 @@ pub struct AfXdpPort {
     fill_held: u32,
     /// Frames on the TX ring or waiting on the completion ring.
     tx_held: u32,
+    /// The socket takes and gives descriptor chains (XDP_USE_SG), and
+    /// the device's MTU calls for them (so chains may be sent here).
+    multi_buffer: bool,
+    jumbo: bool,
     link_up: bool,
     /// The device's state, seen from the namespace the port was opened in.
     probe: DeviceProbe,
@@ -113,6 +133,21 @@ impl AfXdpPort {
             source: e,
         };
         let ifindex = if_index(ifname).map_err(err)?;
+        let mtu = match &xdp {
+            Some(x) => x.mtu(),
+            None => crate::netlink::Netlink::open()
+                .and_then(|mut nl| nl.get_link(ifname))
+                .map_err(err)?
+                .map_or(1500, |l| l.mtu),
+        };
+        let jumbo = needs_multi_buffer(mtu, pool);
+        let multi_buffer = cfg.multi_buffer || (jumbo && umem_owner.is_none());
+        if jumbo && !multi_buffer {
+            return Err(err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("MTU {mtu} needs multi-buffer AF_XDP ({} bytes per frame), but the worker's UMEM was registered without it", pool.data_room()),
+            )));
+        }
         let xsk_cfg = XskConfig {
             ifindex,
             queue: cfg.queue,
@@ -122,6 +157,7 @@ impl AfXdpPort {
             comp_size: cfg.comp_size,
             mode: cfg.bind,
             need_wakeup: cfg.need_wakeup,
+            multi_buffer,
         };
         let xsk = XskSocket::new(pool, *umem_owner, &xsk_cfg).map_err(err)?;
         if cfg.busy_poll_budget > 0 {
@@ -162,6 +198,8 @@ impl AfXdpPort {
             xdp,
             fill_held: 0,
             tx_held: 0,
+            multi_buffer,
+            jumbo,
             link_up: true,
             probe: DeviceProbe::new().map_err(err)?,
             busy_poll: cfg.busy_poll_budget > 0,
@@ -197,6 +235,97 @@ impl AfXdpPort {
         } else {
             "copy"
         }
+    }
+
+    /// Reads the `n` descriptors on the RX ring as packets, linking the
+    /// frames of each multi-buffer packet in the pool, until the batch
+    /// holds `room` packets. A packet whose last descriptor is not among
+    /// the `n` stays on the ring for the next burst. Returns (descriptors
+    /// consumed, packets, bytes).
+    #[cold]
+    fn rx_chains(
+        &mut self,
+        pool: &mut FramePool,
+        batch: &mut Batch,
+        id: PortId,
+        n: u32,
+        room: u32,
+    ) -> (u32, u32, u64) {
+        let (mut i, mut packets, mut bytes) = (0u32, 0u32, 0u64);
+        while i < n && packets < room {
+            let mut end = i;
+            while end < n && self.xsk.rx.read(end).options & XDP_PKT_CONTD != 0 {
+                end += 1;
+            }
+            if end == n {
+                break;
+            }
+            let head = self.xsk.rx.read(i);
+            let mut prev = head.addr;
+            let mut tail = 0u32;
+            for k in i + 1..=end {
+                let seg = self.xsk.rx.read(k);
+                pool.link(prev, seg.addr, seg.len);
+                tail += seg.len;
+                prev = seg.addr;
+            }
+            let headroom = (head.addr - pool.frame_base(head.addr)) as u16;
+            batch.push(head.addr, head.len, headroom, id);
+            batch.tail_len[batch.len() - 1] = tail;
+            bytes += (head.len + tail) as u64;
+            packets += 1;
+            i = end + 1;
+        }
+        (i, packets, bytes)
+    }
+
+    /// Descriptors the packet at `d` takes on the TX ring.
+    #[inline]
+    fn segments(pool: &FramePool, d: &TxDesc) -> u32 {
+        let mut n = 1;
+        let mut at = d.addr;
+        while let Some((next, _)) = pool.next_segment(at) {
+            n += 1;
+            at = next;
+        }
+        n
+    }
+
+    /// Puts multi-buffer packets on the TX ring, each as a chain of
+    /// descriptors (XDP_PKT_CONTD on all but the last), as many whole
+    /// packets as fit. Returns (packets taken, descriptors, bytes).
+    #[cold]
+    fn tx_chains(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> (usize, u32, u64) {
+        let need: u32 = descs.iter().map(|d| Self::segments(pool, d)).sum();
+        let free = self.xsk.tx.free(need);
+        let (mut k, mut bytes) = (0u32, 0u64);
+        let mut taken = 0;
+        for d in descs {
+            if k + Self::segments(pool, d) > free {
+                break;
+            }
+            let (mut at, mut len) = (d.addr, d.len);
+            loop {
+                let next = pool.unlink(at);
+                let options = if next.is_some() { XDP_PKT_CONTD } else { 0 };
+                self.xsk.tx.write(
+                    k,
+                    XdpDesc {
+                        addr: at,
+                        len,
+                        options,
+                    },
+                );
+                k += 1;
+                match next {
+                    Some((a, l)) => (at, len) = (a, l),
+                    None => break,
+                }
+            }
+            bytes += (d.len + d.tail) as u64;
+            taken += 1;
+        }
+        (taken, k, bytes)
     }
 
     /// Tops the fill ring up from the pool.
@@ -302,11 +431,16 @@ impl Port for AfXdpPort {
         PortInfo {
             kind: "afxdp",
             detail: format!(
-                "{} queue {} driver {}: {} mode, {} XDP (prog id {})",
+                "{} queue {} driver {}: {} mode{}, {} XDP (prog id {})",
                 self.ifname,
                 self.queue,
                 self.driver,
                 self.bind_mode(),
+                if self.multi_buffer {
+                    format!(" multi-buffer (MTU {})", self.xdp.mtu())
+                } else {
+                    String::new()
+                },
                 if self.xdp.native() {
                     "native"
                 } else {
@@ -325,7 +459,13 @@ impl Port for AfXdpPort {
         id: PortId,
         max: usize,
     ) -> usize {
-        let want = max.min(batch.room()) as u32;
+        let room = max.min(batch.room()) as u32;
+        // A multi-buffer packet takes several descriptors.
+        let want = if self.multi_buffer {
+            room * MAX_SEGMENTS
+        } else {
+            room
+        };
         let n = self.xsk.rx.available(want);
         if n == 0 {
             if (self.busy_poll || self.xsk.fill.needs_wakeup()) && self.link_up {
@@ -336,47 +476,58 @@ impl Port for AfXdpPort {
             }
             return 0;
         }
-        let mut bytes = 0u64;
-        for i in 0..n {
-            let XdpDesc { addr, len, .. } = self.xsk.rx.read(i);
-            let headroom = (addr - pool.frame_base(addr)) as u16;
-            batch.push(addr, len, headroom, id);
-            bytes += len as u64;
-        }
+        let (n, packets, bytes) = if self.multi_buffer {
+            self.rx_chains(pool, batch, id, n, room)
+        } else {
+            let mut bytes = 0u64;
+            for i in 0..n {
+                let XdpDesc { addr, len, .. } = self.xsk.rx.read(i);
+                let headroom = (addr - pool.frame_base(addr)) as u16;
+                batch.push(addr, len, headroom, id);
+                bytes += len as u64;
+            }
+            (n, n, bytes)
+        };
         self.xsk.rx.release(n);
         self.fill_held -= n;
-        bump(&self.counters.rx_packets, n as u64);
+        bump(&self.counters.rx_packets, packets as u64);
         bump(&self.counters.rx_bytes, bytes);
         self.refill(pool);
-        n as usize
+        packets as usize
     }
 
     #[inline]
     fn tx_burst(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> usize {
         if !self.link_up {
             for d in descs {
-                pool.free(d.addr);
+                pool.free_packet(d.addr, d.tail);
             }
             bump(&self.counters.tx_errors, descs.len() as u64);
             return descs.len();
         }
         self.reap(pool);
-        let n = self.xsk.tx.free(descs.len() as u32);
-        let mut bytes = 0u64;
-        for (i, d) in descs[..n as usize].iter().enumerate() {
-            self.xsk.tx.write(
-                i as u32,
-                XdpDesc {
-                    addr: d.addr,
-                    len: d.len,
-                    options: 0,
-                },
-            );
-            bytes += d.len as u64;
-        }
+        let (taken, n, bytes) = if self.jumbo {
+            self.tx_chains(pool, descs)
+        } else {
+            let n = self.xsk.tx.free(descs.len() as u32);
+            let mut bytes = 0u64;
+            for (i, d) in descs[..n as usize].iter().enumerate() {
+                debug_assert_eq!(d.tail, 0, "the worker sends chains only to jumbo ports");
+                self.xsk.tx.write(
+                    i as u32,
+                    XdpDesc {
+                        addr: d.addr,
+                        len: d.len,
+                        options: 0,
+                    },
+                );
+                bytes += d.len as u64;
+            }
+            (n as usize, n, bytes)
+        };
         self.xsk.tx.submit(n);
         self.tx_held += n;
-        bump(&self.counters.tx_packets, n as u64);
+        bump(&self.counters.tx_packets, taken as u64);
         bump(&self.counters.tx_bytes, bytes);
         if self.xsk.tx.needs_wakeup() {
             bump(&self.counters.wakeups, 1);
@@ -384,7 +535,11 @@ impl Port for AfXdpPort {
                 self.mark_down(&e);
             }
         }
-        n as usize
+        taken
+    }
+
+    fn accepts_chains(&self) -> bool {
+        self.jumbo
     }
 
     #[inline]

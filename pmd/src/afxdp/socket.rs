@@ -30,6 +30,10 @@ pub struct XskConfig {
     pub mode: BindMode,
     /// Ask the kernel to set need_wakeup flags (syscalls only when asked).
     pub need_wakeup: bool,
+    /// Multi-buffer (XDP_USE_SG): packets larger than a frame arrive and
+    /// leave as descriptor chains. A property of the UMEM: the socket
+    /// that registers it decides for every socket sharing it.
+    pub multi_buffer: bool,
 }
 
 pub struct XskSocket {
@@ -38,6 +42,7 @@ pub struct XskSocket {
     pub fill: ProdRing<u64>,
     pub comp: ConsRing<u64>,
     zero_copy: bool,
+    multi_buffer: bool,
     // Dropped last: the rings unmap before the socket closes.
     fd: OwnedFd,
 }
@@ -164,16 +169,31 @@ impl XskSocket {
             } else {
                 0
             };
-            match cfg.mode {
-                BindMode::ZeroCopy => bind(wake | XDP_ZEROCOPY).map_err(|e| {
-                    let ifname = crate::device::if_name(cfg.ifindex).unwrap_or_default();
+            let sg = if cfg.multi_buffer { XDP_USE_SG } else { 0 };
+            let ifname = || crate::device::if_name(cfg.ifindex).unwrap_or_default();
+            // Linux before 6.6 does not know the flag (EINVAL); a driver
+            // without multi-buffer zero-copy refuses it (EOPNOTSUPP).
+            let sg_hint = |e: io::Error| {
+                if cfg.multi_buffer {
+                    let ifname = ifname();
                     let driver = crate::ethtool::driver_name(&ifname);
-                    ctx(&format!("mode = \"zero-copy\" on {ifname} (driver {driver}): the driver has no AF_XDP zero-copy support here; use mode = \"auto\" to run in copy mode"), e)
+                    io::Error::new(e.kind(), format!("{e}; the MTU of {ifname} (driver {driver}) needs multi-buffer AF_XDP (XDP_USE_SG, Linux 6.6+), which was refused: lower the MTU to fit one frame, or use frame_size = 4096"))
+                } else {
+                    e
+                }
+            };
+            match cfg.mode {
+                BindMode::ZeroCopy => bind(wake | sg | XDP_ZEROCOPY).map_err(|e| {
+                    let ifname = ifname();
+                    let driver = crate::ethtool::driver_name(&ifname);
+                    ctx(&format!("mode = \"zero-copy\" on {ifname} (driver {driver}): the driver has no AF_XDP zero-copy support here; use mode = \"auto\" to run in copy mode"), sg_hint(e))
                 })?,
-                BindMode::Copy => bind(wake | XDP_COPY).map_err(|e| ctx("bind copy mode", e))?,
+                BindMode::Copy => {
+                    bind(wake | sg | XDP_COPY).map_err(|e| ctx("bind copy mode", sg_hint(e)))?
+                }
                 // No mode flag: the kernel tries zero-copy and falls back
                 // to copy; XDP_OPTIONS tells which it chose.
-                BindMode::Auto => bind(wake).map_err(|e| ctx("bind", e))?,
+                BindMode::Auto => bind(wake | sg).map_err(|e| ctx("bind", sg_hint(e)))?,
             }
         }
         let opts: XdpOptions =
@@ -184,6 +204,7 @@ impl XskSocket {
             fill,
             comp,
             zero_copy: opts.flags & XDP_OPTIONS_ZEROCOPY != 0,
+            multi_buffer: cfg.multi_buffer,
             fd,
         })
     }
@@ -194,6 +215,10 @@ impl XskSocket {
 
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
     }
 
     /// Preferred busy polling (Linux 5.11+): the kernel defers the

@@ -19,6 +19,16 @@ pub const XDP_SHARED_UMEM: u16 = 1 << 0;
 pub const XDP_COPY: u16 = 1 << 1;
 pub const XDP_ZEROCOPY: u16 = 1 << 2;
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+/// Multi-buffer: a packet larger than a frame spans several descriptors
+/// (Linux 6.6+).
+pub const XDP_USE_SG: u16 = 1 << 4;
+
+/// xdp_desc.options bit: the packet continues in the next descriptor.
+pub const XDP_PKT_CONTD: u32 = 1 << 0;
+
+/// bpf_attr.prog_flags bit: the XDP program handles multi-buffer packets
+/// (`xdp.frags`), which a device with an MTU above a page requires.
+pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 /// xdp_ring_offset.flags bit: the kernel wants a syscall to make progress.
 pub const XDP_RING_NEED_WAKEUP: u32 = 1 << 0;

@@ -105,7 +105,7 @@ fn copy_to_frame<'p>(pool: &'p mut FramePool, bytes: &[u8]) -> Option<(TxDesc, &
     }
     let buf = pool.bytes_mut(addr, len)?;
     buf.copy_from_slice(bytes);
-    Some((TxDesc { addr, len }, buf))
+    Some((TxDesc::new(addr, len), buf))
 }
 
 fn open_port(
@@ -309,7 +309,7 @@ impl Generator {
                 if n > 0 {
                     let now = self.clock.elapsed().as_nanos() as u64;
                     for i in 0..n {
-                        if let Some(f) = self.pool.bytes(batch.addr[i], batch.pkt_len[i]) {
+                        if let Some(f) = self.pool.bytes(batch.addr[i], batch.data_len[i]) {
                             rcv.frame(f, now);
                         }
                         self.pool.free(batch.addr[i]);
