@@ -1685,6 +1685,21 @@ size"#,
     }
 
     #[test]
+    fn jumbo_mtus_are_for_veth_ports_up_to_9216() {
+        let port = |kind: &str, mtu: u32| {
+            format!("[[port]]\nname = \"j\"\nkind = \"{kind}\"\nnetns = \"j\"\nmtu = {mtu}\n[[port]]\nname = \"n\"\nkind = \"null\"\n[[xconnect]]\nports = [\"j\", \"n\"]\n")
+        };
+        let t = parse("j.toml", &port("veth", 9000)).unwrap();
+        assert_eq!(t.ports[0].container.as_ref().unwrap().mtu, 9000);
+        let e = err(&port("veth", 9217));
+        assert_eq!((e.line, e.field.as_str()), (5, "port.mtu"));
+        assert!(e.message.contains("68..=9216"), "{e}");
+        let e = err(&port("tap", 9000));
+        assert_eq!(e.field, "port.mtu");
+        assert!(e.message.contains("tap port"), "{e}");
+    }
+
+    #[test]
     fn every_port_needs_a_worker_and_pairs_may_span_workers() {
         let src = format!("{GOOD}\n[[worker]]\nports = [\"a\"]\n[[worker]]\nports = [\"b\"]\n");
         let t = parse("two.toml", &src).unwrap();

@@ -805,6 +805,113 @@ fn bridge_learns_floods_and_tags_between_access_and_trunk_ports() {
     assert!(summary.frames_balanced(), "{}", summary.render());
 }
 
+/// Jumbo frames in a bridge: flooded (a chain cloned), tagged on a trunk
+/// (the tag pushed into the first frame), handed to another worker (the
+/// chain gathered into a ring slot and rebuilt in that worker's pool),
+/// and refused, counted, by a port with a standard MTU.
+#[test]
+fn jumbo_frames_flood_tag_cross_workers_and_stop_at_a_standard_mtu() {
+    if !root("jumbo-bridge") {
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let n: Vec<String> = ["a", "t", "s"]
+        .iter()
+        .map(|x| format!("jb{x}{id}"))
+        .collect();
+    let mut cfg = String::from("[engine]\nidle = \"backoff\"\n");
+    for (k, (mtu, mode)) in [(9000, ""), (9000, "vlan_mode = \"trunk\"\n"), (1500, "")]
+        .iter()
+        .enumerate()
+    {
+        cfg += &format!("[[port]]\nname = \"{0}\"\nkind = \"veth\"\nnetns = \"{0}\"\nnetns_create = true\nmtu = {mtu}\ncontainer_mac = \"02:50:47:40:00:0{k}\"\n{mode}", n[k]);
+    }
+    cfg += &format!(
+        "[[bridge]]\nname = \"j\"\nmembers = [{{ port = \"{}\" }}, {{ port = \"{}\", vid = 10 }}, {{ port = \"{}\" }}]\n",
+        n[0], n[1], n[2]
+    );
+    cfg += &format!(
+        "[[worker]]\nports = [\"{}\", \"{}\"]\n[[worker]]\nports = [\"{}\"]\n",
+        n[0], n[2], n[1]
+    );
+    let topo = config::parse("jumbo-bridge.toml", &cfg).unwrap();
+    let engine = Engine::start(&topo).expect("engine starts");
+    let socks: Vec<PacketSocket> = n
+        .iter()
+        .map(|x| {
+            NetNs::open(x)
+                .unwrap()
+                .run(|| PacketSocket::open("eth0"))
+                .unwrap()
+        })
+        .collect();
+    let mac = |k: u8| [2, 0x50, 0x47, 0x40, 0, k];
+    let arrivals = |k: usize| {
+        let mut buf = vec![0u8; 10_000];
+        let mut got = Vec::new();
+        while let Some(len) = socks[k].recv(&mut buf, Duration::from_millis(300)).unwrap() {
+            let f = &buf[..len];
+            let off = if f[12..14] == [0x81, 0] { 4 } else { 0 };
+            if f.len() >= 42 + off
+                && f[23 + off] == 17
+                && f[36 + off..38 + off] == MARK_PORT.to_be_bytes()
+            {
+                got.push(f.to_vec());
+            }
+        }
+        got
+    };
+    let tag = |f: &[u8], tci: u16| {
+        let mut t = f[..12].to_vec();
+        t.extend_from_slice(&[0x81, 0]);
+        t.extend_from_slice(&tci.to_be_bytes());
+        t.extend_from_slice(&f[12..]);
+        t
+    };
+    let patterned = |i: u32, src, dst, size| {
+        let mut f = frame(i, src, dst, size);
+        for (k, byte) in f.iter_mut().enumerate().skip(46) {
+            *byte = (k as u32 * 13 + i) as u8;
+        }
+        f
+    };
+
+    // 1. A floods a 9000-byte frame: the trunk (other worker) gets it
+    //    tagged; the standard-MTU port cannot, and it is counted.
+    let big = patterned(1, mac(0), [0xff; 6], 9000);
+    socks[0].send(&big).unwrap();
+    assert_eq!(arrivals(1), vec![tag(&big, 10)]);
+    assert!(
+        arrivals(2).is_empty(),
+        "a jumbo frame never reaches MTU 1500"
+    );
+
+    // 2. A small flood still reaches both.
+    let small = patterned(2, mac(0), [0xff; 6], 1000);
+    socks[0].send(&small).unwrap();
+    assert_eq!(arrivals(1), vec![tag(&small, 10)]);
+    assert_eq!(arrivals(2), vec![small.clone()]);
+
+    // 3. The trunk answers A with a tagged jumbo unicast (A was learned):
+    //    A gets it untagged, byte for byte, across the workers.
+    let back = patterned(3, mac(1), mac(0), 9014);
+    socks[1].send(&tag(&back, 10)).unwrap();
+    assert_eq!(arrivals(0), vec![back.clone()]);
+    assert!(arrivals(2).is_empty(), "a known unicast is not flooded");
+
+    drop(socks);
+    let summary = engine.shutdown();
+    assert_eq!(
+        summary
+            .drops()
+            .get(pollgate_pipeline::DropReason::FrameTooBig),
+        1,
+        "{}",
+        summary.render()
+    );
+    assert!(summary.frames_balanced(), "{}", summary.render());
+}
+
 #[test]
 fn vlans_separate_trunks_carry_both_qinq_carries_customer_vlans_and_macs_age() {
     if !root("vlans") {
