@@ -133,3 +133,155 @@ fn veth_native_xdp_both_directions() {
 fn veth_generic_xdp_both_directions() {
     run("g", XdpMode::Generic);
 }
+
+fn jumbo_end(ns: &str, mtu: u32) -> ContainerEnd {
+    ContainerEnd {
+        netns: ns.to_string(),
+        create_netns: true,
+        ifname: "eth0".into(),
+        mac: Some([2, 0x50, 0x47, 0, 0, 1]),
+        ipv4: None,
+        mtu,
+    }
+}
+
+/// One port at MTU 9000 in generic XDP (the native case runs through the
+/// engine's tests): a 9000-byte frame comes up as a chain of frames the
+/// batch carries as one packet, and a chain goes down as one frame.
+#[test]
+fn veth_generic_xdp_jumbo_chains_both_directions() {
+    if !pollgate_pmd::device::is_root() {
+        eprintln!("SKIP afxdp_veth::jumbo: needs root (network namespaces, veth, XDP)");
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let (ns_name, host) = (format!("pgt-j-{id}"), format!("pgtj{id}"));
+    let mut pool = FramePool::new(PoolConfig {
+        frames: 4096,
+        hugepages: false,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let cfg = AfXdpConfig {
+        xdp: XdpMode::Generic,
+        ..AfXdpConfig::default()
+    };
+    let mut owner = None;
+    let mut port = VethPort::open(
+        "j",
+        &host,
+        &jumbo_end(&ns_name, 9000),
+        &cfg,
+        &mut pool,
+        &mut owner,
+    )
+    .expect("jumbo veth port opens");
+    assert!(port.accepts_chains(), "{}", port.info().detail);
+    let ns = NetNs::open(&ns_name).unwrap();
+    let sock = ns.run(|| PacketSocket::open("eth0")).unwrap();
+    let mut f = udp4_frame(
+        9014,
+        MacAddr([2, 0x50, 0x47, 0, 0, 1]),
+        MacAddr([2, 0, 0, 0, 0, 9]),
+        [198, 18, 7, 1],
+        [198, 18, 7, 2],
+        1000,
+        7,
+        &[],
+    );
+    for (k, b) in f.iter_mut().enumerate().skip(42) {
+        *b = (k * 31) as u8;
+    }
+    sock.send(&f).unwrap();
+    let mut got = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && got.is_none() {
+        port.poll(&mut pool);
+        let mut b = Batch::new();
+        let n = port.rx_burst(&mut pool, &mut b, 0, 64);
+        for i in 0..n {
+            let mut whole = vec![0u8; b.pkt_len(i) as usize];
+            assert!(pool.copy_packet(b.addr[i], b.data_len[i], &mut whole));
+            if whole.len() == f.len() {
+                got = Some((b.data_len[i], b.tail_len[i], whole));
+            }
+            pool.free_packet(b.addr[i], b.tail_len[i]);
+        }
+    }
+    let (head, tail, whole) = got.expect("the jumbo frame arrives");
+    assert_eq!((head, tail), (1792, 9014 - 1792), "a chain of frames");
+    assert!(whole == f, "arrives byte-identical");
+
+    // Down: the frame as a chain in the pool, sent as one.
+    let (addr, len) = pool.alloc_chain(&f).unwrap();
+    let d = TxDesc {
+        addr,
+        len,
+        tail: f.len() as u32 - len,
+    };
+    while port.tx_burst(&mut pool, &[d]) == 0 {
+        port.poll(&mut pool);
+    }
+    let mut buf = vec![0u8; 10_000];
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && seen.is_none() {
+        port.poll(&mut pool);
+        if let Some(n) = sock.recv(&mut buf, Duration::from_millis(50)).unwrap() {
+            if n == f.len() {
+                seen = Some(buf[..n].to_vec());
+            }
+        }
+    }
+    assert!(seen.as_deref() == Some(&f[..]), "leaves byte-identical");
+    port.close(&mut pool, Instant::now() + Duration::from_secs(1));
+    assert_eq!(pool.available() + port.frames_held(), pool.total() as usize);
+}
+
+/// A worker's UMEM is bound for multi-buffer or not once, by its first
+/// socket: a jumbo device joining a UMEM bound without it is refused by
+/// name, and what was created for it is removed.
+#[test]
+fn a_jumbo_device_on_a_umem_without_multi_buffer_is_refused() {
+    if !pollgate_pmd::device::is_root() {
+        eprintln!("SKIP afxdp_veth::refused: needs root (network namespaces, veth, XDP)");
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let mut pool = FramePool::new(PoolConfig {
+        frames: 4096,
+        hugepages: false,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let cfg = AfXdpConfig::default();
+    let mut owner = None;
+    let (ns1, h1) = (format!("pgt-s-{id}"), format!("pgts{id}"));
+    let _std = VethPort::open(
+        "s",
+        &h1,
+        &jumbo_end(&ns1, 1500),
+        &cfg,
+        &mut pool,
+        &mut owner,
+    )
+    .expect("a standard-MTU port opens");
+    let (ns2, h2) = (format!("pgt-b-{id}"), format!("pgtb{id}"));
+    let e = match VethPort::open(
+        "b",
+        &h2,
+        &jumbo_end(&ns2, 9000),
+        &cfg,
+        &mut pool,
+        &mut owner,
+    ) {
+        Ok(_) => panic!("a jumbo port joined a UMEM without multi-buffer"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains(&h2) && e.contains("MTU 9000 needs multi-buffer"),
+        "{e}"
+    );
+    assert!(Netlink::open().unwrap().get_link(&h2).unwrap().is_none());
+    assert!(!NetNs::exists(&ns2));
+}

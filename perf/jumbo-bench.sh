@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Jumbo frames through pollgate: trafgen sends fixed-size UDP frames from
+# namespace G on core 0 into veth A; pollgate (AF_XDP on the host ends A
+# and B, cross-connected, one worker pinned to core 1) forwards them to B,
+# whose namespace S counts what arrives. Each size runs with the MTU it
+# needs: 1514-byte frames at MTU 1500 (one UMEM frame each), 9014-byte
+# frames at MTU 9000 (multi-buffer: six 2048-byte frames each).
+#
+#   perf/jumbo-bench.sh [seconds]     as root; needs trafgen (netsniff-ng)
+#
+# Prints offered and delivered frames per second and Gbit/s, and the
+# engine's per-packet cost: one core busy-polls, so ns/packet is 1e9 over
+# the delivered rate when the engine is the bottleneck, and an upper
+# bound otherwise (trafgen on one core may be the limit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${1:-5}
+WORK=$(mktemp -d)
+A=pgja B=pgjb GEN=pgj-gen SINK=pgj-sink
+command -v trafgen >/dev/null || { echo "missing trafgen (apt-get install netsniff-ng)" >&2; exit 1; }
+. perf/lib.sh
+perf_init
+
+cleanup() {
+  [ -n "${DUT_PID:-}" ] && kill -INT "$DUT_PID" 2>/dev/null && wait "$DUT_PID" 2>/dev/null || true
+  ns_veth_del $A $GEN $B $SINK
+}
+trap 'cleanup; rm -rf "$WORK"' EXIT
+
+count() { ip netns exec "$1" cat "/sys/class/net/eth0/statistics/$2"; }
+
+run() { # FRAME-SIZE MTU
+  local size=$1 mtu=$2
+  cleanup
+  ns_veth $A $GEN 02:00:00:00:00:01
+  ns_veth $B $SINK 02:00:00:00:00:02
+  for d in $A $B; do ip link set dev $d mtu "$mtu"; done
+  ip -n $GEN link set dev eth0 mtu "$mtu"
+  ip -n $SINK link set dev eth0 mtu "$mtu"
+  cat >"$WORK/pg.toml" <<CFG
+[engine]
+forward = "io"
+idle = "poll"
+[[port]]
+name = "a"
+kind = "afxdp"
+iface = "$A"
+[[port]]
+name = "b"
+kind = "afxdp"
+iface = "$B"
+[[xconnect]]
+ports = ["a", "b"]
+[[worker]]
+core = 1
+ports = ["a", "b"]
+CFG
+  $PG run --config "$WORK/pg.toml" >"$WORK/pg.out" 2>&1 & DUT_PID=$!
+  sleep 1.5
+  grep -o 'multi-buffer (MTU [0-9]*)' "$WORK/pg.out" | head -1 || true
+  # Ethernet + IPv4 + UDP, then a payload filling the frame.
+  cat >"$WORK/t.cfg" <<CFG
+{
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x02,
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
+  const16(0x0800),
+  0x45, 0x00, const16($((size - 14))), const16(0), const16(0x4000), 64, 17, csumip(14, 33),
+  198, 18, 0, 1, 198, 19, 0, 1,
+  const16(1024), const16(1025), const16($((size - 34))), const16(0),
+  fill(0x5a, $((size - 42)))
+}
+CFG
+  local tx0 rx0 tx rx
+  tx0=$(count $GEN tx_packets); rx0=$(count $SINK rx_packets)
+  ip netns exec $GEN timeout -s INT "$T" taskset -c 0 trafgen -i eth0 -o eth0 -c "$WORK/t.cfg" -P 1 -q >/dev/null 2>&1 || true
+  sleep 0.5
+  tx=$(( $(count $GEN tx_packets) - tx0 )); rx=$(( $(count $SINK rx_packets) - rx0 ))
+  kill -INT $DUT_PID; wait $DUT_PID || true; DUT_PID=
+  awk -v s="$size" -v t="$T" -v tx="$tx" -v rx="$rx" 'BEGIN {
+    printf "%5d-byte frames: offered %.3f Mpps (%.2f Gbit/s), delivered %.3f Mpps (%.2f Gbit/s), %.0f ns/packet, lost %d\n",
+      s, tx / t / 1e6, tx * s * 8 / t / 1e9, rx / t / 1e6, rx * s * 8 / t / 1e9, (rx > 0 ? 1e9 * t / rx : 0), tx - rx }'
+  grep -E 'frames [0-9]+/[0-9]+ accounted' "$WORK/pg.out" || true
+}
+
+echo "$(machine); $T s per size"
+run 1514 1500
+run 9014 9000
