@@ -100,7 +100,7 @@ impl Outputs {
     /// chained frames) out of port `out`: queued for TX when the port is
     /// ours, else copied to its worker and freed here.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn deliver(
         &mut self,
         out: PortId,

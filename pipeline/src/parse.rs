@@ -33,15 +33,22 @@ fn be16(b: &[u8], at: usize) -> u16 {
 /// Parses one frame. Pure: the same bytes always give the same answer.
 #[inline(always)]
 pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
-    parse_frame_in(buf, buf.len())
+    parse::<false>(buf, buf.len())
 }
 
 /// Parses a frame of `frame_len` bytes of which `buf` holds the first
 /// part (a multi-buffer frame's head segment): every header must lie in
 /// `buf`, the lengths they declare are checked against `frame_len`.
-#[inline(always)]
+#[inline(never)]
 pub fn parse_frame_in(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason> {
-    let frame_len = frame_len.max(buf.len());
+    parse::<true>(buf, frame_len.max(buf.len()))
+}
+
+/// The parser; `HEAD` says `buf` may be only the first part of the
+/// frame. Without it every length is checked against `buf` itself, and
+/// the one-frame path costs nothing for the chains it never sees.
+#[inline(always)]
+fn parse<const HEAD: bool>(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason> {
     if buf.len() < ethernet::HEADER_LEN {
         return Err(DropReason::RuntFrame);
     }
@@ -76,7 +83,12 @@ pub fn parse_frame_in(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason
     let (l4_start, l4_end) = match et {
         EtherType::IPV4 => {
             let ip = Ipv4Packet::new_unchecked(l3);
-            ip.check_len_on_wire(frame_len - off).map_err(|e| match e {
+            let checked = if HEAD {
+                ip.check_len_on_wire(frame_len - off)
+            } else {
+                ip.check_len()
+            };
+            checked.map_err(|e| match e {
                 WireError::Truncated => DropReason::Ipv4Truncated,
                 WireError::BadField if ip.version() != 4 => DropReason::Ipv4BadVersion,
                 WireError::BadField => DropReason::Ipv4BadIhl,
@@ -100,7 +112,12 @@ pub fn parse_frame_in(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_unchecked(l3);
-            ip.check_len_on_wire(frame_len - off).map_err(|e| match e {
+            let checked = if HEAD {
+                ip.check_len_on_wire(frame_len - off)
+            } else {
+                ip.check_len()
+            };
+            checked.map_err(|e| match e {
                 WireError::Truncated => DropReason::Ipv6Truncated,
                 WireError::BadField => DropReason::Ipv6BadVersion,
                 WireError::BadLength => DropReason::Ipv6BadPayloadLength,
@@ -109,7 +126,7 @@ pub fn parse_frame_in(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason
             let end = off + ipv6::HEADER_LEN + ip.payload_len() as usize;
             // Extension headers past the head segment are not followed:
             // a chain of them over 1.7 KB long is refused as malformed.
-            let ext = &buf[off + ipv6::HEADER_LEN..end.min(buf.len())];
+            let ext = &buf[off + ipv6::HEADER_LEN..if HEAD { end.min(buf.len()) } else { end }];
             let ul = ipv6::skip_extension_headers(ext, ip.next_header())
                 .map_err(|_| DropReason::Ipv6BadExtHeader)?;
             p.l4_proto = ul.protocol;
@@ -124,12 +141,17 @@ pub fn parse_frame_in(buf: &[u8], frame_len: usize) -> Result<Parsed, DropReason
         _ => return Ok(p),
     };
 
-    let l4 = &buf[l4_start..l4_end.min(buf.len())];
+    let l4 = &buf[l4_start..if HEAD { l4_end.min(buf.len()) } else { l4_end }];
     let fragment = p.flags & flags::FRAGMENT != 0;
     match p.l4_proto {
         protocol::UDP => {
             let u = UdpPacket::new_unchecked(l4);
-            match u.check_len_on_wire(l4_end - l4_start) {
+            let checked = if HEAD {
+                u.check_len_on_wire(l4_end - l4_start)
+            } else {
+                u.check_len()
+            };
+            match checked {
                 Err(WireError::Truncated) => return Err(DropReason::UdpTruncated),
                 // A first fragment holds only part of the datagram the
                 // length field describes.
@@ -175,7 +197,12 @@ impl Stage for Parse {
                 drops.count(DropReason::BadDescriptor);
                 continue;
             };
-            match parse_frame_in(buf, batch.pkt_len(i) as usize) {
+            let parsed = if batch.tail_len[i] == 0 {
+                parse_frame(buf)
+            } else {
+                parse_frame_in(buf, batch.pkt_len(i) as usize)
+            };
+            match parsed {
                 Ok(p) => {
                     batch.l3_off[i] = p.l3_off;
                     batch.l4_off[i] = p.l4_off;
