@@ -13,9 +13,23 @@ const GATEWAY: &str = include_str!("../gateway.toml");
 const FRAME: usize = 2048;
 const HEADROOM: usize = 256;
 
-/// One frame, through the parser and the parse stage.
+/// One frame, through the parser and the parse stage; and as a
+/// multi-buffer frame's first segment, cut after every length: the head
+/// parser never panics, and once the head holds every header it can
+/// read (the L4 header's offset plus the longest TCP header), it agrees
+/// with the parser that saw the whole frame.
 pub fn parse(data: &[u8]) {
-    let _ = pollgate_pipeline::parse_frame(data);
+    let whole = pollgate_pipeline::parse_frame(data);
+    // Headers end within a few hundred bytes: cuts past that add nothing.
+    for cut in (0..=data.len().min(640)).chain([data.len()]) {
+        let head = pollgate_pipeline::parse::parse_frame_in(&data[..cut], data.len());
+        if let Ok(p) = whole {
+            let l4 = p.flags & pollgate_pipeline::batch::flags::L4 != 0;
+            if l4 && cut >= (p.l4_off as usize + 60).min(data.len()) {
+                assert_eq!(head, whole, "head of {cut} bytes");
+            }
+        }
+    }
     let mut mem = vec![0u8; HEADROOM];
     mem.extend_from_slice(data);
     let mut b = Batch::new();
@@ -30,16 +44,23 @@ fn gateway() -> &'static Topology {
 }
 
 /// Frames for the pipeline: records of `[in_port][len lo][len hi][bytes]`,
-/// up to a batch of them; a short tail is one more frame.
-fn frames(data: &[u8]) -> Vec<(u16, &[u8])> {
+/// up to a batch of them; a short tail is one more frame. The in-port
+/// byte's upper bits give some frames a multi-buffer tail (bytes in
+/// chained frames the stages never read, up to 7 KiB).
+fn frames(data: &[u8]) -> Vec<(u16, u32, &[u8])> {
     let mut out = Vec::new();
     let mut rest = data;
     while rest.len() >= 3 && out.len() < BATCH_SIZE {
         let port = rest[0] as u16 % 4;
+        let tail = if rest[0] & 0x80 != 0 {
+            (rest[0] as u32 >> 2 & 0x1f) * 231
+        } else {
+            0
+        };
         let len = (u16::from_le_bytes([rest[1], rest[2]]) as usize).min(FRAME - HEADROOM);
         let body = &rest[3..];
         let take = len.min(body.len());
-        out.push((port, &body[..take]));
+        out.push((port, tail, &body[..take]));
         rest = &body[take..];
     }
     out
@@ -59,13 +80,16 @@ pub fn pipeline(data: &[u8]) {
     for _pass in 0..2 {
         let mut mem = vec![0u8; FRAME * BATCH_SIZE];
         let mut b = Batch::new();
-        for (i, (port, f)) in input.iter().enumerate() {
+        for (i, (port, tail, f)) in input.iter().enumerate() {
             let at = i * FRAME + HEADROOM;
             mem[at..at + f.len()].copy_from_slice(f);
             b.push(at as u64, f.len() as u32, HEADROOM as u16, *port);
+            b.tail_len[i] = *tail;
         }
         let mut drops = DropCounters::default();
         p.run(&mut b, &mut mem, &mut drops);
+        let tails: Vec<u32> = input.iter().map(|f| f.1).collect();
+        assert_eq!(&b.tail_len[..b.len()], &tails[..], "tails are carried");
         for i in 0..b.len() {
             assert!(
                 b.verdict[i] != Verdict::Pending,
