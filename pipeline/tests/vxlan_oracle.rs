@@ -235,3 +235,60 @@ fn arp_for_our_address_is_answered_in_place() {
     );
     assert_eq!(ours.handle_arp(&mut f), None);
 }
+
+/// A jumbo inner frame of which only the first 1792 bytes are in the
+/// first frame: encap counts the chained tail in the outer lengths (and
+/// refuses it past the underlay MTU); decap of the result parses the
+/// inner headers against the whole length and keeps the tail.
+#[test]
+fn a_multi_buffer_frame_is_encapsulated_and_decapsulated_by_its_first_frame() {
+    const HEAD: usize = 1792;
+    let remote = vtep([198, 18, 100, 2], 64, true, 77);
+    let r = remote.remote_or_insert(LOCAL).unwrap();
+    remote.learn_neighbor(LOCAL, MacAddr([2, 0, 0, 0, 0, 1]));
+    let inner = udp4_frame(
+        8964,
+        MacAddr([2, 0, 0, 0, 0, 0x99]),
+        MacAddr([2, 0, 0, 0, 0, 2]),
+        [198, 18, 50, 2],
+        [198, 18, 50, 1],
+        1,
+        2,
+        b"",
+    );
+    let tail = (inner.len() - HEAD) as u32;
+    let mut mem = vec![0u8; OVERHEAD];
+    mem.extend_from_slice(&inner[..HEAD]);
+    let at = (OVERHEAD as u64, HEAD as u32, OVERHEAD as u16);
+    let (a, n, _) = encap(&mut mem, &remote, at, tail, r, 0, 7).unwrap();
+    assert_eq!((a, n as usize), (0, HEAD + OVERHEAD));
+    let ip = Ipv4HeaderSlice::from_slice(&mem[14..34]).unwrap();
+    assert_eq!(ip.total_len() as usize, inner.len() + OVERHEAD - 14);
+    assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+    let udp_len = u16::from_be_bytes([mem[38], mem[39]]) as usize;
+    assert_eq!(udp_len, inner.len() + OVERHEAD - 34);
+    // 9000 bytes of IP: one more byte of tail is past the underlay MTU.
+    let mut again = vec![0u8; OVERHEAD];
+    again.extend_from_slice(&inner[..HEAD]);
+    assert_eq!(
+        encap(&mut again, &remote, at, tail + 1, r, 0, 7),
+        Err(DropReason::VxlanTooBig)
+    );
+
+    // Our side: the outer frame's first 1842 bytes and the same tail.
+    let ours = vtep(LOCAL, 64, true, 77);
+    let mut frame = vec![0u8; 256];
+    frame.extend_from_slice(&mem);
+    let mut batch = Batch::new();
+    batch.push(256, mem.len() as u32, 256, UNDERLAY);
+    batch.tail_len[0] = tail;
+    let mut drops = DropCounters::default();
+    Parse.process(&mut batch, &mut frame, &mut drops);
+    Decap { vtep: &ours }.process(&mut batch, &mut frame, &mut drops);
+    assert_eq!((batch.verdict[0], drops.total()), (Verdict::Pending, 0));
+    assert_eq!(batch.data_len[0] as usize, HEAD);
+    assert_eq!(batch.tail_len[0], tail);
+    assert_eq!(batch.l4_proto[0], 17);
+    let a = batch.addr[0] as usize;
+    assert_eq!(&frame[a..a + HEAD], &inner[..HEAD]);
+}
