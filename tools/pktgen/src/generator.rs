@@ -248,7 +248,7 @@ impl Generator {
         batch.clear();
         let n = a.port.rx_burst(&mut self.pool, batch, 2, BURST);
         for i in 0..n {
-            self.pool.free(batch.addr[i]);
+            self.pool.free_packet(batch.addr[i], batch.tail_len[i]);
         }
         taken as u64
     }
@@ -312,7 +312,7 @@ impl Generator {
                         if let Some(f) = self.pool.bytes(batch.addr[i], batch.data_len[i]) {
                             rcv.frame(f, now);
                         }
-                        self.pool.free(batch.addr[i]);
+                        self.pool.free_packet(batch.addr[i], batch.tail_len[i]);
                     }
                     seen += n;
                 }
@@ -325,7 +325,7 @@ impl Generator {
         batch.clear();
         let n = self.tx.rx_burst(&mut self.pool, batch, 0, BURST);
         for i in 0..n {
-            self.pool.free(batch.addr[i]);
+            self.pool.free_packet(batch.addr[i], batch.tail_len[i]);
         }
         *returned += n as u64;
         seen + n
