@@ -220,7 +220,22 @@ impl CtlState {
         };
         match words.as_slice() {
             ["show", "ports"] => Ok(if json {
-                let v: Vec<_> = self.ports.iter().map(|p| serde_json::json!({"name": p.name, "kind": p.kind, "worker": p.worker, "detail": p.detail})).collect();
+                let v: Vec<_> = self
+                    .ports
+                    .iter()
+                    .map(|p| {
+                        let mut j = serde_json::json!({"name": p.name, "kind": p.kind, "worker": p.worker, "detail": p.detail});
+                        if let Some(m) = &p.afxdp {
+                            j["afxdp"] = serde_json::json!({
+                                "device": m.device, "queue": m.queue, "driver": m.driver,
+                                "bind": if m.zero_copy { "zero-copy" } else { "copy" },
+                                "xdp": if m.native_xdp { "native" } else { "generic" },
+                                "multi_buffer": m.multi_buffer, "mtu": m.mtu,
+                            });
+                        }
+                        j
+                    })
+                    .collect();
                 serde_json::Value::from(v).to_string()
             } else {
                 self.ports.iter().map(|p| format!("{:<12} {:<5} worker {}  {}\n", p.name, p.kind, p.worker, p.detail)).collect()

@@ -253,6 +253,7 @@ impl Engine {
                         name: port.name().to_string(),
                         kind: info.kind,
                         detail: info.detail,
+                        afxdp: info.afxdp,
                         worker: w,
                         counters: port.counters().clone(),
                         tap: readers[w][j].clone(),

@@ -22,6 +22,20 @@ struct PortLabel {
     port: String,
 }
 
+/// An AF_XDP queue's modes as labels of a constant-1 info series, the
+/// Prometheus way to expose state: a fallback to copy mode or generic
+/// XDP shows in every scrape.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AfXdpLabel {
+    port: String,
+    device: String,
+    queue: String,
+    driver: String,
+    bind: String,
+    xdp: String,
+    multi_buffer: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
@@ -118,6 +132,27 @@ pub fn render(state: &CtlState) -> String {
 
     // Every reason, zeros included: a series that exists from the start
     // graphs and alerts better than one that appears on the first drop.
+    let info = Family::<AfXdpLabel, Gauge>::default();
+    for p in &state.ports {
+        if let Some(m) = &p.afxdp {
+            info.get_or_create(&AfXdpLabel {
+                port: p.name.clone(),
+                device: m.device.clone(),
+                queue: m.queue.to_string(),
+                driver: m.driver.clone(),
+                bind: if m.zero_copy { "zero-copy" } else { "copy" }.to_string(),
+                xdp: if m.native_xdp { "native" } else { "generic" }.to_string(),
+                multi_buffer: m.multi_buffer.to_string(),
+            })
+            .set(1);
+        }
+    }
+    reg.register(
+        "port_afxdp_info",
+        "AF_XDP queue modes in effect (bind, XDP attach, multi-buffer); always 1",
+        info,
+    );
+
     let drops = Family::<ReasonLabel, Counter>::default();
     let totals = state.drops();
     for r in pollgate_pipeline::DropReason::ALL {

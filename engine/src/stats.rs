@@ -52,6 +52,8 @@ pub struct PortView {
     pub name: String,
     pub kind: &'static str,
     pub detail: String,
+    /// The AF_XDP modes the kernel granted (AF_XDP ports only).
+    pub afxdp: Option<pollgate_pmd::AfXdpMode>,
     pub worker: usize,
     pub counters: SharedCounters,
     /// Live capture of this port's frames (`pollgate ctl capture`).

@@ -157,6 +157,27 @@ fn jumbo_frames_cross_byte_identical_as_multi_buffer_chains() {
     for p in &engine.ports {
         assert!(p.detail.contains("multi-buffer (MTU 9000)"), "{}", p.detail);
     }
+    // The modes in effect, for scripts and for monitoring.
+    let state = engine.ctl_state(&topo);
+    let ports: serde_json::Value =
+        serde_json::from_str(&state.handle("show ports --json").unwrap()).unwrap();
+    let m = &ports[0]["afxdp"];
+    assert_eq!(
+        (&m["bind"], &m["xdp"], &m["multi_buffer"], &m["mtu"]),
+        (
+            &serde_json::json!("copy"),
+            &serde_json::json!("native"),
+            &serde_json::json!(true),
+            &serde_json::json!(9000)
+        ),
+        "{ports}"
+    );
+    let body = pollgate::metrics::render(&state);
+    let info = format!(
+        "pollgate_port_afxdp_info{{port=\"{a}\",device=\"{a}\",queue=\"0\",driver=\"veth\",bind=\"copy\",xdp=\"native\",multi_buffer=\"true\"}} 1"
+    );
+    assert!(body.lines().any(|l| l == info), "{info} in\n{body}");
+    drop(state);
     let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
     let sa = na.run(|| PacketSocket::open("eth0")).unwrap();
     let sb = nb.run(|| PacketSocket::open("eth0")).unwrap();

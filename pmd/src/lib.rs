@@ -27,7 +27,7 @@ pub use any_port::AnyPort;
 pub use null_port::NullPort;
 pub use pcap_port::PcapPort;
 pub use pool::{FramePool, PoolConfig};
-pub use port::{Port, PortCounters, PortInfo, PortStats, SharedCounters, TxDesc};
+pub use port::{AfXdpMode, Port, PortCounters, PortInfo, PortStats, SharedCounters, TxDesc};
 pub use ring_port::{ring_pair, RingPort};
 
 use std::path::PathBuf;

@@ -32,6 +32,7 @@ impl Port for NullPort {
         PortInfo {
             kind: "null",
             detail: format!("template {} bytes", self.template.len()),
+            afxdp: None,
         }
     }
 

@@ -101,6 +101,7 @@ impl Port for PcapPort {
         PortInfo {
             kind: "pcap",
             detail: format!("rx {} tx {}", show(&self.rx_path), show(&self.tx_path)),
+            afxdp: None,
         }
     }
 

@@ -117,6 +117,21 @@ pub struct PortInfo {
     pub kind: &'static str,
     /// Driver-level detail: the AF_XDP bind mode in effect, a file name…
     pub detail: String,
+    /// For an AF_XDP port, the modes the kernel actually granted.
+    pub afxdp: Option<AfXdpMode>,
+}
+
+/// What an AF_XDP socket is bound as: reported in `show ports --json`
+/// and as a metrics info series, so a fallback is never silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfXdpMode {
+    pub device: String,
+    pub queue: u32,
+    pub driver: String,
+    pub zero_copy: bool,
+    pub native_xdp: bool,
+    pub multi_buffer: bool,
+    pub mtu: u32,
 }
 
 pub trait Port {

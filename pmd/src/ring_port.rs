@@ -37,6 +37,7 @@ impl Port for RingPort {
         PortInfo {
             kind: "ring",
             detail: format!("peer {}", self.peer),
+            afxdp: None,
         }
     }
 

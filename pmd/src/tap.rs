@@ -121,6 +121,7 @@ impl Port for TapPort {
         PortInfo {
             kind: "tap",
             detail: format!("{} in netns {}", self.ifname, self.netns),
+            afxdp: None,
         }
     }
 

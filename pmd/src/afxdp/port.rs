@@ -9,7 +9,7 @@ use super::sys::{XdpDesc, XDP_PKT_CONTD};
 use crate::device::{if_index, DeviceProbe};
 use crate::ethtool::driver_name;
 use crate::pool::FramePool;
-use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
+use crate::port::{bump, AfXdpMode, Port, PortInfo, SharedCounters, TxDesc};
 use crate::stall::{Event, StallWatch};
 use crate::PmdError;
 use pollgate_pipeline::{Batch, PortId};
@@ -448,6 +448,15 @@ impl Port for AfXdpPort {
                 },
                 self.xdp.prog_id()
             ),
+            afxdp: Some(AfXdpMode {
+                device: self.ifname.clone(),
+                queue: self.queue,
+                driver: self.driver.clone(),
+                zero_copy: self.xsk.zero_copy(),
+                native_xdp: self.xdp.native(),
+                multi_buffer: self.multi_buffer,
+                mtu: self.xdp.mtu(),
+            }),
         }
     }
 
