@@ -15,6 +15,7 @@ use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
 use pollgate_pmd::afxdp::{needs_multi_buffer, AfXdpConfig, AfXdpPort, BindMode, XdpAttachment};
 use pollgate_pmd::device::if_index;
+use pollgate_pmd::ethtool::RxVlanOff;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError};
@@ -67,8 +68,14 @@ pub fn build_rings(topo: &Topology) -> Vec<Option<AnyPort>> {
 }
 
 /// What AF_XDP ports share across their queues: the XDP program on the
-/// device, and the veth pair pollgate created for it.
-pub type Device = (Arc<XdpAttachment>, Option<Arc<Created>>);
+/// device, the veth pair pollgate created for it, and the RX VLAN
+/// offload it turned off on a device it did not create (back on when
+/// the engine drops this, after its workers stopped).
+pub struct Device {
+    pub xdp: Arc<XdpAttachment>,
+    pub created: Option<Arc<Created>>,
+    pub rx_vlan: Option<RxVlanOff>,
+}
 
 /// Creates the veth pairs and attaches the XDP programs of every AF_XDP
 /// port, before any socket: a port's queues may be served by different
@@ -113,6 +120,19 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
                 );
             }
         }
+        // A veth pollgate created has the offload off at its container
+        // end, where tags are sent; a device it did not create (a NIC)
+        // strips tags on receive unless told not to.
+        let rx_vlan = match spec.kind {
+            PortKind::Afxdp => match RxVlanOff::take(&spec.iface, ifindex) {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(port = %spec.name, "cannot turn RX VLAN offload off on {}: {e}; VLAN tags the device strips on receive are invisible to pollgate", spec.iface);
+                    None
+                }
+            },
+            _ => None,
+        };
         let attach = if spec.afxdp.handover {
             XdpAttachment::attach_handover
         } else {
@@ -126,7 +146,11 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
             spec.afxdp.force,
         )
         .map_err(dev_err)?;
-        out.push(Some((Arc::new(xdp), created)));
+        out.push(Some(Device {
+            xdp: Arc::new(xdp),
+            created,
+            rx_vlan,
+        }));
     }
     Ok(out)
 }
@@ -141,7 +165,7 @@ pub fn worker_needs_multi_buffer(
     queues.iter().any(|&(k, _)| {
         devices[k]
             .as_ref()
-            .is_some_and(|(xdp, _)| needs_multi_buffer(xdp.mtu(), pool))
+            .is_some_and(|d| needs_multi_buffer(d.xdp.mtu(), pool))
     })
 }
 
@@ -152,7 +176,7 @@ pub fn largest_frame(devices: &[Option<Device>]) -> usize {
     devices
         .iter()
         .flatten()
-        .map(|(xdp, _)| xdp.mtu() as usize + 22)
+        .map(|d| d.xdp.mtu() as usize + 22)
         .fold(pollgate_pmd::spsc::SLOT_BYTES, usize::max)
 }
 
@@ -195,7 +219,7 @@ pub fn build_port(
             AnyPort::Tap(TapPort::open(&spec.name, &spec.iface, end).map_err(err)?)
         }
         PortKind::Veth | PortKind::Afxdp => {
-            let (xdp, created) = devices[k].as_ref().expect("devices are built first");
+            let Device { xdp, created, .. } = devices[k].as_ref().expect("devices are built first");
             let name = if spec.queues > 1 {
                 format!("{}@{q}", spec.name)
             } else {

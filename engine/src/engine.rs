@@ -56,6 +56,9 @@ pub struct Engine {
     pub vtep: Option<Arc<Vtep>>,
     /// What the XDP watchdog last found for each program id.
     xdp_seen: std::sync::Mutex<Vec<(u32, XdpCheck)>>,
+    /// The AF_XDP devices' shared state; dropped after the workers have
+    /// stopped (fields drop after `Drop::drop` joins them).
+    _devices: Vec<Option<crate::build::Device>>,
 }
 
 /// What the engine reports when it has stopped.
@@ -303,6 +306,7 @@ impl Engine {
             telemetry,
             vtep,
             xdp_seen: std::sync::Mutex::new(Vec::new()),
+            _devices: devices,
         })
     }
 

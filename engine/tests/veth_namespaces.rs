@@ -1181,6 +1181,10 @@ fn the_bind_mode_and_unserved_queues_are_reported_and_zero_copy_refused_by_name(
         "{err}"
     );
     assert!(err.contains("(driver veth): bound in copy mode"), "{err}");
+    assert!(
+        pollgate_pmd::ethtool::rx_vlan_offload(&dev).unwrap(),
+        "RX VLAN offload is back on after a normal exit"
+    );
     std::fs::write(&path, cfg("zero-copy")).unwrap();
     let out = Command::new(pollgate_bin())
         .args([
@@ -1378,6 +1382,13 @@ fn forced_takeover_is_reaped_after_kill_9() {
         let l = nl.get_link(n).unwrap().unwrap();
         nl.set_link(l.index, Some(true), None, None).unwrap();
     }
+    // A device pollgate did not create: it turns RX VLAN offload off
+    // while it serves it (a NIC would strip tags before XDP), and back on.
+    use pollgate_pmd::ethtool::rx_vlan_offload;
+    assert!(
+        rx_vlan_offload(&own).unwrap(),
+        "veth starts with rx-vlan on"
+    );
     let foreign = bpf::load_pass_prog("other_tool").unwrap();
     let foreign_id = bpf::prog_id(&foreign).unwrap();
     nl.set_xdp(idx, foreign.as_raw_fd(), 1 << 1, None).unwrap();
@@ -1399,6 +1410,7 @@ fn forced_takeover_is_reaped_after_kill_9() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("other_tool"), "{err}");
+    assert!(rx_vlan_offload(&own).unwrap(), "restored after the refusal");
     // With force: replaced; then killed; the reaper removes ours.
     std::fs::write(&path, cfg(true)).unwrap();
     let mut child = Command::new(pollgate_bin())
@@ -1418,10 +1430,17 @@ fn forced_takeover_is_reaped_after_kill_9() {
             .and_then(|l| l.xdp_prog_id)
             .is_some_and(|id| id != foreign_id)
     });
+    assert!(
+        !rx_vlan_offload(&own).unwrap(),
+        "off while pollgate serves it"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     wait_for("the reaper to remove pollgate's program", || {
         nl.get_link(&own).unwrap().unwrap().xdp_prog_id.is_none()
+    });
+    wait_for("the reaper to turn RX VLAN offload back on", || {
+        rx_vlan_offload(&own).unwrap()
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

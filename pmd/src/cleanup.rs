@@ -15,6 +15,12 @@ use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resource {
+    /// RX VLAN offload pollgate turned off on a device it did not create
+    /// (to be turned back on).
+    RxVlanOff {
+        name: String,
+        ifindex: u32,
+    },
     /// An XDP program pollgate attached by netlink: device name and
     /// index, program id, and the mode flags it was attached with.
     Xdp {
@@ -39,6 +45,7 @@ impl Resource {
         match self {
             Resource::Device { name, ifindex } => format!("dev {name} {ifindex}"),
             Resource::Netns { name } => format!("netns {name}"),
+            Resource::RxVlanOff { name, ifindex } => format!("rxvlan {name} {ifindex}"),
             Resource::Xdp {
                 name,
                 ifindex,
@@ -69,6 +76,10 @@ impl Resource {
             }),
             ("netns", name, None) => Some(Resource::Netns {
                 name: name.to_string(),
+            }),
+            ("rxvlan", name, Some(idx)) => Some(Resource::RxVlanOff {
+                name: name.to_string(),
+                ifindex: idx.parse().ok()?,
             }),
             _ => None,
         }
@@ -121,9 +132,17 @@ pub fn reap(input: impl BufRead) -> Vec<Resource> {
         }
     }
     let mut done = Vec::new();
-    // BTreeSet order: programs, then devices, then namespaces.
+    // BTreeSet order: offloads, programs, then devices, then namespaces.
     for r in live {
         let ok = match &r {
+            Resource::RxVlanOff { name, ifindex } => Netlink::open()
+                .and_then(|mut nl| match nl.get_link(name)? {
+                    Some(l) if l.index == *ifindex => {
+                        crate::ethtool::set_rx_vlan_offload(name, true)
+                    }
+                    _ => Ok(()),
+                })
+                .is_ok(),
             Resource::Xdp {
                 name,
                 ifindex,
@@ -180,6 +199,10 @@ mod tests {
                 ifindex: 3,
                 prog_id: 77,
                 flags: 4,
+            },
+            Resource::RxVlanOff {
+                name: "enp1s0".into(),
+                ifindex: 3,
             },
         ] {
             assert_eq!(Resource::parse(&r.line()), Some(r));

@@ -122,6 +122,72 @@ const ETHTOOL_SFLAGS: u32 = 0x26;
 const ETH_FLAG_TXVLAN: u32 = 1 << 7;
 const ETH_FLAG_RXVLAN: u32 = 1 << 8;
 
+/// RX VLAN offload turned off on a device pollgate serves but did not
+/// create (a NIC): with it on, the NIC strips tags into metadata XDP
+/// cannot see, so trunk and QinQ ports would see untagged frames. Turned
+/// back on when dropped, and by the reaper after a `kill -9`.
+#[derive(Debug)]
+pub struct RxVlanOff {
+    ifname: String,
+    ifindex: u32,
+}
+
+impl RxVlanOff {
+    /// Turns RX VLAN offload off on `ifname` if it is on. `None` when it
+    /// was already off: there is nothing to restore.
+    pub fn take(ifname: &str, ifindex: u32) -> io::Result<Option<RxVlanOff>> {
+        let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
+        if flags & ETH_FLAG_RXVLAN == 0 {
+            return Ok(None);
+        }
+        ioctl_value(ifname, ETHTOOL_SFLAGS, flags & !ETH_FLAG_RXVLAN)?;
+        let off = RxVlanOff {
+            ifname: ifname.to_string(),
+            ifindex,
+        };
+        crate::cleanup::created(&off.resource());
+        Ok(Some(off))
+    }
+
+    fn resource(&self) -> crate::cleanup::Resource {
+        crate::cleanup::Resource::RxVlanOff {
+            name: self.ifname.clone(),
+            ifindex: self.ifindex,
+        }
+    }
+}
+
+impl Drop for RxVlanOff {
+    fn drop(&mut self) {
+        if let Err(e) = set_rx_vlan_offload(&self.ifname, true) {
+            eprintln!(
+                "pollgate: could not turn RX VLAN offload back on for {}: {e}",
+                self.ifname
+            );
+        }
+        crate::cleanup::removed(&self.resource());
+    }
+}
+
+/// Whether RX VLAN offload is on.
+pub fn rx_vlan_offload(ifname: &str) -> io::Result<bool> {
+    Ok(ioctl_value(ifname, ETHTOOL_GFLAGS, 0)? & ETH_FLAG_RXVLAN != 0)
+}
+
+/// Turns RX VLAN offload on or off.
+pub fn set_rx_vlan_offload(ifname: &str, on: bool) -> io::Result<()> {
+    let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
+    let want = if on {
+        flags | ETH_FLAG_RXVLAN
+    } else {
+        flags & !ETH_FLAG_RXVLAN
+    };
+    if want != flags {
+        ioctl_value(ifname, ETHTOOL_SFLAGS, want)?;
+    }
+    Ok(())
+}
+
 /// Turns VLAN tag offload off in both directions.
 ///
 /// With it on, a sending kernel keeps a VLAN device's tag in skb metadata
