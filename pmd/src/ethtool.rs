@@ -174,14 +174,21 @@ pub fn rx_vlan_offload(ifname: &str) -> io::Result<bool> {
     Ok(ioctl_value(ifname, ETHTOOL_GFLAGS, 0)? & ETH_FLAG_RXVLAN != 0)
 }
 
+/// Turns TX VLAN offload on or off: on, a tag in skb metadata leaves the
+/// device as metadata (a veth peer's XDP never sees it); off, the kernel
+/// writes it into the frame before the device gets it.
+pub fn set_tx_vlan_offload(ifname: &str, on: bool) -> io::Result<()> {
+    set_flag(ifname, ETH_FLAG_TXVLAN, on)
+}
+
 /// Turns RX VLAN offload on or off.
 pub fn set_rx_vlan_offload(ifname: &str, on: bool) -> io::Result<()> {
+    set_flag(ifname, ETH_FLAG_RXVLAN, on)
+}
+
+fn set_flag(ifname: &str, flag: u32, on: bool) -> io::Result<()> {
     let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
-    let want = if on {
-        flags | ETH_FLAG_RXVLAN
-    } else {
-        flags & !ETH_FLAG_RXVLAN
-    };
+    let want = if on { flags | flag } else { flags & !flag };
     if want != flags {
         ioctl_value(ifname, ETHTOOL_SFLAGS, want)?;
     }

@@ -285,3 +285,90 @@ fn a_jumbo_device_on_a_umem_without_multi_buffer_is_refused() {
     assert!(Netlink::open().unwrap().get_link(&h2).unwrap().is_none());
     assert!(!NetNs::exists(&ns2));
 }
+
+/// A peer that sends VLAN tags as skb metadata (a tc program tagging
+/// every frame, as a VLAN device with TX VLAN offload does): the veth
+/// pollgate creates has that offload off at the container end, so the
+/// tag is written into the frame and the AF_XDP port sees it. Turned
+/// back on by hand, the tag stays metadata and XDP sees an untagged
+/// frame: the failure the setting prevents.
+#[test]
+fn tags_a_peer_sends_as_metadata_reach_the_port_in_the_frame() {
+    if !pollgate_pmd::device::is_root() {
+        eprintln!(
+            "SKIP afxdp_veth::vlan-metadata: needs root (network namespaces, veth, XDP, tcx)"
+        );
+        return;
+    }
+    let id = std::process::id() % 10000;
+    let (ns_name, host) = (format!("pgt-v-{id}"), format!("pgtv{id}"));
+    let mut pool = FramePool::new(PoolConfig {
+        frames: 4096,
+        hugepages: false,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let mut owner = None;
+    let mut port = VethPort::open(
+        "v",
+        &host,
+        &jumbo_end(&ns_name, 1500),
+        &AfXdpConfig::default(),
+        &mut pool,
+        &mut owner,
+    )
+    .expect("veth port opens");
+    let ns = NetNs::open(&ns_name).unwrap();
+    let ifindex = ns.run(|| pollgate_pmd::device::if_index("eth0")).unwrap();
+    let _tagger = match ns
+        .run(|| pollgate_pmd::afxdp::bpf::attach_egress_vlan_push(ifindex, 0x200a))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("SKIP afxdp_veth::vlan-metadata: tcx egress programs unavailable ({e}); needs Linux 6.6+");
+            return;
+        }
+    };
+    let sock = ns.run(|| PacketSocket::open("eth0")).unwrap();
+    let f = udp4_frame(
+        100,
+        MacAddr([2, 0x50, 0x47, 0, 0, 1]),
+        MacAddr([2, 0, 0, 0, 0, 9]),
+        [198, 18, 7, 1],
+        [198, 18, 7, 2],
+        1000,
+        7,
+        b"tagged",
+    );
+    // What the port receives of our frame, within a second.
+    let mut receive = || {
+        sock.send(&f).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            port.poll(&mut pool);
+            let mut b = Batch::new();
+            let n = port.rx_burst(&mut pool, &mut b, 0, 64);
+            let mut ours = None;
+            for i in 0..n {
+                let bytes = pool.bytes(b.addr[i], b.data_len[i]).unwrap().to_vec();
+                pool.free_packet(b.addr[i], b.tail_len[i]);
+                if bytes.len() >= 16 && bytes[..12] == f[..12] {
+                    ours = Some(bytes);
+                }
+            }
+            if ours.is_some() {
+                return ours;
+            }
+        }
+        None
+    };
+    let got = receive().expect("the frame arrives");
+    assert_eq!(&got[12..16], &[0x81, 0x00, 0x20, 0x0a], "tag in the frame");
+    assert_eq!(&got[16..], &f[12..]);
+
+    ns.run(|| pollgate_pmd::ethtool::set_tx_vlan_offload("eth0", true))
+        .unwrap();
+    let got = receive().expect("the frame arrives");
+    assert_eq!(got, f, "with the peer's offload on, XDP sees no tag");
+    port.close(&mut pool, Instant::now() + Duration::from_secs(1));
+}

@@ -209,6 +209,41 @@ pub fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
 
 /// Loads a program that passes every packet to the kernel stack, under
 /// `name`: what another tool's XDP program looks like, for tests.
+/// Loads [`vlan_push`](super::xdp_prog::vlan_push) and attaches it to
+/// the egress of `ifindex` (in the caller's namespace) with a tcx link,
+/// which detaches when the returned fd closes. For tests: a peer that
+/// sends VLAN tags as skb metadata.
+pub fn attach_egress_vlan_push(ifindex: u32, tci: u16) -> io::Result<OwnedFd> {
+    let insns = super::xdp_prog::vlan_push(tci);
+    let license = b"GPL\0";
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_SCHED_CLS,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name: *b"pg_vlan_push\0\0\0\0",
+        prog_ifindex: 0,
+        expected_attach_type: BPF_TCX_EGRESS,
+        _pad: [0; BPF_ATTR_SIZE - 72],
+    };
+    // SAFETY: insns and license outlive the call; sizes match.
+    let prog = unsafe { bpf(BPF_PROG_LOAD, &mut attr) }.map(owned)?;
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_TCX_EGRESS,
+        flags: 0,
+        _pad: [0; BPF_ATTR_SIZE - 16],
+    };
+    // SAFETY: a complete, zero-padded BPF_LINK_CREATE block.
+    unsafe { bpf(BPF_LINK_CREATE, &mut attr) }.map(owned)
+}
+
 pub fn load_pass_prog(name: &str) -> io::Result<OwnedFd> {
     let insns = super::xdp_prog::pass_all();
     let license = b"GPL\0";

@@ -121,6 +121,9 @@ pub const BPF_LINK_CREATE: libc::c_int = 28;
 pub const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 pub const BPF_PROG_TYPE_XDP: u32 = 6;
 pub const BPF_XDP: u32 = 37;
+pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+/// tcx egress attach (Linux 6.6+): a bpf_link on a device's TX path.
+pub const BPF_TCX_EGRESS: u32 = 47;
 
 // XDP attach flags (linux/if_link.h).
 pub const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1 << 0;

@@ -37,6 +37,51 @@ const fn regs(dst: u8, src: u8) -> u8 {
     (src << 4) | (dst & 0x0f)
 }
 
+const FUNC_SKB_VLAN_PUSH: i32 = 18;
+/// tcx: let the packet go on.
+const TCX_PASS: i32 = 0;
+
+/// A tc program (not XDP) for tests: `bpf_skb_vlan_push(skb,
+/// htons(0x8100), tci); return TCX_PASS;`. On a device's egress it tags
+/// every frame in skb metadata, as a VLAN device with TX VLAN offload
+/// does, so a test can show what a peer's VLAN offload does to the tags
+/// XDP sees, on a kernel without the 802.1Q module.
+pub fn vlan_push(tci: u16) -> Vec<Insn> {
+    vec![
+        // r1 = ctx already; r2 = htons(ETH_P_8021Q) as the helper takes it
+        Insn {
+            code: BPF_MOV64_IMM,
+            regs: regs(2, 0),
+            off: 0,
+            imm: i32::from(u16::from_be(0x8100)),
+        },
+        Insn {
+            code: BPF_MOV64_IMM,
+            regs: regs(3, 0),
+            off: 0,
+            imm: i32::from(tci),
+        },
+        Insn {
+            code: BPF_CALL,
+            regs: 0,
+            off: 0,
+            imm: FUNC_SKB_VLAN_PUSH,
+        },
+        Insn {
+            code: BPF_MOV64_IMM,
+            regs: regs(0, 0),
+            off: 0,
+            imm: TCX_PASS,
+        },
+        Insn {
+            code: BPF_EXIT,
+            regs: 0,
+            off: 0,
+            imm: 0,
+        },
+    ]
+}
+
 /// `return XDP_PASS;`: the smallest XDP program.
 pub fn pass_all() -> Vec<Insn> {
     vec![
