@@ -13,7 +13,9 @@ use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::vxlan::{Vtep, VtepConfig};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
-use pollgate_pmd::afxdp::{needs_multi_buffer, AfXdpConfig, AfXdpPort, BindMode, XdpAttachment};
+use pollgate_pmd::afxdp::{
+    needs_multi_buffer, AfXdpConfig, AfXdpPort, BindMode, XdpAttachment, L2_OVERHEAD,
+};
 use pollgate_pmd::device::if_index;
 use pollgate_pmd::ethtool::RxVlanOff;
 use pollgate_pmd::tap::TapPort;
@@ -176,7 +178,7 @@ pub fn largest_frame(devices: &[Option<Device>]) -> usize {
     devices
         .iter()
         .flatten()
-        .map(|d| d.xdp.mtu() as usize + 22)
+        .map(|d| (d.xdp.mtu() + L2_OVERHEAD) as usize)
         .fold(pollgate_pmd::spsc::SLOT_BYTES, usize::max)
 }
 

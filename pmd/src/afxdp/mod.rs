@@ -10,5 +10,5 @@ pub mod sys;
 pub mod xdp_prog;
 
 pub use attach::{XdpAttachment, XdpCheck, XdpMode};
-pub use port::{needs_multi_buffer, AfXdpConfig, AfXdpPort};
+pub use port::{needs_multi_buffer, AfXdpConfig, AfXdpPort, L2_OVERHEAD};
 pub use socket::BindMode;

@@ -74,7 +74,7 @@ const REAP_MAX: u32 = 256;
 /// packet of at most MAX_SKB_FRAGS (17) fragments and a head.
 const MAX_SEGMENTS: u32 = 18;
 /// Bytes a frame holds beyond the MTU: Ethernet header and two VLAN tags.
-const L2_OVERHEAD: u32 = 14 + 8;
+pub const L2_OVERHEAD: u32 = 14 + 8;
 
 /// Whether frames of a device with `mtu` can exceed one frame of `pool`.
 pub fn needs_multi_buffer(mtu: u32, pool: &FramePool) -> bool {
