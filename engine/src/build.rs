@@ -185,7 +185,6 @@ pub fn largest_frame(devices: &[Option<Device>]) -> usize {
 /// Opens queue `q` of port `k` for a worker whose pool is `pool`.
 /// `umem_owner` is the worker's first AF_XDP socket, which the others
 /// share the UMEM with; `multi_buffer` says how it binds the UMEM.
-#[allow(clippy::too_many_arguments)]
 pub fn build_port(
     topo: &Topology,
     (k, q): (usize, u32),

@@ -99,7 +99,6 @@ impl Outputs {
     /// Sends the packet at `addr` (`len` bytes there, `tail` more in
     /// chained frames) out of port `out`: queued for TX when the port is
     /// ours, else copied to its worker and freed here.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn deliver(
         &mut self,

@@ -66,7 +66,6 @@ fn ip_checksum(h: &[u8; 20]) -> u16 {
 /// jumbo frame), which only the outer lengths count. Returns the new
 /// (addr, len, headroom) of the first frame.
 #[inline]
-#[allow(clippy::too_many_arguments)]
 pub fn encap<M: FrameMemory + ?Sized>(
     mem: &mut M,
     vtep: &Vtep,

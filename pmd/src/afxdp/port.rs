@@ -242,7 +242,6 @@ impl AfXdpPort {
     /// holds `room` packets. A packet whose last descriptor is not among
     /// the `n` stays on the ring for the next burst. Returns (descriptors
     /// consumed, packets, bytes).
-    #[cold]
     fn rx_chains(
         &mut self,
         pool: &mut FramePool,
@@ -282,6 +281,9 @@ impl AfXdpPort {
     /// Descriptors the packet at `d` takes on the TX ring.
     #[inline]
     fn segments(pool: &FramePool, d: &TxDesc) -> u32 {
+        if d.tail == 0 {
+            return 1;
+        }
         let mut n = 1;
         let mut at = d.addr;
         while let Some((next, _)) = pool.next_segment(at) {
@@ -294,7 +296,6 @@ impl AfXdpPort {
     /// Puts multi-buffer packets on the TX ring, each as a chain of
     /// descriptors (XDP_PKT_CONTD on all but the last), as many whole
     /// packets as fit. Returns (packets taken, descriptors, bytes).
-    #[cold]
     fn tx_chains(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> (usize, u32, u64) {
         let need: u32 = descs.iter().map(|d| Self::segments(pool, d)).sum();
         let free = self.xsk.tx.free(need);
@@ -306,7 +307,7 @@ impl AfXdpPort {
             }
             let (mut at, mut len) = (d.addr, d.len);
             loop {
-                let next = pool.unlink(at);
+                let next = if d.tail == 0 { None } else { pool.unlink(at) };
                 let options = if next.is_some() { XDP_PKT_CONTD } else { 0 };
                 self.xsk.tx.write(
                     k,
