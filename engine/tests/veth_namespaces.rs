@@ -1084,6 +1084,30 @@ fn multi_queue_veth_with_two_workers_serves_every_queue() {
     let topo = config::parse("mq.toml", &cfg).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
     assert_eq!(engine.ports.len(), 4, "one socket per (port, queue)");
+    // `show ports` says which worker serves which queue.
+    let ports: serde_json::Value =
+        serde_json::from_str(&engine.ctl_state(&topo).handle("show ports --json").unwrap())
+            .unwrap();
+    let served: Vec<(String, u64, u64)> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["afxdp"]["queue"].as_u64().unwrap(),
+                p["worker"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for (q, w) in [(0, 0), (1, 1)] {
+        for dev in [&a, &b] {
+            assert!(
+                served.contains(&(format!("{dev}@{q}"), q, w)),
+                "{dev} queue {q} on worker {w}: {served:?}"
+            );
+        }
+    }
     let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
     let rx = nb
         .run(|| std::net::UdpSocket::bind("198.18.40.2:9000"))
