@@ -40,6 +40,12 @@ pub enum GenError {
     },
     #[error("frame pool: {0}")]
     Pool(pollgate_pmd::PmdError),
+    #[error("{iface}: {len}-byte frames need a multi-buffer port; its MTU is too small (set it to at least {mtu})")]
+    TooBig {
+        iface: String,
+        len: usize,
+        mtu: usize,
+    },
 }
 
 /// One trial's outcome. `lost` counts stamped frames sent and not
@@ -93,19 +99,17 @@ pub struct Generator {
     pub progress: bool,
 }
 
-/// Copies `bytes` into a fresh frame after its headroom: the descriptor
-/// that sends it, and the copy (to stamp). `None` when the pool is empty.
+/// Copies `bytes` into fresh frames after their headroom (a chain of
+/// them for a jumbo frame): the descriptor that sends it, and the first
+/// frame's bytes, where the stamp goes. `None` when the pool is empty.
 fn copy_to_frame<'p>(pool: &'p mut FramePool, bytes: &[u8]) -> Option<(TxDesc, &'p mut [u8])> {
-    let base = pool.alloc()?;
-    let addr = base + pool.headroom() as u64;
-    let len = bytes.len() as u32;
-    if pool.bytes(addr, len).is_none() {
-        pool.free(base);
-        return None;
-    }
-    let buf = pool.bytes_mut(addr, len)?;
-    buf.copy_from_slice(bytes);
-    Some((TxDesc::new(addr, len), buf))
+    let (addr, len) = pool.alloc_chain(bytes)?;
+    let d = TxDesc {
+        addr,
+        len,
+        tail: bytes.len() as u32 - len,
+    };
+    Some((d, pool.bytes_mut(addr, len)?))
 }
 
 fn open_port(
@@ -172,15 +176,26 @@ impl Generator {
             ..PoolConfig::default()
         })
         .map_err(GenError::Pool)?;
+        // Frames longer than one pool frame go out as chains: the UMEM
+        // must be bound for multi-buffer, and the TX device's MTU allow it.
+        let longest = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(0);
         let cfg = AfXdpConfig {
             rx_size: ring,
             fill_size: ring,
             tx_size: tx_ring,
             comp_size: tx_ring,
+            multi_buffer: longest > pool.data_room() as usize,
             ..AfXdpConfig::default()
         };
         let mut owner = None;
         let txp = open_port("tx", tx, &cfg, &mut pool, &mut owner)?;
+        if cfg.multi_buffer && !txp.accepts_chains() {
+            return Err(GenError::TooBig {
+                iface: tx.iface.clone(),
+                len: longest,
+                mtu: longest - 14,
+            });
+        }
         let rxp = match rx {
             Some(e) => Some(open_port("rx", e, &cfg, &mut pool, &mut owner)?),
             None => None,
@@ -241,7 +256,7 @@ impl Generator {
         }
         let taken = a.port.tx_burst(&mut self.pool, &descs[..k]);
         for d in &descs[taken..k] {
-            self.pool.free(d.addr);
+            self.pool.free_packet(d.addr, d.tail);
         }
         a.port.poll(&mut self.pool);
         // Whatever the DUT floods back to the attacker is dropped here.
@@ -285,13 +300,13 @@ impl Generator {
             };
             stamp::write(buf, t.stamp_at, t.l4_csum_at, t.udp, p, ts);
             descs[k] = d;
-            bytes += d.len as u64;
+            bytes += (d.len + d.tail) as u64;
             k += 1;
         }
         let taken = self.tx.tx_burst(&mut self.pool, &descs[..k]);
         for d in &descs[taken..k] {
-            bytes -= d.len as u64;
-            self.pool.free(d.addr);
+            bytes -= (d.len + d.tail) as u64;
+            self.pool.free_packet(d.addr, d.tail);
         }
         self.seq += taken as u64;
         (taken as u64, bytes)
@@ -310,7 +325,7 @@ impl Generator {
                     let now = self.clock.elapsed().as_nanos() as u64;
                     for i in 0..n {
                         if let Some(f) = self.pool.bytes(batch.addr[i], batch.data_len[i]) {
-                            rcv.frame(f, now);
+                            rcv.frame_in(f, batch.pkt_len(i) as usize, now);
                         }
                         self.pool.free_packet(batch.addr[i], batch.tail_len[i]);
                     }

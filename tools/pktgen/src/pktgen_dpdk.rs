@@ -41,10 +41,16 @@ pub fn render(spec: &Spec, source: &str) -> String {
     let _ = writeln!(o, "# Rate: {rate_note}.");
     let n = spec.flows;
     let sequence = n as u64 * spec.size_cycle().len() as u64;
+    // Jumbo frames need pktgen's `-j` (mbufs of 9600 bytes).
+    let opts = if spec.sizes().iter().any(|&s| s > 1518) {
+        "-P -j"
+    } else {
+        "-P"
+    };
     if let Some(why) = needs_replay(spec) {
         let _ = writeln!(
             o,
-            "#\n# pktgen's commands cannot build {why}: replay the generator's frames.\n#   pollgate-pktgen dump {source} --pcap {name}.pcap --sequence {sequence}\n#   pktgen -l 0-2 -n 4 -- -P -m \"[1:2].0\" -s 0:{name}.pcap -f {name}.pkt\nset 0 rate {rate}\nenable 0 pcap",
+            "#\n# pktgen's commands cannot build {why}: replay the generator's frames.\n#   pollgate-pktgen dump {source} --pcap {name}.pcap --sequence {sequence}\n#   pktgen -l 0-2 -n 4 -- {opts} -m \"[1:2].0\" -s 0:{name}.pcap -f {name}.pkt\nset 0 rate {rate}\nenable 0 pcap",
             name = spec.name,
             rate = if spec.rate == Rate::Max { 100 } else { 10 },
         );
@@ -62,7 +68,7 @@ pub fn render(spec: &Spec, source: &str) -> String {
     };
     let _ = writeln!(
         o,
-        "#\n# pktgen fills the payload (and TCP's sequence and flags) its own way; for\n# frames byte-identical to pollgate-pktgen's, replay them instead:\n#   pollgate-pktgen dump {source} --pcap {name}.pcap --sequence {sequence}\n#   pktgen -l 0-2 -n 4 -- -P -m \"[1:2].0\" -s 0:{name}.pcap\n#\n#   pktgen -l 0-2 -n 4 -- -P -m \"[1:2].0\" -f {name}.pkt\nstop 0",
+        "#\n# pktgen fills the payload (and TCP's sequence and flags) its own way; for\n# frames byte-identical to pollgate-pktgen's, replay them instead:\n#   pollgate-pktgen dump {source} --pcap {name}.pcap --sequence {sequence}\n#   pktgen -l 0-2 -n 4 -- {opts} -m \"[1:2].0\" -s 0:{name}.pcap\n#\n#   pktgen -l 0-2 -n 4 -- {opts} -m \"[1:2].0\" -f {name}.pkt\nstop 0",
         name = spec.name
     );
     let _ = writeln!(

@@ -48,8 +48,15 @@ impl Receiver {
     /// Accounts one received frame, at `now_ns` on the sender's clock.
     #[inline]
     pub fn frame(&mut self, f: &[u8], now_ns: u64) {
-        let Some((seq, ts)) = stamp::payload_offset(f).and_then(|at| stamp::read(f.get(at..)?))
-        else {
+        self.frame_in(f, f.len(), now_ns)
+    }
+
+    /// As [`frame`](Self::frame) for a frame of `wire_len` bytes of which
+    /// `f` is the first part (a multi-buffer frame's first segment).
+    #[inline]
+    pub fn frame_in(&mut self, f: &[u8], wire_len: usize, now_ns: u64) {
+        let stamp = stamp::payload_offset_in(f, wire_len).and_then(|at| stamp::read(f.get(at..)?));
+        let Some((seq, ts)) = stamp else {
             self.foreign += 1;
             return;
         };
@@ -58,7 +65,7 @@ impl Receiver {
             return;
         }
         self.received += 1;
-        self.bytes += f.len() as u64;
+        self.bytes += wire_len as u64;
         if seq < self.next_seq {
             self.reordered += 1;
         } else {

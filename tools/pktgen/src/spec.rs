@@ -39,6 +39,9 @@ pub enum Proto {
     Tcp,
 }
 
+/// Largest frame size: a 9000-byte MTU's frame with its FCS.
+pub const MAX_FRAME: u16 = 9018;
+
 /// Frame size on the wire, FCS included (as RFC 2544 and pktgen count).
 /// A frame too small for its headers and the 18-byte stamp (64 bytes
 /// with a VLAN tag, TCP or VXLAN) grows to fit: `frame::len`.
@@ -228,12 +231,14 @@ impl Spec {
         }
         let size = match &raw.size {
             toml::Value::String(s) if s == "imix" => Size::Imix,
-            toml::Value::Integer(n) if (64..=1518).contains(n) => Size::Fixed(*n as u16),
+            toml::Value::Integer(n) if (64..=MAX_FRAME as i64).contains(n) => {
+                Size::Fixed(*n as u16)
+            }
             other => {
                 return Err(bad(
                     "size",
                     format!(
-                        "{other} is not allowed: a frame size 64..=1518 (FCS included) or \"imix\""
+                        "{other} is not allowed: a frame size 64..={MAX_FRAME} (FCS included; above 1518 the ports need an MTU of at least the size less 18) or \"imix\""
                     ),
                 ))
             }

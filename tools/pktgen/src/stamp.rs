@@ -6,6 +6,7 @@
 //! `magic: u16 | seq: u64 | ts_ns: u64`, big-endian.
 
 use pollgate_pipeline::batch::flags;
+use pollgate_pipeline::parse::parse_frame_in;
 use pollgate_pipeline::parse_frame;
 use pollgate_pipeline::wire::{TcpPacket, UdpPacket};
 
@@ -61,11 +62,22 @@ pub fn read(payload: &[u8]) -> Option<(u64, u64)> {
 /// finds the L4 header). `None` for frames that are not ours (ARP,
 /// neighbour discovery…).
 pub fn payload_offset(f: &[u8]) -> Option<usize> {
-    payload_at(f, true)
+    payload_at(f, f.len(), true)
 }
 
-fn payload_at(f: &[u8], may_recurse: bool) -> Option<usize> {
-    let p = parse_frame(f).ok()?;
+/// As [`payload_offset`] for a frame of `wire_len` bytes of which `f` is
+/// the first part (the rest in chained frames).
+pub fn payload_offset_in(f: &[u8], wire_len: usize) -> Option<usize> {
+    payload_at(f, wire_len, true)
+}
+
+fn payload_at(f: &[u8], wire_len: usize, may_recurse: bool) -> Option<usize> {
+    let p = if wire_len > f.len() {
+        parse_frame_in(f, wire_len)
+    } else {
+        parse_frame(f)
+    }
+    .ok()?;
     if p.flags & flags::L4 == 0 {
         return None;
     }
@@ -75,7 +87,8 @@ fn payload_at(f: &[u8], may_recurse: bool) -> Option<usize> {
             let payload = p.l4_off as usize + 8;
             if may_recurse && UdpPacket::new_unchecked(l4).dst_port() == crate::frame::VXLAN_PORT {
                 let inner = payload + 8;
-                return payload_at(f.get(inner..)?, false).map(|at| inner + at);
+                let rest = wire_len.checked_sub(inner)?;
+                return payload_at(f.get(inner..)?, rest, false).map(|at| inner + at);
             }
             Some(payload)
         }
