@@ -136,11 +136,9 @@ impl RxVlanOff {
     /// Turns RX VLAN offload off on `ifname` if it is on. `None` when it
     /// was already off: there is nothing to restore.
     pub fn take(ifname: &str, ifindex: u32) -> io::Result<Option<RxVlanOff>> {
-        let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
-        if flags & ETH_FLAG_RXVLAN == 0 {
+        if !set_flags(ifname, ETH_FLAG_RXVLAN, false)? {
             return Ok(None);
         }
-        ioctl_value(ifname, ETHTOOL_SFLAGS, flags & !ETH_FLAG_RXVLAN)?;
         let off = RxVlanOff {
             ifname: ifname.to_string(),
             ifindex,
@@ -178,21 +176,23 @@ pub fn rx_vlan_offload(ifname: &str) -> io::Result<bool> {
 /// device as metadata (a veth peer's XDP never sees it); off, the kernel
 /// writes it into the frame before the device gets it.
 pub fn set_tx_vlan_offload(ifname: &str, on: bool) -> io::Result<()> {
-    set_flag(ifname, ETH_FLAG_TXVLAN, on)
+    set_flags(ifname, ETH_FLAG_TXVLAN, on).map(drop)
 }
 
 /// Turns RX VLAN offload on or off.
 pub fn set_rx_vlan_offload(ifname: &str, on: bool) -> io::Result<()> {
-    set_flag(ifname, ETH_FLAG_RXVLAN, on)
+    set_flags(ifname, ETH_FLAG_RXVLAN, on).map(drop)
 }
 
-fn set_flag(ifname: &str, flag: u32, on: bool) -> io::Result<()> {
+/// Sets or clears the `mask` bits of the device's ethtool flags; true
+/// when that changed them.
+fn set_flags(ifname: &str, mask: u32, on: bool) -> io::Result<bool> {
     let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
-    let want = if on { flags | flag } else { flags & !flag };
+    let want = if on { flags | mask } else { flags & !mask };
     if want != flags {
         ioctl_value(ifname, ETHTOOL_SFLAGS, want)?;
     }
-    Ok(())
+    Ok(want != flags)
 }
 
 /// Turns VLAN tag offload off in both directions.
@@ -203,10 +203,5 @@ fn set_flag(ifname: &str, flag: u32, on: bool) -> io::Result<()> {
 /// Off, the tag travels in the frame bytes, where pollgate puts and looks
 /// for it.
 pub fn disable_vlan_offload(ifname: &str) -> io::Result<()> {
-    let flags = ioctl_value(ifname, ETHTOOL_GFLAGS, 0)?;
-    let want = flags & !(ETH_FLAG_RXVLAN | ETH_FLAG_TXVLAN);
-    if want != flags {
-        ioctl_value(ifname, ETHTOOL_SFLAGS, want)?;
-    }
-    Ok(())
+    set_flags(ifname, ETH_FLAG_RXVLAN | ETH_FLAG_TXVLAN, false).map(drop)
 }
