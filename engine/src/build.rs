@@ -240,7 +240,7 @@ pub fn build_port(
                 Some(xdp.clone()),
             )
             .map_err(err)?;
-            if cfg.bind == BindMode::Auto && port.bind_mode() == "copy" {
+            if cfg.bind == BindMode::Auto && !port.zero_copy() {
                 tracing::warn!(port = %name, "zero-copy is not available on {} (driver {}): bound in copy mode", spec.iface, pollgate_pmd::ethtool::driver_name(&spec.iface));
             }
             AnyPort::AfXdp(match created {

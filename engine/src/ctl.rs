@@ -228,8 +228,8 @@ impl CtlState {
                         if let Some(m) = &p.afxdp {
                             j["afxdp"] = serde_json::json!({
                                 "device": m.device, "queue": m.queue, "driver": m.driver,
-                                "bind": if m.zero_copy { "zero-copy" } else { "copy" },
-                                "xdp": if m.native_xdp { "native" } else { "generic" },
+                                "bind": m.bind(),
+                                "xdp": m.xdp(),
                                 "multi_buffer": m.multi_buffer, "mtu": m.mtu,
                             });
                         }

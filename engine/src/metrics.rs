@@ -140,8 +140,8 @@ pub fn render(state: &CtlState) -> String {
                 device: m.device.clone(),
                 queue: m.queue.to_string(),
                 driver: m.driver.clone(),
-                bind: if m.zero_copy { "zero-copy" } else { "copy" }.to_string(),
-                xdp: if m.native_xdp { "native" } else { "generic" }.to_string(),
+                bind: m.bind().to_string(),
+                xdp: m.xdp().to_string(),
                 multi_buffer: m.multi_buffer.to_string(),
             })
             .set(1);

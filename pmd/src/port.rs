@@ -134,6 +134,26 @@ pub struct AfXdpMode {
     pub mtu: u32,
 }
 
+impl AfXdpMode {
+    /// "zero-copy" or "copy", as the kernel bound the socket.
+    pub fn bind(&self) -> &'static str {
+        if self.zero_copy {
+            "zero-copy"
+        } else {
+            "copy"
+        }
+    }
+
+    /// "native" or "generic" XDP, as the program was attached.
+    pub fn xdp(&self) -> &'static str {
+        if self.native_xdp {
+            "native"
+        } else {
+            "generic"
+        }
+    }
+}
+
 pub trait Port {
     fn name(&self) -> &str;
 

@@ -133,13 +133,21 @@ impl AfXdpPort {
             source: e,
         };
         let ifindex = if_index(ifname).map_err(err)?;
-        let mtu = match &xdp {
-            Some(x) => x.mtu(),
-            None => crate::netlink::Netlink::open()
-                .and_then(|mut nl| nl.get_link(ifname))
-                .map_err(err)?
-                .map_or(1500, |l| l.mtu),
+        // The program first, as the engine does for its devices: it reads
+        // the MTU the socket's multi-buffer mode depends on. Until the
+        // socket is in its map, it passes traffic to the kernel stack.
+        let xdp = match xdp {
+            Some(x) => x,
+            None => {
+                let attach = if cfg.handover {
+                    XdpAttachment::attach_handover
+                } else {
+                    XdpAttachment::attach
+                };
+                Arc::new(attach(ifname, ifindex, cfg.queue + 1, cfg.xdp, cfg.force).map_err(err)?)
+            }
         };
+        let mtu = xdp.mtu();
         let jumbo = needs_multi_buffer(mtu, pool);
         let multi_buffer = cfg.multi_buffer || (jumbo && umem_owner.is_none());
         if jumbo && !multi_buffer {
@@ -168,17 +176,6 @@ impl AfXdpPort {
                 ))
             })?;
         }
-        let xdp = match xdp {
-            Some(x) => x,
-            None => {
-                let attach = if cfg.handover {
-                    XdpAttachment::attach_handover
-                } else {
-                    XdpAttachment::attach
-                };
-                Arc::new(attach(ifname, ifindex, cfg.queue + 1, cfg.xdp, cfg.force).map_err(err)?)
-            }
-        };
         xdp.insert(cfg.queue, xsk.fd()).map_err(|e| {
             err(io::Error::new(
                 e.kind(),
@@ -228,13 +225,9 @@ impl AfXdpPort {
         &self.xdp
     }
 
-    /// "zero-copy" or "copy", as the kernel bound it.
-    pub fn bind_mode(&self) -> &'static str {
-        if self.xsk.zero_copy() {
-            "zero-copy"
-        } else {
-            "copy"
-        }
+    /// Whether the kernel bound the socket in zero-copy mode.
+    pub fn zero_copy(&self) -> bool {
+        self.xsk.zero_copy()
     }
 
     /// Reads the `n` descriptors on the RX ring as packets, linking the
@@ -297,12 +290,11 @@ impl AfXdpPort {
     /// descriptors (XDP_PKT_CONTD on all but the last), as many whole
     /// packets as fit. Returns (packets taken, descriptors, bytes).
     fn tx_chains(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> (usize, u32, u64) {
-        let need: u32 = descs.iter().map(|d| Self::segments(pool, d)).sum();
-        let free = self.xsk.tx.free(need);
         let (mut k, mut bytes) = (0u32, 0u64);
         let mut taken = 0;
         for d in descs {
-            if k + Self::segments(pool, d) > free {
+            let want = k + Self::segments(pool, d);
+            if self.xsk.tx.free(want) < want {
                 break;
             }
             let (mut at, mut len) = (d.addr, d.len);
@@ -429,35 +421,32 @@ impl Port for AfXdpPort {
     }
 
     fn info(&self) -> PortInfo {
+        let m = AfXdpMode {
+            device: self.ifname.clone(),
+            queue: self.queue,
+            driver: self.driver.clone(),
+            zero_copy: self.xsk.zero_copy(),
+            native_xdp: self.xdp.native(),
+            multi_buffer: self.multi_buffer,
+            mtu: self.xdp.mtu(),
+        };
         PortInfo {
             kind: "afxdp",
             detail: format!(
                 "{} queue {} driver {}: {} mode{}, {} XDP (prog id {})",
-                self.ifname,
-                self.queue,
-                self.driver,
-                self.bind_mode(),
-                if self.multi_buffer {
-                    format!(" multi-buffer (MTU {})", self.xdp.mtu())
+                m.device,
+                m.queue,
+                m.driver,
+                m.bind(),
+                if m.multi_buffer {
+                    format!(" multi-buffer (MTU {})", m.mtu)
                 } else {
                     String::new()
                 },
-                if self.xdp.native() {
-                    "native"
-                } else {
-                    "generic"
-                },
+                m.xdp(),
                 self.xdp.prog_id()
             ),
-            afxdp: Some(AfXdpMode {
-                device: self.ifname.clone(),
-                queue: self.queue,
-                driver: self.driver.clone(),
-                zero_copy: self.xsk.zero_copy(),
-                native_xdp: self.xdp.native(),
-                multi_buffer: self.multi_buffer,
-                mtu: self.xdp.mtu(),
-            }),
+            afxdp: Some(m),
         }
     }
 
