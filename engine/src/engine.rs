@@ -165,6 +165,8 @@ impl Engine {
             }
         }
         let devices = build_devices(topo)?;
+        // Hand-off and capture slots hold the largest frame of any port.
+        let slot_bytes = largest_frame(&devices);
         let owner = Arc::new(owner);
         let exhausted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // A hand-off ring for every ordered pair of workers: a frame for a
@@ -176,7 +178,7 @@ impl Engine {
         for (a, row) in to.iter_mut().enumerate() {
             for (b, slot) in row.iter_mut().enumerate() {
                 if a != b {
-                    let (p, c) = spsc::channel_sized(HANDOFF_SLOTS, largest_frame(&devices));
+                    let (p, c) = spsc::channel_sized(HANDOFF_SLOTS, slot_bytes);
                     *slot = Some(p);
                     from[b].push(c);
                 }
@@ -207,7 +209,7 @@ impl Engine {
                 )?;
                 tracing::info!(port = %topo.ports[k].name, worker = w, "{}", port.info().detail);
                 ports.push((k as PortId, port));
-                let (writer, reader) = crate::capture::tap(largest_frame(&devices));
+                let (writer, reader) = crate::capture::tap(slot_bytes);
                 taps.push(writer);
                 worker_readers.push(Arc::new(reader));
             }
