@@ -7,7 +7,6 @@
 
 use pollgate_pipeline::batch::flags;
 use pollgate_pipeline::parse::parse_frame_in;
-use pollgate_pipeline::parse_frame;
 use pollgate_pipeline::wire::{TcpPacket, UdpPacket};
 
 pub const LEN: usize = 18;
@@ -72,12 +71,7 @@ pub fn payload_offset_in(f: &[u8], wire_len: usize) -> Option<usize> {
 }
 
 fn payload_at(f: &[u8], wire_len: usize, may_recurse: bool) -> Option<usize> {
-    let p = if wire_len > f.len() {
-        parse_frame_in(f, wire_len)
-    } else {
-        parse_frame(f)
-    }
-    .ok()?;
+    let p = parse_frame_in(f, wire_len).ok()?;
     if p.flags & flags::L4 == 0 {
         return None;
     }
