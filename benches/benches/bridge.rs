@@ -42,10 +42,7 @@ fn bench(c: &mut Criterion) {
         table.learn(0, mac(i), (i % 2) as u16, 0);
     }
     let bridge = Bridge::new(
-        vec![Domain {
-            name: "red".into(),
-            members: vec![0, 1],
-        }],
+        vec![Domain::learning("red", vec![0, 1])],
         table,
         vec![StormControl::unlimited(); 2],
     );
@@ -140,10 +137,7 @@ fn bench(c: &mut Criterion) {
         bbatches.push(b);
     }
     let bridge = Bridge::new(
-        vec![Domain {
-            name: "big".into(),
-            members: vec![0, 1],
-        }],
+        vec![Domain::learning("big", vec![0, 1])],
         big.clone(),
         vec![StormControl::unlimited(); 2],
     );

@@ -2,14 +2,18 @@
 //! of each worker, and the switch (VLAN maps, domains, MAC table) they
 //! share. `Engine::start` calls these in order; nothing here runs.
 
-use crate::config::{ForwardModeCfg, MemberMap, PortKind, Topology, VlanModeCfg};
+use crate::config::{
+    BridgeSpec, Driver, ForwardModeCfg, L2cpCfg, MemberMap, PortKind, Topology, VlanModeCfg,
+};
 use crate::engine::EngineError;
 use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters};
-use pollgate_pipeline::bridge::{Bridge, Domain};
+use pollgate_pipeline::bridge::{Bridge, Domain, DomainKind};
+use pollgate_pipeline::ipvlan::IpVlan;
 use pollgate_pipeline::mac_table::MacTable;
+use pollgate_pipeline::macvlan::MacVlan;
 use pollgate_pipeline::storm::StormControl;
 use pollgate_pipeline::template::udp4_frame;
-use pollgate_pipeline::vlan::{EgressTag, PortVlan, VlanMap, VlanMode};
+use pollgate_pipeline::vlan::{EgressTag, L2cp, PortVlan, VlanMap, VlanMode};
 use pollgate_pipeline::vxlan::{Vtep, VtepConfig};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
@@ -21,6 +25,7 @@ use pollgate_pmd::ethtool::RxVlanOff;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError};
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -353,6 +358,39 @@ pub struct Switch {
     pub aging: u32,
 }
 
+/// How a bridge forwards: learning, or sharing its parent port among
+/// containers (macvlan, ipvlan).
+fn domain_kind(topo: &Topology, b: &BridgeSpec) -> DomainKind {
+    match &b.driver {
+        Driver::Bridge => DomainKind::Learning,
+        Driver::MacVlan { parent, mode } => DomainKind::MacVlan(MacVlan {
+            parent: *parent as PortId,
+            mode: *mode,
+            owner: b
+                .members
+                .iter()
+                .map(|&(k, _)| k as PortId)
+                .find(|&k| k != *parent as PortId)
+                .unwrap_or(*parent as PortId),
+        }),
+        Driver::IpVlan { parent, addrs } => {
+            let mut v = IpVlan::new(*parent as PortId, topo.ports[*parent].mac);
+            for &(ip, k) in addrs {
+                let mac = topo.ports[k]
+                    .container
+                    .as_ref()
+                    .and_then(|c| c.mac)
+                    .map_or(v.mac, MacAddr);
+                match ip {
+                    IpAddr::V4(a) => v.add_v4(a.octets(), k as PortId, mac),
+                    IpAddr::V6(a) => v.add_v6(a.octets(), k as PortId, mac),
+                }
+            }
+            DomainKind::IpVlan(Arc::new(v))
+        }
+    }
+}
+
 pub fn switch_for(topo: &Topology) -> Option<Switch> {
     if topo.bridges.is_empty() {
         return None;
@@ -365,8 +403,15 @@ pub fn switch_for(topo: &Topology) -> Option<Switch> {
                 VlanModeCfg::Access => VlanMode::Access,
                 VlanModeCfg::Trunk => VlanMode::Trunk,
                 VlanModeCfg::Qinq => VlanMode::QinQ,
+                VlanModeCfg::Dot1qTunnel => VlanMode::Tunnel,
             };
-            vlan.set_port(k as PortId, PortVlan::new(mode, tpid));
+            let mut pv = PortVlan::new(mode, tpid);
+            pv.default_pcp = p.default_pcp;
+            pv.l2cp = match p.l2cp {
+                L2cpCfg::Drop => L2cp::Drop,
+                L2cpCfg::Tunnel => L2cp::Tunnel,
+            };
+            vlan.set_port(k as PortId, pv);
         }
     }
     let mut ports_vlan: Vec<Option<PortVlan>> =
@@ -382,7 +427,11 @@ pub fn switch_for(topo: &Topology) -> Option<Switch> {
             let tag = match map {
                 MemberMap::Untagged => {
                     pv.untagged = d;
-                    EgressTag::Untagged
+                    if pv.mode == VlanMode::Tunnel {
+                        EgressTag::Customer
+                    } else {
+                        EgressTag::Untagged
+                    }
                 }
                 MemberMap::Vid(v) | MemberMap::Svid(v) => {
                     pv.map_vid(v, d);
@@ -415,6 +464,7 @@ pub fn switch_for(topo: &Topology) -> Option<Switch> {
         domains.push(Domain {
             name: b.name.clone(),
             members,
+            kind: domain_kind(topo, b),
         });
     }
     for (k, pv) in ports_vlan.into_iter().enumerate() {

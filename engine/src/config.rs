@@ -15,6 +15,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod shared_uplink;
+pub use shared_uplink::{Driver, DriverCfg, IpVlanModeCfg, MacVlanModeCfg};
+
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}: {field}: {message}")]
 pub struct ConfigError {
@@ -151,6 +154,18 @@ pub enum VlanModeCfg {
     Access,
     Trunk,
     Qinq,
+    /// The customer side of an 802.1ad service (OVS's and Cisco's name).
+    #[serde(rename = "dot1q-tunnel")]
+    Dot1qTunnel,
+}
+
+/// What a dot1q-tunnel port does with L2 control frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum L2cpCfg {
+    #[default]
+    Drop,
+    Tunnel,
 }
 
 /// MAC table settings, shared by every bridge domain.
@@ -183,6 +198,10 @@ pub struct MemberSection {
     pub svid: Option<Spanned<u16>>,
     /// qinq: with `svid`, selective QinQ on the (S, C) pair.
     pub cvid: Option<Spanned<u16>>,
+    /// ipvlan: the member's addresses (IPv4 or IPv6) besides its port's
+    /// `address`.
+    #[serde(default)]
+    pub ips: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +226,12 @@ pub struct BridgeSection {
     /// Remote VTEPs (IPv4) that get a copy of the domain's floods.
     #[serde(default)]
     pub flood: Vec<Spanned<String>>,
+    /// "bridge" (learning, the default), "macvlan" or "ipvlan".
+    pub driver: Option<Spanned<DriverCfg>>,
+    /// macvlan/ipvlan: the uplink port the members share.
+    pub parent: Option<Spanned<String>>,
+    pub macvlan_mode: Option<Spanned<MacVlanModeCfg>>,
+    pub ipvlan_mode: Option<Spanned<IpVlanModeCfg>>,
 }
 
 /// The VXLAN tunnel endpoint: one, on an underlay port.
@@ -332,6 +357,7 @@ pub struct BridgeSpec {
     pub name: String,
     pub members: Vec<(usize, MemberMap)>,
     pub statics: Vec<(MacAddr, usize)>,
+    pub driver: Driver,
 }
 
 /// AF_XDP ring sizes, shared by every AF_XDP socket.
@@ -414,6 +440,10 @@ pub struct PortSection {
     pub vlan_mode: Option<Spanned<VlanModeCfg>>,
     /// Outer TPID: 0x8100 on trunks, 0x88a8 on QinQ ports by default.
     pub tpid: Option<Spanned<u16>>,
+    /// dot1q-tunnel: L2 control frames "drop" (default) or "tunnel".
+    pub l2cp: Option<Spanned<L2cpCfg>>,
+    /// dot1q-tunnel: PCP of the S-tag over frames sent untagged (0..=7).
+    pub default_pcp: Option<Spanned<u8>>,
     /// Storm control, packets per second flooded (0 or absent: no limit).
     pub storm_broadcast: Option<u64>,
     pub storm_multicast: Option<u64>,
@@ -513,6 +543,9 @@ pub struct PortSpec {
     pub queues: u32,
     /// Mode and outer TPID, for bridge ports.
     pub vlan: Option<(VlanModeCfg, u16)>,
+    /// dot1q-tunnel: L2 control frames tunnelled, and the default PCP.
+    pub l2cp: L2cpCfg,
+    pub default_pcp: u8,
     /// Storm control (broadcast, multicast, unknown unicast), pps.
     pub storm: (u64, u64, u64),
 }
@@ -840,6 +873,18 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 None => 1,
             },
             vlan: None,
+            l2cp: p.l2cp.as_ref().map_or(L2cpCfg::Drop, |l| *l.get_ref()),
+            default_pcp: match &p.default_pcp {
+                Some(v) if *v.get_ref() > 7 => {
+                    return Err(cx.err(
+                        v.span(),
+                        "port.default_pcp",
+                        format!("{} is out of range: 0..=7", v.get_ref()),
+                    ))
+                }
+                Some(v) => *v.get_ref(),
+                None => 0,
+            },
             storm: (
                 p.storm_broadcast.unwrap_or(0),
                 p.storm_multicast.unwrap_or(0),
@@ -1539,12 +1584,28 @@ fn validate_bridges(
                     (None, None) => MemberMap::Untagged,
                     (None, Some(_)) => return wrong("bridge.members.cvid", "cvid needs svid"),
                 },
+                VlanModeCfg::Dot1qTunnel if v.is_some() || sv.is_some() || cv.is_some() => {
+                    return wrong(
+                        "bridge.members",
+                        "a customer port joins the service its bridge is, whatever the customer's tags; the S-VID is the provider (qinq) members' svid",
+                    )
+                }
+                VlanModeCfg::Dot1qTunnel => MemberMap::Untagged,
             };
-            if mode == VlanModeCfg::Access && taken.keys().any(|(pk, _)| *pk == k) {
+            let one_domain = matches!(mode, VlanModeCfg::Access | VlanModeCfg::Dot1qTunnel);
+            if one_domain && taken.keys().any(|(pk, _)| *pk == k) {
                 return Err(cx.err(
                     m.port.span(),
                     "bridge.members.port",
-                    format!("access port {:?} is already in a bridge", m.port.get_ref()),
+                    format!(
+                        "{} port {:?} is already in a bridge",
+                        if mode == VlanModeCfg::Access {
+                            "access"
+                        } else {
+                            "dot1q-tunnel"
+                        },
+                        m.port.get_ref()
+                    ),
                 ));
             }
             if let Some(other) = taken.insert((k, map), name.clone()) {
@@ -1586,11 +1647,28 @@ fn validate_bridges(
             }
             statics.push((mac, k));
         }
+        let driver = shared_uplink::validate_driver(cx, b, &members, &mut statics, ports, resolve)?;
         out.push(BridgeSpec {
             name: name.clone(),
             members,
             statics,
+            driver,
         });
+    }
+    for (k, p) in config.ports.iter().enumerate() {
+        let tunnel = matches!(ports[k].vlan, Some((VlanModeCfg::Dot1qTunnel, _)));
+        for (set, field) in [
+            (p.l2cp.as_ref().map(|x| x.span()), "port.l2cp"),
+            (p.default_pcp.as_ref().map(|x| x.span()), "port.default_pcp"),
+        ] {
+            if let (Some(span), false) = (set, tunnel) {
+                return Err(cx.err(
+                    span,
+                    field,
+                    "only a vlan_mode = \"dot1q-tunnel\" bridge member (a customer port) has it",
+                ));
+            }
+        }
     }
     let limit = *config.switch.mac_limit.get_ref();
     if !(16..=1 << 26).contains(&limit) {

@@ -386,7 +386,7 @@ fn flood(
 ) {
     let (addr, len, headroom) = (batch.addr[i], batch.data_len[i], batch.headroom[i]);
     let tail = batch.tail_len[i];
-    let ingress = batch.in_port[i];
+    let (ingress, skip) = (batch.in_port[i], batch.flood_skip[i]);
     // The members, copied to the stack (the slice borrows the pipeline,
     // which the egress ACL check needs mutably), then narrowed in place
     // to those but the ingress port whose egress ACL lets the packet out.
@@ -399,7 +399,7 @@ fn flood(
     let mut tunneled = false;
     for k in 0..all {
         let m = targets[k];
-        if m == ingress {
+        if m == ingress || m == skip {
             continue;
         }
         if m == FLOOD_TUNNELS {

@@ -6,6 +6,9 @@ use crate::verdict::{DomainId, PortId, Verdict};
 /// Most packets in one batch (and one RX/TX burst).
 pub const BATCH_SIZE: usize = 64;
 
+/// "No port": never a port's id.
+pub const NO_PORT: PortId = PortId::MAX;
+
 /// Per-packet flags set by the parse stage.
 pub mod flags {
     pub const IPV4: u8 = 0x01;
@@ -61,6 +64,10 @@ pub struct Batch {
     pub prio: [u16; BATCH_SIZE],
     /// Bridge domain the packet belongs to.
     pub domain: [DomainId; BATCH_SIZE],
+    /// A port a flood of this packet skips besides its ingress port: the
+    /// VEPA member whose broadcast the external switch sent back
+    /// ([`NO_PORT`] for every other packet).
+    pub flood_skip: [PortId; BATCH_SIZE],
     pub verdict: [Verdict; BATCH_SIZE],
 }
 
@@ -90,6 +97,7 @@ impl Batch {
             flags: [0; BATCH_SIZE],
             prio: [0; BATCH_SIZE],
             domain: [0; BATCH_SIZE],
+            flood_skip: [NO_PORT; BATCH_SIZE],
             verdict: [Verdict::Pending; BATCH_SIZE],
         }
     }
@@ -142,6 +150,7 @@ impl Batch {
         self.in_port[i] = port;
         self.flags[i] = 0;
         self.tags[i] = 0;
+        self.flood_skip[i] = NO_PORT;
         self.verdict[i] = Verdict::Pending;
         self.len = i + 1;
         true

@@ -1,10 +1,14 @@
 //! The bridge stage: learn source MACs, look destination MACs up, and
 //! decide between forwarding to one port and flooding the domain (with
-//! storm control on what floods).
+//! storm control on what floods). A domain may instead share an uplink
+//! among containers without learning, as macvlan or ipvlan do.
 
+use crate::batch::flags;
 use crate::batch::Batch;
 use crate::frame::FrameMemory;
+use crate::ipvlan::{self, IpVlan};
 use crate::mac_table::MacTable;
+use crate::macvlan::{self, MacVlan};
 use crate::stage::Stage;
 use crate::storm::StormControl;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
@@ -12,11 +16,35 @@ use crate::vlan::NO_DOMAIN;
 use crate::wire::MacAddr;
 use std::sync::Arc;
 
-/// A bridge domain: its name and the ports it floods to.
+/// A bridge domain: its name, the ports it floods to, and how it
+/// forwards.
 #[derive(Debug, Clone)]
 pub struct Domain {
     pub name: String,
     pub members: Vec<PortId>,
+    pub kind: DomainKind,
+}
+
+impl Domain {
+    /// A learning bridge domain, the default.
+    pub fn learning(name: impl Into<String>, members: Vec<PortId>) -> Self {
+        Domain {
+            name: name.into(),
+            members,
+            kind: DomainKind::Learning,
+        }
+    }
+}
+
+/// How a domain decides where a frame goes.
+#[derive(Debug, Clone)]
+pub enum DomainKind {
+    /// An 802.1D learning bridge.
+    Learning,
+    /// Containers on an uplink, each with its own static MAC (macvlan).
+    MacVlan(MacVlan),
+    /// Containers behind the uplink's one MAC, told apart by IP (ipvlan L2).
+    IpVlan(Arc<IpVlan>),
 }
 
 /// The domains and the shared MAC table.
@@ -87,11 +115,42 @@ impl Stage for Bridge {
                 drops.count(DropReason::SrcMacMulticast);
                 continue;
             }
-            self.table.learn(domain, src, port, self.now_secs);
+            let kind = self.domains.get(domain as usize).map(|d| &d.kind);
+            let shared = match kind {
+                None | Some(DomainKind::Learning) => None,
+                Some(DomainKind::MacVlan(m)) => {
+                    let (v, skip) = macvlan::decide(m, &self.table, domain, port, dst, src);
+                    if let Some(s) = skip {
+                        batch.flood_skip[i] = s;
+                    }
+                    Some(v)
+                }
+                Some(DomainKind::IpVlan(v)) => Some(ipvlan_decide(v, batch, i, mem)),
+            };
             let storm = match self.storm.get_mut(port as usize) {
                 Some(s) => s,
                 None => &mut self.tunnel_storm,
             };
+            if let Some(v) = shared {
+                // Shared uplinks learn nothing; their floods are policed
+                // as a bridge's are.
+                let v = match v {
+                    Verdict::Flood(_) if !police_multicast(storm, dst, self.now_ns) => {
+                        Verdict::Drop(if dst.is_broadcast() {
+                            DropReason::StormBroadcast
+                        } else {
+                            DropReason::StormMulticast
+                        })
+                    }
+                    v => v,
+                };
+                if let Verdict::Drop(r) = v {
+                    drops.count(r);
+                }
+                batch.verdict[i] = v;
+                continue;
+            }
+            self.table.learn(domain, src, port, self.now_secs);
             let verdict = if dst.is_multicast() {
                 let (bucket, reason) = if dst.is_broadcast() {
                     (&mut storm.broadcast, DropReason::StormBroadcast)
@@ -119,6 +178,44 @@ impl Stage for Bridge {
     }
 }
 
+/// Takes a token from the port's broadcast or multicast bucket.
+#[inline(always)]
+fn police_multicast(storm: &mut StormControl, dst: MacAddr, now_ns: u64) -> bool {
+    if dst.is_broadcast() {
+        storm.broadcast.take(now_ns)
+    } else {
+        storm.multicast.take(now_ns)
+    }
+}
+
+/// Runs ipvlan on packet `i`, whose bytes it may rewrite (an ARP or ND
+/// answer, the MAC rewrites).
+#[inline(always)]
+fn ipvlan_decide<M: FrameMemory + ?Sized>(
+    v: &IpVlan,
+    batch: &mut Batch,
+    i: usize,
+    mem: &mut M,
+) -> Verdict {
+    let icmp6 = batch.flags[i] & (flags::IPV6 | flags::L4) == flags::IPV6 | flags::L4
+        && batch.l4_proto[i] == crate::wire::ipv4::protocol::ICMPV6;
+    let meta = ipvlan::Meta {
+        in_port: batch.in_port[i],
+        domain: batch.domain[i],
+        ethertype: batch.ethertype[i],
+        l3_off: batch.l3_off[i] as usize,
+        icmp6_off: icmp6.then_some(batch.l4_off[i] as usize),
+    };
+    let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
+        return Verdict::Drop(DropReason::BadDescriptor);
+    };
+    let (verdict, len) = v.decide(f, meta);
+    if let Some(n) = len {
+        batch.data_len[i] = n;
+    }
+    verdict
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,10 +229,7 @@ mod tests {
     }
 
     fn bridge(storm: StormControl) -> Bridge {
-        let d = Domain {
-            name: "red".into(),
-            members: vec![0, 1, 2],
-        };
+        let d = Domain::learning("red", vec![0, 1, 2]);
         Bridge::new(
             vec![d],
             Arc::new(MacTable::new(1024)),

@@ -86,6 +86,11 @@ drop_reasons! {
     VxlanNoNeighbor => "vxlan_no_neighbor": "the remote VTEP's (or gateway's) MAC is not resolved yet",
     VxlanTooBig => "vxlan_too_big": "larger than the underlay MTU once encapsulated",
     ArpIgnored => "arp_ignored": "an ARP packet on the underlay not for our VTEP address",
+    L2cpDropped => "l2cp_dropped": "an L2 control frame (01:80:c2:00:00:0x: STP, LACP, LLDP) on a customer port that does not tunnel them",
+    MacvlanUnknownDst => "macvlan_unknown_dst": "a unicast frame from a macvlan parent for a MAC no member has",
+    MacvlanPrivate => "macvlan_private": "a frame from one member of a private macvlan to another, hairpinned back by the external switch",
+    IpvlanUnknownDst => "ipvlan_unknown_dst": "a frame from an ipvlan parent for an IP address no member has",
+    IpvlanNotIp => "ipvlan_not_ip": "a unicast frame from an ipvlan parent that is neither IPv4, IPv6 nor ARP: members are told apart by IP",
     FrameTooBig => "frame_too_big": "a multi-buffer (jumbo) frame for a port whose MTU, or hand-off ring to its worker, cannot carry it",
 }
 

@@ -25,6 +25,24 @@ pub enum VlanMode {
     /// domain; the inner C-tag is carried. A (S, C) pair may select a
     /// domain of its own (selective QinQ), both tags then stripped.
     QinQ,
+    /// The customer side of an 802.1ad service (Cisco and OVS call it
+    /// dot1q-tunnel): whatever the customer sends, untagged,
+    /// priority-tagged or C-tagged with any VID, joins the one service
+    /// domain with its tags kept as payload; provider ports push the S-tag
+    /// over them, and frames leave here as they were inside the service.
+    Tunnel,
+}
+
+/// What a customer port does with IEEE L2 control frames
+/// (01:80:c2:00:00:00..0f: STP, LACP, LLDP, 802.1X).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum L2cp {
+    /// Dropped and counted: the customer's control protocols stay on the
+    /// customer's side, as 802.1ad's C-VLAN component does by default.
+    #[default]
+    Drop,
+    /// Carried through the service like any other frame.
+    Tunnel,
 }
 
 /// How one port maps frames to domains.
@@ -39,6 +57,11 @@ pub struct PortVlan {
     by_vid: Box<[DomainId]>,
     /// Selective QinQ: (S-VID, C-VID) -> domain.
     by_pair: Vec<(u16, u16, DomainId)>,
+    /// Customer ports: the PCP of the S-tag for frames that come without a
+    /// tag of their own.
+    pub default_pcp: u8,
+    /// Customer ports: L2 control frames tunnelled or dropped.
+    pub l2cp: L2cp,
 }
 
 impl PortVlan {
@@ -49,6 +72,8 @@ impl PortVlan {
             untagged: NO_DOMAIN,
             by_vid: vec![NO_DOMAIN; VID_COUNT].into_boxed_slice(),
             by_pair: Vec::new(),
+            default_pcp: 0,
+            l2cp: L2cp::Drop,
         }
     }
 
@@ -81,6 +106,16 @@ impl PortVlan {
                 Ok((self.untagged, strip, tci))
             }
         };
+        if self.mode == VlanMode::Tunnel {
+            // C-VLAN agnostic: every tag is payload; the customer's own PCP
+            // (and DEI) rides on the S-tag where it sent one.
+            let tci = if tags == 0 {
+                (self.default_pcp as u16) << 13
+            } else {
+                outer_tci & 0xf000
+            };
+            return untagged(0, tci);
+        }
         if tags == 0 {
             return untagged(0, 0);
         }
@@ -122,6 +157,10 @@ pub enum EgressTag {
     NotMember,
     /// Leaves as it is inside the domain (access port, trunk native VLAN).
     Untagged,
+    /// Leaves as it is inside the domain, customer tags included: the
+    /// customer port of an 802.1ad service (the S-tag was popped on the
+    /// provider port).
+    Customer,
     /// One tag pushed: C-tag on a trunk, S-tag on a QinQ port.
     Push { tpid: u16, vid: u16 },
     /// S-tag and C-tag pushed (selective QinQ).
@@ -179,6 +218,13 @@ pub fn egress_allowed(tag: EgressTag, carried_tags: u8) -> Result<(), DropReason
     }
 }
 
+/// IEEE 802.1 reserved group addresses 01:80:c2:00:00:00..0f, which a
+/// bridge never floods as ordinary multicast (802.1Q table 8-1).
+#[inline(always)]
+pub fn is_l2_control(dst: &[u8]) -> bool {
+    dst.len() >= 6 && dst[..5] == [0x01, 0x80, 0xc2, 0, 0] && dst[5] <= 0x0f
+}
+
 /// Removes `n` tags after the MAC addresses: the addresses move forward,
 /// the frame starts later. Returns the new (addr, len, headroom).
 #[inline(always)]
@@ -211,7 +257,9 @@ pub fn push_tags<M: FrameMemory + ?Sized>(
 ) -> Result<(u64, u32, u16), DropReason> {
     let prio = tci & 0xf000;
     let (n, words): (u32, [(u16, u16); 2]) = match tag {
-        EgressTag::NotMember | EgressTag::Untagged => return Ok((addr, len, headroom)),
+        EgressTag::NotMember | EgressTag::Untagged | EgressTag::Customer => {
+            return Ok((addr, len, headroom))
+        }
         EgressTag::Push { tpid, vid } => (1, [(tpid, prio | vid), (0, 0)]),
         EgressTag::PushPair { tpid, svid, cvid } => {
             (2, [(tpid, prio | svid), (EtherType::VLAN, prio | cvid)])
@@ -259,6 +307,14 @@ impl Stage for VlanIngress<'_> {
             let Some(pv) = self.map.port(batch.in_port[i]) else {
                 continue;
             };
+            if pv.mode == VlanMode::Tunnel
+                && pv.l2cp == L2cp::Drop
+                && mem.bytes(batch.addr[i], 6).is_some_and(is_l2_control)
+            {
+                batch.verdict[i] = Verdict::Drop(DropReason::L2cpDropped);
+                drops.count(DropReason::L2cpDropped);
+                continue;
+            }
             let r = pv.classify(
                 batch.tags[i],
                 batch.outer_tpid[i],

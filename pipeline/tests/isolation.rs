@@ -161,10 +161,7 @@ fn acl_is_not_bypassed_by_fragments_ipv6_ext_headers_or_tunnels() {
 fn a_mac_flood_neither_evicts_learned_entries_nor_floods_known_unicast() {
     let table = Arc::new(MacTable::new(1024));
     let mut bridge = Bridge::new(
-        vec![Domain {
-            name: "d".into(),
-            members: vec![0, 1, 2],
-        }],
+        vec![Domain::learning("d", vec![0, 1, 2])],
         table.clone(),
         vec![StormControl::unlimited(); 3],
     );

@@ -3,7 +3,9 @@
 //! every frame the egress writes parses in etherparse to the tags expected.
 
 use etherparse::{SlicedPacket, VlanSlice};
-use pollgate_pipeline::vlan::{push_tags, EgressTag, PortVlan, VlanIngress, VlanMap, VlanMode};
+use pollgate_pipeline::vlan::{
+    push_tags, EgressTag, L2cp, PortVlan, VlanIngress, VlanMap, VlanMode,
+};
 use pollgate_pipeline::{Batch, DomainId, DropCounters, DropReason, Parse, PortId, Stage, Verdict};
 use proptest::prelude::*;
 
@@ -12,9 +14,11 @@ const TRUNK: PortId = 1; // 10 -> d0, 20 -> d1, native -> d2
 const TRUNK_NO_NATIVE: PortId = 2; // 10 -> d0
 const QINQ: PortId = 3; // S100 -> d0 (C carried), (S200, C5) -> d1
 const QINQ_9100: PortId = 4; // TPID 0x9100, S300 -> d2
+const CUSTOMER: PortId = 5; // dot1q-tunnel into d0's service (S100 on QINQ), L2CP dropped, default PCP 3
+const CUSTOMER_L2CP: PortId = 6; // dot1q-tunnel into d0, L2CP tunnelled
 
 fn map() -> VlanMap {
-    let mut m = VlanMap::new(5, 3);
+    let mut m = VlanMap::new(7, 3);
     let mut a = PortVlan::new(VlanMode::Access, 0x8100);
     a.untagged = 0;
     m.set_port(ACCESS, a);
@@ -76,6 +80,14 @@ fn map() -> VlanMap {
     let mut q2 = PortVlan::new(VlanMode::QinQ, 0x9100);
     q2.map_vid(300, 2);
     m.set_port(QINQ_9100, q2);
+    for (port, l2cp, pcp) in [(CUSTOMER, L2cp::Drop, 3), (CUSTOMER_L2CP, L2cp::Tunnel, 0)] {
+        let mut c = PortVlan::new(VlanMode::Tunnel, 0x8100);
+        c.untagged = 0;
+        c.l2cp = l2cp;
+        c.default_pcp = pcp;
+        m.set_port(port, c);
+        m.set_egress(0, port, EgressTag::Customer);
+    }
     m.set_egress(
         2,
         QINQ_9100,
@@ -440,4 +452,180 @@ fn carried_tags_never_leave_untagged() {
             }
         }
     }
+}
+
+const C1: (u16, u16) = (0x8100, 0x4001); // PCP 2, VID 1
+const C33: (u16, u16) = (0x8100, 0xa021); // PCP 5, VID 33
+const C4094: (u16, u16) = (0x8100, 0x2ffe); // PCP 1, VID 4094
+
+/// The customer port of an 802.1ad service: whatever the customer sends
+/// joins the service with its tags untouched, and its PCP (or the port's
+/// default) is what the S-tag will carry.
+#[test]
+fn customer_port_ingress_matrix() {
+    use DropReason::*;
+    type Want = Result<u16, DropReason>;
+    let cases: &[(&str, PortId, Tags, Want)] = &[
+        ("untagged: default PCP 3", CUSTOMER, &[], Ok(0x6000)),
+        (
+            "priority-tagged: kept, PCP 7",
+            CUSTOMER,
+            &[PRIO],
+            Ok(0xe000),
+        ),
+        ("C-VID 1", CUSTOMER, &[C1], Ok(0x4000)),
+        ("C-VID 33", CUSTOMER, &[C33], Ok(0xa000)),
+        ("C-VID 4094", CUSTOMER, &[C4094], Ok(0x2000)),
+        (
+            "C-VID 4095 is only payload here",
+            CUSTOMER,
+            &[C4095],
+            Ok(0x0000),
+        ),
+        ("double C-tagged", CUSTOMER, &[C33, C5], Ok(0xa000)),
+        (
+            "an S-tag the customer sent is payload too",
+            CUSTOMER,
+            &[S100, C10],
+            Ok(0x6000),
+        ),
+        (
+            "triple-tagged: past the parser",
+            CUSTOMER,
+            &[C33, C5, C20],
+            Err(TooManyTags),
+        ),
+        ("untagged, default PCP 0", CUSTOMER_L2CP, &[], Ok(0x0000)),
+    ];
+    for (name, port, tags, want) in cases {
+        let f = frame(tags);
+        let (verdict, domain, after, prio) = ingress(*port, &f);
+        match want {
+            Ok(pcp) => {
+                assert_eq!((verdict, domain), (Verdict::Pending, 0), "{name}");
+                assert_eq!(after, f, "{name}: the customer's frame is untouched");
+                assert_eq!(prio, *pcp, "{name}: PCP and DEI for the S-tag");
+            }
+            Err(r) => assert_eq!(verdict, Verdict::Drop(*r), "{name}"),
+        }
+    }
+    // L2 control frames: dropped and counted, or tunnelled, by port.
+    for (dst, control) in [
+        ([0x01, 0x80, 0xc2, 0, 0, 0x00], true),  // STP
+        ([0x01, 0x80, 0xc2, 0, 0, 0x02], true),  // LACP
+        ([0x01, 0x80, 0xc2, 0, 0, 0x0e], true),  // LLDP
+        ([0x01, 0x80, 0xc2, 0, 0, 0x10], false), // all bridges: not 802.1 reserved
+        ([0x01, 0x00, 0x5e, 0, 0, 0x01], false),
+    ] {
+        let mut f = frame(&[C33]);
+        f[0..6].copy_from_slice(&dst);
+        let (v, _, _, _) = ingress(CUSTOMER, &f);
+        let want = if control {
+            Verdict::Drop(L2cpDropped)
+        } else {
+            Verdict::Pending
+        };
+        assert_eq!(v, want, "{dst:02x?} on a customer port that drops L2CP");
+        let (v, _, after, _) = ingress(CUSTOMER_L2CP, &f);
+        assert_eq!((v, after), (Verdict::Pending, f), "{dst:02x?} tunnelled");
+        let (v, _, _, _) = ingress(ACCESS, &frame(&[]));
+        assert_eq!(v, Verdict::Pending, "other ports are not affected");
+    }
+}
+
+/// Out of the service: towards the provider the S-tag goes over what the
+/// customer sent; towards the customer the frame leaves as it is in the
+/// service (the provider port popped the S-tag), its C-tags included.
+#[test]
+fn customer_port_egress_bytes() {
+    let m = map();
+    assert_eq!(m.egress(0, CUSTOMER), EgressTag::Customer);
+    let cases: &[(&str, PortId, PortId, Tags, Tags)] = &[
+        (
+            "untagged to provider: S100, default PCP 3",
+            CUSTOMER,
+            QINQ,
+            &[],
+            &[(0x88a8, 0x6064)],
+        ),
+        (
+            "priority-tagged to provider",
+            CUSTOMER,
+            QINQ,
+            &[PRIO],
+            &[(0x88a8, 0xe064), PRIO],
+        ),
+        (
+            "C33 to provider: PCP 5 on the S-tag",
+            CUSTOMER,
+            QINQ,
+            &[C33],
+            &[(0x88a8, 0xa064), C33],
+        ),
+        (
+            "C4094 to provider",
+            CUSTOMER,
+            QINQ,
+            &[C4094],
+            &[(0x88a8, 0x2064), C4094],
+        ),
+        (
+            "double C-tagged to provider",
+            CUSTOMER,
+            QINQ,
+            &[C33, C5],
+            &[(0x88a8, 0xa064), C33, C5],
+        ),
+        (
+            "provider S100+C33 to customer: S popped",
+            QINQ,
+            CUSTOMER,
+            &[(0x88a8, 0x6064), C33],
+            &[C33],
+        ),
+        (
+            "provider S100 alone to customer: untagged",
+            QINQ,
+            CUSTOMER,
+            &[(0x88a8, 0x6064)],
+            &[],
+        ),
+        (
+            "customer to customer: untouched",
+            CUSTOMER,
+            CUSTOMER_L2CP,
+            &[C33, C5],
+            &[C33, C5],
+        ),
+    ];
+    for (name, from, to, sent, want) in cases {
+        let (verdict, d, inside, prio) = ingress(*from, &frame(sent));
+        assert_eq!(verdict, Verdict::Pending, "{name}");
+        let tag = m.egress(d, *to);
+        let carried = inside.len() as u32 / 4; // any: a customer egress allows tags
+        assert!(
+            pollgate_pipeline::vlan::egress_allowed(tag, carried as u8).is_ok(),
+            "{name}"
+        );
+        let out = egress(&inside, tag, prio);
+        assert_eq!(out, frame(want), "{name}");
+        // etherparse reads the first two tags and the IPv4 packet behind
+        // them wherever there are at most two.
+        if want.len() <= 2 {
+            let p = SlicedPacket::from_ethernet(&out).expect("output parses");
+            assert!(p.net.is_some(), "{name}: IPv4 intact behind the tags");
+            let n = match &p.vlan {
+                None => 0,
+                Some(VlanSlice::SingleVlan(_)) => 1,
+                Some(VlanSlice::DoubleVlan(_)) => 2,
+            };
+            assert_eq!(n, want.len(), "{name}");
+        }
+    }
+    // An access member of the same service still refuses a carried C-tag:
+    // the VLAN-hop protection is the access port's, not the service's.
+    assert_eq!(
+        pollgate_pipeline::vlan::egress_allowed(m.egress(0, ACCESS), 1),
+        Err(DropReason::VlanHopBlocked)
+    );
 }
