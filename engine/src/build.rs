@@ -10,7 +10,7 @@ use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters};
 use pollgate_pipeline::bridge::{Bridge, Domain, DomainKind};
 use pollgate_pipeline::ipvlan::IpVlan;
 use pollgate_pipeline::mac_table::MacTable;
-use pollgate_pipeline::macvlan::MacVlan;
+use pollgate_pipeline::macvlan::{MacVlan, MacVlanMode};
 use pollgate_pipeline::storm::StormControl;
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::vlan::{EgressTag, L2cp, PortVlan, VlanMap, VlanMode};
@@ -22,6 +22,7 @@ use pollgate_pmd::afxdp::{
 };
 use pollgate_pmd::device::if_index;
 use pollgate_pmd::ethtool::RxVlanOff;
+use pollgate_pmd::mac_filter::MacFilter;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError};
@@ -82,6 +83,35 @@ pub struct Device {
     pub xdp: Arc<XdpAttachment>,
     pub created: Option<Arc<Created>>,
     pub rx_vlan: Option<RxVlanOff>,
+    /// The unicast filter (or promiscuous mode) of a parent device shared
+    /// by macvlan or ipvlan members.
+    pub mac_filter: Option<MacFilter>,
+}
+
+/// What the receive filter of port `k`'s device must let in when it is the
+/// parent of macvlan or ipvlan bridges: the MACs to add, and whether it
+/// must be promiscuous (macvlan passthru).
+fn parent_filter(topo: &Topology, k: usize) -> Option<(Vec<[u8; 6]>, bool)> {
+    let mut macs = Vec::new();
+    let mut promisc = false;
+    let mut parent = false;
+    for b in topo.bridges.iter().filter(|b| b.driver.parent() == Some(k)) {
+        parent = true;
+        match &b.driver {
+            Driver::MacVlan {
+                mode: MacVlanMode::Passthru,
+                ..
+            } => promisc = true,
+            Driver::MacVlan { .. } => {
+                macs.extend(b.statics.iter().filter(|s| s.1 != k).map(|s| s.0 .0))
+            }
+            Driver::IpVlan { .. } => macs.push(topo.ports[k].mac.0),
+            Driver::Bridge => {}
+        }
+    }
+    macs.sort_unstable();
+    macs.dedup();
+    parent.then_some((macs, promisc))
 }
 
 /// Creates the veth pairs and attaches the XDP programs of every AF_XDP
@@ -89,7 +119,7 @@ pub struct Device {
 /// workers, and each one's socket needs the device and the program.
 pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError> {
     let mut out = Vec::new();
-    for spec in &topo.ports {
+    for (k, spec) in topo.ports.iter().enumerate() {
         let err = |source| EngineError::Port {
             port: spec.name.clone(),
             source,
@@ -153,10 +183,23 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
             spec.afxdp.force,
         )
         .map_err(dev_err)?;
+        let mac_filter =
+            match parent_filter(topo, k) {
+                Some((macs, promisc)) => Some(
+                    MacFilter::program(&spec.iface, &macs, promisc).map_err(|e| {
+                        dev_err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot program the unicast filter for the containers sharing it: {e}"),
+                ))
+                    })?,
+                ),
+                None => None,
+            };
         out.push(Some(Device {
             xdp: Arc::new(xdp),
             created,
             rx_vlan,
+            mac_filter,
         }));
     }
     Ok(out)

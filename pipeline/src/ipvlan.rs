@@ -104,12 +104,16 @@ impl IpVlan {
             (_, None) => None,
         };
         if !from_parent {
-            // The segment sees only the shared MAC, ARP's sender too.
+            // The segment sees only the shared MAC: ARP's sender, and the
+            // link-layer address options of neighbor discovery, too.
             f[6..12].copy_from_slice(&self.mac.0);
             if m.ethertype == EtherType::ARP {
                 if let Some(sha) = f.get_mut(m.l3_off + 8..m.l3_off + 14) {
                     sha.copy_from_slice(&self.mac.0);
                 }
+            }
+            if let Some(icmp) = m.icmp6_off {
+                rewrite_nd_lladdr(f, icmp, self.mac);
             }
         }
         if multicast {
@@ -188,6 +192,45 @@ impl IpVlan {
             _ => None,
         }
     }
+}
+
+/// Replaces the source and target link-layer address options of a
+/// neighbor-discovery message (RFC 4861 section 4.6.1) at `icmp` with
+/// `mac`, keeping the checksum right incrementally (RFC 1624): a member
+/// that tells the segment its own MAC would have the segment send to a
+/// MAC that is not the one they share.
+fn rewrite_nd_lladdr(f: &mut [u8], icmp: usize, mac: MacAddr) {
+    // Where each message's options start, after its fixed part.
+    let fixed = match f.get(icmp) {
+        Some(133) => 8,        // router solicitation
+        Some(134) => 16,       // router advertisement
+        Some(135 | 136) => 24, // neighbor solicitation, advertisement
+        Some(137) => 40,       // redirect
+        _ => return,
+    };
+    let Some(c) = f.get(icmp + 2..icmp + 4) else {
+        return;
+    };
+    let mut sum = !u16::from_be_bytes([c[0], c[1]]) as u32;
+    let mut at = icmp + fixed;
+    while let (Some(&kind), Some(&len)) = (f.get(at), f.get(at + 1)) {
+        let end = at + 8 * len as usize;
+        if len == 0 || end > f.len() {
+            break;
+        }
+        if (kind == 1 || kind == 2) && len == 1 {
+            for (w, new) in (at + 2..at + 8).step_by(2).zip(mac.0.chunks(2)) {
+                let old = u16::from_be_bytes([f[w], f[w + 1]]);
+                sum += !old as u32 + u16::from_be_bytes([new[0], new[1]]) as u32;
+                f[w..w + 2].copy_from_slice(new);
+            }
+        }
+        at = end;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[icmp + 2..icmp + 4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
 /// The ICMPv6 checksum of `msg` (its checksum field zero) between `src`
@@ -378,6 +421,22 @@ mod tests {
         // Verified independently: the checksum over the whole message
         // with its checksum in place folds to zero.
         assert_eq!(icmp6_checksum(&V6_A, &V6_HOST, na), 0);
+
+        // A member's own solicitation leaves with the shared MAC in its
+        // source link-layer option, and a checksum still right.
+        let mut f = ns(V6_HOST, V6_A);
+        f[6..12].copy_from_slice(&MAC_A.0);
+        f[80..86].copy_from_slice(&MAC_A.0);
+        let src: [u8; 16] = f[22..38].try_into().unwrap();
+        let dst: [u8; 16] = f[38..54].try_into().unwrap();
+        let sum = icmp6_checksum(&src, &dst, &f[54..]);
+        f[56..58].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(
+            v.decide(&mut f, meta(A, EtherType::IPV6)).0,
+            Verdict::Flood(0)
+        );
+        assert_eq!((&f[6..12], &f[80..86]), (&SHARED.0[..], &SHARED.0[..]));
+        assert_eq!(icmp6_checksum(&src, &dst, &f[54..]), 0, "checksum verifies");
 
         // DAD (from ::) is not answered.
         let mut f = ns(V6_A, [0; 16]);

@@ -202,6 +202,55 @@ fn set_flags(ifname: &str, mask: u32, on: bool) -> io::Result<bool> {
 /// sockets look (tcpdump reads it back from metadata; raw readers do not).
 /// Off, the tag travels in the frame bytes, where pollgate puts and looks
 /// for it.
+///
+/// The flags cover only 802.1Q tags; an 802.1ad S-tag (a bridge in the
+/// container forwarding QinQ frames) has features of its own.
 pub fn disable_vlan_offload(ifname: &str) -> io::Result<()> {
-    set_flags(ifname, ETH_FLAG_RXVLAN | ETH_FLAG_TXVLAN, false).map(drop)
+    set_flags(ifname, ETH_FLAG_RXVLAN | ETH_FLAG_TXVLAN, false)?;
+    clear_features(ifname, &["tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse"])
+}
+
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETHTOOL_SFEATURES: u32 = 0x3b;
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
+
+/// Turns the named features off (ETHTOOL_SFEATURES); names the device
+/// does not have are left alone. Feature bits are found by name in the
+/// device's string set, since their numbers change between kernels.
+fn clear_features(ifname: &str, names: &[&str]) -> io::Result<()> {
+    // struct ethtool_sset_info { cmd, reserved, u64 sset_mask, u32 data[] }
+    let mut info = [0u32; 5];
+    info[0] = ETHTOOL_GSSET_INFO;
+    info[2] = 1 << ETH_SS_FEATURES;
+    // SAFETY: an ethtool_sset_info with room for the one count asked for.
+    unsafe { ethtool(ifname, info.as_mut_ptr().cast()) }?;
+    let count = info[4] as usize;
+    // struct ethtool_gstrings { cmd, string_set, len, u8 data[len * 32] }
+    let mut strings = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    strings[0] = ETHTOOL_GSTRINGS;
+    strings[1] = ETH_SS_FEATURES;
+    strings[2] = count as u32;
+    // SAFETY: an ethtool_gstrings with room for `count` strings.
+    unsafe { ethtool(ifname, strings.as_mut_ptr().cast()) }?;
+    let table: Vec<u8> = strings[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let blocks = count.div_ceil(32);
+    // struct ethtool_sfeatures { cmd, size, { valid, requested }[size] }
+    let mut set = vec![0u32; 2 + 2 * blocks];
+    set[0] = ETHTOOL_SFEATURES;
+    set[1] = blocks as u32;
+    let mut any = false;
+    for (bit, name) in table.chunks(ETH_GSTRING_LEN).enumerate() {
+        let len = name.iter().position(|&b| b == 0).unwrap_or(ETH_GSTRING_LEN);
+        if names.iter().any(|n| n.as_bytes() == &name[..len]) {
+            set[2 + 2 * (bit / 32)] |= 1 << (bit % 32);
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    // SAFETY: an ethtool_sfeatures with `blocks` feature blocks.
+    unsafe { ethtool(ifname, set.as_mut_ptr().cast()) }
 }

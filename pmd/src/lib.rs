@@ -7,6 +7,7 @@ pub mod any_port;
 pub mod cleanup;
 pub mod device;
 pub mod ethtool;
+pub mod mac_filter;
 pub mod mmap;
 pub mod netlink;
 pub mod netns;

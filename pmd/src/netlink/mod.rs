@@ -3,6 +3,7 @@
 //! XDP attachment), synchronous, one request at a time with an ACK.
 
 mod message;
+mod neigh;
 
 use message::{Attrs, MsgBuilder};
 use std::io;
@@ -45,6 +46,8 @@ const NLA_F_NESTED: u16 = 0x8000;
 pub struct LinkInfo {
     pub index: u32,
     pub up: bool,
+    /// IFF_PROMISC as a user set it (`ip link set promisc on`).
+    pub promisc: bool,
     pub mtu: u32,
     pub mac: [u8; 6],
     /// Id of the XDP program attached, if any (any mode).
@@ -79,6 +82,11 @@ impl Netlink {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let bytes = msg.finish(seq);
+        self.send_bytes(bytes)?;
+        Ok(seq)
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         // SAFETY: `bytes` is valid for its length; the kernel address is
         // the zeroed default (pid 0).
         let n = unsafe {
@@ -96,7 +104,7 @@ impl Netlink {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(seq)
+        Ok(())
     }
 
     /// Reads replies to `seq` until the ACK (or error), handing each data
@@ -142,6 +150,24 @@ impl Netlink {
     fn request(&mut self, msg: &mut MsgBuilder) -> io::Result<()> {
         let seq = self.send(msg)?;
         self.recv(seq, |_, _| {})
+    }
+
+    /// Sends a message another builder serialized for sequence number
+    /// `seq` (the rust-netlink crates, for neighbour and FDB requests) and
+    /// waits for its ACK.
+    fn request_bytes(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> io::Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.send_bytes(&build(seq))?;
+        self.recv(seq, |_, _| {})
+    }
+
+    /// Sets or clears a device's IFF_PROMISC (as `ip link set promisc`).
+    pub fn set_promisc(&mut self, index: u32, on: bool) -> io::Result<()> {
+        let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+        let bit = libc::IFF_PROMISC as u32;
+        m.ifinfo(index, if on { bit } else { 0 }, bit);
+        self.request(&mut m)
     }
 
     /// Creates a veth pair `name` ↔ `peer` with `queues` RX and TX queues
@@ -297,6 +323,7 @@ fn parse_link(payload: &[u8]) -> LinkInfo {
     let mut info = LinkInfo {
         index,
         up: flags & libc::IFF_UP as u32 != 0,
+        promisc: flags & libc::IFF_PROMISC as u32 != 0,
         mtu: 0,
         mac: [0; 6],
         xdp_prog_id: None,
