@@ -2,6 +2,7 @@
 //! ports on one pinned core, for N seconds — the measurement testpmd makes
 //! with `--vdev net_null0 --vdev net_null1 --forward-mode=io|mac`.
 
+use crate::bench_service::{self, Service};
 use crate::config::{self, ForwardModeCfg, Topology};
 use crate::engine::Engine;
 use std::time::{Duration, Instant};
@@ -27,6 +28,8 @@ pub struct BenchParams {
     /// packets (decap, then to null1), null1 a bridge port whose frames go
     /// to a MAC learned behind the tunnel (encap, then out of null0).
     pub vxlan: bool,
+    /// An L2 service path instead: customer port, macvlan or ipvlan.
+    pub service: Option<Service>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -34,6 +37,7 @@ pub struct BenchResult {
     pub forward: String,
     pub parse: bool,
     pub l2: bool,
+    pub service: Option<Service>,
     pub frame_size: usize,
     pub burst: usize,
     pub core: Option<usize>,
@@ -215,7 +219,9 @@ peer_mac = "02:00:00:00:00:01"
 pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     let dir = std::env::temp_dir().join(format!("pollgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let topo = if p.vxlan {
+    let topo = if let Some(s) = p.service {
+        bench_service::topology(p, s, &dir)
+    } else if p.vxlan {
         vxlan_topology(p, &dir)
     } else {
         topology(p)
@@ -251,15 +257,18 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     let packets = c1 - c0;
     let pps = packets as f64 / secs;
     Ok(BenchResult {
-        forward: if p.vxlan {
+        forward: if let Some(s) = p.service {
+            s.name().to_string()
+        } else if p.vxlan {
             "vxlan encap+decap".to_string()
         } else if p.l2 {
             "l2 switch".to_string()
         } else {
             format!("{:?}", p.forward).to_lowercase()
         },
-        parse: p.parse || p.l2,
-        l2: p.l2,
+        parse: p.parse || p.l2 || p.service.is_some(),
+        l2: p.l2 || p.service.is_some(),
+        service: p.service,
         frame_size: p.size + 4,
         burst: p.burst,
         core: summary.reports.first().and_then(|r| r.pinned),

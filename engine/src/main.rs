@@ -62,6 +62,11 @@ enum Cmd {
         /// bridge port sending to a MAC behind the tunnel (encap).
         #[arg(long)]
         vxlan: bool,
+        /// An L2 service path between the ports: a dot1q-tunnel customer
+        /// port against a QinQ provider port, or a macvlan or ipvlan
+        /// bridge's parent and member.
+        #[arg(long, value_enum)]
+        service: Option<pollgate::bench_service::Service>,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -266,6 +271,7 @@ fn real_main() -> Result<()> {
             l2,
             acl,
             vxlan,
+            service,
             size,
             burst,
             core,
@@ -288,6 +294,7 @@ fn real_main() -> Result<()> {
                 base,
                 acl,
                 vxlan,
+                service,
             };
             let r = bench::run(&params)?;
             if json {

@@ -265,3 +265,122 @@ pub(super) fn validate_driver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, L2cpCfg, VlanModeCfg};
+    use super::*;
+
+    fn ports(extra0: &str) -> String {
+        format!(
+            "[[port]]\nname = \"up\"\nkind = \"null\"\nmac = \"02:00:00:00:00:aa\"\n{extra0}\n\
+             [[port]]\nname = \"c1\"\nkind = \"null\"\n\
+             [[port]]\nname = \"c2\"\nkind = \"null\"\n"
+        )
+    }
+
+    fn err(src: &str) -> String {
+        parse("gw.toml", src).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn macvlan_and_ipvlan_resolve() {
+        let src = ports("") + "[[bridge]]\nname = \"mv\"\ndriver = \"macvlan\"\nparent = \"up\"\nmacvlan_mode = \"vepa\"\nmembers = [{ port = \"up\" }, { port = \"c1\" }, { port = \"c2\" }]\nstatic_macs = [{ mac = \"02:00:00:00:00:c1\", port = \"c1\" }, { mac = \"02:00:00:00:00:c2\", port = \"c2\" }]\n";
+        let t = parse("gw.toml", &src).unwrap();
+        assert_eq!(
+            t.bridges[0].driver,
+            Driver::MacVlan {
+                parent: 0,
+                mode: MacVlanMode::Vepa
+            }
+        );
+        let src = ports("") + "[[bridge]]\nname = \"iv\"\ndriver = \"ipvlan\"\nparent = \"up\"\nmembers = [{ port = \"up\" }, { port = \"c1\", ips = [\"198.18.5.1\", \"2001:2::1\"] }, { port = \"c2\", ips = [\"198.18.5.2\"] }]\n";
+        let t = parse("gw.toml", &src).unwrap();
+        let Driver::IpVlan { parent, addrs } = &t.bridges[0].driver else {
+            panic!("ipvlan")
+        };
+        assert_eq!(*parent, 0);
+        assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs[1], ("2001:2::1".parse().unwrap(), 1));
+    }
+
+    #[test]
+    fn bad_shared_uplinks_name_the_field() {
+        let m = "members = [{ port = \"up\" }, { port = \"c1\" }]";
+        for (cfg, want) in [
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\n{m}\n"),
+                "gw.toml:13: bridge.parent: bridge \"b\": a macvlan or ipvlan bridge needs parent",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\nparent = \"c2\"\n{m}\n"),
+                "bridge.parent: \"c2\" is not a member of bridge \"b\"",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\nparent = \"up\"\n{m}\n"),
+                "bridge.static_macs: macvlan member \"c1\" has no container end",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\nparent = \"up\"\nmacvlan_mode = \"passthru\"\nmembers = [{{ port = \"up\" }}, {{ port = \"c1\" }}, {{ port = \"c2\" }}]\n"),
+                "passthru gives the parent to one member; this bridge has 2",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\nparent = \"up\"\n{m}\n"),
+                "bridge.parent: a learning bridge has no parent",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\nmacvlan_mode = \"vepa\"\n{m}\n"),
+                "bridge.macvlan_mode: bridge \"b\": only a driver = \"macvlan\" bridge has one",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"ipvlan\"\nparent = \"up\"\n{m}\n"),
+                "bridge.members.ips: ipvlan member \"c1\" has no address",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"ipvlan\"\nipvlan_mode = \"l3\"\nparent = \"up\"\n{m}\n"),
+                "bridge.ipvlan_mode: ipvlan's L3 mode is routing",
+            ),
+            (
+                "[[bridge]]\nname = \"b\"\ndriver = \"ipvlan\"\nparent = \"up\"\nmembers = [{ port = \"up\" }, { port = \"c1\", ips = [\"198.18.5.1\"] }, { port = \"c2\", ips = [\"198.18.5.1\"] }]\n".to_string(),
+                "bridge.members.ips: 198.18.5.1 is an address of member \"c1\" too",
+            ),
+            (
+                "[[bridge]]\nname = \"b\"\ndriver = \"ipvlan\"\nparent = \"up\"\nmembers = [{ port = \"up\" }, { port = \"c1\", ips = [\"198.18.5\"] }]\n".to_string(),
+                "bridge.members.ips: \"198.18.5\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                "[[bridge]]\nname = \"b\"\nmembers = [{ port = \"up\" }, { port = \"c1\", ips = [\"198.18.5.1\"] }]\n".to_string(),
+                "bridge.members.ips: addresses tell members apart only in a driver = \"ipvlan\" bridge",
+            ),
+            (
+                format!("[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\nparent = \"up\"\nvni = 5000\n{m}\n"),
+                "bridge.vni: a VNI is carried by a learning bridge",
+            ),
+        ] {
+            let e = err(&(ports("") + &cfg));
+            assert!(e.contains(want), "{e}\n  wanted: {want}");
+        }
+    }
+
+    #[test]
+    fn customer_ports_resolve_and_bad_ones_name_the_field() {
+        let src = ports("vlan_mode = \"dot1q-tunnel\"\nl2cp = \"tunnel\"\ndefault_pcp = 5")
+            + "[[port]]\nname = \"p\"\nkind = \"null\"\nvlan_mode = \"qinq\"\n[[bridge]]\nname = \"svc\"\nmembers = [{ port = \"up\" }, { port = \"p\", svid = 100 }]\n[[xconnect]]\nports = [\"c1\", \"c2\"]\n";
+        let t = parse("gw.toml", &src).unwrap();
+        assert_eq!(t.ports[0].vlan, Some((VlanModeCfg::Dot1qTunnel, 0x8100)));
+        assert_eq!(
+            (t.ports[0].l2cp, t.ports[0].default_pcp),
+            (L2cpCfg::Tunnel, 5)
+        );
+        for (extra, member, want) in [
+            ("vlan_mode = \"dot1q-tunnel\"", "{ port = \"up\", svid = 100 }", "bridge.members: port \"up\" is a Dot1qTunnel port: a customer port joins the service its bridge is"),
+            ("vlan_mode = \"dot1q-tunnel\"\ndefault_pcp = 8", "{ port = \"up\" }", "gw.toml:6: port.default_pcp: 8 is out of range: 0..=7"),
+            ("l2cp = \"tunnel\"", "{ port = \"up\" }", "gw.toml:5: port.l2cp: only a vlan_mode = \"dot1q-tunnel\" bridge member"),
+            ("vlan_mode = \"dot1q-tunnel\"\nl2cp = \"pass\"", "{ port = \"up\" }", "unknown variant `pass`"),
+        ] {
+            let src = ports(extra) + &format!("[[bridge]]\nname = \"svc\"\nmembers = [{member}]\n[[xconnect]]\nports = [\"c1\", \"c2\"]\n");
+            let e = err(&src);
+            assert!(e.contains(want), "{e}\n  wanted: {want}");
+        }
+    }
+}
