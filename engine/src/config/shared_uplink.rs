@@ -321,7 +321,7 @@ mod tests {
                 "bridge.static_macs: macvlan member \"c1\" has no container end",
             ),
             (
-                format!("[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\nparent = \"up\"\nmacvlan_mode = \"passthru\"\nmembers = [{{ port = \"up\" }}, {{ port = \"c1\" }}, {{ port = \"c2\" }}]\n"),
+                "[[bridge]]\nname = \"b\"\ndriver = \"macvlan\"\nparent = \"up\"\nmacvlan_mode = \"passthru\"\nmembers = [{ port = \"up\" }, { port = \"c1\" }, { port = \"c2\" }]\n".to_string(),
                 "passthru gives the parent to one member; this bridge has 2",
             ),
             (
