@@ -19,6 +19,8 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn ready(test: &str) -> bool {
     if !pollgate_pmd::device::is_root() {
         eprintln!("SKIP {test}: needs root (namespaces, veth, XDP)");
@@ -71,17 +73,71 @@ fn pings(ns: &NetNs, to: [u8; 4]) -> u32 {
 }
 
 /// Waits up to 2 s for a frame on `sock` that `want` accepts.
-fn seen(sock: &PacketSocket, want: impl Fn(&[u8]) -> bool) -> bool {
+fn caught(sock: &PacketSocket, want: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         if let Some(n) = sock.recv(&mut buf, Duration::from_millis(100)).unwrap() {
             if want(&buf[..n]) {
-                return true;
+                return Some(buf[..n].to_vec());
             }
         }
     }
-    false
+    None
+}
+
+fn seen(sock: &PacketSocket, want: impl Fn(&[u8]) -> bool) -> bool {
+    caught(sock, want).is_some()
+}
+
+/// Dissects `frames` with scapy, an implementation independent of
+/// pollgate's, and returns one line per frame: each layer's name and its
+/// VLAN id and priority where it has them.
+fn scapy_layers(frames: &[Vec<u8>]) -> Option<Vec<String>> {
+    let py = std::env::var("POLLGATE_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let have = Command::new(&py)
+        .args(["-c", "import scapy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "scapy missing under CI: tools/test.sh installs it"
+        );
+        eprintln!(
+            "SKIP scapy check: {py} has no scapy (run tools/test.sh, or set POLLGATE_PYTHON)"
+        );
+        return None;
+    }
+    let path = std::env::temp_dir().join(format!("pg-l2svc-{}.pcap", std::process::id()));
+    common::write_pcap(&path, frames);
+    let script = r#"
+import sys
+from scapy.all import rdpcap
+for p in rdpcap(sys.argv[1]):
+    out = []
+    while p:
+        v = f"({p.vlan},{p.prio})" if "vlan" in p.fields else ""
+        out.append(p.__class__.__name__ + v)
+        p = p.payload if p.payload else None
+    print(" ".join(out))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &path.display().to_string()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect(),
+    )
 }
 
 fn tagged(f: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
@@ -175,12 +231,10 @@ fn customer_ports_carry_c_tags_through_a_qinq_provider_trunk() {
     let c33 = tagged(&plain, &[(0x8100, 0xa021)]);
     sa.send(&c33).unwrap();
     let on_trunk = tagged(&plain, &[(0x88a8, 0xa064), (0x8100, 0xa021)]);
-    assert!(
-        seen(&trunk, |f| f == on_trunk),
-        "0x88a8 S-VID 100 over 0x8100 C-VID 33 on the provider trunk"
-    );
+    let trunk_c33 = caught(&trunk, |f| f == on_trunk)
+        .expect("0x88a8 S-VID 100 over 0x8100 C-VID 33 on the provider trunk");
     sa.send(&c33).unwrap();
-    assert!(seen(&sb, |f| f == c33), "customer B gets C-VID 33 as sent");
+    let at_b = caught(&sb, |f| f == c33).expect("customer B gets C-VID 33 as sent");
     // And back, B to A.
     let back = tagged(
         &udp4_frame(
@@ -200,7 +254,27 @@ fn customer_ports_carry_c_tags_through_a_qinq_provider_trunk() {
     // An untagged frame takes the port's default PCP (2) on the S-tag.
     sa.send(&plain).unwrap();
     let s_only = tagged(&plain, &[(0x88a8, 0x4064)]);
-    assert!(seen(&trunk, |f| f == s_only), "untagged: S-VID 100, PCP 2");
+    let trunk_plain = caught(&trunk, |f| f == s_only).expect("untagged: S-VID 100, PCP 2");
+    // Double C-tagged: the S-tag goes over both. (A pollgate QinQ port
+    // would count three tags as too_many_tags: its parser reads two.)
+    let cc = tagged(&plain, &[(0x8100, 0xa021), (0x8100, 0x0005)]);
+    sa.send(&cc).unwrap();
+    let want_cc = tagged(
+        &plain,
+        &[(0x88a8, 0xa064), (0x8100, 0xa021), (0x8100, 0x0005)],
+    );
+    let trunk_cc = caught(&trunk, |f| f == want_cc).expect("S-VID 100 over C-VIDs 33 and 5");
+    if let Some(layers) = scapy_layers(&[trunk_c33, at_b, trunk_plain, trunk_cc]) {
+        assert_eq!(
+            layers,
+            [
+                "Ether Dot1AD(100,5) Dot1Q(33,5) IP UDP Raw",
+                "Ether Dot1Q(33,5) IP UDP Raw",
+                "Ether Dot1AD(100,2) IP UDP Raw",
+                "Ether Dot1AD(100,5) Dot1Q(33,5) Dot1Q(5,0) IP UDP Raw",
+            ]
+        );
+    }
 
     // STP from the customer stays on the customer's side, counted.
     let mut stp = plain.clone();
@@ -403,6 +477,107 @@ fn macvlan_passthru_gives_the_uplink_to_one_member() {
         nl.get_link(&up_dev).unwrap().is_none(),
         "the parent pair is gone at exit"
     );
+}
+
+/// A parent pollgate did not create (an `afxdp` port on a veth pair a
+/// script made, as on a NIC): its unicast filter holds the member MACs,
+/// and passthru makes it promiscuous, only while pollgate runs.
+#[test]
+fn a_parent_pollgate_did_not_create_gets_its_filter_back_at_exit() {
+    if !ready("macvlan parent filter") {
+        return;
+    }
+    let n = names("mf", &["u", "s", "a"]);
+    let (up, seg, a) = (&n[0], &n[1], &n[2]);
+    // Removed however the test ends.
+    struct Made(String, String);
+    impl Drop for Made {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+            let _ = Command::new("ip").args(["netns", "del", &self.1]).status();
+        }
+    }
+    let _made = Made(up.clone(), seg.clone());
+    let _ = Command::new("ip").args(["netns", "add", seg]).status();
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            up,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "type",
+            "veth",
+        ])
+        .args([
+            "peer",
+            "name",
+            "eth0",
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "netns",
+            seg,
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    ip_in(
+        seg,
+        &["ip", "addr", "add", "198.18.70.100/24", "dev", "eth0"],
+    );
+    ip_in(seg, &["ip", "link", "set", "eth0", "up"]);
+    assert!(Command::new("ip")
+        .args(["link", "set", up, "up"])
+        .status()
+        .unwrap()
+        .success());
+    let mut nl = Netlink::open().unwrap();
+    for mode in ["bridge", "passthru"] {
+        let mut cfg = format!(
+            "[engine]\nidle = \"backoff\"\n[[port]]\nname = \"{up}\"\nkind = \"afxdp\"\niface = \"{up}\"\nmode = \"copy\"\n"
+        );
+        cfg += &veth(
+            a,
+            a,
+            true,
+            "02:50:47:70:00:01",
+            "address = \"198.18.70.1/24\"",
+        );
+        cfg += &format!("[[bridge]]\nname = \"mv\"\ndriver = \"macvlan\"\nparent = \"{up}\"\nmacvlan_mode = \"{mode}\"\nmembers = [{{ port = \"{up}\" }}, {{ port = \"{a}\" }}]\n");
+        let topo = config::parse("macvlan.toml", &cfg).unwrap();
+        let engine = Engine::start(&topo).expect("engine starts");
+        let ns = NetNs::open(a).unwrap();
+        assert_eq!(
+            pings(&ns, [198, 18, 70, 100]),
+            3,
+            "{mode}: the member reaches the segment"
+        );
+        let during = unicast_filter(up);
+        let promisc = nl.get_link(up).unwrap().unwrap().promisc;
+        drop(ns);
+        let summary = engine.shutdown();
+        assert!(summary.frames_balanced(), "{}", summary.render());
+        let after = unicast_filter(up);
+        let entry = "02:50:47:70:00:01 self permanent";
+        if mode == "bridge" {
+            assert!(during.contains(entry), "{mode}: {during}");
+            assert!(!promisc, "{mode}: a filter, not promiscuous mode");
+        } else {
+            assert!(promisc, "passthru: promiscuous while pollgate runs");
+        }
+        assert!(
+            !after.contains(entry),
+            "{mode}: filter entry removed: {after}"
+        );
+        assert!(
+            !nl.get_link(up).unwrap().unwrap().promisc,
+            "{mode}: not promiscuous after"
+        );
+    }
 }
 
 #[test]
