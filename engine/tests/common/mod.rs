@@ -1,4 +1,6 @@
 //! Helpers the engine's test files share.
+// Each test file is its own crate and uses only some of these.
+#![allow(dead_code)]
 
 use pollgate_pmd::pcap::{PcapReader, PcapWriter};
 use std::path::Path;
