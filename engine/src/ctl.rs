@@ -46,6 +46,7 @@ pub struct CtlState {
     pub telemetry: Vec<SharedTelemetry>,
     pub reloader: Option<crate::reload::Reloader>,
     pub vtep: Option<Arc<pollgate_pipeline::vxlan::Vtep>>,
+    pub bridges: Vec<crate::bridge_ctl::BridgeView>,
     /// Burst counts at the last `clear stats`, per worker.
     burst_base: Mutex<Vec<[u64; BATCH_SIZE + 1]>>,
 }
@@ -72,6 +73,7 @@ impl CtlState {
             telemetry: Vec::new(),
             reloader: None,
             vtep: None,
+            bridges: Vec::new(),
             burst_base: Mutex::new(Vec::new()),
         }
     }
@@ -292,6 +294,10 @@ impl CtlState {
             ["acl", "add", name, rule @ ..] if !rule.is_empty() => acl()?.add(name, rule),
             ["acl", "del", name, index] => acl()?.del(name, index),
             ["show", "vxlan"] => self.show_vxlan(json),
+            ["show", "bridges"] if json => {
+                serde_json::to_string(&self.bridges).map_err(|e| e.to_string())
+            }
+            ["show", "bridges"] => Ok(crate::bridge_ctl::render(&self.bridges)),
             ["vxlan", "remote", op @ ("add" | "del"), d, ip] => {
                 let v = self.vtep.as_ref().ok_or("this engine has no VTEP")?;
                 let dom = self.domain(d)?;
@@ -412,7 +418,7 @@ impl CtlState {
                 }
             }
             [] => Err("empty request".into()),
-            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|macs [DOMAIN]|acl [NAME]|vxlan|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, show vxlan, vxlan remote add|del DOMAIN IP, reload, capture PORT --count N --out FILE.pcap")),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|bridges|macs [DOMAIN]|acl [NAME]|vxlan|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, show vxlan, vxlan remote add|del DOMAIN IP, reload, capture PORT --count N --out FILE.pcap")),
         }
     }
 }

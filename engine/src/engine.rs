@@ -332,6 +332,7 @@ impl Engine {
         );
         let mut state = state.with_telemetry(self.telemetry.clone());
         state.vtep = self.vtep.clone();
+        state.bridges = crate::bridge_ctl::views(topo);
         if self.acls.is_empty() {
             return state;
         }
