@@ -51,7 +51,7 @@ fn frames(data: &[u8]) -> Vec<(u16, u32, &[u8])> {
     let mut out = Vec::new();
     let mut rest = data;
     while rest.len() >= 3 && out.len() < BATCH_SIZE {
-        let port = rest[0] as u16 % 4;
+        let port = rest[0] as u16 % 7;
         let tail = if rest[0] & 0x80 != 0 {
             (rest[0] as u32 >> 2 & 0x1f) * 231
         } else {
