@@ -141,6 +141,20 @@ fn needs_restart(a: &Topology, b: &Topology) -> Option<String> {
                 bb.name
             ));
         }
+        if ba.driver != bb.driver {
+            return Some(format!(
+                "bridge {:?}: its driver, parent, mode or member addresses changed",
+                bb.name
+            ));
+        }
+        // The parent's unicast filter holds a macvlan's MACs from start.
+        let macvlan = matches!(bb.driver, crate::config::Driver::MacVlan { .. });
+        if macvlan && ba.statics != bb.statics {
+            return Some(format!(
+                "bridge {:?}: a macvlan member's MAC changed (the parent's filter is set at start)",
+                bb.name
+            ));
+        }
     }
     let (sa, sb) = (&a.config.switch, &b.config.switch);
     if sa.mac_limit.get_ref() != sb.mac_limit.get_ref() || sa.aging.get_ref() != sb.aging.get_ref()
@@ -170,4 +184,47 @@ fn needs_restart(a: &Topology, b: &Topology) -> Option<String> {
         return Some("[conntrack] changed".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(mode: &str, ips: &str, mac: &str) -> Topology {
+        let src = format!(
+            "[[port]]\nname = \"up\"\nkind = \"null\"\n[[port]]\nname = \"c\"\nkind = \"null\"\n\
+             [[bridge]]\nname = \"mv\"\ndriver = \"macvlan\"\nparent = \"up\"\nmacvlan_mode = \"{mode}\"\n\
+             members = [{{ port = \"up\" }}, {{ port = \"c\" }}]\nstatic_macs = [{{ mac = \"{mac}\", port = \"c\" }}]\n\
+             [[port]]\nname = \"d\"\nkind = \"null\"\n[[port]]\nname = \"e\"\nkind = \"null\"\n\
+             [[bridge]]\nname = \"iv\"\ndriver = \"ipvlan\"\nparent = \"d\"\n\
+             members = [{{ port = \"d\" }}, {{ port = \"e\", ips = [\"{ips}\"] }}]\n"
+        );
+        config::parse("gw.toml", &src).unwrap()
+    }
+
+    #[test]
+    fn shared_uplink_changes_need_a_restart() {
+        let base = topo("bridge", "198.18.5.1", "02:00:00:00:00:0c");
+        assert_eq!(
+            needs_restart(&base, &topo("bridge", "198.18.5.1", "02:00:00:00:00:0c")),
+            None
+        );
+        for (other, why) in [
+            (
+                topo("vepa", "198.18.5.1", "02:00:00:00:00:0c"),
+                "bridge \"mv\": its driver, parent, mode",
+            ),
+            (
+                topo("bridge", "198.18.5.2", "02:00:00:00:00:0c"),
+                "bridge \"iv\": its driver, parent, mode or member addresses",
+            ),
+            (
+                topo("bridge", "198.18.5.1", "02:00:00:00:00:0d"),
+                "bridge \"mv\": a macvlan member's MAC changed",
+            ),
+        ] {
+            let got = needs_restart(&base, &other).unwrap_or_default();
+            assert!(got.contains(why), "{got}");
+        }
+    }
 }
