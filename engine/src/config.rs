@@ -522,6 +522,13 @@ impl Topology {
             .iter()
             .any(|p| matches!(p.kind, PortKind::Veth | PortKind::Tap))
     }
+
+    /// True when starting this topology changes devices it did not
+    /// create: an `afxdp` port's RX VLAN offload, a shared uplink's
+    /// unicast filter or promiscuous mode, a forced XDP program.
+    pub fn changes_devices(&self) -> bool {
+        self.ports.iter().any(|p| p.kind == PortKind::Afxdp)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -310,9 +310,10 @@ fn real_main() -> Result<()> {
 
 fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     let topo = config::load(path)?;
-    // The reaper removes, after a kill -9, the devices pollgate made and
-    // any XDP program it attached over another (force = true).
-    if topo.creates_devices() || topo.ports.iter().any(|p| p.afxdp.force) {
+    // The reaper undoes, after a kill -9, what pollgate made or changed:
+    // the devices it made, the settings it changed on devices it did not
+    // (offloads, filters, an XDP program attached over another's).
+    if topo.creates_devices() || topo.changes_devices() {
         pollgate::reaper::spawn().context("starting the cleanup process")?;
     }
     let engine = Engine::start(&topo).context("starting the engine")?;

@@ -15,6 +15,18 @@ use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resource {
+    /// A MAC pollgate added to a device's unicast filter (a macvlan
+    /// member's, ipvlan's shared one), to be removed.
+    UnicastFilter {
+        name: String,
+        ifindex: u32,
+        mac: [u8; 6],
+    },
+    /// Promiscuous mode pollgate turned on (macvlan passthru).
+    Promisc {
+        name: String,
+        ifindex: u32,
+    },
     /// RX VLAN offload pollgate turned off on a device it did not create
     /// (to be turned back on).
     RxVlanOff {
@@ -46,6 +58,11 @@ impl Resource {
             Resource::Device { name, ifindex } => format!("dev {name} {ifindex}"),
             Resource::Netns { name } => format!("netns {name}"),
             Resource::RxVlanOff { name, ifindex } => format!("rxvlan {name} {ifindex}"),
+            Resource::Promisc { name, ifindex } => format!("promisc {name} {ifindex}"),
+            Resource::UnicastFilter { name, ifindex, mac } => {
+                let m: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+                format!("ucfilter {name} {ifindex} {}", m.join(":"))
+            }
             Resource::Xdp {
                 name,
                 ifindex,
@@ -57,6 +74,21 @@ impl Resource {
 
     fn parse(s: &str) -> Option<Resource> {
         let mut w = s.split_whitespace();
+        if let Some(rest) = s.strip_prefix("ucfilter ") {
+            let v: Vec<&str> = rest.split_whitespace().collect();
+            let [name, i, m] = v.as_slice() else {
+                return None;
+            };
+            let bytes: Vec<u8> = m
+                .split(':')
+                .map(|b| u8::from_str_radix(b, 16).ok())
+                .collect::<Option<_>>()?;
+            return Some(Resource::UnicastFilter {
+                name: name.to_string(),
+                ifindex: i.parse().ok()?,
+                mac: bytes.try_into().ok()?,
+            });
+        }
         if s.starts_with("xdp ") {
             let v: Vec<&str> = w.skip(1).collect();
             return match v.as_slice() {
@@ -78,6 +110,10 @@ impl Resource {
                 name: name.to_string(),
             }),
             ("rxvlan", name, Some(idx)) => Some(Resource::RxVlanOff {
+                name: name.to_string(),
+                ifindex: idx.parse().ok()?,
+            }),
+            ("promisc", name, Some(idx)) => Some(Resource::Promisc {
                 name: name.to_string(),
                 ifindex: idx.parse().ok()?,
             }),
@@ -132,9 +168,26 @@ pub fn reap(input: impl BufRead) -> Vec<Resource> {
         }
     }
     let mut done = Vec::new();
-    // BTreeSet order: offloads, programs, then devices, then namespaces.
+    // BTreeSet order: filters, offloads, programs, then devices, then
+    // namespaces.
     for r in live {
+        // The same device still (its index), or nothing to undo.
+        let same = |nl: &mut Netlink, name: &str, ifindex: u32| {
+            Ok::<_, std::io::Error>(nl.get_link(name)?.filter(|l| l.index == ifindex))
+        };
         let ok = match &r {
+            Resource::UnicastFilter { name, ifindex, mac } => Netlink::open()
+                .and_then(|mut nl| match same(&mut nl, name, *ifindex)? {
+                    Some(l) => nl.del_unicast_filter(l.index, *mac),
+                    None => Ok(()),
+                })
+                .is_ok(),
+            Resource::Promisc { name, ifindex } => Netlink::open()
+                .and_then(|mut nl| match same(&mut nl, name, *ifindex)? {
+                    Some(l) => nl.set_promisc(l.index, false),
+                    None => Ok(()),
+                })
+                .is_ok(),
             Resource::RxVlanOff { name, ifindex } => Netlink::open()
                 .and_then(|mut nl| match nl.get_link(name)? {
                     Some(l) if l.index == *ifindex => {
@@ -203,6 +256,15 @@ mod tests {
             Resource::RxVlanOff {
                 name: "enp1s0".into(),
                 ifindex: 3,
+            },
+            Resource::Promisc {
+                name: "enp1s0".into(),
+                ifindex: 3,
+            },
+            Resource::UnicastFilter {
+                name: "enp1s0".into(),
+                ifindex: 3,
+                mac: [2, 0x50, 0x47, 0, 0xab, 0xff],
             },
         ] {
             assert_eq!(Resource::parse(&r.line()), Some(r));

@@ -6,6 +6,7 @@
 //! turns the device promiscuous where it has none); `passthru` sets the
 //! device promiscuous. Undone on drop, only what pollgate added.
 
+use crate::cleanup::Resource;
 use crate::netlink::Netlink;
 use std::io;
 
@@ -31,16 +32,37 @@ impl MacFilter {
             promisc: false,
         };
         for &mac in macs {
-            // On failure `f` drops and removes what was added before.
+            // Journaled first: a kill -9 right after the add still has the
+            // reaper remove it. On failure `f` drops and removes what was
+            // added before.
+            crate::cleanup::created(&f.filter_entry(mac));
             if nl.add_unicast_filter(link.index, mac)? {
                 f.added.push(mac);
+            } else {
+                crate::cleanup::removed(&f.filter_entry(mac));
             }
         }
         if promisc && !link.promisc {
-            nl.set_promisc(link.index, true)?;
+            crate::cleanup::created(&f.promisc_entry());
             f.promisc = true;
+            nl.set_promisc(link.index, true)?;
         }
         Ok(f)
+    }
+
+    fn filter_entry(&self, mac: [u8; 6]) -> Resource {
+        Resource::UnicastFilter {
+            name: self.iface.clone(),
+            ifindex: self.index,
+            mac,
+        }
+    }
+
+    fn promisc_entry(&self) -> Resource {
+        Resource::Promisc {
+            name: self.iface.clone(),
+            ifindex: self.index,
+        }
     }
 
     pub fn addresses(&self) -> &[[u8; 6]] {
@@ -56,11 +78,13 @@ impl Drop for MacFilter {
         for &mac in &self.added {
             // The device may be gone with its container: nothing to undo.
             let _ = nl.del_unicast_filter(self.index, mac);
+            crate::cleanup::removed(&self.filter_entry(mac));
         }
         if self.promisc {
             // Gone with its container, or refused: nothing more to do at
             // exit; the device is the same as any other promiscuous one.
             let _ = nl.set_promisc(self.index, false);
+            crate::cleanup::removed(&self.promisc_entry());
         }
     }
 }
