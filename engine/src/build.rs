@@ -25,6 +25,7 @@ use pollgate_pmd::ethtool::RxVlanOff;
 use pollgate_pmd::mac_filter::MacFilter;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
+use pollgate_pmd::veth_peer::{Peer, PeerOffloadOff};
 use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError};
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -86,6 +87,39 @@ pub struct Device {
     /// The unicast filter (or promiscuous mode) of a parent device shared
     /// by macvlan or ipvlan members.
     pub mac_filter: Option<MacFilter>,
+    /// The TX offloads turned off on the peer of a veth pollgate did not
+    /// create.
+    pub peer_offload: Option<PeerOffloadOff>,
+}
+
+/// For an `afxdp` port on a veth whose peer pollgate did not create: turns
+/// off the peer's TX checksum and VLAN offloads (their partial checksums
+/// and metadata tags do not survive AF_XDP), or says what to run by hand.
+fn take_peer_offloads(port: &str, iface: &str) -> Option<PeerOffloadOff> {
+    let peer = match Peer::of(iface) {
+        Ok(Some(p)) => p,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(port, "cannot find the peer of veth {iface}: {e}; if its TX checksum or VLAN offload is on, TCP/UDP from it arrive with partial checksums and tags go missing: turn them off there (ethtool -K PEER tx off txvlan off tx-vlan-stag-hw-insert off)");
+            return None;
+        }
+    };
+    let cmd = peer.ethtool_command();
+    let at = peer
+        .netns
+        .clone()
+        .unwrap_or_else(|| "this namespace".into());
+    match PeerOffloadOff::take(peer) {
+        Ok(Some(g)) => {
+            tracing::info!(port, "TX checksum and VLAN offloads off on {iface}'s peer {} in {at} while pollgate serves it", g.peer.name);
+            Some(g)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(port, "cannot turn off the TX offloads of {iface}'s peer in {at}: {e}; TCP/UDP from it arrive with partial checksums: run {cmd}");
+            None
+        }
+    }
 }
 
 /// What the receive filter of port `k`'s device must let in when it is the
@@ -195,11 +229,16 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
                 ),
                 None => None,
             };
+        let peer_offload = match spec.kind {
+            PortKind::Afxdp => take_peer_offloads(&spec.name, &spec.iface),
+            _ => None,
+        };
         out.push(Some(Device {
             xdp: Arc::new(xdp),
             created,
             rx_vlan,
             mac_filter,
+            peer_offload,
         }));
     }
     Ok(out)

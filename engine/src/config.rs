@@ -423,8 +423,12 @@ pub struct PortSection {
     pub mode: Option<Spanned<BindModeCfg>>,
     /// afxdp/veth: "auto", "native" or "generic" XDP attach.
     pub xdp_mode: Option<Spanned<XdpModeCfg>>,
-    /// veth/tap: the container's network namespace.
+    /// veth/tap: the container's network namespace: a name
+    /// (`/run/netns/NAME`) or an absolute path (`/proc/PID/ns/net`, a
+    /// runtime's bind mount).
     pub netns: Option<Spanned<String>>,
+    /// veth/tap: the namespace of this process (`/proc/PID/ns/net`).
+    pub netns_pid: Option<Spanned<u32>>,
     /// veth/tap: create the namespace if missing (and remove it after).
     #[serde(default)]
     pub netns_create: bool,
@@ -796,14 +800,14 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
                 peer = Some(j);
             }
             PortKind::Veth | PortKind::Tap => {
-                need(p.netns.is_some(), "port.netns")?;
+                need(p.netns.is_some() || p.netns_pid.is_some(), "port.netns")?;
                 forbid(p.peer.is_some(), "port.peer")?;
                 forbid(p.rx.is_some() || p.tx.is_some(), "port.rx/tx")?;
             }
             PortKind::Afxdp => {
                 need(p.iface.is_some(), "port.iface")?;
                 forbid(
-                    p.netns.is_some() || p.address.is_some(),
+                    p.netns.is_some() || p.netns_pid.is_some() || p.address.is_some(),
                     "port.netns/address",
                 )?;
                 forbid(p.peer.is_some(), "port.peer")?;
@@ -1400,10 +1404,43 @@ fn container_end(
     p: &PortSection,
     kind: PortKind,
 ) -> Result<Option<ContainerEnd>, ConfigError> {
-    let Some(netns) = &p.netns else {
-        return Ok(None);
+    let netns = match (&p.netns, &p.netns_pid) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(pid)) => {
+            return Err(cx.err(
+                pid.span(),
+                "port.netns_pid",
+                "give netns or netns_pid, not both",
+            ))
+        }
+        (None, Some(pid)) => {
+            if p.netns_create {
+                return Err(cx.err(
+                    pid.span(),
+                    "port.netns_create",
+                    "a process's namespace exists already; netns_create needs a netns name",
+                ));
+            }
+            format!("/proc/{}/ns/net", pid.get_ref())
+        }
+        (Some(n), None) if n.get_ref().starts_with('/') => {
+            if p.netns_create {
+                return Err(cx.err(
+                    n.span(),
+                    "port.netns_create",
+                    "pollgate creates namespaces by name (under /run/netns), not at a path",
+                ));
+            }
+            if n.get_ref().len() > 4096 || n.get_ref().contains('\0') {
+                return Err(cx.err(n.span(), "port.netns", "not a usable path"));
+            }
+            n.get_ref().clone()
+        }
+        (Some(n), None) => {
+            check_ifname(cx, n, "port.netns")?;
+            n.get_ref().clone()
+        }
     };
-    check_ifname(cx, netns, "port.netns")?;
     let ifname = match (&p.netns_ifname, kind) {
         (Some(n), PortKind::Veth) => {
             check_ifname(cx, n, "port.netns_ifname")?;
@@ -1470,7 +1507,7 @@ fn container_end(
         ));
     }
     Ok(Some(ContainerEnd {
-        netns: netns.get_ref().clone(),
+        netns,
         create_netns: p.netns_create,
         ifname,
         mac,

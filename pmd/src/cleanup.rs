@@ -22,6 +22,14 @@ pub enum Resource {
         ifindex: u32,
         mac: [u8; 6],
     },
+    /// TX offloads pollgate turned off on the peer of a veth it did not
+    /// create: its namespace ("-": the engine's own), index, and which
+    /// (`veth_peer::TX_*` bits).
+    PeerOffload {
+        netns: String,
+        ifindex: u32,
+        bits: u8,
+    },
     /// Promiscuous mode pollgate turned on (macvlan passthru).
     Promisc {
         name: String,
@@ -59,6 +67,11 @@ impl Resource {
             Resource::Netns { name } => format!("netns {name}"),
             Resource::RxVlanOff { name, ifindex } => format!("rxvlan {name} {ifindex}"),
             Resource::Promisc { name, ifindex } => format!("promisc {name} {ifindex}"),
+            Resource::PeerOffload {
+                netns,
+                ifindex,
+                bits,
+            } => format!("peeroffload {netns} {ifindex} {bits}"),
             Resource::UnicastFilter { name, ifindex, mac } => {
                 let m: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
                 format!("ucfilter {name} {ifindex} {}", m.join(":"))
@@ -112,6 +125,11 @@ impl Resource {
             ("rxvlan", name, Some(idx)) => Some(Resource::RxVlanOff {
                 name: name.to_string(),
                 ifindex: idx.parse().ok()?,
+            }),
+            ("peeroffload", netns, Some(idx)) => Some(Resource::PeerOffload {
+                netns: netns.to_string(),
+                ifindex: idx.parse().ok()?,
+                bits: w.next()?.parse().ok()?,
             }),
             ("promisc", name, Some(idx)) => Some(Resource::Promisc {
                 name: name.to_string(),
@@ -188,6 +206,11 @@ pub fn reap(input: impl BufRead) -> Vec<Resource> {
                     None => Ok(()),
                 })
                 .is_ok(),
+            Resource::PeerOffload {
+                netns,
+                ifindex,
+                bits,
+            } => crate::veth_peer::restore(netns, *ifindex, *bits).is_ok(),
             Resource::RxVlanOff { name, ifindex } => Netlink::open()
                 .and_then(|mut nl| match nl.get_link(name)? {
                     Some(l) if l.index == *ifindex => {
@@ -260,6 +283,11 @@ mod tests {
             Resource::Promisc {
                 name: "enp1s0".into(),
                 ifindex: 3,
+            },
+            Resource::PeerOffload {
+                netns: "/proc/4242/ns/net".into(),
+                ifindex: 7,
+                bits: 5,
             },
             Resource::UnicastFilter {
                 name: "enp1s0".into(),

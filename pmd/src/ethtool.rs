@@ -207,19 +207,50 @@ fn set_flags(ifname: &str, mask: u32, on: bool) -> io::Result<bool> {
 /// container forwarding QinQ frames) has features of its own.
 pub fn disable_vlan_offload(ifname: &str) -> io::Result<()> {
     set_flags(ifname, ETH_FLAG_RXVLAN | ETH_FLAG_TXVLAN, false)?;
-    clear_features(ifname, &["tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse"])
+    set_features(
+        ifname,
+        &["tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse"],
+        false,
+    )
 }
 
+const ETHTOOL_GTXCSUM: u32 = 0x16;
 const ETHTOOL_GSTRINGS: u32 = 0x1b;
 const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETHTOOL_GFEATURES: u32 = 0x3a;
 const ETHTOOL_SFEATURES: u32 = 0x3b;
 const ETH_SS_FEATURES: u32 = 4;
 const ETH_GSTRING_LEN: usize = 32;
 
-/// Turns the named features off (ETHTOOL_SFEATURES); names the device
-/// does not have are left alone. Feature bits are found by name in the
-/// device's string set, since their numbers change between kernels.
-fn clear_features(ifname: &str, names: &[&str]) -> io::Result<()> {
+/// Whether TX checksum offload is on.
+pub fn tx_checksum(ifname: &str) -> io::Result<bool> {
+    Ok(ioctl_value(ifname, ETHTOOL_GTXCSUM, 0)? != 0)
+}
+
+/// Whether 802.1Q TX VLAN offload is on.
+pub fn tx_vlan_offload(ifname: &str) -> io::Result<bool> {
+    Ok(ioctl_value(ifname, ETHTOOL_GFLAGS, 0)? & ETH_FLAG_TXVLAN != 0)
+}
+
+/// 802.1ad TX offload (`tx-vlan-stag-hw-insert`): `None` when the device
+/// has no such feature.
+pub fn tx_stag_offload(ifname: &str) -> io::Result<Option<bool>> {
+    let (count, bits) = feature_bits(ifname, &["tx-vlan-stag-hw-insert"])?;
+    let Some(&bit) = bits.first() else {
+        return Ok(None);
+    };
+    let active = active_features(ifname, count)?;
+    Ok(Some(active[bit / 32] >> (bit % 32) & 1 == 1))
+}
+
+pub fn set_tx_stag_offload(ifname: &str, on: bool) -> io::Result<()> {
+    set_features(ifname, &["tx-vlan-stag-hw-insert"], on)
+}
+
+/// How many features the device names, and the bits of those in `names`
+/// (found by name in its string set: their numbers change between
+/// kernels).
+fn feature_bits(ifname: &str, names: &[&str]) -> io::Result<(usize, Vec<usize>)> {
     // struct ethtool_sset_info { cmd, reserved, u64 sset_mask, u32 data[] }
     let mut info = [0u32; 5];
     info[0] = ETHTOOL_GSSET_INFO;
@@ -235,21 +266,48 @@ fn clear_features(ifname: &str, names: &[&str]) -> io::Result<()> {
     // SAFETY: an ethtool_gstrings with room for `count` strings.
     unsafe { ethtool(ifname, strings.as_mut_ptr().cast()) }?;
     let table: Vec<u8> = strings[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let bits = table
+        .chunks(ETH_GSTRING_LEN)
+        .enumerate()
+        .filter(|(_, name)| {
+            let len = name.iter().position(|&b| b == 0).unwrap_or(ETH_GSTRING_LEN);
+            names.iter().any(|n| n.as_bytes() == &name[..len])
+        })
+        .map(|(bit, _)| bit)
+        .collect();
+    Ok((count, bits))
+}
+
+/// The active feature words of a device with `count` features.
+fn active_features(ifname: &str, count: usize) -> io::Result<Vec<u32>> {
+    let blocks = count.div_ceil(32);
+    // struct ethtool_gfeatures { cmd, size, { available, requested,
+    // active, never_changed }[size] }
+    let mut get = vec![0u32; 2 + 4 * blocks];
+    get[0] = ETHTOOL_GFEATURES;
+    get[1] = blocks as u32;
+    // SAFETY: an ethtool_gfeatures with `blocks` feature blocks.
+    unsafe { ethtool(ifname, get.as_mut_ptr().cast()) }?;
+    Ok((0..blocks).map(|b| get[2 + 4 * b + 2]).collect())
+}
+
+/// Turns the named features on or off (ETHTOOL_SFEATURES); names the
+/// device does not have are left alone.
+fn set_features(ifname: &str, names: &[&str], on: bool) -> io::Result<()> {
+    let (count, bits) = feature_bits(ifname, names)?;
+    if bits.is_empty() {
+        return Ok(());
+    }
     let blocks = count.div_ceil(32);
     // struct ethtool_sfeatures { cmd, size, { valid, requested }[size] }
     let mut set = vec![0u32; 2 + 2 * blocks];
     set[0] = ETHTOOL_SFEATURES;
     set[1] = blocks as u32;
-    let mut any = false;
-    for (bit, name) in table.chunks(ETH_GSTRING_LEN).enumerate() {
-        let len = name.iter().position(|&b| b == 0).unwrap_or(ETH_GSTRING_LEN);
-        if names.iter().any(|n| n.as_bytes() == &name[..len]) {
-            set[2 + 2 * (bit / 32)] |= 1 << (bit % 32);
-            any = true;
+    for bit in bits {
+        set[2 + 2 * (bit / 32)] |= 1 << (bit % 32);
+        if on {
+            set[3 + 2 * (bit / 32)] |= 1 << (bit % 32);
         }
-    }
-    if !any {
-        return Ok(());
     }
     // SAFETY: an ethtool_sfeatures with `blocks` feature blocks.
     unsafe { ethtool(ifname, set.as_mut_ptr().cast()) }

@@ -23,6 +23,7 @@ pub mod spsc;
 pub mod stall;
 pub mod tap;
 pub mod veth;
+pub mod veth_peer;
 
 pub use any_port::AnyPort;
 pub use null_port::NullPort;

@@ -39,8 +39,15 @@ unsafe fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 impl NetNs {
+    /// Where namespace `name` is: `/run/netns/NAME` for a name, the path
+    /// itself for an absolute path (`/proc/PID/ns/net`, a runtime's bind
+    /// mount), as podman, containerd and Docker hand them out.
     pub fn path(name: &str) -> PathBuf {
-        Path::new(NETNS_DIR).join(name)
+        if name.starts_with('/') {
+            PathBuf::from(name)
+        } else {
+            Path::new(NETNS_DIR).join(name)
+        }
     }
 
     pub fn exists(name: &str) -> bool {
@@ -103,6 +110,13 @@ impl NetNs {
     /// Unmounts and removes `/run/netns/NAME`; the namespace dies when its
     /// last user (process, socket, device) is gone.
     pub fn delete(name: &str) -> io::Result<()> {
+        // Only what `create` made: never a runtime's namespace by path.
+        if name.contains('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name:?} is not a namespace pollgate created"),
+            ));
+        }
         let path = Self::path(name);
         let c = cstr(&path)?;
         // SAFETY: valid C string; MNT_DETACH unmounts lazily, never

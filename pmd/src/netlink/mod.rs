@@ -24,6 +24,8 @@ const NLMSG_DONE: u16 = 3;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
+const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
@@ -52,6 +54,10 @@ pub struct LinkInfo {
     pub mac: [u8; 6],
     /// Id of the XDP program attached, if any (any mode).
     pub xdp_prog_id: Option<u32>,
+    /// The device this one is linked to: a veth's peer (ifindex in the
+    /// namespace `link_netnsid` names, or in ours when that is `None`).
+    pub link: Option<u32>,
+    pub link_netnsid: Option<i32>,
 }
 
 pub struct Netlink {
@@ -156,10 +162,20 @@ impl Netlink {
     /// `seq` (the rust-netlink crates, for neighbour and FDB requests) and
     /// waits for its ACK.
     fn request_bytes(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> io::Result<()> {
+        self.query_bytes(build, |_, _| {})
+    }
+
+    /// As `request_bytes`, handing each data message of the reply
+    /// (type, payload) to `on_msg`.
+    fn query_bytes(
+        &mut self,
+        build: impl FnOnce(u32) -> Vec<u8>,
+        on_msg: impl FnMut(u16, &[u8]),
+    ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         self.send_bytes(&build(seq))?;
-        self.recv(seq, |_, _| {})
+        self.recv(seq, on_msg)
     }
 
     /// Sets or clears a device's IFF_PROMISC (as `ip link set promisc`).
@@ -302,6 +318,35 @@ impl Netlink {
         let mut m = MsgBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK);
         m.ifinfo(0, 0, 0);
         m.attr_str(IFLA_IFNAME, name);
+        self.link_query(m)
+    }
+
+    /// Looks a device up by index, and names it (`LinkInfo` plus name).
+    pub fn get_link_by_index(&mut self, index: u32) -> io::Result<Option<(String, LinkInfo)>> {
+        let mut m = MsgBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK);
+        m.ifinfo(index, 0, 0);
+        let seq = self.send(&mut m)?;
+        let mut found = None;
+        let r = self.recv(seq, |ty, payload| {
+            if ty == RTM_NEWLINK && payload.len() >= 16 {
+                let name = Attrs::new(&payload[16..])
+                    .find(|(t, _)| *t == IFLA_IFNAME)
+                    .map(|(_, v)| {
+                        String::from_utf8_lossy(v)
+                            .trim_end_matches('\0')
+                            .to_string()
+                    });
+                found = name.map(|n| (n, parse_link(payload)));
+            }
+        });
+        match r {
+            Ok(()) => Ok(found),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn link_query(&mut self, mut m: MsgBuilder) -> io::Result<Option<LinkInfo>> {
         let seq = self.send(&mut m)?;
         let mut found = None;
         let r = self.recv(seq, |ty, payload| {
@@ -327,6 +372,8 @@ fn parse_link(payload: &[u8]) -> LinkInfo {
         mtu: 0,
         mac: [0; 6],
         xdp_prog_id: None,
+        link: None,
+        link_netnsid: None,
     };
     for (ty, val) in Attrs::new(&payload[16..]) {
         match ty & !NLA_F_NESTED {
@@ -334,6 +381,12 @@ fn parse_link(payload: &[u8]) -> LinkInfo {
                 info.mtu = u32::from_ne_bytes(val[..4].try_into().expect("4 bytes"))
             }
             IFLA_ADDRESS if val.len() == 6 => info.mac.copy_from_slice(val),
+            IFLA_LINK if val.len() >= 4 => {
+                info.link = Some(u32::from_ne_bytes(val[..4].try_into().expect("4 bytes")))
+            }
+            IFLA_LINK_NETNSID if val.len() >= 4 => {
+                info.link_netnsid = Some(i32::from_ne_bytes(val[..4].try_into().expect("4 bytes")))
+            }
             IFLA_XDP => {
                 let mut attached = 0u8;
                 let mut id = 0u32;

@@ -1,8 +1,10 @@
-//! Neighbour-table requests, built with netlink-packet-route: the
-//! device's own unicast address list (`bridge fdb add MAC dev DEV self`),
-//! which is how a NIC's MAC filter is programmed from user space.
+//! Requests built with netlink-packet-route: the device's own unicast
+//! address list (`bridge fdb add MAC dev DEV self`), which is how a NIC's
+//! MAC filter is programmed from user space; and namespace ids, which
+//! tell which namespace a veth's peer is in.
 
 use super::Netlink;
+use netlink_packet_core::Parseable;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
     NLM_F_REQUEST,
@@ -10,8 +12,10 @@ use netlink_packet_core::{
 use netlink_packet_route::neighbour::{
     NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 impl Netlink {
     /// Adds `mac` to device `index`'s unicast filter (NTF_SELF: the device
@@ -24,6 +28,34 @@ impl Netlink {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// The id this namespace gives the namespace `ns` (RTM_GETNSID with
+    /// NETNSA_FD); `None` when it has given it none.
+    pub fn nsid_of(&mut self, ns: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+        let mut id = None;
+        let fd = ns.as_raw_fd() as u32;
+        self.query_bytes(
+            |seq| {
+                let mut n = NsidMessage::default();
+                n.attributes.push(NsidAttribute::Fd(fd));
+                serialize(
+                    RouteNetlinkMessage::GetNsId(n),
+                    NLM_F_REQUEST | NLM_F_ACK,
+                    seq,
+                )
+            },
+            |_, payload| {
+                if let Ok(m) = NsidMessage::parse(payload) {
+                    for a in m.attributes {
+                        if let NsidAttribute::Id(i) = a {
+                            id = (i >= 0).then_some(i);
+                        }
+                    }
+                }
+            },
+        )?;
+        Ok(id)
     }
 
     /// Removes what [`add_unicast_filter`](Self::add_unicast_filter) added.
@@ -52,6 +84,10 @@ fn fdb_self(index: u32, mac: [u8; 6], seq: u32, add: bool) -> Vec<u8> {
             NLM_F_REQUEST | NLM_F_ACK,
         )
     };
+    serialize(msg, flags, seq)
+}
+
+fn serialize(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
     let mut m = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
     m.header.flags = flags;
     m.header.sequence_number = seq;
