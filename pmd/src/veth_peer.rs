@@ -109,8 +109,12 @@ fn find_netns(nl: &mut Netlink, id: i32) -> io::Result<Option<String>> {
         if !f.metadata().is_ok_and(|m| seen.insert(m.ino())) {
             continue;
         }
-        if nl.nsid_of(f.as_fd())? == Some(id) {
-            return Ok(Some(path.display().to_string()));
+        // A namespace going away, or a /run/netns file not (or no
+        // longer) mounted, answers with an error: not the one.
+        if let Ok(Some(found)) = nl.nsid_of(f.as_fd()) {
+            if found == id {
+                return Ok(Some(path.display().to_string()));
+            }
         }
     }
     Ok(None)
