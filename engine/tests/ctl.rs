@@ -9,6 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 const SWITCH: &str = r#"
 [engine]
 idle = "backoff"
@@ -251,21 +253,9 @@ fn capture_writes_a_port_s_frames_to_pcap_while_it_forwards() {
 /// tools/test.sh makes and names in POLLGATE_PYTHON) must see `n`
 /// Ethernet/IPv4/UDP frames of the null ports' flow.
 fn scapy_reads(path: &std::path::Path, n: usize) {
-    let py = &std::env::var("POLLGATE_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let have = std::process::Command::new(py)
-        .args(["-c", "import scapy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "scapy missing under CI: tools/test.sh installs it"
-        );
-        eprintln!(
-            "SKIP scapy check: {py} has no scapy (run tools/test.sh, or set POLLGATE_PYTHON)"
-        );
+    let Some(py) = common::scapy_python() else {
         return;
-    }
+    };
     let script = r#"
 import sys
 from scapy.all import rdpcap, Ether, IP, UDP
@@ -275,7 +265,7 @@ ok = [p for p in pkts if p.haslayer(Ether) and p.haslayer(UDP)
       and p[UDP].sport == 1024 and p[UDP].dport == 1025]
 print(len(pkts), len(ok))
 "#;
-    let out = std::process::Command::new(py)
+    let out = std::process::Command::new(&py)
         .args(["-c", script, &path.display().to_string()])
         .output()
         .unwrap();

@@ -14,17 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn ready(test: &str) -> bool {
-    if !pollgate_pmd::device::is_root() {
-        eprintln!("SKIP {test}: needs root (namespaces, veth, XDP)");
-        return false;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP {test}: no `ip` (iproute2) to make the containers");
-        return false;
-    }
-    true
-}
+mod common;
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("ip runs");
@@ -181,7 +171,7 @@ fn udp(from: &NetNs, to: &NetNs, addr: SocketAddr, count: u32) -> u32 {
 
 #[test]
 fn afxdp_ports_on_veth_pairs_a_script_made_carry_tcp_and_udp_both_ways() {
-    if !ready("foreign veth") {
+    if !common::root_with_ip("foreign veth") {
         return;
     }
     let id = std::process::id() % 10000;
@@ -255,7 +245,7 @@ fn afxdp_ports_on_veth_pairs_a_script_made_carry_tcp_and_udp_both_ways() {
 
 #[test]
 fn veth_ports_reach_namespaces_by_path_and_by_process() {
-    if !ready("netns by path") {
+    if !common::root_with_ip("netns by path") {
         return;
     }
     let id = std::process::id() % 10000;
@@ -331,7 +321,7 @@ fn veth_ports_reach_namespaces_by_path_and_by_process() {
 
 #[test]
 fn the_reaper_gives_the_peer_its_offloads_back_after_kill_9() {
-    if !ready("peer offload reaper") {
+    if !common::root_with_ip("peer offload reaper") {
         return;
     }
     let id = std::process::id() % 10000;

@@ -21,18 +21,6 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-fn ready(test: &str) -> bool {
-    if !pollgate_pmd::device::is_root() {
-        eprintln!("SKIP {test}: needs root (namespaces, veth, XDP)");
-        return false;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP {test}: no `ip` (iproute2) to build the segment's switch");
-        return false;
-    }
-    true
-}
-
 /// `ip` inside namespace `ns`; panics with its stderr when it fails.
 fn ip_in(ns: &str, args: &[&str]) -> String {
     let out = Command::new("ip")
@@ -94,21 +82,7 @@ fn seen(sock: &PacketSocket, want: impl Fn(&[u8]) -> bool) -> bool {
 /// pollgate's, and returns one line per frame: each layer's name and its
 /// VLAN id and priority where it has them.
 fn scapy_layers(frames: &[Vec<u8>]) -> Option<Vec<String>> {
-    let py = std::env::var("POLLGATE_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let have = Command::new(&py)
-        .args(["-c", "import scapy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "scapy missing under CI: tools/test.sh installs it"
-        );
-        eprintln!(
-            "SKIP scapy check: {py} has no scapy (run tools/test.sh, or set POLLGATE_PYTHON)"
-        );
-        return None;
-    }
+    let py = common::scapy_python()?;
     let path = std::env::temp_dir().join(format!("pg-l2svc-{}.pcap", std::process::id()));
     common::write_pcap(&path, frames);
     let script = r#"
@@ -155,7 +129,7 @@ fn tagged(f: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
 /// meet in namespace `prov`, whose Linux bridge is the provider network.
 #[test]
 fn customer_ports_carry_c_tags_through_a_qinq_provider_trunk() {
-    if !ready("customer ports") {
+    if !common::root_with_ip("customer ports") {
         return;
     }
     let n = names("cs", &["a", "b", "p", "q", "n"]);
@@ -377,7 +351,7 @@ fn unicast_filter(dev: &str) -> String {
 
 #[test]
 fn macvlan_bridge_members_reach_each_other_and_the_segment() {
-    if !ready("macvlan bridge") {
+    if !common::root_with_ip("macvlan bridge") {
         return;
     }
     with_macvlan("mb", "bridge", 2, false, |ns, up| {
@@ -398,7 +372,7 @@ fn macvlan_bridge_members_reach_each_other_and_the_segment() {
 
 #[test]
 fn macvlan_private_members_never_meet_even_hairpinned() {
-    if !ready("macvlan private") {
+    if !common::root_with_ip("macvlan private") {
         return;
     }
     let s = with_macvlan("mp", "private", 2, true, |ns, _| {
@@ -416,7 +390,7 @@ fn macvlan_private_members_never_meet_even_hairpinned() {
 
 #[test]
 fn macvlan_vepa_members_meet_only_through_a_hairpinning_switch() {
-    if !ready("macvlan vepa") {
+    if !common::root_with_ip("macvlan vepa") {
         return;
     }
     with_macvlan("mv", "vepa", 2, false, |ns, _| {
@@ -450,7 +424,7 @@ fn macvlan_vepa_members_meet_only_through_a_hairpinning_switch() {
 
 #[test]
 fn macvlan_passthru_gives_the_uplink_to_one_member() {
-    if !ready("macvlan passthru") {
+    if !common::root_with_ip("macvlan passthru") {
         return;
     }
     let mut up_dev = String::new();
@@ -484,7 +458,7 @@ fn macvlan_passthru_gives_the_uplink_to_one_member() {
 /// and passthru makes it promiscuous, only while pollgate runs.
 #[test]
 fn a_parent_pollgate_did_not_create_gets_its_filter_back_at_exit() {
-    if !ready("macvlan parent filter") {
+    if !common::root_with_ip("macvlan parent filter") {
         return;
     }
     let n = names("mf", &["u", "s", "a"]);
@@ -582,7 +556,7 @@ fn a_parent_pollgate_did_not_create_gets_its_filter_back_at_exit() {
 
 #[test]
 fn ipvlan_l2_members_share_one_mac_and_are_told_apart_by_ip() {
-    if !ready("ipvlan") {
+    if !common::root_with_ip("ipvlan") {
         return;
     }
     let n = names("iv", &["u", "s", "a", "b", "c"]);
@@ -689,19 +663,11 @@ fn ipvlan_l2_members_share_one_mac_and_are_told_apart_by_ip() {
     assert!(summary.frames_balanced(), "{}", summary.render());
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// After a `kill -9` no destructor runs: the reaper takes the member MAC
 /// out of the parent's unicast filter and turns promiscuous mode off.
 #[test]
 fn the_reaper_undoes_the_parents_filter_after_kill_9() {
-    if !ready("macvlan reaper") {
+    if !common::root_with_ip("macvlan reaper") {
         return;
     }
     let up = format!("mk{}", std::process::id() % 100000);
@@ -742,7 +708,7 @@ fn the_reaper_undoes_the_parents_filter_after_kill_9() {
         .spawn()
         .unwrap();
     let entry = "02:50:47:71:00:01 self permanent";
-    wait_for("the parent's filter and promiscuous mode", || {
+    common::wait_for("the parent's filter and promiscuous mode", || {
         assert!(child.try_wait().unwrap().is_none(), "pollgate exited");
         unicast_filter(&up).contains(entry) && nl.get_link(&up).unwrap().unwrap().promisc
     });
@@ -752,7 +718,7 @@ fn the_reaper_undoes_the_parents_filter_after_kill_9() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_for("the reaper to undo them", || {
+    common::wait_for("the reaper to undo them", || {
         !unicast_filter(&up).contains(entry) && !nl.get_link(&up).unwrap().unwrap().promisc
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -11,6 +11,8 @@ use pollgate_pmd::packet_socket::PacketSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn root(test: &str) -> bool {
     let ok = pollgate_pmd::device::is_root();
     if !ok {
@@ -291,13 +293,7 @@ fn pollgate_bin() -> &'static str {
     env!("CARGO_BIN_EXE_pollgate")
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::wait_for;
 
 #[test]
 fn kill_9_leaves_no_xdp_program_and_no_devices() {

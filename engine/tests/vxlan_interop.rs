@@ -19,6 +19,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("ip runs");
     assert!(
@@ -56,12 +58,7 @@ fn tagged_udp(
 
 #[test]
 fn kernel_vxlan_interop_ping_udp_learning_and_vlan_to_vni() {
-    if !pollgate_pmd::device::is_root() {
-        eprintln!("SKIP vxlan interop: needs root (namespaces, veth, XDP)");
-        return;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP vxlan interop: no `ip` (iproute2) to build the kernel VTEP");
+    if !common::root_with_ip("vxlan interop") {
         return;
     }
     let id = std::process::id() % 10000;

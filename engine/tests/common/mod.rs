@@ -24,3 +24,49 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Whether a namespace test can run: root, and `ip` (iproute2) for what
+/// the test builds by hand; prints why it skips otherwise.
+pub fn root_with_ip(test: &str) -> bool {
+    if !pollgate_pmd::device::is_root() {
+        eprintln!("SKIP {test}: needs root (namespaces, veth, XDP)");
+        return false;
+    }
+    if std::process::Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("SKIP {test}: no `ip` (iproute2)");
+        return false;
+    }
+    true
+}
+
+/// Polls `f` every 50 ms for up to 10 s.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A python with scapy (the venv tools/test.sh makes and names in
+/// POLLGATE_PYTHON), or `None` with a printed reason; under CI its
+/// absence fails the test.
+pub fn scapy_python() -> Option<String> {
+    let py = std::env::var("POLLGATE_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let have = std::process::Command::new(&py)
+        .args(["-c", "import scapy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have {
+        return Some(py);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "scapy missing under CI: tools/test.sh installs it"
+    );
+    eprintln!("SKIP scapy check: {py} has no scapy (run tools/test.sh, or set POLLGATE_PYTHON)");
+    None
+}
