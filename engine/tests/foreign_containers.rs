@@ -16,68 +16,6 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Namespaces and host devices a script made; removed however the test
-/// ends.
-struct Script {
-    netns: Vec<String>,
-    devs: Vec<String>,
-}
-
-impl Script {
-    /// Namespace `ns` with `eth0` at `addr`, the other end `dev` here:
-    /// what `ip link add … type veth peer … netns` leaves, offloads on.
-    fn container(&mut self, ns: &str, dev: &str, addr: &str) {
-        ip(&["netns", "add", ns]);
-        self.netns.push(ns.into());
-        ip(&[
-            "link",
-            "add",
-            dev,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "netns",
-            ns,
-        ]);
-        self.devs.push(dev.into());
-        ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
-        ip(&["-n", ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-        ip(&["link", "set", dev, "up"]);
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        for d in &self.devs {
-            let _ = Command::new("ip").args(["link", "del", d]).status();
-        }
-        for n in &self.netns {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
 /// (TX checksum, 802.1Q TX VLAN, 802.1ad TX VLAN) offloads of `eth0` in `ns`.
 fn offloads(ns: &NetNs) -> (bool, bool, Option<bool>) {
     ns.run(|| {
@@ -181,10 +119,7 @@ fn afxdp_ports_on_veth_pairs_a_script_made_carry_tcp_and_udp_both_ways() {
         format!("fcah{id}"),
         format!("fcbh{id}"),
     );
-    let mut script = Script {
-        netns: Vec::new(),
-        devs: Vec::new(),
-    };
+    let mut script = common::Script::default();
     script.container(&na, &da, "198.18.90.1/24");
     script.container(&nb, &db, "198.18.90.2/24");
     let (a, b) = (NetNs::open(&na).unwrap(), NetNs::open(&nb).unwrap());
@@ -250,11 +185,9 @@ fn veth_ports_reach_namespaces_by_path_and_by_process() {
     }
     let id = std::process::id() % 10000;
     let named = format!("fcp{id}");
-    ip(&["netns", "add", &named]);
-    let mut script = Script {
-        netns: vec![named.clone()],
-        devs: Vec::new(),
-    };
+    common::ip(&["netns", "add", &named]);
+    let mut script = common::Script::default();
+    script.netns.push(named.clone());
     // A process in a namespace of its own, registered nowhere: how a
     // container runtime's sandbox looks.
     let mut sandbox = Command::new("unshare")
@@ -316,7 +249,6 @@ fn veth_ports_reach_namespaces_by_path_and_by_process() {
     // pollgate removed its pairs and left the namespaces it did not make.
     assert!(std::path::Path::new(&format!("/run/netns/{named}")).exists());
     assert!(std::path::Path::new(&format!("/proc/{pid}/ns/net")).exists());
-    script.devs.clear();
 }
 
 #[test]
@@ -326,10 +258,7 @@ fn the_reaper_gives_the_peer_its_offloads_back_after_kill_9() {
     }
     let id = std::process::id() % 10000;
     let (ns, dev) = (format!("fck{id}"), format!("fckh{id}"));
-    let mut script = Script {
-        netns: Vec::new(),
-        devs: Vec::new(),
-    };
+    let mut script = common::Script::default();
     script.container(&ns, &dev, "198.18.92.1/24");
     let n = NetNs::open(&ns).unwrap();
     let before = offloads(&n);

@@ -464,51 +464,8 @@ fn a_parent_pollgate_did_not_create_gets_its_filter_back_at_exit() {
     let n = names("mf", &["u", "s", "a"]);
     let (up, seg, a) = (&n[0], &n[1], &n[2]);
     // Removed however the test ends.
-    struct Made(String, String);
-    impl Drop for Made {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-            let _ = Command::new("ip").args(["netns", "del", &self.1]).status();
-        }
-    }
-    let _made = Made(up.clone(), seg.clone());
-    let _ = Command::new("ip").args(["netns", "add", seg]).status();
-    let made = Command::new("ip")
-        .args([
-            "link",
-            "add",
-            up,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-        ])
-        .args([
-            "peer",
-            "name",
-            "eth0",
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "netns",
-            seg,
-        ])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    ip_in(
-        seg,
-        &["ip", "addr", "add", "198.18.70.100/24", "dev", "eth0"],
-    );
-    ip_in(seg, &["ip", "link", "set", "eth0", "up"]);
-    assert!(Command::new("ip")
-        .args(["link", "set", up, "up"])
-        .status()
-        .unwrap()
-        .success());
+    let mut script = common::Script::default();
+    script.container(seg, up, "198.18.70.100/24");
     let mut nl = Netlink::open().unwrap();
     for mode in ["bridge", "passthru"] {
         let mut cfg = format!(

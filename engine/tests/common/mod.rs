@@ -70,3 +70,74 @@ pub fn scapy_python() -> Option<String> {
     eprintln!("SKIP scapy check: {py} has no scapy (run tools/test.sh, or set POLLGATE_PYTHON)");
     None
 }
+
+/// `ip ARGS`; panics with its stderr when it fails.
+pub fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip runs");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Namespaces and host devices a script made; removed however the test
+/// ends.
+#[derive(Default)]
+pub struct Script {
+    pub netns: Vec<String>,
+    pub devs: Vec<String>,
+}
+
+impl Script {
+    /// Namespace `ns` with `eth0` at `addr`, the other end `dev` here:
+    /// what `ip link add … type veth peer … netns` leaves, offloads on.
+    pub fn container(&mut self, ns: &str, dev: &str, addr: &str) {
+        ip(&["netns", "add", ns]);
+        self.netns.push(ns.into());
+        ip(&[
+            "link",
+            "add",
+            dev,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "netns",
+            ns,
+        ]);
+        self.devs.push(dev.into());
+        ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
+        ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        ip(&["link", "set", dev, "up"]);
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        for d in &self.devs {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", d])
+                .status();
+        }
+        for n in &self.netns {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .status();
+        }
+    }
+}
