@@ -30,6 +30,10 @@ pub struct BenchParams {
     pub vxlan: bool,
     /// An L2 service path instead: customer port, macvlan or ipvlan.
     pub service: Option<Service>,
+    /// Distinct MAC pairs and 5-tuples each port replays, in random
+    /// order (1 and 1: the one template frame).
+    pub macs: usize,
+    pub flows: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,6 +42,8 @@ pub struct BenchResult {
     pub parse: bool,
     pub l2: bool,
     pub service: Option<Service>,
+    pub macs: usize,
+    pub flows: usize,
     pub frame_size: usize,
     pub burst: usize,
     pub core: Option<usize>,
@@ -60,7 +66,12 @@ impl BenchResult {
             "{} forward{}{}, {}-byte frames, burst {}, 1 worker on core {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops, frames {})",
             self.forward,
             if self.parse { " + parse" } else { "" },
-            self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules")),
+            self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules"))
+                + &if self.macs > 1 || self.flows > 1 {
+                    format!(", {} MAC pairs and {} flows per port in random order", self.macs, self.flows)
+                } else {
+                    String::new()
+                },
             self.frame_size,
             self.burst,
             self.core.map_or("-".to_string(), |c| c.to_string()),
@@ -146,7 +157,21 @@ neighbors = [{{ ip = "198.18.100.2", mac = "02:00:00:00:00:fe" }}]
     Ok(config::parse("<bench>", &src)?)
 }
 
-fn topology(p: &BenchParams) -> anyhow::Result<Topology> {
+fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> {
+    // A mix replays from captures; one frame is the null ports' template.
+    let (rx, switch) = if p.macs > 1 || p.flows > 1 {
+        let [a, b] = crate::bench_traffic::write(dir, p.macs, p.flows, p.size)?;
+        let limit = (2 * p.macs + 16).next_power_of_two().max(1 << 20);
+        (
+            [
+                format!("rx = \"{}\"", a.display()),
+                format!("rx = \"{}\"", b.display()),
+            ],
+            format!("[switch]\nmac_limit = {limit}\n"),
+        )
+    } else {
+        (Default::default(), String::new())
+    };
     let acl = match &p.acl {
         Some(f) => crate::acl_tool::import(f, "bench", pollgate_pipeline::acl::Action::Permit)?,
         None => String::new(),
@@ -171,12 +196,14 @@ frame_size = {frame_size}
 headroom = {headroom}
 hugepages = {huge}
 
+{switch}
 [[port]]
 name = "null0"
 kind = "null"
 size = {size}
 mac = "02:00:00:00:00:01"
 peer_mac = "02:00:00:00:00:02"
+{rx0}
 {acl_in}
 
 [[port]]
@@ -185,6 +212,7 @@ kind = "null"
 size = {size}
 mac = "02:00:00:00:00:02"
 peer_mac = "02:00:00:00:00:01"
+{rx1}
 {acl_in}
 
 {wiring}
@@ -200,6 +228,8 @@ peer_mac = "02:00:00:00:00:01"
             ""
         },
         acl = acl,
+        rx0 = rx[0],
+        rx1 = rx[1],
         parse = p.parse,
         burst = p.burst,
         frames = pool.frames,
@@ -224,7 +254,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     } else if p.vxlan {
         vxlan_topology(p, &dir)
     } else {
-        topology(p)
+        topology(p, &dir)
     };
     let engine = topo
         .as_ref()
@@ -269,6 +299,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         parse: p.parse || p.l2 || p.service.is_some(),
         l2: p.l2 || p.service.is_some(),
         service: p.service,
+        macs: p.macs,
+        flows: p.flows,
         frame_size: p.size + 4,
         burst: p.burst,
         core: summary.reports.first().and_then(|r| r.pinned),

@@ -45,21 +45,33 @@ pub fn null_template(size: usize, src: MacAddr, dst: MacAddr) -> Vec<u8> {
     )
 }
 
-/// The first frame of a capture: what a null port with `rx` replays.
-fn first_frame(path: &std::path::Path) -> Result<Vec<u8>, pollgate_pmd::PmdError> {
+/// Most frames a null port holds in memory to replay.
+const MAX_REPLAY_FRAMES: usize = 1 << 24;
+
+/// Every frame of a capture: what a null port with `rx` replays.
+fn capture_frames(path: &std::path::Path) -> Result<Vec<Vec<u8>>, pollgate_pmd::PmdError> {
     let file = |source| pollgate_pmd::PmdError::File {
         path: path.to_path_buf(),
         source,
     };
     let mut r = pollgate_pmd::pcap::PcapReader::open(path).map_err(file)?;
+    let mut frames = Vec::new();
     let mut buf = Vec::new();
-    match r.next_into(&mut buf).map_err(file)? {
-        Some(_) => Ok(buf),
-        None => Err(file(std::io::Error::new(
+    while r.next_into(&mut buf).map_err(file)?.is_some() {
+        if frames.len() == MAX_REPLAY_FRAMES {
+            return Err(file(std::io::Error::other(format!(
+                "more than {MAX_REPLAY_FRAMES} frames to replay from memory"
+            ))));
+        }
+        frames.push(std::mem::take(&mut buf));
+    }
+    if frames.is_empty() {
+        return Err(file(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "no frame in the capture",
-        ))),
+        )));
     }
+    Ok(frames)
 }
 
 /// Ring pairs span workers, so they are made before any worker's ports.
@@ -287,13 +299,13 @@ pub fn build_port(
         source,
     };
     Ok(match spec.kind {
-        PortKind::Null => {
-            let template = match &spec.rx {
-                Some(path) => first_frame(path).map_err(err)?,
-                None => null_template(spec.size, spec.mac, spec.peer_mac),
-            };
-            AnyPort::Null(NullPort::new(&spec.name, template))
-        }
+        PortKind::Null => AnyPort::Null(match &spec.rx {
+            Some(path) => NullPort::replay(&spec.name, capture_frames(path).map_err(err)?),
+            None => NullPort::new(
+                &spec.name,
+                null_template(spec.size, spec.mac, spec.peer_mac),
+            ),
+        }),
         PortKind::Ring => rings[k].take().expect("ring pairs are built first"),
         PortKind::Pcap => AnyPort::Pcap(
             PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)

@@ -5,6 +5,7 @@ pub mod acl_ctl;
 pub mod acl_tool;
 pub mod bench;
 pub mod bench_service;
+pub mod bench_traffic;
 pub mod bridge_ctl;
 pub mod build;
 pub mod capture;

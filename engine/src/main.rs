@@ -67,6 +67,13 @@ enum Cmd {
         /// bridge's parent and member.
         #[arg(long, value_enum)]
         service: Option<pollgate::bench_service::Service>,
+        /// Distinct source/destination MAC pairs per port, replayed from
+        /// memory in random order (the switch learns them); up to 1048576.
+        #[arg(long, default_value_t = 1)]
+        macs: usize,
+        /// Distinct 5-tuples per port (for the ACL and its flow table).
+        #[arg(long, default_value_t = 1)]
+        flows: usize,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -272,11 +279,16 @@ fn real_main() -> Result<()> {
             acl,
             vxlan,
             service,
+            macs,
+            flows,
             size,
             burst,
             core,
             json,
         } => {
+            let max = pollgate::bench_traffic::MAX_FRAMES;
+            anyhow::ensure!((1..=max).contains(&macs), "--macs {macs}: use 1..={max}");
+            anyhow::ensure!((1..=max).contains(&flows), "--flows {flows}: use 1..={max}");
             anyhow::ensure!((64..=1518).contains(&size), "--size {size}: use 64..=1518");
             anyhow::ensure!((1..=64).contains(&burst), "--burst {burst}: use 1..=64");
             let base = config.map(|c| config::load(&c)).transpose()?;
@@ -295,6 +307,8 @@ fn real_main() -> Result<()> {
                 acl,
                 vxlan,
                 service,
+                macs,
+                flows,
             };
             let r = bench::run(&params)?;
             if json {

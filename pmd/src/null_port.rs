@@ -1,5 +1,8 @@
 //! A port like DPDK's net_null: RX replays one template frame at full
 //! speed, TX counts and frees. The load source and sink of `pollgate bench`.
+//! Given a whole capture it replays every frame of it in turn, from
+//! memory, as `net_pcap,infinite_rx=1` does: traffic with many MACs and
+//! flows at the speed of one frame.
 
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
@@ -7,7 +10,12 @@ use pollgate_pipeline::{Batch, PortId};
 
 pub struct NullPort {
     name: String,
-    template: Vec<u8>,
+    /// Every frame to replay, back to back, and where each ends.
+    frames: Vec<u8>,
+    ends: Vec<u32>,
+    /// The next frame's index and start in `frames`.
+    next: usize,
+    start: usize,
     counters: SharedCounters,
 }
 
@@ -15,9 +23,23 @@ impl NullPort {
     /// `template` is copied into every received frame; an empty template
     /// makes a sink that never receives.
     pub fn new(name: &str, template: Vec<u8>) -> NullPort {
+        NullPort::replay(name, std::iter::once(template).filter(|t| !t.is_empty()))
+    }
+
+    /// Replays `frames` in order, round robin.
+    pub fn replay(name: &str, frames: impl IntoIterator<Item = Vec<u8>>) -> NullPort {
+        let mut all = Vec::new();
+        let mut ends = Vec::new();
+        for f in frames {
+            all.extend_from_slice(&f);
+            ends.push(all.len() as u32);
+        }
         NullPort {
             name: name.to_string(),
-            template,
+            frames: all,
+            ends,
+            next: 0,
+            start: 0,
             counters: SharedCounters::default(),
         }
     }
@@ -31,7 +53,10 @@ impl Port for NullPort {
     fn info(&self) -> PortInfo {
         PortInfo {
             kind: "null",
-            detail: format!("template {} bytes", self.template.len()),
+            detail: match self.ends.len() {
+                1 => format!("template {} bytes", self.frames.len()),
+                n => format!("replays {n} frames ({} bytes)", self.frames.len()),
+            },
             afxdp: None,
         }
     }
@@ -43,15 +68,18 @@ impl Port for NullPort {
         id: PortId,
         max: usize,
     ) -> usize {
-        if self.template.is_empty() {
+        if self.ends.is_empty() {
             return 0;
         }
-        let len = self.template.len() as u32;
         let headroom = pool.headroom() as u16;
         let want = batch.room().min(max);
         let mut n = 0;
+        let mut bytes = 0u64;
         while n < want {
-            match pool.alloc_copy(&self.template) {
+            let end = self.ends[self.next] as usize;
+            let frame = &self.frames[self.start..end];
+            let len = frame.len() as u32;
+            match pool.alloc_copy(frame) {
                 Some(addr) => batch.push(addr, len, headroom, id),
                 None if len > pool.data_room() => {
                     bump(&self.counters.rx_oversize, 1);
@@ -63,9 +91,16 @@ impl Port for NullPort {
                 }
             };
             n += 1;
+            bytes += len as u64;
+            self.next += 1;
+            self.start = end;
+            if self.next == self.ends.len() {
+                self.next = 0;
+                self.start = 0;
+            }
         }
         bump(&self.counters.rx_packets, n as u64);
-        bump(&self.counters.rx_bytes, n as u64 * len as u64);
+        bump(&self.counters.rx_bytes, bytes);
         n
     }
 
