@@ -18,29 +18,17 @@ source perf/lib.sh
 cargo build --release -q -p pollgate
 PG=target/release/pollgate
 
-testpmd_mac() { # total Mpps over both ports, testpmd mac forward on net_null
-  local log; log=$(mktemp)
-  timeout -s INT $((SECS + 4)) dpdk-testpmd --no-huge --no-pci -m 1024 -l 0,"$CORE" \
-    --vdev net_null0 --vdev net_null1 --log-level=error -- \
-    --forward-mode=mac --nb-cores=1 --burst=32 --total-num-mbufs=16384 \
-    --stats-period "$SECS" >"$log" 2>&1 || true
-  grep -E '^\s*Rx-pps:' "$log" | tail -2 | awk '{s+=$2} END {printf "%.2f", s/1e6}'
-  rm -f "$log"
-}
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/'; }
-
 declare -A R
 names=(access customer macvlan ipvlan testpmd_mac)
 for ((i = 0; i < RUNS; i++)); do
   # Interleaved, so a drift of the machine's speed touches every path alike.
-  R[access]+="$($PG bench --seconds "$SECS" --core "$CORE" --l2 --json 2>/dev/null | mpps) "
+  R[access]+="$($PG bench --seconds "$SECS" --core "$CORE" --l2 --json 2>/dev/null | json_mpps) "
   for s in customer macvlan ipvlan; do
-    R[$s]+="$($PG bench --seconds "$SECS" --core "$CORE" --service $s --json 2>/dev/null | mpps) "
+    R[$s]+="$($PG bench --seconds "$SECS" --core "$CORE" --service $s --json 2>/dev/null | json_mpps) "
   done
-  R[testpmd_mac]+="$(testpmd_mac) "
+  R[testpmd_mac]+="$(testpmd_mac "$SECS" "$CORE") "
 done
-MHZ=$(grep -m1 'cpu MHz' /proc/cpuinfo | awk '{print $4}')
+MHZ=$(cpu_mhz)
 printf '%-40s %10s %9s %12s\n' "64-byte frames, 1 core, median of $RUNS" "Mpps" "ns/pkt" "cycles/pkt"
 declare -A M
 for n in "${names[@]}"; do

@@ -27,3 +27,17 @@ ns_veth_del() { # HOSTDEV NS [HOSTDEV NS …]
 machine() {
   echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 }
+
+testpmd_mac() { # SECS CORE -> total Mpps over both ports, testpmd mac forward on net_null
+  local log; log=$(mktemp)
+  timeout -s INT $(($1 + 4)) dpdk-testpmd --no-huge --no-pci -m 1024 -l 0,"$2" \
+    --vdev net_null0 --vdev net_null1 --log-level=error -- \
+    --forward-mode=mac --nb-cores=1 --burst=32 --total-num-mbufs=16384 \
+    --stats-period "$1" >"$log" 2>&1 || true
+  grep -E '^\s*Rx-pps:' "$log" | tail -2 | awk '{s+=$2} END {printf "%.2f", s/1e6}'
+  rm -f "$log"
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+json_mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/'; }
+cpu_mhz() { grep -m1 'cpu MHz' /proc/cpuinfo | awk '{print $4}'; }
