@@ -154,13 +154,10 @@ impl Stage for Bridge {
                 // Shared uplinks learn nothing; their floods are policed
                 // as a bridge's are.
                 let v = match v {
-                    Verdict::Flood(_) if !police_multicast(storm, dst, self.now_ns) => {
-                        Verdict::Drop(if dst.is_broadcast() {
-                            DropReason::StormBroadcast
-                        } else {
-                            DropReason::StormMulticast
-                        })
-                    }
+                    Verdict::Flood(d) => match police_multicast(storm, dst, self.now_ns) {
+                        Ok(()) => Verdict::Flood(d),
+                        Err(r) => Verdict::Drop(r),
+                    },
                     v => v,
                 };
                 if let Verdict::Drop(r) = v {
@@ -171,15 +168,9 @@ impl Stage for Bridge {
             }
             self.table.learn(domain, src, port, self.now_secs);
             let verdict = if dst.is_multicast() {
-                let (bucket, reason) = if dst.is_broadcast() {
-                    (&mut storm.broadcast, DropReason::StormBroadcast)
-                } else {
-                    (&mut storm.multicast, DropReason::StormMulticast)
-                };
-                if bucket.take(self.now_ns) {
-                    Verdict::Flood(domain)
-                } else {
-                    Verdict::Drop(reason)
+                match police_multicast(storm, dst, self.now_ns) {
+                    Ok(()) => Verdict::Flood(domain),
+                    Err(r) => Verdict::Drop(r),
                 }
             } else {
                 match self.table.lookup(domain, dst) {
@@ -197,13 +188,19 @@ impl Stage for Bridge {
     }
 }
 
-/// Takes a token from the port's broadcast or multicast bucket.
+/// Takes a token from the port's broadcast or multicast bucket, or names
+/// the limit a flood of `dst` is over.
 #[inline(always)]
-fn police_multicast(storm: &mut StormControl, dst: MacAddr, now_ns: u64) -> bool {
-    if dst.is_broadcast() {
-        storm.broadcast.take(now_ns)
+fn police_multicast(storm: &mut StormControl, dst: MacAddr, now_ns: u64) -> Result<(), DropReason> {
+    let (bucket, reason) = if dst.is_broadcast() {
+        (&mut storm.broadcast, DropReason::StormBroadcast)
     } else {
-        storm.multicast.take(now_ns)
+        (&mut storm.multicast, DropReason::StormMulticast)
+    };
+    if bucket.take(now_ns) {
+        Ok(())
+    } else {
+        Err(reason)
     }
 }
 

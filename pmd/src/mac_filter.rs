@@ -36,16 +36,23 @@ impl MacFilter {
             // reaper remove it. On failure `f` drops and removes what was
             // added before.
             crate::cleanup::created(&f.filter_entry(mac));
-            if nl.add_unicast_filter(link.index, mac)? {
-                f.added.push(mac);
-            } else {
-                crate::cleanup::removed(&f.filter_entry(mac));
+            match nl.add_unicast_filter(link.index, mac) {
+                Ok(true) => f.added.push(mac),
+                // There already: not ours to remove.
+                Ok(false) => crate::cleanup::removed(&f.filter_entry(mac)),
+                Err(e) => {
+                    crate::cleanup::removed(&f.filter_entry(mac));
+                    return Err(e);
+                }
             }
         }
         if promisc && !link.promisc {
             crate::cleanup::created(&f.promisc_entry());
+            if let Err(e) = nl.set_promisc(link.index, true) {
+                crate::cleanup::removed(&f.promisc_entry());
+                return Err(e);
+            }
             f.promisc = true;
-            nl.set_promisc(link.index, true)?;
         }
         Ok(f)
     }
