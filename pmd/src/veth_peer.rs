@@ -51,17 +51,22 @@ impl Peer {
                 None => return Ok(None),
             },
         };
-        let peer = Peer {
+        Peer::locate(netns, ifindex)
+    }
+
+    /// The device with index `ifindex` in namespace `netns` (a path;
+    /// `None`: ours), if there is one.
+    fn locate(netns: Option<String>, ifindex: u32) -> io::Result<Option<Peer>> {
+        let probe = Peer {
             netns,
             ifindex,
             name: String::new(),
         };
-        let name = peer.run(move || {
-            Ok(Netlink::open()?
-                .get_link_by_index(ifindex)?
-                .map(|(name, _)| name))
-        })?;
-        Ok(name.map(|name| Peer { name, ..peer }))
+        let link = probe.run(move || Netlink::open()?.get_link_by_index(ifindex))?;
+        Ok(link.map(|l| Peer {
+            name: l.name,
+            ..probe
+        }))
     }
 
     /// Runs `f` in the peer's namespace.
@@ -187,18 +192,8 @@ fn set(peer: &Peer, bits: u8, on: bool) -> io::Result<()> {
 /// back.
 pub fn restore(netns: &str, ifindex: u32, bits: u8) -> io::Result<()> {
     let netns = (netns != "-").then(|| netns.to_string());
-    let probe = Peer {
-        netns,
-        ifindex,
-        name: String::new(),
-    };
-    let name = probe.run(move || {
-        Ok(Netlink::open()?
-            .get_link_by_index(ifindex)?
-            .map(|(name, _)| name))
-    })?;
-    match name {
-        Some(name) => set(&Peer { name, ..probe }, bits, true),
+    match Peer::locate(netns, ifindex)? {
+        Some(peer) => set(&peer, bits, true),
         None => Ok(()),
     }
 }

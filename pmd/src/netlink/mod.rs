@@ -47,6 +47,7 @@ const NLA_F_NESTED: u16 = 0x8000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     pub index: u32,
+    pub name: String,
     pub up: bool,
     /// IFF_PROMISC as a user set it (`ip link set promisc on`).
     pub promisc: bool,
@@ -321,29 +322,11 @@ impl Netlink {
         self.link_query(m)
     }
 
-    /// Looks a device up by index, and names it (`LinkInfo` plus name).
-    pub fn get_link_by_index(&mut self, index: u32) -> io::Result<Option<(String, LinkInfo)>> {
+    /// Looks a device up by index; `None` when there is none.
+    pub fn get_link_by_index(&mut self, index: u32) -> io::Result<Option<LinkInfo>> {
         let mut m = MsgBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK);
         m.ifinfo(index, 0, 0);
-        let seq = self.send(&mut m)?;
-        let mut found = None;
-        let r = self.recv(seq, |ty, payload| {
-            if ty == RTM_NEWLINK && payload.len() >= 16 {
-                let name = Attrs::new(&payload[16..])
-                    .find(|(t, _)| *t == IFLA_IFNAME)
-                    .map(|(_, v)| {
-                        String::from_utf8_lossy(v)
-                            .trim_end_matches('\0')
-                            .to_string()
-                    });
-                found = name.map(|n| (n, parse_link(payload)));
-            }
-        });
-        match r {
-            Ok(()) => Ok(found),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.link_query(m)
     }
 
     fn link_query(&mut self, mut m: MsgBuilder) -> io::Result<Option<LinkInfo>> {
@@ -367,6 +350,7 @@ fn parse_link(payload: &[u8]) -> LinkInfo {
     let flags = u32::from_ne_bytes(payload[8..12].try_into().expect("4 bytes"));
     let mut info = LinkInfo {
         index,
+        name: String::new(),
         up: flags & libc::IFF_UP as u32 != 0,
         promisc: flags & libc::IFF_PROMISC as u32 != 0,
         mtu: 0,
@@ -381,6 +365,11 @@ fn parse_link(payload: &[u8]) -> LinkInfo {
                 info.mtu = u32::from_ne_bytes(val[..4].try_into().expect("4 bytes"))
             }
             IFLA_ADDRESS if val.len() == 6 => info.mac.copy_from_slice(val),
+            IFLA_IFNAME => {
+                info.name = String::from_utf8_lossy(val)
+                    .trim_end_matches('\0')
+                    .to_string()
+            }
             IFLA_LINK if val.len() >= 4 => {
                 info.link = Some(u32::from_ne_bytes(val[..4].try_into().expect("4 bytes")))
             }
