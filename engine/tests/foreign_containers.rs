@@ -263,22 +263,10 @@ fn the_reaper_gives_the_peer_its_offloads_back_after_kill_9() {
     let n = NetNs::open(&ns).unwrap();
     let before = offloads(&n);
     let dir = std::env::temp_dir().join(format!("pollgate-peer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gw.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[engine]\nidle = \"backoff\"\nctl_socket = \"{}\"\n[[port]]\nname = \"{dev}\"\nkind = \"afxdp\"\niface = \"{dev}\"\nmode = \"copy\"\n[[port]]\nname = \"n\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{dev}\", \"n\"]\n",
-            dir.join("ctl.sock").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pollgate"))
-        .args(["run", "--config", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::pollgate_run(
+        &dir,
+        &format!("[[port]]\nname = \"{dev}\"\nkind = \"afxdp\"\niface = \"{dev}\"\nmode = \"copy\"\n[[port]]\nname = \"n\"\nkind = \"null\"\n[[xconnect]]\nports = [\"{dev}\", \"n\"]\n"),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while offloads(&n).0 {
         assert!(

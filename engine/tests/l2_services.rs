@@ -628,42 +628,20 @@ fn the_reaper_undoes_the_parents_filter_after_kill_9() {
         return;
     }
     let up = format!("mk{}", std::process::id() % 100000);
+    let _pair = common::HostVeth::new(&up);
     let mut nl = Netlink::open().unwrap();
-    nl.create_veth(&up, &format!("{up}p"), None, 1).unwrap();
-    let idx = nl.get_link(&up).unwrap().unwrap().index;
-    struct Pair(u32);
-    impl Drop for Pair {
-        fn drop(&mut self) {
-            if let Ok(mut nl) = Netlink::open() {
-                let _ = nl.delete_link(self.0);
-            }
-        }
-    }
-    let _pair = Pair(idx);
-    nl.set_link(idx, Some(true), None, None).unwrap();
     let dir = std::env::temp_dir().join(format!("pollgate-mvreap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gw.toml");
     // One parent, two of its VLANs: a macvlan bridge (a member MAC in the
     // filter) and a passthru (promiscuous).
-    std::fs::write(
-        &path,
-        format!(
-            "[engine]\nidle = \"backoff\"\nctl_socket = \"{sock}\"\n\
-             [[port]]\nname = \"{up}\"\nkind = \"afxdp\"\niface = \"{up}\"\nxdp_mode = \"generic\"\nvlan_mode = \"trunk\"\n\
+    let mut child = common::pollgate_run(
+        &dir,
+        &format!(
+            "[[port]]\nname = \"{up}\"\nkind = \"afxdp\"\niface = \"{up}\"\nxdp_mode = \"generic\"\nvlan_mode = \"trunk\"\n\
              [[port]]\nname = \"m1\"\nkind = \"null\"\n[[port]]\nname = \"m2\"\nkind = \"null\"\n\
              [[bridge]]\nname = \"mv\"\ndriver = \"macvlan\"\nparent = \"{up}\"\nmembers = [{{ port = \"{up}\", vid = 10 }}, {{ port = \"m1\" }}]\nstatic_macs = [{{ mac = \"02:50:47:71:00:01\", port = \"m1\" }}]\n\
              [[bridge]]\nname = \"pt\"\ndriver = \"macvlan\"\nmacvlan_mode = \"passthru\"\nparent = \"{up}\"\nmembers = [{{ port = \"{up}\", vid = 20 }}, {{ port = \"m2\" }}]\nstatic_macs = [{{ mac = \"02:50:47:71:00:02\", port = \"m2\" }}]\n",
-            sock = dir.join("ctl.sock").display()
         ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pollgate"))
-        .args(["run", "--config", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    );
     let entry = "02:50:47:71:00:01 self permanent";
     common::wait_for("the parent's filter and promiscuous mode", || {
         assert!(child.try_wait().unwrap().is_none(), "pollgate exited");

@@ -1385,23 +1385,9 @@ fn forced_takeover_is_reaped_after_kill_9() {
     use pollgate_pmd::afxdp::bpf;
     use std::os::fd::AsRawFd;
     let own = format!("pf{}", std::process::id() % 100000);
-    let own_peer = format!("{own}p");
+    let pair = common::HostVeth::new(&own);
+    let idx = pair.index;
     let mut nl = Netlink::open().unwrap();
-    nl.create_veth(&own, &own_peer, None, 1).unwrap();
-    let idx = nl.get_link(&own).unwrap().unwrap().index;
-    struct Pair(u32);
-    impl Drop for Pair {
-        fn drop(&mut self) {
-            if let Ok(mut nl) = Netlink::open() {
-                let _ = nl.delete_link(self.0);
-            }
-        }
-    }
-    let _pair = Pair(idx);
-    for n in [&own, &own_peer] {
-        let l = nl.get_link(n).unwrap().unwrap();
-        nl.set_link(l.index, Some(true), None, None).unwrap();
-    }
     // A device pollgate did not create: it turns RX VLAN offload off
     // while it serves it (a NIC would strip tags before XDP), and back on.
     use pollgate_pmd::ethtool::rx_vlan_offload;

@@ -141,3 +141,51 @@ impl Drop for Script {
         }
     }
 }
+
+/// A veth pair in this namespace, both ends up, made as a script would:
+/// `name` and `name` + "p"; deleted on drop.
+pub struct HostVeth {
+    pub index: u32,
+}
+
+impl HostVeth {
+    pub fn new(name: &str) -> HostVeth {
+        let mut nl = pollgate_pmd::netlink::Netlink::open().unwrap();
+        nl.create_veth(name, &format!("{name}p"), None, 1).unwrap();
+        let pair = HostVeth {
+            index: nl.get_link(name).unwrap().unwrap().index,
+        };
+        for n in [name.to_string(), format!("{name}p")] {
+            let l = nl.get_link(&n).unwrap().unwrap();
+            nl.set_link(l.index, Some(true), None, None).unwrap();
+        }
+        pair
+    }
+}
+
+impl Drop for HostVeth {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = pollgate_pmd::netlink::Netlink::open() {
+            let _ = nl.delete_link(self.index);
+        }
+    }
+}
+
+/// `pollgate run` as its own process (so that it can be killed with
+/// SIGKILL), on `body` after an `[engine]` section whose control socket
+/// is in `dir`; the config is written to `dir/gw.toml`.
+pub fn pollgate_run(dir: &Path, body: &str) -> std::process::Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("gw.toml");
+    let head = format!(
+        "[engine]\nidle = \"backoff\"\nctl_socket = \"{}\"\n",
+        dir.join("ctl.sock").display()
+    );
+    std::fs::write(&path, head + body).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_pollgate"))
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
