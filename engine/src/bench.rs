@@ -264,7 +264,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     let _ = std::fs::remove_dir_all(&dir);
     let (topo, engine) = (topo?, engine?);
     let per_port = |e: &Engine| -> Vec<u64> {
-        e.ports
+        e.view()
+            .ports
             .iter()
             .map(|v| v.counters.snapshot().tx_packets)
             .collect()
@@ -278,6 +279,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     let (c1, p1) = (tx(&engine), per_port(&engine));
     let secs = t0.elapsed().as_secs_f64();
     let port_mpps = engine
+        .view()
         .ports
         .iter()
         .zip(p0.iter().zip(&p1))

@@ -26,7 +26,7 @@ use pollgate_pmd::mac_filter::MacFilter;
 use pollgate_pmd::tap::TapPort;
 use pollgate_pmd::veth::{create_veth, Created};
 use pollgate_pmd::veth_peer::{Peer, PeerOffloadOff};
-use pollgate_pmd::{ring_pair, AnyPort, FramePool, NullPort, PcapPort, PmdError};
+use pollgate_pmd::{ring_pair, AnyPort, NullPort, PcapPort, PmdError, UmemLayout};
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -104,6 +104,13 @@ pub struct Device {
     pub peer_offload: Option<PeerOffloadOff>,
 }
 
+impl Device {
+    /// Whether a socket on this device needs a multi-buffer UMEM.
+    pub fn needs_multi_buffer(&self, pool: &UmemLayout) -> bool {
+        needs_multi_buffer(self.xdp.mtu(), pool)
+    }
+}
+
 /// For an `afxdp` port on a veth whose peer pollgate did not create: turns
 /// off the peer's TX checksum and VLAN offloads (their partial checksums
 /// and metadata tags do not survive AF_XDP), or says what to run by hand.
@@ -137,7 +144,7 @@ fn take_peer_offloads(port: &str, iface: &str) -> Option<PeerOffloadOff> {
 /// What the receive filter of port `k`'s device must let in when it is the
 /// parent of macvlan or ipvlan bridges: the MACs to add, and whether it
 /// must be promiscuous (macvlan passthru).
-fn parent_filter(topo: &Topology, k: usize) -> Option<(Vec<[u8; 6]>, bool)> {
+pub(crate) fn parent_filter(topo: &Topology, k: usize) -> Option<(Vec<[u8; 6]>, bool)> {
     let mut macs = Vec::new();
     let mut promisc = false;
     let mut parent = false;
@@ -164,8 +171,15 @@ fn parent_filter(topo: &Topology, k: usize) -> Option<(Vec<[u8; 6]>, bool)> {
 /// port, before any socket: a port's queues may be served by different
 /// workers, and each one's socket needs the device and the program.
 pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError> {
-    let mut out = Vec::new();
-    for (k, spec) in topo.ports.iter().enumerate() {
+    (0..topo.ports.len())
+        .map(|k| build_device(topo, k))
+        .collect()
+}
+
+/// The device of port `k`, for AF_XDP ports (`None` for the others).
+pub fn build_device(topo: &Topology, k: usize) -> Result<Option<Device>, EngineError> {
+    let spec = &topo.ports[k];
+    {
         let err = |source| EngineError::Port {
             port: spec.name.clone(),
             source,
@@ -185,10 +199,7 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
                 Some(create_veth(&spec.iface, end, spec.queues).map_err(err)?)
             }
             PortKind::Afxdp => None,
-            _ => {
-                out.push(None);
-                continue;
-            }
+            _ => return Ok(None),
         };
         let ifindex = if_index(&spec.iface).map_err(dev_err)?;
         // A queue without a socket passes its share of the traffic to the
@@ -245,15 +256,14 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
             PortKind::Afxdp => take_peer_offloads(&spec.name, &spec.iface),
             _ => None,
         };
-        out.push(Some(Device {
+        Ok(Some(Device {
             xdp: Arc::new(xdp),
             created,
             rx_vlan,
             mac_filter,
             peer_offload,
-        }));
+        }))
     }
-    Ok(out)
 }
 
 /// Whether a worker serving `queues` must bind its UMEM for multi-buffer
@@ -261,12 +271,12 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
 pub fn worker_needs_multi_buffer(
     queues: &[(usize, u32)],
     devices: &[Option<Device>],
-    pool: &FramePool,
+    pool: &UmemLayout,
 ) -> bool {
     queues.iter().any(|&(k, _)| {
         devices[k]
             .as_ref()
-            .is_some_and(|d| needs_multi_buffer(d.xdp.mtu(), pool))
+            .is_some_and(|d| d.needs_multi_buffer(pool))
     })
 }
 
@@ -289,7 +299,7 @@ pub fn build_port(
     (k, q): (usize, u32),
     rings: &mut [Option<AnyPort>],
     devices: &[Option<Device>],
-    pool: &mut FramePool,
+    pool: &UmemLayout,
     umem_owner: &mut Option<RawFd>,
     multi_buffer: bool,
 ) -> Result<AnyPort, EngineError> {
@@ -307,6 +317,7 @@ pub fn build_port(
             ),
         }),
         PortKind::Ring => rings[k].take().expect("ring pairs are built first"),
+        PortKind::Vacant => unreachable!("no worker serves a vacant slot"),
         PortKind::Pcap => AnyPort::Pcap(
             PcapPort::open(&spec.name, spec.rx.clone(), spec.tx.clone(), spec.looping)
                 .map_err(err)?,
@@ -330,7 +341,7 @@ pub fn build_port(
                 multi_buffer,
                 ..spec.afxdp
             };
-            let port = AfXdpPort::open(
+            let port = AfXdpPort::open_on(
                 &name,
                 &spec.iface,
                 &cfg,
@@ -452,6 +463,17 @@ pub struct Switch {
     pub aging: u32,
 }
 
+/// The engine's MAC table, with the topology's static entries.
+pub fn mac_table_for(topo: &Topology) -> Arc<MacTable> {
+    let table = Arc::new(MacTable::new(*topo.config.switch.mac_limit.get_ref()));
+    for (d, b) in topo.bridges.iter().enumerate() {
+        for &(mac, k) in &b.statics {
+            table.add_static(d as DomainId, mac, k as PortId);
+        }
+    }
+    table
+}
+
 /// How a bridge forwards: learning, or sharing its parent port among
 /// containers (macvlan, ipvlan).
 fn domain_kind(topo: &Topology, b: &BridgeSpec) -> DomainKind {
@@ -485,8 +507,10 @@ fn domain_kind(topo: &Topology, b: &BridgeSpec) -> DomainKind {
     }
 }
 
-pub fn switch_for(topo: &Topology) -> Option<Switch> {
-    if topo.bridges.is_empty() {
+/// The switch of `topo` over `table`, the engine's one MAC table (it
+/// outlives topology changes; `add_statics` fills it at start).
+pub fn switch_for(topo: &Topology, table: &Arc<MacTable>) -> Option<Switch> {
+    if topo.bridges.iter().all(|b| b.name.is_empty()) {
         return None;
     }
     let n = topo.ports.len();
@@ -566,12 +590,7 @@ pub fn switch_for(topo: &Topology) -> Option<Switch> {
             vlan.set_port(k as PortId, pv);
         }
     }
-    let table = Arc::new(MacTable::new(*topo.config.switch.mac_limit.get_ref()));
-    for (d, b) in topo.bridges.iter().enumerate() {
-        for &(mac, k) in &b.statics {
-            table.add_static(d as DomainId, mac, k as PortId);
-        }
-    }
+    let table = table.clone();
     let storm = topo
         .ports
         .iter()

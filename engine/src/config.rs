@@ -13,7 +13,7 @@ use pollgate_pipeline::wire::MacAddr;
 use pollgate_pmd::afxdp::{AfXdpConfig, BindMode, XdpMode};
 use pollgate_pmd::veth::ContainerEnd;
 use pollgate_pmd::PoolConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardModeCfg {
     #[default]
@@ -49,7 +49,7 @@ pub enum ForwardModeCfg {
     Mac,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IdleMode {
     /// Spin on empty polls: lowest latency, a full core per worker.
@@ -60,7 +60,7 @@ pub enum IdleMode {
     Backoff,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     pub forward: ForwardModeCfg,
@@ -94,7 +94,7 @@ impl Default for EngineSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolSection {
     pub frames: Spanned<u32>,
@@ -126,7 +126,7 @@ impl PoolSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -138,14 +138,18 @@ pub struct Config {
     #[serde(default, rename = "port")]
     pub ports: Vec<PortSection>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub xconnect: Vec<XconnectSection>,
     #[serde(default)]
     pub switch: SwitchSection,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bridge: Vec<BridgeSection>,
     #[serde(default, rename = "worker")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerSection>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclSection>,
     #[serde(default)]
     pub conntrack: ConntrackSection,
@@ -171,6 +175,15 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The topology as a config file: what `reload` needs to reproduce
+    /// it (vacant slots are not written).
+    pub fn to_toml(&self) -> String {
+        let mut c = self.config.clone();
+        c.ports.retain(|p| *p.kind.get_ref() != PortKind::Vacant);
+        c.bridge.retain(|b| !b.vacant);
+        toml::to_string(&c).unwrap_or_else(|e| format!("# cannot write the topology: {e}\n"))
+    }
+
     /// True when starting this topology creates devices or namespaces.
     pub fn creates_devices(&self) -> bool {
         self.ports
@@ -239,8 +252,30 @@ pub fn parse(file: &str, src: &str) -> Result<Topology, ConfigError> {
 /// As `parse`, with relative paths taken from `base` (the directory of
 /// the config file, so a config works from wherever it is run).
 pub fn parse_in(file: &str, src: &str, base: &Path) -> Result<Topology, ConfigError> {
-    let cx = Ctx { file, src, base };
-    let config: Config = toml::from_str(src).map_err(|e| {
+    let config = read(file, src)?;
+    validate(&Ctx { file, src, base }, config)
+}
+
+/// Checks a config that is already read (the running one after a `ctl`
+/// edit, or a file aligned to the running slots); `src` is the text its
+/// spans point into.
+pub fn validate_config(
+    file: &str,
+    src: &str,
+    base: &Path,
+    config: Config,
+) -> Result<Topology, ConfigError> {
+    validate(&Ctx { file, src, base }, config)
+}
+
+/// Reads `src` as a config without checking it.
+pub fn read(file: &str, src: &str) -> Result<Config, ConfigError> {
+    let cx = Ctx {
+        file,
+        src,
+        base: Path::new(""),
+    };
+    toml::from_str(src).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().to_string();
         // serde names the offending key in backquotes.
@@ -251,8 +286,7 @@ pub fn parse_in(file: &str, src: &str, base: &Path) -> Result<Topology, ConfigEr
             .unwrap_or("-")
             .to_string();
         cx.err(span, &field, message)
-    })?;
-    validate(&cx, config)
+    })
 }
 
 fn mac(
@@ -310,6 +344,9 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
 
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, p) in config.ports.iter().enumerate() {
+        if *p.kind.get_ref() == PortKind::Vacant {
+            continue;
+        }
         let name = p.name.get_ref();
         if name.is_empty()
             || name.len() > 15

@@ -12,7 +12,9 @@
 //! timeout, so a client that sends garbage or nothing cannot stall it, and
 //! it never touches the workers beyond reading their counters.
 
+use crate::live::LiveView;
 use crate::stats::{render_drops, PortView, SharedWorkerCounters};
+use std::collections::HashMap;
 use crate::telemetry::{SharedTelemetry, TelemetrySummary};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::wire::MacAddr;
@@ -33,54 +35,109 @@ const MAX_REQUEST: u64 = 1024;
 
 /// What the control server can see of the engine.
 pub struct CtlState {
-    pub ports: Vec<PortView>,
+    /// The running topology, and the one way to change it.
+    pub control: Arc<crate::live::Control>,
     pub workers: Vec<SharedWorkerCounters>,
-    pub mac_table: Option<(Arc<MacTable>, u32)>,
-    pub domains: Vec<String>,
+    /// The engine's MAC table and its aging time.
+    pub mac_table: (Arc<MacTable>, u32),
     pub config_text: String,
     pub started: Instant,
     /// Counters at the last `clear stats`: workers own the counters (one
     /// writer each), so clearing subtracts a baseline instead of writing.
-    baseline: Mutex<(Vec<PortStats>, DropCounters)>,
-    pub acl: Option<crate::acl_ctl::AclControl>,
+    /// By port name: ports come and go while the engine runs.
+    baseline: Mutex<(HashMap<String, PortStats>, DropCounters)>,
     pub telemetry: Vec<SharedTelemetry>,
     pub reloader: Option<crate::reload::Reloader>,
-    pub vtep: Option<Arc<pollgate_pipeline::vxlan::Vtep>>,
-    pub bridges: Vec<crate::bridge_ctl::BridgeView>,
     /// Burst counts at the last `clear stats`, per worker.
     burst_base: Mutex<Vec<[u64; BATCH_SIZE + 1]>>,
+    /// Held through each topology change (`ctl` verb or `reload`): each
+    /// edits what the one before it left.
+    pub(crate) changing: Mutex<()>,
+    /// Where relative paths in the config are taken from.
+    pub(crate) base: PathBuf,
+    /// Ports attached at run time: (name, the `port add` request).
+    runtime: Mutex<Vec<(String, String)>>,
+    /// Where they are kept across restarts of the engine.
+    pub(crate) journal: Option<PathBuf>,
 }
 
 impl CtlState {
     pub fn new(
-        ports: Vec<PortView>,
+        control: Arc<crate::live::Control>,
         workers: Vec<SharedWorkerCounters>,
-        mac_table: Option<(Arc<MacTable>, u32)>,
-        domains: Vec<String>,
+        mac_table: (Arc<MacTable>, u32),
         config_text: String,
         started: Instant,
     ) -> Self {
-        let n = ports.len();
         CtlState {
-            ports,
+            control,
             workers,
             mac_table,
-            domains,
             config_text,
             started,
-            baseline: Mutex::new((vec![PortStats::default(); n], DropCounters::default())),
-            acl: None,
+            baseline: Mutex::new((HashMap::new(), DropCounters::default())),
             telemetry: Vec::new(),
             reloader: None,
-            vtep: None,
-            bridges: Vec::new(),
             burst_base: Mutex::new(Vec::new()),
+            changing: Mutex::new(()),
+            base: PathBuf::new(),
+            runtime: Mutex::new(Vec::new()),
+            journal: None,
         }
     }
 
+    /// Keeps the ports attached at run time in `path` (and attaches them
+    /// again from it at start: `topology_ctl::resume`).
+    pub fn with_journal(mut self, path: PathBuf) -> Self {
+        self.journal = Some(path);
+        self
+    }
+
+    /// Records port `name` as attached at run time by `request` (or, with
+    /// `None`, as gone), and writes the journal.
+    pub(crate) fn remember(&self, name: &str, request: Option<&str>) {
+        {
+            let mut r = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+            r.retain(|(n, _)| n != name);
+            if let Some(line) = request {
+                r.push((name.to_string(), line.to_string()));
+            }
+        }
+        self.save_journal();
+    }
+
+    pub(crate) fn runtime(&self) -> Vec<(String, String)> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn save_journal(&self) {
+        let Some(path) = &self.journal else { return };
+        let mut text = String::from("# ports pollgate attached at run time (ctl port add); attached again at start\n");
+        for (_, line) in self.runtime() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        // Written whole, then renamed: a crash leaves the old journal or
+        // the new one, never half of one.
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    /// The running topology as last published.
+    pub fn view(&self) -> Arc<LiveView> {
+        self.control.view()
+    }
+
     /// Lets `reload` re-read `path` (the file `topo` came from).
-    pub fn with_reload(mut self, path: std::path::PathBuf, topo: crate::config::Topology) -> Self {
-        self.reloader = Some(crate::reload::Reloader::new(path, topo));
+    pub fn with_reload(mut self, path: std::path::PathBuf) -> Self {
+        self.base = path.parent().map(PathBuf::from).unwrap_or_default();
+        self.reloader = Some(crate::reload::Reloader::new(path));
         self
     }
 
@@ -104,11 +161,6 @@ impl CtlState {
             .collect()
     }
 
-    pub fn with_acl(mut self, acl: crate::acl_ctl::AclControl) -> Self {
-        self.acl = Some(acl);
-        self
-    }
-
     /// Drops summed over the workers.
     pub(crate) fn drops(&self) -> DropCounters {
         let mut d = DropCounters::default();
@@ -120,24 +172,9 @@ impl CtlState {
         d
     }
 
-    fn domain(&self, name: &str) -> Result<DomainId, String> {
-        self.domains
-            .iter()
-            .position(|d| d == name)
-            .map(|i| i as DomainId)
-            .ok_or_else(|| format!("no bridge domain named {name:?}"))
-    }
-
-    fn port(&self, name: &str) -> Result<PortId, String> {
-        self.ports
-            .iter()
-            .position(|p| p.name == name)
-            .map(|i| i as PortId)
-            .ok_or_else(|| format!("no port named {name:?}"))
-    }
-
-    fn show_vxlan(&self, json: bool) -> Result<String, String> {
-        let v = self.vtep.as_ref().ok_or("this engine has no VTEP")?;
+    fn show_vxlan(&self, view: &LiveView, json: bool) -> Result<String, String> {
+        let v = view.vtep.as_ref().ok_or("this engine has no VTEP")?;
+        let domains = view.domains();
         let ip = |a: [u8; 4]| std::net::Ipv4Addr::from(a).to_string();
         let remotes: Vec<serde_json::Value> = v
             .remotes()
@@ -154,12 +191,12 @@ impl CtlState {
                     .filter(|r| set[r / 64] >> (r % 64) & 1 == 1)
                     .filter_map(|r| v.remote_ip(r).map(ip))
                     .collect();
-                serde_json::json!({"vni": vni, "domain": self.domains.get(d as usize), "flood": flood})
+                serde_json::json!({"vni": vni, "domain": domains.get(d as usize), "flood": flood})
             })
             .collect();
         let c = &v.cfg;
         let head = serde_json::json!({
-            "port": self.ports.get(c.port as usize).map(|p| p.name.clone()),
+            "port": view.ports.get(c.port as usize).map(|p| p.name.clone()),
             "address": ip(c.ip), "mac": c.mac.to_string(), "udp_port": c.udp_port,
             "mtu": c.mtu, "ttl": c.ttl, "df": c.df, "gateway": c.gateway.map(ip),
         });
@@ -209,21 +246,39 @@ impl CtlState {
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let json = words.contains(&"--json");
         words.retain(|w| *w != "--json");
+        let view = self.view();
         let acl = || {
-            self.acl
-                .as_ref()
+            view.acl
+                .as_deref()
                 .ok_or_else(|| "this engine has no ACLs".to_string())
         };
+        let domains = view.domains();
         let table = || {
-            self.mac_table
-                .as_ref()
-                .map(|(t, _)| t)
-                .ok_or_else(|| "this engine has no bridge domains".to_string())
+            if domains.iter().all(String::is_empty) {
+                return Err("this engine has no bridge domains".to_string());
+            }
+            Ok(&self.mac_table.0)
         };
+        let domain = |name: &str| {
+            domains
+                .iter()
+                .position(|d| !d.is_empty() && d == name)
+                .map(|i| i as DomainId)
+                .ok_or_else(|| format!("no bridge domain named {name:?}"))
+        };
+        let port = |name: &str| {
+            view.live_ports()
+                .find(|(_, p)| p.name == name)
+                .map(|(i, _)| i as PortId)
+                .ok_or_else(|| format!("no port named {name:?}"))
+        };
+        let ports: Vec<&PortView> = view.live_ports().map(|(_, p)| p).collect();
+        if let Some(reply) = crate::topology_ctl::handle(self, &words, json) {
+            return reply;
+        }
         match words.as_slice() {
             ["show", "ports"] => Ok(if json {
-                let v: Vec<_> = self
-                    .ports
+                let v: Vec<_> = ports
                     .iter()
                     .map(|p| {
                         let mut j = serde_json::json!({"name": p.name, "kind": p.kind, "worker": p.worker, "detail": p.detail});
@@ -240,11 +295,13 @@ impl CtlState {
                     .collect();
                 serde_json::Value::from(v).to_string()
             } else {
-                self.ports.iter().map(|p| format!("{:<12} {:<5} worker {}  {}\n", p.name, p.kind, p.worker, p.detail)).collect()
+                ports.iter().map(|p| format!("{:<12} {:<5} worker {}  {}\n", p.name, p.kind, p.worker, p.detail)).collect()
             }),
             ["show", "stats"] => {
                 let base = self.baseline.lock().map_err(|_| "internal error".to_string())?;
-                let now: Vec<PortStats> = self.ports.iter().map(|p| p.counters.snapshot()).collect();
+                let now: Vec<PortStats> = ports.iter().map(|p| p.counters.snapshot()).collect();
+                let zero = PortStats::default();
+                let based: Vec<&PortStats> = ports.iter().map(|p| base.0.get(&p.name).unwrap_or(&zero)).collect();
                 let mut drops = self.drops();
                 let mut cleared = DropCounters::default();
                 for r in DropReason::ALL {
@@ -252,10 +309,9 @@ impl CtlState {
                 }
                 drops = cleared;
                 if json {
-                    let ports: Vec<_> = self
-                        .ports
+                    let ports: Vec<_> = ports
                         .iter()
-                        .zip(now.iter().zip(&base.0))
+                        .zip(now.iter().zip(based.iter().copied()))
                         .map(|(p, (s, b))| {
                             serde_json::json!({"name": p.name, "rx_packets": s.rx_packets - b.rx_packets, "tx_packets": s.tx_packets - b.tx_packets,
                                 "rx_bytes": s.rx_bytes - b.rx_bytes, "tx_bytes": s.tx_bytes - b.tx_bytes, "tx_full": s.tx_full - b.tx_full,
@@ -269,7 +325,7 @@ impl CtlState {
                     // the live ones minus the baseline.
                     let mut out = String::new();
                     out.push_str(&format!("{:<12} {:>12} {:>12} {:>9} {:>10} {:>10}\n", "port", "rx-packets", "tx-packets", "tx-full", "kern-drop", "fill-empty"));
-                    for (p, (s, b)) in self.ports.iter().zip(now.iter().zip(&base.0)) {
+                    for (p, (s, b)) in ports.iter().zip(now.iter().zip(based.iter().copied())) {
                         out.push_str(&format!("{:<12} {:>12} {:>12} {:>9} {:>10} {:>10}\n", p.name, s.rx_packets - b.rx_packets, s.tx_packets - b.tx_packets, s.tx_full - b.tx_full, s.kernel_drops - b.kernel_drops, s.fill_empty - b.fill_empty));
                     }
                     out.push_str(&render_drops(&drops));
@@ -278,8 +334,8 @@ impl CtlState {
             }
             ["clear", "stats"] => {
                 let mut base = self.baseline.lock().map_err(|_| "internal error".to_string())?;
-                *base = (self.ports.iter().map(|p| p.counters.snapshot()).collect(), self.drops());
-                if let Some(a) = &self.acl {
+                *base = (ports.iter().map(|p| (p.name.clone(), p.counters.snapshot())).collect(), self.drops());
+                if let Some(a) = &view.acl {
                     a.clear();
                 }
                 if let Ok(mut b) = self.burst_base.lock() {
@@ -293,21 +349,11 @@ impl CtlState {
             ["show", "acl", rest @ ..] if rest.len() <= 1 => acl()?.show(rest.first().copied(), json),
             ["acl", "add", name, rule @ ..] if !rule.is_empty() => acl()?.add(name, rule),
             ["acl", "del", name, index] => acl()?.del(name, index),
-            ["show", "vxlan"] => self.show_vxlan(json),
+            ["show", "vxlan"] => self.show_vxlan(&view, json),
             ["show", "bridges"] if json => {
-                serde_json::to_string(&self.bridges).map_err(|e| e.to_string())
+                serde_json::to_string(&view.bridges).map_err(|e| e.to_string())
             }
-            ["show", "bridges"] => Ok(crate::bridge_ctl::render(&self.bridges)),
-            ["vxlan", "remote", op @ ("add" | "del"), d, ip] => {
-                let v = self.vtep.as_ref().ok_or("this engine has no VTEP")?;
-                let dom = self.domain(d)?;
-                if v.vni_of_domain(dom).is_none() {
-                    return Err(format!("bridge {d:?} has no VNI"));
-                }
-                let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
-                v.set_flood(dom, addr.octets(), *op == "add").map_err(|e| format!("{ip}: {e}"))?;
-                Ok(format!("{} {ip} {} the flood list of {d}\n", if *op == "add" { "added" } else { "removed" }, if *op == "add" { "to" } else { "from" }))
-            }
+            ["show", "bridges"] => Ok(crate::bridge_ctl::render(&view.bridges)),
             ["reload"] => self
                 .reloader
                 .as_ref()
@@ -320,7 +366,7 @@ impl CtlState {
                 for (i, w) in self.workers.iter().enumerate() {
                     let (b, idle) = (w.busy_polls.load(Ordering::Relaxed), w.idle_polls.load(Ordering::Relaxed));
                     let load = if b + idle > 0 { 100.0 * b as f64 / (b + idle) as f64 } else { 0.0 };
-                    let ports: Vec<&str> = self.ports.iter().filter(|p| p.worker == i).map(|p| p.name.as_str()).collect();
+                    let ports: Vec<&str> = ports.iter().filter(|p| p.worker == i).map(|p| p.name.as_str()).collect();
                     let t = tel.get(i);
                     if json {
                         rows.push(serde_json::json!({"worker": i, "busy_polls": b, "idle_polls": idle, "load_pct": load, "ports": ports, "telemetry": t}));
@@ -342,22 +388,22 @@ impl CtlState {
                 let t = table()?;
                 let domain = match rest {
                     [] => None,
-                    [d] | ["--domain", d] => Some(self.domain(d)?),
+                    [d] | ["--domain", d] => Some(domain(d)?),
                     _ => return Err("usage: show macs [[--domain] DOMAIN]".into()),
                 };
                 let now = self.started.elapsed().as_secs() as u32;
                 let entries = t.entries(domain, now);
                 let port_name = |p: PortId| -> String {
                     use pollgate_pipeline::vxlan::TUNNEL_BASE;
-                    match (p >= TUNNEL_BASE, &self.vtep) {
+                    match (p >= TUNNEL_BASE, &view.vtep) {
                         // A remote VTEP: the tunnel port the MAC was learned on.
                         (true, Some(v)) => v
                             .remote_ip((p - TUNNEL_BASE) as usize)
                             .map_or("vxlan:?".to_string(), |ip| format!("vxlan:{}", std::net::Ipv4Addr::from(ip))),
-                        _ => self.ports.get(p as usize).map_or("?".to_string(), |v| v.name.clone()),
+                        _ => view.ports.get(p as usize).map_or("?".to_string(), |v| v.name.clone()),
                     }
                 };
-                let dom_name = |d: DomainId| self.domains.get(d as usize).map_or("?", |v| v.as_str());
+                let dom_name = |d: DomainId| domains.get(d as usize).map_or("?", |v| v.as_str());
                 Ok(if json {
                     serde_json::Value::from(
                         entries.iter().map(|e| serde_json::json!({"domain": dom_name(e.domain), "mac": e.mac.to_string(), "port": port_name(e.port), "static": e.is_static, "age": e.age_secs})).collect::<Vec<_>>(),
@@ -372,8 +418,8 @@ impl CtlState {
                 })
             }
             ["show", "config"] => Ok(self.config_text.clone()),
-            ["capture", port, rest @ ..] => {
-                let p = self.port(port)?;
+            ["capture", name, rest @ ..] => {
+                let (p, port) = (port(name)?, *name);
                 let (mut count, mut out, mut secs) = (None, None, 10.0f64);
                 let mut it = rest.iter();
                 while let Some(flag) = it.next() {
@@ -390,7 +436,7 @@ impl CtlState {
                 if !(1..=1_000_000).contains(&count) || !(0.0..=60.0).contains(&secs) {
                     return Err("--count must be 1..=1000000 and --seconds 0..=60".into());
                 }
-                let c = self.ports[p as usize].tap.capture(count, Path::new(out), Duration::from_secs_f64(secs)).map_err(|e| format!("{out}: {e}"))?;
+                let c = view.ports[p as usize].tap.capture(count, Path::new(out), Duration::from_secs_f64(secs)).map_err(|e| format!("{out}: {e}"))?;
                 Ok(if json {
                     serde_json::json!({"port": port, "frames": c.frames, "lost": c.lost, "file": out}).to_string()
                 } else {
@@ -398,18 +444,18 @@ impl CtlState {
                 })
             }
             ["mac", "add", d, m, p] => {
-                let (d, p, t) = (self.domain(d)?, self.port(p)?, table()?);
+                let (d, p, t) = (domain(d)?, port(p)?, table()?);
                 let mac: MacAddr = m.parse().map_err(|e: &str| format!("{m:?}: {e}"))?;
                 if mac.is_multicast() {
                     return Err("a static entry needs a unicast MAC".into());
                 }
                 match t.add_static(d, mac, p) {
                     pollgate_pipeline::mac_table::Learned::Overflow => Err("the MAC table is full".into()),
-                    _ => Ok(format!("added {mac} on {m_port}\n", m_port = self.ports[p as usize].name)),
+                    _ => Ok(format!("added {mac} on {m_port}\n", m_port = view.ports[p as usize].name)),
                 }
             }
             ["mac", "del", d, m] => {
-                let (d, t) = (self.domain(d)?, table()?);
+                let (d, t) = (domain(d)?, table()?);
                 let mac: MacAddr = m.parse().map_err(|e: &str| format!("{m:?}: {e}"))?;
                 if t.remove(d, mac) {
                     Ok(format!("removed {mac}\n"))
@@ -455,7 +501,18 @@ impl CtlServer {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     match listener.accept() {
-                        Ok((stream, _)) => serve(stream, &state),
+                        // A thread per request: a topology change that
+                        // builds devices for a while does not hold up a
+                        // `show` (changes queue on the topology's lock).
+                        Ok((stream, _)) => {
+                            let state = state.clone();
+                            let spawned = std::thread::Builder::new()
+                                .name("pg-ctl-req".into())
+                                .spawn(move || serve(stream, &state));
+                            if let Err(e) = spawned {
+                                tracing::warn!("control request refused: {e}");
+                            }
+                        }
                         Err(_) => std::thread::sleep(Duration::from_millis(20)),
                     }
                 }
@@ -499,7 +556,8 @@ impl Drop for CtlServer {
 pub fn request(path: &Path, request: &str) -> Result<String, String> {
     let mut s = UnixStream::connect(path)
         .map_err(|e| format!("{}: {e} (is pollgate running?)", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    // A change that creates devices and namespaces takes a while.
+    s.set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
     writeln!(s, "{request}").map_err(|e| e.to_string())?;
     let mut out = String::new();

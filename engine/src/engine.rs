@@ -2,16 +2,14 @@
 //! `build` made, waits, ages MACs, and stops everything cleanly.
 
 use crate::build::{
-    acls_for, build_devices, build_port, build_rings, largest_frame, switch_for, vtep_for,
-    worker_needs_multi_buffer, worker_pipeline,
+    acls_for, build_devices, build_port, build_rings, largest_frame, mac_table_for, switch_for,
+    vtep_for, worker_needs_multi_buffer, worker_pipeline,
 };
+use crate::live::{Control, Live, LiveView, WorkerLink};
 use crate::config::{IdleMode, Topology};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, WorkerTelemetry};
 use crate::worker::{Idle, Worker, WorkerReport};
-use pollgate_pipeline::acl::{AclHandle, FlowCounters};
-use pollgate_pipeline::mac_table::MacTable;
-use pollgate_pipeline::vxlan::Vtep;
 use pollgate_pipeline::{DropCounters, PortId};
 use pollgate_pmd::afxdp::XdpCheck;
 use pollgate_pmd::spsc::{self, Consumer, Producer};
@@ -40,25 +38,20 @@ pub enum EngineError {
 
 /// A running engine.
 pub struct Engine {
-    pub ports: Vec<PortView>,
     pub workers: Vec<SharedWorkerCounters>,
     handles: Vec<JoinHandle<WorkerReport>>,
     stop: Arc<AtomicBool>,
     pub started: Instant,
-    /// The shared MAC table and its aging time, when there are bridges.
-    pub mac_table: Option<(Arc<MacTable>, u32)>,
-    /// The live ACLs (by index in the topology) and each worker's flow
-    /// counters.
-    pub acls: Vec<Arc<AclHandle>>,
-    pub flow_counters: Vec<Arc<FlowCounters>>,
+    /// The running topology: what changes it, and what it looks like
+    /// now. Its devices drop after the workers have stopped (fields drop
+    /// after `Drop::drop` joins them).
+    pub control: Arc<Control>,
+    /// The MAC table's aging time.
+    aging: u32,
     /// Each worker's burst sizes and latencies.
     pub telemetry: Vec<SharedTelemetry>,
-    pub vtep: Option<Arc<Vtep>>,
     /// What the XDP watchdog last found for each program id.
     xdp_seen: std::sync::Mutex<Vec<(u32, XdpCheck)>>,
-    /// The AF_XDP devices' shared state; dropped after the workers have
-    /// stopped (fields drop after `Drop::drop` joins them).
-    _devices: Vec<Option<crate::build::Device>>,
 }
 
 /// What the engine reports when it has stopped.
@@ -146,24 +139,17 @@ impl Engine {
         // missing, rather than an EPERM from the first syscall.
         pollgate_pmd::privileges::check(needs(topo))?;
         let mut rings = build_rings(topo);
-        let switch = switch_for(topo);
+        let table = mac_table_for(topo);
+        let switch = switch_for(topo, &table);
         let acls = acls_for(topo)?;
         let vtep = vtep_for(topo);
         let mut flow_counters = Vec::new();
         let mut telemetry = Vec::new();
         let started = Instant::now();
         let mut workers = Vec::new();
-        let mut views = Vec::new();
         let mut worker_counters = Vec::new();
         let nw = topo.workers.len();
-        let mut owner = vec![0usize; topo.ports.len()];
-        for (w, spec) in topo.workers.iter().enumerate() {
-            for &(k, q) in &spec.queues {
-                if q == 0 {
-                    owner[k] = w;
-                }
-            }
-        }
+        let owner = crate::live::owners(topo);
         let devices = build_devices(topo)?;
         // Hand-off and capture slots hold the largest frame of any port.
         let slot_bytes = largest_frame(&devices);
@@ -185,13 +171,16 @@ impl Engine {
             }
         }
         let mut readers: Vec<Vec<Arc<crate::capture::TapReader>>> = Vec::new();
+        let mut links = Vec::new();
         let mut from = from.into_iter();
         let mut to = to.into_iter();
         for (w, spec) in topo.workers.iter().enumerate() {
-            let mut pool = FramePool::new(topo.pool)
+            let pool = FramePool::new(topo.pool)
                 .map_err(|source| EngineError::Pool { worker: w, source })?;
             let mut umem_owner = None;
-            let multi_buffer = worker_needs_multi_buffer(&spec.queues, &devices, &pool);
+            let layout = pool.layout();
+            let multi_buffer = worker_needs_multi_buffer(&spec.queues, &devices, &layout);
+            let mut sockets = Vec::new();
             let mut taps = Vec::new();
             let mut worker_readers = Vec::new();
             let mut ports: Vec<(PortId, AnyPort)> = Vec::new();
@@ -203,10 +192,13 @@ impl Engine {
                     (k, q),
                     &mut rings,
                     &devices,
-                    &mut pool,
+                    &layout,
                     &mut umem_owner,
                     multi_buffer,
                 )?;
+                if let AnyPort::AfXdp(p) = &port {
+                    sockets.push((k, p.fd()));
+                }
                 tracing::info!(port = %topo.ports[k].name, worker = w, "{}", port.info().detail);
                 ports.push((k as PortId, port));
                 let (writer, reader) = crate::capture::tap(slot_bytes);
@@ -217,7 +209,14 @@ impl Engine {
             let counters = SharedWorkerCounters::default();
             worker_counters.push(counters.clone());
             let (pipeline, fc) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, w);
-            flow_counters.extend(fc);
+            flow_counters.push(fc);
+            let (cmds, commands) = std::sync::mpsc::channel();
+            links.push(WorkerLink {
+                cmds,
+                layout,
+                multi_buffer: (!sockets.is_empty()).then_some(multi_buffer),
+                sockets,
+            });
             workers.push(Worker {
                 id: w,
                 core: spec.core,
@@ -242,42 +241,35 @@ impl Engine {
                     telemetry.push(t.clone());
                     WorkerTelemetry::new(t)
                 },
+                commands,
+                retired: 0,
             });
         }
-        // One view per port (its queue 0, so views[k] is port k), then
-        // one for every further queue.
-        let mut extra = Vec::new();
-        for (k, spec) in topo.ports.iter().enumerate() {
-            for (w, worker) in workers.iter().enumerate() {
-                for (j, (id, port)) in worker.ports.iter().enumerate() {
-                    if *id as usize != k {
-                        continue;
-                    }
-                    let info = port.info();
-                    let view = PortView {
-                        name: port.name().to_string(),
-                        kind: info.kind,
-                        detail: info.detail,
-                        afxdp: info.afxdp,
-                        worker: w,
-                        counters: port.counters().clone(),
-                        tap: readers[w][j].clone(),
-                        xdp: match port {
-                            AnyPort::AfXdp(p) => Some(p.xdp().clone()),
-                            _ => None,
-                        },
-                    };
-                    let queue0 =
-                        port.name() == spec.name || port.name() == format!("{}@0", spec.name);
-                    if queue0 && views.len() == k {
-                        views.push(view);
-                    } else {
-                        extra.push(view);
-                    }
-                }
+        // Per slot, a view of each queue, in the order the workers serve
+        // them.
+        let mut views: Vec<Vec<PortView>> = (0..topo.ports.len()).map(|_| Vec::new()).collect();
+        for (w, worker) in workers.iter().enumerate() {
+            for (j, (id, port)) in worker.ports.iter().enumerate() {
+                let info = port.info();
+                views[*id as usize].push(PortView {
+                    name: port.name().to_string(),
+                    kind: info.kind,
+                    detail: info.detail,
+                    afxdp: info.afxdp,
+                    worker: w,
+                    counters: port.counters().clone(),
+                    tap: readers[w][j].clone(),
+                    xdp: match port {
+                        AnyPort::AfXdp(p) => Some(p.xdp().clone()),
+                        _ => None,
+                    },
+                });
             }
         }
-        views.extend(extra);
+        for v in &mut views {
+            // Queue 0 first: it is the port's own view.
+            v.sort_by_key(|p| p.name.contains('@') && !p.name.ends_with("@0"));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
         for worker in workers {
@@ -296,19 +288,26 @@ impl Engine {
                 }
             }
         }
+        let control = Arc::new(Control::new(Live {
+            topo: topo.clone(),
+            devices,
+            workers: links,
+            table,
+            acls,
+            flows: flow_counters,
+            vtep,
+            views,
+            slot_bytes,
+        }));
         Ok(Engine {
-            ports: views,
             workers: worker_counters,
             handles,
             stop,
             started,
-            mac_table: switch.map(|s| (s.table, s.aging)),
-            acls,
-            flow_counters,
+            control,
+            aging: *topo.config.switch.aging.get_ref(),
             telemetry,
-            vtep,
             xdp_seen: std::sync::Mutex::new(Vec::new()),
-            _devices: devices,
         })
     }
 
@@ -322,34 +321,27 @@ impl Engine {
 
     /// What `pollgate ctl` may see of this engine.
     pub fn ctl_state(&self, topo: &Topology) -> crate::ctl::CtlState {
-        let state = crate::ctl::CtlState::new(
-            self.ports.clone(),
+        crate::ctl::CtlState::new(
+            self.control.clone(),
             self.workers.clone(),
-            self.mac_table.clone(),
-            topo.bridges.iter().map(|b| b.name.clone()).collect(),
+            (self.control.table(), self.aging),
             topo.source.clone(),
             self.started,
-        );
-        let mut state = state.with_telemetry(self.telemetry.clone());
-        state.vtep = self.vtep.clone();
-        state.bridges = crate::bridge_ctl::views(topo);
-        if self.acls.is_empty() {
-            return state;
-        }
-        state.with_acl(crate::acl_ctl::AclControl::new(
-            topo,
-            self.acls.clone(),
-            self.flow_counters.clone(),
-        ))
+        )
+        .with_telemetry(self.telemetry.clone())
+    }
+
+    /// The running topology as the control thread last published it.
+    pub fn view(&self) -> Arc<LiveView> {
+        self.control.view()
     }
 
     /// Removes MAC entries older than the aging time (the control thread
     /// calls this about once a second).
     pub fn age_macs(&self) -> usize {
-        match &self.mac_table {
-            Some((t, aging)) => t.age(self.started.elapsed().as_secs() as u32, *aging),
-            None => 0,
-        }
+        self.control
+            .table()
+            .age(self.started.elapsed().as_secs() as u32, self.aging)
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
@@ -369,7 +361,8 @@ impl Engine {
         let mut seen = self.xdp_seen.lock().unwrap_or_else(|p| p.into_inner());
         // The queues of a port share one program: check it once.
         let mut checked = Vec::new();
-        for p in &self.ports {
+        let view = self.view();
+        for p in &view.ports {
             let Some(x) = &p.xdp else { continue };
             let id = x.prog_id();
             if checked.contains(&id) {
@@ -404,7 +397,7 @@ impl Engine {
     /// every worker has finished; prints a stats line every `interval`.
     pub fn wait(&self, deadline: Option<Instant>, interval: Option<Duration>) {
         let mut last_aging = Instant::now();
-        let mut live = interval.map(|iv| LiveStats::new(&self.ports, iv));
+        let mut live = interval.map(|iv| LiveStats::new(&self.view().ports, iv));
         while !self.stop.load(Ordering::Relaxed) && !self.finished() {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
@@ -425,15 +418,17 @@ impl Engine {
     /// returns the final counters and frame accounting.
     pub fn shutdown(mut self) -> Summary {
         let reports = self.stop_and_join();
+        let view = self.view();
+        let t = self.control.table();
+        let has_bridges = view.topo.bridges.iter().any(|b| !b.name.is_empty());
         Summary {
             elapsed: self.started.elapsed(),
-            ports: self
-                .ports
-                .iter()
-                .map(|p| (p.clone(), p.counters.snapshot()))
+            ports: view
+                .live_ports()
+                .map(|(_, p)| (p.clone(), p.counters.snapshot()))
                 .collect(),
             reports,
-            macs: self.mac_table.as_ref().map(|(t, _)| {
+            macs: has_bridges.then(|| {
                 let c = &t.counters;
                 let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
                 [

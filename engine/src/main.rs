@@ -327,18 +327,28 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     // The reaper undoes, after a kill -9, what pollgate made or changed:
     // the devices it made, the settings it changed on devices it did not
     // (offloads, filters, an XDP program attached over another's).
-    if topo.creates_devices() || topo.changes_devices() {
-        pollgate::reaper::spawn().context("starting the cleanup process")?;
+    // Ports added at run time (`ctl port add`) make devices too: the
+    // reaper runs whenever it can, and must when the file asks for them.
+    if let Err(e) = pollgate::reaper::spawn() {
+        if topo.creates_devices() || topo.changes_devices() {
+            return Err(e).context("starting the cleanup process");
+        }
+        tracing::warn!("no cleanup process ({e}): devices added at run time are not removed after a kill -9");
     }
     let engine = Engine::start(&topo).context("starting the engine")?;
     let ctl_path = &topo.config.engine.ctl_socket;
     let state = std::sync::Arc::new(
         engine
             .ctl_state(&topo)
-            .with_reload(path.to_path_buf(), topo.clone()),
+            .with_reload(path.to_path_buf())
+            .with_journal(pollgate::topology_ctl::journal_path(ctl_path)),
     );
     let _ctl = pollgate::ctl::CtlServer::start(ctl_path, state.clone())
         .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
+    let resumed = pollgate::topology_ctl::resume(&state);
+    if resumed > 0 {
+        tracing::info!("attached again {resumed} ports a previous run attached at run time");
+    }
     let _metrics = match &topo.config.engine.metrics {
         Some(addr) => {
             let m = pollgate::metrics::MetricsServer::start(addr, state)
@@ -352,7 +362,7 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     tracing::info!(
-        ports = engine.ports.len(),
+        ports = engine.view().live_ports().count(),
         workers = engine.workers.len(),
         "pollgate running; Ctrl-C stops"
     );

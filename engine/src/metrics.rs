@@ -61,12 +61,14 @@ struct RuleLabel {
 /// Renders every counter in the Prometheus text format.
 pub fn render(state: &CtlState) -> String {
     let mut reg = Registry::with_prefix("pollgate");
+    let view = state.view();
+    let ports: Vec<&crate::stats::PortView> = view.live_ports().map(|(_, p)| p).collect();
     let port_counter = |reg: &mut Registry,
                         name: &str,
                         help: &str,
                         get: &dyn Fn(&pollgate_pmd::PortStats) -> u64| {
         let f = Family::<PortLabel, Counter>::default();
-        for p in &state.ports {
+        for p in &ports {
             f.get_or_create(&PortLabel {
                 port: p.name.clone(),
             })
@@ -133,7 +135,7 @@ pub fn render(state: &CtlState) -> String {
     // Every reason, zeros included: a series that exists from the start
     // graphs and alerts better than one that appears on the first drop.
     let info = Family::<AfXdpLabel, Gauge>::default();
-    for p in &state.ports {
+    for p in &ports {
         if let Some(m) = &p.afxdp {
             info.get_or_create(&AfXdpLabel {
                 port: p.name.clone(),
@@ -209,7 +211,7 @@ pub fn render(state: &CtlState) -> String {
         timing,
     );
 
-    if let Some(acl) = &state.acl {
+    if let Some(acl) = &view.acl {
         let hits = Family::<RuleLabel, Counter>::default();
         for (acl, rule, packets) in acl.rule_packets() {
             let rule = rule.map_or("default".to_string(), |i| i.to_string());
@@ -222,7 +224,7 @@ pub fn render(state: &CtlState) -> String {
         );
     }
 
-    if let Some((t, _)) = &state.mac_table {
+    if let Some(t) = Some(&state.mac_table.0).filter(|_| !view.topo.bridges.is_empty()) {
         let g: Gauge = Gauge::default();
         g.set(t.len() as i64);
         reg.register("mac_entries", "MAC table entries", g);

@@ -14,7 +14,7 @@ use pollgate_pmd::port::bump;
 use pollgate_pmd::spsc::{Consumer, Producer};
 use pollgate_pmd::{AnyPort, FramePool, Port, TxDesc};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How a worker waits when there is no traffic.
@@ -38,6 +38,35 @@ impl TxBuffer {
             len: 0,
         }
     }
+}
+
+/// What the control thread asks of a running worker, through its
+/// command ring; the worker takes commands between bursts, never with a
+/// batch in flight, and answers each on `done`.
+pub enum Command {
+    /// Serve this port (its socket opened on the worker's UMEM by the
+    /// control thread), with its capture tap.
+    Add {
+        id: PortId,
+        port: Box<AnyPort>,
+        tap: TapWriter,
+        done: mpsc::Sender<()>,
+    },
+    /// Stop serving every queue of port `id`: the worker drains them
+    /// (frames in their rings back to its pool) and hands the ports back,
+    /// for the control thread to close.
+    Remove {
+        id: PortId,
+        done: mpsc::Sender<Vec<AnyPort>>,
+    },
+    /// A new pipeline (ports, VLAN maps, domains, VNIs, ACL attachments)
+    /// and port owners, swapped in whole; the worker carries over what
+    /// the old one learned (see `Pipeline::carry_over`).
+    Snapshot {
+        pipeline: Box<Pipeline>,
+        owner: Arc<Vec<usize>>,
+        done: mpsc::Sender<()>,
+    },
 }
 
 pub struct Worker {
@@ -68,6 +97,10 @@ pub struct Worker {
     /// Capture taps, one per entry of `ports`.
     pub taps: Vec<TapWriter>,
     pub telemetry: WorkerTelemetry,
+    pub commands: mpsc::Receiver<Command>,
+    /// Frames that went with a port removed at run time: a zero-copy
+    /// driver's share of its fill ring, TX not completed by the deadline.
+    pub retired: usize,
 }
 
 /// What a worker hands back when it stops.
@@ -75,7 +108,8 @@ pub struct Worker {
 pub struct WorkerReport {
     pub id: usize,
     pub drops: DropCounters,
-    /// Frames in the pool plus frames held by ports, after close.
+    /// Frames in the pool plus frames held by ports, after close, plus
+    /// frames that left with ports removed at run time (see `retired`).
     pub frames_accounted: usize,
     pub frames_total: usize,
     pub pinned: Option<usize>,
@@ -96,6 +130,27 @@ struct Outputs {
 }
 
 impl Outputs {
+    /// Re-indexes the outputs after the worker's ports changed (between
+    /// bursts: every TX buffer is empty then).
+    fn reindex(&mut self, ports: &[(PortId, AnyPort)]) {
+        let max_id = self.owner.len().max(
+            ports
+                .iter()
+                .map(|(id, _)| *id as usize + 1)
+                .max()
+                .unwrap_or(0),
+        );
+        self.local = vec![None; max_id];
+        for (i, (id, _)) in ports.iter().enumerate() {
+            // A port's first queue takes what other workers hand over.
+            if self.local[*id as usize].is_none() {
+                self.local[*id as usize] = Some(i);
+            }
+        }
+        self.chains = ports.iter().map(|(_, p)| p.accepts_chains()).collect();
+        self.tx = (0..ports.len()).map(|_| TxBuffer::new()).collect();
+    }
+
     /// Sends the packet at `addr` (`len` bytes there, `tail` more in
     /// chained frames) out of port `out`: queued for TX when the port is
     /// ours, else copied to its worker and freed here.
@@ -162,48 +217,31 @@ impl Worker {
         if self.core.is_some() && pinned.is_none() {
             tracing::warn!(worker = self.id, core = ?self.core, "could not pin worker");
         }
-        let max_id = self.owner.len().max(
-            self.ports
-                .iter()
-                .map(|(id, _)| *id as usize + 1)
-                .max()
-                .unwrap_or(0),
-        );
-        let mut local: Vec<Option<usize>> = vec![None; max_id];
-        for (i, (id, _)) in self.ports.iter().enumerate() {
-            local[*id as usize] = Some(i);
-        }
         let mut out = Outputs {
-            local,
-            chains: self.ports.iter().map(|(_, p)| p.accepts_chains()).collect(),
-            tx: (0..self.ports.len()).map(|_| TxBuffer::new()).collect(),
+            local: Vec::new(),
+            chains: Vec::new(),
+            tx: Vec::new(),
             owner: self.owner.clone(),
             to_workers: std::mem::take(&mut self.to_workers),
             taps: std::mem::take(&mut self.taps),
         };
+        out.reindex(&self.ports);
         let mut batch = Batch::new();
         let mut drops = DropCounters::default();
         let mut idle_loops = 0u32;
         let burst = self.burst.min(BATCH_SIZE);
         let mut marked_exhausted = false;
 
-        // Only the bridge (learning, storm control) and the ACL flow
-        // table read the clock: a cross-connect does not pay for a clock
-        // read every loop.
-        let needs_clock = self.pipeline.uses_clock();
-        // The worker serving the VTEP's underlay port resolves its next
-        // hops by ARP, about once a second while any is unknown.
-        let serves_underlay = self.pipeline.vxlan().is_some_and(|v| {
-            out.local
-                .get(v.cfg.port as usize)
-                .copied()
-                .flatten()
-                .is_some()
-        });
+        let (mut needs_clock, mut serves_underlay) = self.pipeline_needs(&out);
         let mut next_arp = Instant::now();
         let mut loops = 0u64;
         while !stop.load(Ordering::Relaxed) {
             loops = loops.wrapping_add(1);
+            // One relaxed load when there is nothing to do.
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.apply(cmd, &mut out);
+                (needs_clock, serves_underlay) = self.pipeline_needs(&out);
+            }
             if serves_underlay && loops.is_multiple_of(1024) && Instant::now() >= next_arp {
                 request_neighbors(
                     &self.pipeline,
@@ -263,7 +301,9 @@ impl Worker {
                     // Traffic just stopped: a good moment to hand over.
                     self.telemetry.publish();
                 }
-                if self.ports.iter().all(|(_, p)| p.rx_exhausted()) {
+                // A worker whose every port was removed at run time waits
+                // for new ones; only finite inputs (captures) run out.
+                if !self.ports.is_empty() && self.ports.iter().all(|(_, p)| p.rx_exhausted()) {
                     if !marked_exhausted {
                         marked_exhausted = true;
                         // Release: our last hand-offs are in the rings
@@ -298,9 +338,63 @@ impl Worker {
         WorkerReport {
             id: self.id,
             drops,
-            frames_accounted: self.pool.available() + held,
+            frames_accounted: self.pool.available() + held + self.retired,
             frames_total: self.pool.total() as usize,
             pinned,
+        }
+    }
+
+    /// Only the bridge (learning, storm control) and the ACL flow table
+    /// read the clock: a cross-connect does not pay for a clock read
+    /// every loop. The worker serving the VTEP's underlay port resolves
+    /// its next hops by ARP, about once a second while any is unknown.
+    fn pipeline_needs(&self, out: &Outputs) -> (bool, bool) {
+        let underlay = self.pipeline.vxlan().is_some_and(|v| {
+            out.local
+                .get(v.cfg.port as usize)
+                .copied()
+                .flatten()
+                .is_some()
+        });
+        (self.pipeline.uses_clock(), underlay)
+    }
+
+    /// Applies one command from the control thread (see `Command`).
+    fn apply(&mut self, cmd: Command, out: &mut Outputs) {
+        match cmd {
+            Command::Add { id, port, tap, done } => {
+                self.ports.push((id, *port));
+                out.taps.push(tap);
+                out.reindex(&self.ports);
+                let _ = done.send(());
+            }
+            Command::Remove { id, done } => {
+                let deadline = Instant::now() + Duration::from_millis(200);
+                let mut gone = Vec::new();
+                while let Some(i) = self.ports.iter().position(|(p, _)| *p == id) {
+                    let (_, mut port) = self.ports.remove(i);
+                    out.taps.remove(i);
+                    port.close(&mut self.pool, deadline);
+                    self.retired += port.frames_held();
+                    if port.frames_held() > 0 {
+                        tracing::warn!(port = port.name(), frames = port.frames_held(), "frames held by the device's driver or still in flight leave with the port: retired from worker {}'s pool", self.id);
+                    }
+                    gone.push(port);
+                }
+                out.reindex(&self.ports);
+                let _ = done.send(gone);
+            }
+            Command::Snapshot {
+                pipeline,
+                owner,
+                done,
+            } => {
+                let old = std::mem::replace(&mut self.pipeline, *pipeline);
+                self.pipeline.carry_over(old);
+                out.owner = owner;
+                out.reindex(&self.ports);
+                let _ = done.send(());
+            }
         }
     }
 

@@ -155,7 +155,7 @@ fn reload_applies_acl_changes_without_loss_and_refuses_restarts() {
     let state = Arc::new(
         engine
             .ctl_state(&topo)
-            .with_reload(file.clone(), topo.clone()),
+            .with_reload(file.clone()),
     );
     let _server = CtlServer::start(&sock, state.clone()).unwrap();
     let stats = || -> serde_json::Value {

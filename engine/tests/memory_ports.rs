@@ -174,7 +174,7 @@ ports = ["wire1", "gen1"]
 "#;
     let topo = config::parse("mem.toml", src).unwrap();
     let engine = Engine::start(&topo).unwrap();
-    let crossed = |e: &Engine| e.ports[2].counters.snapshot().rx_packets;
+    let crossed = |e: &Engine| e.view().ports[2].counters.snapshot().rx_packets;
     let deadline = Instant::now() + Duration::from_secs(60);
     while crossed(&engine) < 1_000_000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -271,7 +271,7 @@ ports = ["sink"]
     let topo = config::parse("handoff.toml", src).unwrap();
     let engine = Engine::start(&topo).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while engine.ports[1].counters.snapshot().tx_packets < 100_000 && Instant::now() < deadline {
+    while engine.view().ports[1].counters.snapshot().tx_packets < 100_000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let summary = engine.shutdown();

@@ -82,11 +82,11 @@ fn exchange(tag: &str, xdp_mode: &str, extra: &str) {
     let topo = config::parse("veth.toml", &veth_pair_config(&a, &b, xdp_mode, extra)).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
     assert!(
-        engine.ports[0]
+        engine.view().ports[0]
             .detail
             .contains(&format!("copy mode, {xdp_mode} XDP")),
         "{}",
-        engine.ports[0].detail
+        engine.view().ports[0].detail
     );
     let (na, nb) = (NetNs::open(&a).unwrap(), NetNs::open(&b).unwrap());
     let sa = na.run(|| PacketSocket::open("eth0")).unwrap();
@@ -156,7 +156,7 @@ fn jumbo_frames_cross_byte_identical_as_multi_buffer_chains() {
     );
     let topo = config::parse("veth.toml", &cfg).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
-    for p in &engine.ports {
+    for p in &engine.view().ports {
         assert!(p.detail.contains("multi-buffer (MTU 9000)"), "{}", p.detail);
     }
     // The modes in effect, for scripts and for monitoring.
@@ -265,7 +265,7 @@ fn frame_accounting_balances_after_a_million_packets() {
     // Send until the engine has taken in a million frames (the kernel
     // drops some when other tests share the CPUs), bounded in time.
     let received = |e: &Engine| {
-        e.ports
+        e.view().ports
             .iter()
             .map(|p| p.counters.snapshot().rx_packets)
             .sum::<u64>()
@@ -400,7 +400,7 @@ fn deleting_a_container_namespace_is_counted_and_others_keep_forwarding() {
     let engine = Engine::start(&topo).expect("engine starts");
     NetNs::delete(&a).unwrap();
     wait_for("the port to notice its device is gone", || {
-        engine.ports[0].counters.snapshot().link_down_events == 1
+        engine.view().ports[0].counters.snapshot().link_down_events == 1
     });
     // The other cross-connect still forwards.
     let (nc, nd) = (NetNs::open(&c).unwrap(), NetNs::open(&d).unwrap());
@@ -477,7 +477,7 @@ fn a_port_whose_link_goes_down_is_counted_and_forwards_again_when_it_comes_back(
     let host_a = nl.get_link(&a).unwrap().unwrap().index;
     nl.set_link(host_a, Some(false), None, None).unwrap();
     wait_for("the port to count its link going down", || {
-        engine.ports[0].counters.snapshot().link_down_events == 1
+        engine.view().ports[0].counters.snapshot().link_down_events == 1
     });
     assert_eq!(
         crossings(&socks[1], &socks[0], &ab, 5),
@@ -501,10 +501,10 @@ fn a_port_whose_link_goes_down_is_counted_and_forwards_again_when_it_comes_back(
         assert!(
             back.elapsed() < Duration::from_secs(10),
             "a never forwarded both ways again: {:?}",
-            engine.ports[0].counters.snapshot()
+            engine.view().ports[0].counters.snapshot()
         );
     }
-    assert_eq!(engine.ports[0].counters.snapshot().link_down_events, 1);
+    assert_eq!(engine.view().ports[0].counters.snapshot().link_down_events, 1);
     drop(socks);
     let summary = engine.shutdown();
     assert!(summary.frames_balanced(), "{}", summary.render());
@@ -537,7 +537,7 @@ fn an_xdp_program_detached_by_hand_is_counted_and_attached_again() {
     assert!(crossings(&sa, &sb, &f, 5) >= 4, "a→b before");
 
     // Detach it the way an operator would: bpftool, by link id.
-    let prog = engine.ports[0].xdp.as_ref().unwrap().prog_id();
+    let prog = engine.view().ports[0].xdp.as_ref().unwrap().prog_id();
     let out = Command::new("bpftool")
         .args(["-j", "link", "show"])
         .output()
@@ -561,8 +561,8 @@ fn an_xdp_program_detached_by_hand_is_counted_and_attached_again() {
 
     // The watchdog (once a second while the engine waits) attaches it again.
     engine.wait(Some(Instant::now() + Duration::from_millis(1600)), None);
-    assert_eq!(engine.ports[0].counters.snapshot().xdp_detached, 1);
-    assert_eq!(engine.ports[1].counters.snapshot().xdp_detached, 0);
+    assert_eq!(engine.view().ports[0].counters.snapshot().xdp_detached, 1);
+    assert_eq!(engine.view().ports[1].counters.snapshot().xdp_detached, 0);
     assert!(crossings(&sa, &sb, &f, 10) >= 9, "a→b after the watchdog");
     drop((sa, sb, na, nb));
     let summary = engine.shutdown();
@@ -589,7 +589,7 @@ fn a_starved_fill_ring_is_counted_and_forwarding_recovers_without_leaking_frames
         sa.send(&f).unwrap();
     }
     wait_for("the kernel's fill-ring-empty count", || {
-        engine.ports[0].counters.snapshot().fill_empty > 0
+        engine.view().ports[0].counters.snapshot().fill_empty > 0
     });
     assert!(
         crossings(&sa, &sb, &f, 20) >= 19,
@@ -801,7 +801,7 @@ fn bridge_learns_floods_and_tags_between_access_and_trunk_ports() {
     socks[3].send(&tag(&from_trunk, 20)).unwrap();
     assert!(arrivals(1).is_empty());
 
-    let (table, _) = engine.mac_table.clone().unwrap();
+    let (table, _) = (engine.control.table(), 0u32);
     let entries = table.entries(None, 0);
     for k in [0u8, 1, 3] {
         assert!(
@@ -1047,7 +1047,7 @@ fn vlans_separate_trunks_carry_both_qinq_carries_customer_vlans_and_macs_age() {
     // Learned entries age out (aging = 1 s). The QinQ sender went quiet
     // after its two frames; the hosts with IP stacks may still be talking
     // (c keeps asking ARP for hosts it cannot reach).
-    let (table, _) = engine.mac_table.clone().unwrap();
+    let (table, _) = (engine.control.table(), 0u32);
     let quiet = pollgate_pipeline::wire::MacAddr([2, 0x50, 0x47, 0x30, 0, 4]);
     assert_eq!(table.lookup(2, quiet), Some(4), "learned on the QinQ port");
     std::thread::sleep(Duration::from_millis(3200));
@@ -1079,7 +1079,7 @@ fn multi_queue_veth_with_two_workers_serves_every_queue() {
     );
     let topo = config::parse("mq.toml", &cfg).unwrap();
     let engine = Engine::start(&topo).expect("engine starts");
-    assert_eq!(engine.ports.len(), 4, "one socket per (port, queue)");
+    assert_eq!(engine.view().ports.len(), 4, "one socket per (port, queue)");
     // `show ports` says which worker serves which queue.
     let ports: serde_json::Value =
         serde_json::from_str(&engine.ctl_state(&topo).handle("show ports --json").unwrap())
@@ -1139,6 +1139,7 @@ fn multi_queue_veth_with_two_workers_serves_every_queue() {
     }
     let got = counter.join().unwrap();
     let rx_by_queue: Vec<u64> = engine
+        .view()
         .ports
         .iter()
         .map(|p| p.counters.snapshot().rx_packets)
@@ -1148,6 +1149,7 @@ fn multi_queue_veth_with_two_workers_serves_every_queue() {
     assert!(got + 10 >= sent, "sent {sent}, received {got}");
     // Ports 0 and 1 are a@0 and b@0; the sockets of queue 1 follow.
     let a_q1 = engine
+        .view()
         .ports
         .iter()
         .find(|p| p.name == format!("{a}@1"))

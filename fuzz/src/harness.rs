@@ -72,7 +72,7 @@ fn frames(data: &[u8]) -> Vec<(u16, u32, &[u8])> {
 /// inside its frame, after its headroom is used for pushed headers.
 pub fn pipeline(data: &[u8]) {
     let topo = gateway();
-    let switch = switch_for(topo);
+    let switch = switch_for(topo, &pollgate::build::mac_table_for(topo));
     let vtep = vtep_for(topo);
     let acls = acls_for(topo).expect("the gateway's ACLs compile");
     let (mut p, _) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, 0);

@@ -295,6 +295,24 @@ impl MacTable {
             .count()
     }
 
+    /// Removes every entry, static or learned, pointing at `port`, or
+    /// kept in `domain`: what a port or bridge removed at run time
+    /// leaves behind. Entries elsewhere stay.
+    pub fn purge(&self, port: Option<PortId>, domain: Option<DomainId>) -> usize {
+        (0..self.slots.len())
+            .filter(|&i| {
+                let k = self.slots[i].key.load(Ordering::Relaxed);
+                if k == EMPTY || k == TOMBSTONE {
+                    return false;
+                }
+                let v = self.slots[i].val.load(Ordering::Relaxed);
+                let on_port = port.is_some() && port_of(v) == port;
+                let in_domain = domain.is_some_and(|d| k >> 48 == d as u64 + 1);
+                (on_port || in_domain) && self.kill(i)
+            })
+            .count()
+    }
+
     /// A snapshot of the live entries of `domain` (all domains if `None`).
     pub fn entries(&self, domain: Option<DomainId>, now: u32) -> Vec<MacEntry> {
         let mut out = Vec::new();
@@ -399,6 +417,22 @@ mod tests {
             Some(2),
             "static entries survive the churn"
         );
+    }
+
+    #[test]
+    fn purge_takes_a_port_or_a_domain_and_nothing_else() {
+        let t = MacTable::new(64);
+        t.learn(1, mac(1), 1, 5);
+        t.add_static(1, mac(2), 1);
+        t.learn(1, mac(3), 2, 5);
+        t.learn(2, mac(4), 3, 5);
+        t.learn(3, mac(5), 4, 5);
+        assert_eq!(t.purge(Some(1), None), 2);
+        assert_eq!(t.lookup(1, mac(3)), Some(2));
+        assert_eq!(t.purge(None, Some(2)), 1);
+        assert_eq!(t.lookup(2, mac(4)), None);
+        assert_eq!(t.lookup(3, mac(5)), Some(4));
+        assert_eq!(t.len(), 2);
     }
 
     #[test]

@@ -64,6 +64,22 @@ impl Pipeline {
         self
     }
 
+    /// Takes over what `old` learned while it ran (the ACL flow table,
+    /// the encapsulation IP ids): the worker swaps this pipeline in for
+    /// `old` between bursts when the topology changes. The MAC table is
+    /// shared and stays where it is; storm-control buckets start full.
+    pub fn carry_over(&mut self, old: Pipeline) {
+        self.ip_id = old.ip_id;
+        if let (Some(new), Some(old)) = (&mut self.acl, old.acl) {
+            new.adopt_flows(old);
+        }
+    }
+
+    /// The ACL stage's published flow counters, when there is one.
+    pub fn flow_counters(&self) -> Option<Arc<crate::acl::FlowCounters>> {
+        self.acl.as_ref().map(AclStage::flow_counters)
+    }
+
     pub fn vxlan(&self) -> Option<&Vtep> {
         self.vxlan.as_deref()
     }

@@ -28,7 +28,7 @@ pub mod veth_peer;
 pub use any_port::AnyPort;
 pub use null_port::NullPort;
 pub use pcap_port::PcapPort;
-pub use pool::{FramePool, PoolConfig};
+pub use pool::{FramePool, PoolConfig, UmemLayout};
 pub use port::{AfXdpMode, Port, PortCounters, PortInfo, PortStats, SharedCounters, TxDesc};
 pub use ring_port::{ring_pair, RingPort};
 

@@ -77,6 +77,21 @@ impl PoolConfig {
     }
 }
 
+/// The geometry of a pool's memory, as `XDP_UMEM_REG` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UmemLayout {
+    pub addr: usize,
+    pub len: usize,
+    pub frame_size: u32,
+    pub headroom: u32,
+}
+
+impl UmemLayout {
+    pub fn data_room(&self) -> u32 {
+        self.frame_size - self.headroom
+    }
+}
+
 pub struct FramePool {
     region: MmapRegion,
     cfg: PoolConfig,
@@ -305,6 +320,18 @@ impl FramePool {
     }
 
     /// Start of the region and its length, for UMEM registration.
+    /// What an AF_XDP socket registers as UMEM: plain numbers, so the
+    /// control thread can open a socket on a worker's pool while the
+    /// worker owns it.
+    pub fn layout(&self) -> UmemLayout {
+        UmemLayout {
+            addr: self.region.as_ptr() as usize,
+            len: self.region.len(),
+            frame_size: self.cfg.frame_size,
+            headroom: self.cfg.headroom,
+        }
+    }
+
     pub fn region(&self) -> (*mut u8, usize) {
         (self.region.as_ptr(), self.region.len())
     }

@@ -5,7 +5,7 @@ use super::*;
 
 /// An ordered rule list: `rules` in the text form of `ctl acl add`
 /// ("permit src=198.18.0.0/15 proto=tcp dport=80 stateful").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AclSection {
     pub name: Spanned<String>,
@@ -16,7 +16,7 @@ pub struct AclSection {
 }
 
 /// The reflexive-ACL flow table of each worker; timeouts in seconds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConntrackSection {
     pub size: Spanned<usize>,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VlanModeCfg {
     Access,
@@ -15,7 +15,7 @@ pub enum VlanModeCfg {
 }
 
 /// What a dot1q-tunnel port does with L2 control frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum L2cpCfg {
     #[default]
@@ -24,7 +24,7 @@ pub enum L2cpCfg {
 }
 
 /// MAC table settings, shared by every bridge domain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwitchSection {
     /// Most MAC entries over all domains; learning past it is counted.
@@ -43,7 +43,7 @@ impl Default for SwitchSection {
 }
 
 /// A bridge member: a port and the VLAN mapping that joins it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberSection {
     pub port: Spanned<String>,
@@ -56,22 +56,24 @@ pub struct MemberSection {
     /// ipvlan: the member's addresses (IPv4 or IPv6) besides its port's
     /// `address`.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ips: Vec<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticMacSection {
     pub mac: Spanned<String>,
     pub port: Spanned<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeSection {
     pub name: Spanned<String>,
     pub members: Spanned<Vec<MemberSection>>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub static_macs: Vec<StaticMacSection>,
     /// ACLs checked for every packet entering / leaving the domain.
     pub acl_in: Option<Spanned<String>>,
@@ -80,6 +82,7 @@ pub struct BridgeSection {
     pub vni: Option<Spanned<u32>>,
     /// Remote VTEPs (IPv4) that get a copy of the domain's floods.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flood: Vec<Spanned<String>>,
     /// "bridge" (learning, the default), "macvlan" or "ipvlan".
     pub driver: Option<Spanned<DriverCfg>>,
@@ -87,6 +90,29 @@ pub struct BridgeSection {
     pub parent: Option<Spanned<String>>,
     pub macvlan_mode: Option<Spanned<MacVlanModeCfg>>,
     pub ipvlan_mode: Option<Spanned<IpVlanModeCfg>>,
+    /// A slot a removed bridge left (domain ids stay put while the
+    /// engine runs, as port ids do). Never written in a file.
+    #[serde(skip)]
+    pub vacant: bool,
+}
+
+impl BridgeSection {
+    pub fn vacant() -> BridgeSection {
+        BridgeSection {
+            name: Spanned::new(0..0, String::new()),
+            members: Spanned::new(0..0, Vec::new()),
+            static_macs: Vec::new(),
+            acl_in: None,
+            acl_out: None,
+            vni: None,
+            flood: Vec::new(),
+            driver: None,
+            parent: None,
+            macvlan_mode: None,
+            ipvlan_mode: None,
+            vacant: true,
+        }
+    }
 }
 
 /// How a member joins its domain, resolved.
@@ -130,6 +156,15 @@ pub(super) fn validate_bridges(
     let mut names: HashMap<&str, ()> = HashMap::new();
     let mut out = Vec::new();
     for b in &config.bridge {
+        if b.vacant {
+            out.push(BridgeSpec {
+                name: String::new(),
+                members: Vec::new(),
+                statics: Vec::new(),
+                driver: Driver::Bridge,
+            });
+            continue;
+        }
         let name = b.name.get_ref();
         if names.insert(name.as_str(), ()).is_some() {
             return Err(cx.err(

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PortKind {
     /// Replays a template at full speed, discards what it is sent (net_null).
@@ -19,9 +19,15 @@ pub enum PortKind {
     Tap,
     /// AF_XDP on an existing device (a NIC queue).
     Afxdp,
+    /// A slot a removed port left: port ids stay put while the engine
+    /// runs (MAC entries and flood lists hold them), so a later port
+    /// takes the slot instead of every port after it moving down. Never
+    /// written in a file.
+    #[serde(skip)]
+    Vacant,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum BindModeCfg {
     #[default]
@@ -30,7 +36,7 @@ pub enum BindModeCfg {
     Copy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpModeCfg {
     #[default]
@@ -40,7 +46,7 @@ pub enum XdpModeCfg {
 }
 
 /// AF_XDP ring sizes, shared by every AF_XDP socket.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AfXdpSection {
     pub rx_ring: Spanned<u32>,
@@ -71,7 +77,7 @@ impl Default for AfXdpSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortSection {
     pub name: Spanned<String>,
@@ -166,6 +172,74 @@ pub struct PortSpec {
     pub storm: (u64, u64, u64),
 }
 
+impl PortSpec {
+    fn vacant() -> PortSpec {
+        PortSpec {
+            name: String::new(),
+            kind: PortKind::Vacant,
+            mac: MacAddr([0; 6]),
+            peer_mac: MacAddr([0; 6]),
+            size: 60,
+            peer: None,
+            slots: 0,
+            rx: None,
+            tx: None,
+            looping: false,
+            iface: String::new(),
+            afxdp: AfXdpConfig::default(),
+            container: None,
+            queues: 0,
+            vlan: None,
+            l2cp: L2cpCfg::Drop,
+            default_pcp: 0,
+            storm: (0, 0, 0),
+        }
+    }
+
+    pub fn is_vacant(&self) -> bool {
+        self.kind == PortKind::Vacant
+    }
+}
+
+impl PortSection {
+    /// The section standing for a vacant slot.
+    pub fn vacant() -> PortSection {
+        PortSection {
+            name: Spanned::new(0..0, String::new()),
+            kind: Spanned::new(0..0, PortKind::Vacant),
+            mac: None,
+            peer_mac: None,
+            size: None,
+            peer: None,
+            slots: None,
+            rx: None,
+            tx: None,
+            looping: false,
+            iface: None,
+            queues: None,
+            mode: None,
+            xdp_mode: None,
+            netns: None,
+            netns_pid: None,
+            netns_create: false,
+            netns_ifname: None,
+            address: None,
+            container_mac: None,
+            mtu: None,
+            vlan_mode: None,
+            tpid: None,
+            l2cp: None,
+            default_pcp: None,
+            storm_broadcast: None,
+            storm_multicast: None,
+            storm_unknown_unicast: None,
+            force: false,
+            acl_in: None,
+            acl_out: None,
+        }
+    }
+}
+
 pub(super) fn kind_name(k: PortKind) -> &'static str {
     match k {
         PortKind::Null => "null",
@@ -174,6 +248,7 @@ pub(super) fn kind_name(k: PortKind) -> &'static str {
         PortKind::Veth => "veth",
         PortKind::Tap => "tap",
         PortKind::Afxdp => "afxdp",
+        PortKind::Vacant => "vacant",
     }
 }
 
@@ -384,6 +459,10 @@ pub(super) fn validate_ports(
     let mut ports = Vec::new();
     for (i, p) in config.ports.iter().enumerate() {
         let kind = *p.kind.get_ref();
+        if kind == PortKind::Vacant {
+            ports.push(PortSpec::vacant());
+            continue;
+        }
         let need = |v: bool, field: &str| {
             if v {
                 Ok(())
@@ -469,6 +548,7 @@ pub(super) fn validate_ports(
                 )?;
                 forbid(p.peer.is_some(), "port.peer")?;
             }
+            PortKind::Vacant => unreachable!("vacant slots are skipped above"),
             PortKind::Pcap => {
                 need(p.rx.is_some() || p.tx.is_some(), "port.rx or port.tx")?;
                 forbid(p.peer.is_some(), "port.peer")?;

@@ -6,11 +6,11 @@
 use super::{BridgeSection, ConfigError, Ctx, MemberMap, PortSpec, Resolve};
 use pollgate_pipeline::macvlan::MacVlanMode;
 use pollgate_pipeline::wire::MacAddr;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DriverCfg {
     #[default]
@@ -19,7 +19,7 @@ pub enum DriverCfg {
     Ipvlan,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MacVlanModeCfg {
     /// Docker's default.
@@ -30,7 +30,7 @@ pub enum MacVlanModeCfg {
     Passthru,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IpVlanModeCfg {
     #[default]

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The VXLAN tunnel endpoint: one, on an underlay port.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VtepSection {
     pub port: Spanned<String>,
@@ -21,6 +21,7 @@ pub struct VtepSection {
     pub gateway: Option<Spanned<String>>,
     /// Static ARP entries: `[{ ip = "...", mac = "..." }]`.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub neighbors: Vec<NeighborSection>,
 }
 
@@ -34,7 +35,7 @@ pub(super) fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborSection {
     pub ip: Spanned<String>,

@@ -3,13 +3,13 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct XconnectSection {
     pub ports: Spanned<Vec<Spanned<String>>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSection {
     /// CPU to pin to; unpinned when absent.
@@ -159,7 +159,7 @@ pub(super) fn validate_workers(
         }
         workers.push(WorkerSpec {
             core: None,
-            ports: (0..ports.len()).collect(),
+            ports: (0..ports.len()).filter(|&k| !ports[k].is_vacant()).collect(),
             queues,
         });
         owner.iter_mut().for_each(|o| *o = Some(0));
@@ -178,7 +178,7 @@ pub(super) fn validate_workers(
         }
     }
     for (k, o) in owner.iter().enumerate() {
-        if o.is_none() {
+        if o.is_none() && !ports[k].is_vacant() {
             let s = &config.ports[k].name;
             return Err(cx.err(
                 s.span(),

@@ -124,7 +124,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             None
         }
     };
-    for p in &engine.ports {
+    for (_, p) in engine.view().live_ports() {
         println!("  port {:<9} {:<5} {}", p.name, p.kind, p.detail);
     }
     let stop = engine.stop_flag();
@@ -135,7 +135,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     // Live stats on stderr while the traffic runs.
     let live = Arc::new(AtomicBool::new(true));
     let ticker = {
-        let (live, ports) = (live.clone(), engine.ports.clone());
+        let (live, ports) = (live.clone(), engine.view().ports.clone());
         std::thread::spawn(move || {
             let mut stats = LiveStats::new(&ports, Duration::from_secs(1));
             while live.load(Ordering::Relaxed) {
@@ -154,23 +154,20 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     }
     live.store(false, Ordering::Relaxed);
     let _ = ticker.join();
-    if let Some((table, _)) = &engine.mac_table {
+    let view = engine.view();
+    if !view.topo.bridges.is_empty() {
+        let table = engine.control.table();
         let now = engine.started.elapsed().as_secs() as u32;
         println!("\n== MAC table (bridge \"office\")");
         for e in table.entries(None, now) {
             println!(
                 "  {}  port {:<9} age {} s",
-                e.mac, engine.ports[e.port as usize].name, e.age_secs
+                e.mac, view.ports[e.port as usize].name, e.age_secs
             );
         }
     }
-    if !engine.acls.is_empty() {
+    if let Some(acl) = &view.acl {
         println!("\n== ACLs");
-        let acl = crate::acl_ctl::AclControl::new(
-            &topo,
-            engine.acls.clone(),
-            engine.flow_counters.clone(),
-        );
         if let Ok(t) = acl.show(None, false) {
             print!(
                 "{}",

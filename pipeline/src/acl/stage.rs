@@ -75,6 +75,15 @@ impl AclStage {
         }
     }
 
+    /// Takes over `old`'s flow table and published counters: a topology
+    /// change rebuilds the stage (new attachments) without dropping a
+    /// connection the stateful rules let in.
+    pub fn adopt_flows(&mut self, old: AclStage) {
+        self.flows = old.flows;
+        self.published = old.published;
+        self.now = old.now;
+    }
+
     pub fn flow_counters(&self) -> Arc<FlowCounters> {
         self.published.clone()
     }

@@ -84,6 +84,26 @@ impl Vtep {
         }
     }
 
+    /// A VTEP with a new configuration (VNIs added or removed, domains
+    /// renumbered) that keeps this one's remotes in the same slots, so MAC
+    /// entries pointing at tunnel ports stay right, and their resolved
+    /// next hops. Flood lists start empty: the caller sets them.
+    pub fn rebuilt(&self, cfg: VtepConfig) -> Vtep {
+        let same_next_hop = cfg.gateway == self.cfg.gateway && cfg.port == self.cfg.port;
+        let v = Vtep::new(cfg);
+        for (to, from) in v.remote_ip.iter().zip(self.remote_ip.iter()) {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if same_next_hop {
+            for (to, from) in v.remote_mac.iter().zip(self.remote_mac.iter()) {
+                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            v.gateway_mac
+                .store(self.gateway_mac.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        v
+    }
+
     #[inline]
     pub fn domain_of_vni(&self, vni: u32) -> Option<DomainId> {
         self.by_vni

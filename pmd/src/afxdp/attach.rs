@@ -12,6 +12,7 @@ use crate::cleanup;
 use crate::netlink::Netlink;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,7 +24,16 @@ pub enum XdpMode {
     Generic,
 }
 
+/// A queue's bit in `XdpAttachment::steered`; a port serves at most 64
+/// queues (the config's limit), so every queue has its own.
+fn queue_bit(queue: u32) -> u64 {
+    debug_assert!(queue < 64);
+    1 << (queue & 63)
+}
+
 pub struct XdpAttachment {
+    /// Queues whose map entry holds a socket.
+    steered: std::sync::atomic::AtomicU64,
     // Field order is drop order: the link goes first, detaching the
     // program before the map and program fds close.
     /// The bpf_link holding the program on the device; replaced when the
@@ -144,6 +154,7 @@ impl XdpAttachment {
             match attached {
                 Ok((link, native)) => {
                     return Ok(XdpAttachment {
+                        steered: Default::default(),
                         link: Mutex::new(Some(link)),
                         prog,
                         map,
@@ -207,6 +218,7 @@ impl XdpAttachment {
                         cleanup::created(&journal(ifname, ifindex, prog_id, flags));
                     }
                     return Ok(XdpAttachment {
+                        steered: Default::default(),
                         link: Mutex::new(None),
                         prog,
                         map,
@@ -285,12 +297,22 @@ impl XdpAttachment {
 
     /// Steers `queue` to the socket `xsk_fd`.
     pub fn insert(&self, queue: u32, xsk_fd: i32) -> io::Result<()> {
-        bpf::xskmap_set(&self.map, queue, xsk_fd)
+        bpf::xskmap_set(&self.map, queue, xsk_fd)?;
+        self.steered.fetch_or(queue_bit(queue), Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Sends `queue` back to the kernel stack.
+    /// Sends `queue` back to the kernel stack. A queue already sent back
+    /// costs no syscall: the control thread clears a port's queues before
+    /// its worker closes the socket, and the worker's close then makes
+    /// none.
     pub fn remove(&self, queue: u32) -> io::Result<()> {
-        bpf::xskmap_clear(&self.map, queue)
+        if self.steered.load(Ordering::Relaxed) & queue_bit(queue) == 0 {
+            return Ok(());
+        }
+        bpf::xskmap_clear(&self.map, queue)?;
+        self.steered.fetch_and(!queue_bit(queue), Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use super::socket::{BindMode, XskConfig, XskSocket};
 use super::sys::{XdpDesc, XDP_PKT_CONTD};
 use crate::device::{if_index, DeviceProbe};
 use crate::ethtool::driver_name;
-use crate::pool::FramePool;
+use crate::pool::{FramePool, UmemLayout};
 use crate::port::{bump, AfXdpMode, Port, PortInfo, SharedCounters, TxDesc};
 use crate::stall::{Event, StallWatch};
 use crate::PmdError;
@@ -77,7 +77,7 @@ const MAX_SEGMENTS: u32 = 18;
 pub const L2_OVERHEAD: u32 = 14 + 8;
 
 /// Whether frames of a device with `mtu` can exceed one frame of `pool`.
-pub fn needs_multi_buffer(mtu: u32, pool: &FramePool) -> bool {
+pub fn needs_multi_buffer(mtu: u32, pool: &UmemLayout) -> bool {
     mtu + L2_OVERHEAD > pool.data_room()
 }
 
@@ -125,6 +125,22 @@ impl AfXdpPort {
         ifname: &str,
         cfg: &AfXdpConfig,
         pool: &mut FramePool,
+        umem_owner: &mut Option<RawFd>,
+        xdp: Option<Arc<XdpAttachment>>,
+    ) -> Result<AfXdpPort, PmdError> {
+        let mut port = Self::open_on(name, ifname, cfg, &pool.layout(), umem_owner, xdp)?;
+        port.refill(pool);
+        Ok(port)
+    }
+
+    /// As `open`, for a pool some other thread owns (a running worker's):
+    /// the socket binds to the pool's memory, and its fill ring stays
+    /// empty until the worker's first `poll` tops it up.
+    pub fn open_on(
+        name: &str,
+        ifname: &str,
+        cfg: &AfXdpConfig,
+        pool: &UmemLayout,
         umem_owner: &mut Option<RawFd>,
         xdp: Option<Arc<XdpAttachment>>,
     ) -> Result<AfXdpPort, PmdError> {
@@ -185,7 +201,7 @@ impl AfXdpPort {
         if umem_owner.is_none() {
             *umem_owner = Some(xsk.fd());
         }
-        let mut port = AfXdpPort {
+        Ok(AfXdpPort {
             name: name.to_string(),
             ifname: ifname.to_string(),
             ifindex,
@@ -206,9 +222,13 @@ impl AfXdpPort {
             stalls: StallWatch::default(),
             counters: SharedCounters::default(),
             created: None,
-        };
-        port.refill(pool);
-        Ok(port)
+        })
+    }
+
+    /// The socket's fd: another socket of the same worker shares the
+    /// UMEM through it.
+    pub fn fd(&self) -> RawFd {
+        self.xsk.fd()
     }
 
     /// Hands the port the devices it must remove when dropped.
@@ -598,6 +618,12 @@ impl Port for AfXdpPort {
             self.xsk.rx.release(n);
             self.fill_held -= n;
         }
+        // With the socket out of the map the kernel consumes no more fill
+        // entries, nor (after the wait above) TX ones: what it left in
+        // either ring is still ours. Frames a zero-copy driver took from
+        // the fill ring stay with it until the socket closes.
+        self.fill_held -= self.xsk.fill.take_back(|a| pool.free(a));
+        self.tx_held -= self.xsk.tx.take_back(|d| pool.free(d.addr));
         self.housekeeping();
     }
 

@@ -171,6 +171,26 @@ impl<T: Copy> ProdRing<T> {
         self.r.producer().store(self.cached_prod, Ordering::Release);
     }
 
+    /// Reads back the entries published but not consumed, oldest first,
+    /// and forgets them: for a socket the kernel no longer reads from
+    /// (its XSKMAP entry gone), so the frames they name return to the
+    /// pool instead of closing with the socket.
+    pub fn take_back(&mut self, mut each: impl FnMut(T)) -> u32 {
+        // Acquire: pairs with the kernel's release of what it consumed.
+        let cons = self.r.consumer().load(Ordering::Acquire);
+        let n = self.cached_prod.wrapping_sub(cons);
+        for i in 0..n {
+            let slot = self.r.slot(cons.wrapping_add(i));
+            // SAFETY: [cons, prod) holds entries this side wrote and
+            // published; the kernel has not consumed them and, with the
+            // socket out of the map, will not, so reading cannot race a
+            // kernel write (the kernel never writes a producer ring's
+            // slots).
+            each(unsafe { slot.read() });
+        }
+        n
+    }
+
     /// Entries published but not yet consumed by the kernel.
     pub fn pending(&self) -> u32 {
         self.cached_prod

@@ -5,7 +5,7 @@
 
 use super::ring::{ConsRing, ProdRing};
 use super::sys::*;
-use crate::pool::FramePool;
+use crate::pool::UmemLayout;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -93,7 +93,7 @@ impl XskSocket {
     /// Creates and binds a socket. `shared_with` is the fd of the socket
     /// that registered `pool` as UMEM; `None` registers it now.
     pub fn new(
-        pool: &FramePool,
+        pool: &UmemLayout,
         shared_with: Option<RawFd>,
         cfg: &XskConfig,
     ) -> io::Result<XskSocket> {
@@ -106,14 +106,13 @@ impl XskSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
         if shared_with.is_none() {
-            let (addr, len) = pool.region();
             // The kernel already keeps XDP_PACKET_HEADROOM in front of each
             // packet; ask only for what the pool wants beyond that.
-            let headroom = pool.headroom().saturating_sub(XDP_PACKET_HEADROOM);
+            let headroom = pool.headroom.saturating_sub(XDP_PACKET_HEADROOM);
             let reg = XdpUmemReg {
-                addr: addr as u64,
-                len: len as u64,
-                chunk_size: pool.frame_size(),
+                addr: pool.addr as u64,
+                len: pool.len as u64,
+                chunk_size: pool.frame_size,
                 headroom,
                 flags: 0,
                 tx_metadata_len: 0,
