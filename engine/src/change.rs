@@ -49,9 +49,16 @@ fn align_slots<T>(
             _ => fresh.push(item),
         }
     }
-    // New names fill the holes first, so churn does not grow the slots.
+    // New names fill the slots that were already vacant first, so churn
+    // does not grow the slots. A slot freed by this very change stays
+    // vacant until the next one: its port is removed, not rebuilt as
+    // another (the removal and the addition are then each whole).
     let mut fresh = fresh.into_iter();
-    for slot in out.iter_mut().filter(|s| s.is_none()) {
+    for (slot, _) in out
+        .iter_mut()
+        .zip(&slots)
+        .filter(|(s, name)| s.is_none() && name.is_empty())
+    {
         match fresh.next() {
             Some(item) => *slot = Some(item),
             None => break,

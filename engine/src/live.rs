@@ -436,6 +436,10 @@ impl Control {
                 (Some(old), Some(fresh)) => {
                     let v = Arc::new(old.rebuilt(fresh.cfg.clone()));
                     set_floods(&v, &desired);
+                    for &(ip, mac) in desired.vtep.iter().flat_map(|s| &s.neighbors) {
+                        v.remote_or_insert(ip);
+                        v.learn_neighbor(ip, mac);
+                    }
                     Some(v)
                 }
                 (_, fresh) => fresh,

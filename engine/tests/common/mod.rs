@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use pollgate_pmd::pcap::{PcapReader, PcapWriter};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::create(path).unwrap();
@@ -189,3 +190,116 @@ pub fn pollgate_run(dir: &Path, body: &str) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+pub fn ctl(sock: &Path, line: &str) -> Result<String, String> {
+    pollgate::ctl::request(sock, line)
+}
+
+/// pollgate-pktgen, built beside the test binaries by `cargo test
+/// --workspace` (tools/test.sh).
+pub fn pktgen() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join("pollgate-pktgen");
+    assert!(
+        p.exists(),
+        "{} missing: cargo build -p pollgate-pktgen (tools/test.sh builds the workspace)",
+        p.display()
+    );
+    p
+}
+
+/// A paced UDP flow from `tx_ns`'s eth0 to `rx_ns`'s, counted by
+/// pollgate-pktgen; its JSON report when it ends.
+pub fn paced_flow(dir: &Path, tx_ns: &str, rx_ns: &str, pps: u32, secs: f64) -> std::process::Child {
+    let spec = dir.join("flow.toml");
+    std::fs::write(
+        &spec,
+        "name = \"paced\"\nsrc_mac = \"02:00:00:00:40:01\"\ndst_mac = \"02:00:00:00:40:02\"\n\
+         src_ip = \"198.18.40.1\"\ndst_ip = \"198.18.40.2\"\nproto = \"udp\"\nsport = 1024\ndport = 1025\n\
+         flows = 1\nsize = 64\nrate = \"max\"\n",
+    )
+    .unwrap();
+    Command::new(pktgen())
+        .args(["run", spec.to_str().unwrap(), "--tx", "eth0", "--tx-ns", tx_ns])
+        .args(["--rx", "eth0", "--rx-ns", rx_ns, "--ring", "2048", "--json"])
+        .args(["--rate", &pps.to_string(), "--duration", &secs.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What the paced flow reports: (sent, received, lost, max latency ns).
+pub fn flow_result(child: std::process::Child) -> (u64, u64, u64, u64) {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "pktgen printed no JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    (
+        n("sent"),
+        n("received"),
+        n("lost"),
+        v["latency"]["max_ns"].as_u64().unwrap_or(0),
+    )
+}
+
+pub fn ping(ns: &str, to: &str) -> bool {
+    (0..3).any(|_| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", to])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+pub fn netns_exists(ns: &str) -> bool {
+    Path::new("/run/netns").join(ns).exists()
+}
+
+/// Stops `pollgate run` with SIGINT and returns its summary; panics if
+/// it failed (its exit status says whether the frames balanced).
+pub fn stop(child: std::process::Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "pollgate failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `pollgate run` on `dir/gw.toml` (`head` then `body`), its output kept.
+pub fn run_engine(dir: &Path, body: &str) -> std::process::Child {
+    std::fs::write(dir.join("gw.toml"), head(dir) + body).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pollgate"))
+        .args(["run", "--config", dir.join("gw.toml").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = dir.join("ctl.sock");
+    wait_for("the control socket", || ctl(&sock, "show ports").is_ok());
+    child
+}
+
+pub fn head(dir: &Path) -> String {
+    format!(
+        "[engine]\nidle = \"backoff\"\nctl_socket = \"{}\"\n\
+         [afxdp]\nrx_ring = 512\nfill_ring = 512\ntx_ring = 512\ncomp_ring = 512\n\
+         [pool]\nframes = 16384\n",
+        dir.join("ctl.sock").display()
+    )
+}
+
