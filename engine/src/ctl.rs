@@ -14,13 +14,13 @@
 
 use crate::live::LiveView;
 use crate::stats::{render_drops, PortView, SharedWorkerCounters};
-use std::collections::HashMap;
 use crate::telemetry::{SharedTelemetry, TelemetrySummary};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::BATCH_SIZE;
 use pollgate_pipeline::{DomainId, DropCounters, DropReason, PortId};
 use pollgate_pmd::PortStats;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -115,7 +115,9 @@ impl CtlState {
 
     pub(crate) fn save_journal(&self) {
         let Some(path) = &self.journal else { return };
-        let mut text = String::from("# ports pollgate attached at run time (ctl port add); attached again at start\n");
+        let mut text = String::from(
+            "# ports pollgate attached at run time (ctl port add); attached again at start\n",
+        );
         for (_, line) in self.runtime() {
             text.push_str(&line);
             text.push('\n');

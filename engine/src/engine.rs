@@ -5,8 +5,8 @@ use crate::build::{
     acls_for, build_devices, build_port, build_rings, largest_frame, mac_table_for, switch_for,
     vtep_for, worker_needs_multi_buffer, worker_pipeline,
 };
-use crate::live::{Control, Live, LiveView, WorkerLink};
 use crate::config::{IdleMode, Topology};
+use crate::live::{Control, Live, LiveView, WorkerLink};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, WorkerTelemetry};
 use crate::worker::{Idle, Worker, WorkerReport};

@@ -157,11 +157,9 @@ impl Live {
             ports,
             vtep: self.vtep.clone(),
             acl: match flows {
-                Some(f) if !self.acls.is_empty() => Some(Arc::new(AclControl::new(
-                    &self.topo,
-                    self.acls.clone(),
-                    f,
-                ))),
+                Some(f) if !self.acls.is_empty() => {
+                    Some(Arc::new(AclControl::new(&self.topo, self.acls.clone(), f)))
+                }
                 _ => None,
             },
             bridges: crate::bridge_ctl::views(&self.topo),
@@ -234,9 +232,10 @@ impl Live {
             }
         }
         let workers: Vec<usize> = {
-            let mut v: Vec<usize> = self.views.get(k).map_or(Vec::new(), |v| {
-                v.iter().map(|p| p.worker).collect()
-            });
+            let mut v: Vec<usize> = self
+                .views
+                .get(k)
+                .map_or(Vec::new(), |v| v.iter().map(|p| p.worker).collect());
             v.sort_unstable();
             v.dedup();
             v
@@ -349,11 +348,12 @@ impl Control {
                 .get(i)
                 .is_none_or(|o| o.rules != a.rules || o.default != a.default);
             if changed {
-                let set = AclSet::compile(&a.name, a.rules.clone(), a.default, desired.workers.len())
-                    .map_err(|e| Refused {
-                        field: format!("acl {:?}", a.name),
-                        message: e.to_string(),
-                    })?;
+                let set =
+                    AclSet::compile(&a.name, a.rules.clone(), a.default, desired.workers.len())
+                        .map_err(|e| Refused {
+                            field: format!("acl {:?}", a.name),
+                            message: e.to_string(),
+                        })?;
                 sets.push((i, set));
             }
         }
@@ -407,13 +407,15 @@ impl Control {
         }
         // Ports whose device or workers changed: their old sockets close
         // before new ones bind the same queues.
-        for k in plan.closing().filter(|&k| plan.ports[k] != PortChange::Remove) {
+        for k in plan
+            .closing()
+            .filter(|&k| plan.ports[k] != PortChange::Remove)
+        {
             live.take_back(k).map_err(fail)?;
             if plan.ports[k] == PortChange::Recreate {
                 live.devices[k] = None;
-                live.devices[k] = build_device(&desired, k).map_err(|e| {
-                    fail(format!("port {:?} rebuilt: {e}", desired.ports[k].name))
-                })?;
+                live.devices[k] = build_device(&desired, k)
+                    .map_err(|e| fail(format!("port {:?} rebuilt: {e}", desired.ports[k].name)))?;
             }
             for (w, spec) in desired.workers.iter().enumerate() {
                 for &(p, q) in spec.queues.iter().filter(|(p, _)| *p == k) {
@@ -531,14 +533,22 @@ fn flood_diff(v: &Vtep, old: &Topology, new: &Topology) -> usize {
     let lists = |t: &Topology| {
         t.vtep
             .as_ref()
-            .map(|s| s.vnis.iter().map(|(_, d, f)| (*d, f.clone())).collect::<Vec<_>>())
+            .map(|s| {
+                s.vnis
+                    .iter()
+                    .map(|(_, d, f)| (*d, f.clone()))
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default()
     };
     let (a, b) = (lists(old), lists(new));
     let mut n = 0;
     for (d, list) in &a {
         let keep = b.iter().find(|x| x.0 == *d).map(|x| &x.1);
-        for ip in list.iter().filter(|ip| keep.is_none_or(|k| !k.contains(ip))) {
+        for ip in list
+            .iter()
+            .filter(|ip| keep.is_none_or(|k| !k.contains(ip)))
+        {
             n += v.set_flood(*d as DomainId, *ip, false).is_ok() as usize;
         }
     }

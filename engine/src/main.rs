@@ -333,7 +333,9 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
         if topo.creates_devices() || topo.changes_devices() {
             return Err(e).context("starting the cleanup process");
         }
-        tracing::warn!("no cleanup process ({e}): devices added at run time are not removed after a kill -9");
+        tracing::warn!(
+            "no cleanup process ({e}): devices added at run time are not removed after a kill -9"
+        );
     }
     let engine = Engine::start(&topo).context("starting the engine")?;
     let ctl_path = &topo.config.engine.ctl_socket;
@@ -343,12 +345,14 @@ fn run(path: &std::path::Path, duration: Option<f64>) -> Result<()> {
             .with_reload(path.to_path_buf())
             .with_journal(pollgate::topology_ctl::journal_path(ctl_path)),
     );
-    let _ctl = pollgate::ctl::CtlServer::start(ctl_path, state.clone())
-        .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
+    // Before the socket answers: a runtime's CHECK right after a restart
+    // sees its containers attached.
     let resumed = pollgate::topology_ctl::resume(&state);
     if resumed > 0 {
         tracing::info!("attached again {resumed} ports a previous run attached at run time");
     }
+    let _ctl = pollgate::ctl::CtlServer::start(ctl_path, state.clone())
+        .with_context(|| format!("starting the control socket {}", ctl_path.display()))?;
     let _metrics = match &topo.config.engine.metrics {
         Some(addr) => {
             let m = pollgate::metrics::MetricsServer::start(addr, state)

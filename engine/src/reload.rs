@@ -38,7 +38,10 @@ impl Reloader {
             .map_err(|e| refused(e.to_string()))?;
         Ok(match kept {
             0 => format!("reload {done}"),
-            n => format!("reload {}; {n} ports attached at run time kept\n", done.trim_end()),
+            n => format!(
+                "reload {}; {n} ports attached at run time kept\n",
+                done.trim_end()
+            ),
         })
     }
 }

@@ -25,7 +25,10 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
             let name = name.to_string();
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             change(state, move |c| {
-                if c.bridge.iter().any(|b| !b.vacant && *b.name.get_ref() == name) {
+                if c.bridge
+                    .iter()
+                    .any(|b| !b.vacant && *b.name.get_ref() == name)
+                {
                     return Err(format!("bridge.name: {name:?} exists"));
                 }
                 let mut t = table(&rest.iter().map(String::as_str).collect::<Vec<_>>())?;
@@ -118,8 +121,16 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                 }
                 let had = b.flood.iter().any(|f| *f.get_ref() == ip);
                 match (add, had) {
-                    (true, true) => return Err(format!("bridge.flood: {ip} is already in the flood list of {bridge:?}")),
-                    (false, false) => return Err(format!("bridge.flood: {ip} is not in the flood list of {bridge:?}")),
+                    (true, true) => {
+                        return Err(format!(
+                            "bridge.flood: {ip} is already in the flood list of {bridge:?}"
+                        ))
+                    }
+                    (false, false) => {
+                        return Err(format!(
+                            "bridge.flood: {ip} is not in the flood list of {bridge:?}"
+                        ))
+                    }
                     (true, false) => b.flood.push(toml::Spanned::new(0..0, ip.clone())),
                     (false, true) => b.flood.retain(|f| *f.get_ref() != ip),
                 }
@@ -383,7 +394,14 @@ mod tests {
 
     #[test]
     fn key_value_words_become_typed_toml() {
-        let t = table(&["name=c1", "kind=veth", "netns=/proc/1/ns/net", "queues=2", "address=198.18.0.2/24"]).unwrap();
+        let t = table(&[
+            "name=c1",
+            "kind=veth",
+            "netns=/proc/1/ns/net",
+            "queues=2",
+            "address=198.18.0.2/24",
+        ])
+        .unwrap();
         assert_eq!(t["queues"].as_integer(), Some(2));
         assert_eq!(t["netns"].as_str(), Some("/proc/1/ns/net"));
         assert_eq!(t["address"].as_str(), Some("198.18.0.2/24"));
@@ -394,15 +412,20 @@ mod tests {
 
     #[test]
     fn port_add_takes_its_bridge_and_vlan_apart_and_names_bad_fields() {
-        let (p, at) = parse_port_add(&["name=c1", "kind=veth", "netns=c1", "bridge=br0", "vid=10"]).unwrap();
+        let (p, at) =
+            parse_port_add(&["name=c1", "kind=veth", "netns=c1", "bridge=br0", "vid=10"]).unwrap();
         assert_eq!(p.name.get_ref(), "c1");
         assert_eq!(at.bridge.as_deref(), Some("br0"));
         assert_eq!(at.member["vid"].as_integer(), Some(10));
-        let e = parse_port_add(&["name=c1", "kind=veth", "netnss=c1"]).err().unwrap();
+        let e = parse_port_add(&["name=c1", "kind=veth", "netnss=c1"])
+            .err()
+            .unwrap();
         assert!(e.starts_with("port.netnss:"), "{e}");
         let e = parse_port_add(&["name=c1", "kind=vet"]).err().unwrap();
         assert!(e.starts_with("port"), "{e}");
-        let e = parse_port_add(&["name=c1", "kind=veth", "vid=3"]).err().unwrap();
+        let e = parse_port_add(&["name=c1", "kind=veth", "vid=3"])
+            .err()
+            .unwrap();
         assert!(e.starts_with("bridge:"), "{e}");
     }
 

@@ -362,7 +362,12 @@ impl Worker {
     /// Applies one command from the control thread (see `Command`).
     fn apply(&mut self, cmd: Command, out: &mut Outputs) {
         match cmd {
-            Command::Add { id, port, tap, done } => {
+            Command::Add {
+                id,
+                port,
+                tap,
+                done,
+            } => {
                 self.ports.push((id, *port));
                 out.taps.push(tap);
                 out.reindex(&self.ports);

@@ -152,11 +152,7 @@ fn reload_applies_acl_changes_without_loss_and_refuses_restarts() {
     std::fs::write(&file, &permit_all).unwrap();
     let topo = config::load(&file).unwrap();
     let engine = Engine::start(&topo).unwrap();
-    let state = Arc::new(
-        engine
-            .ctl_state(&topo)
-            .with_reload(file.clone()),
-    );
+    let state = Arc::new(engine.ctl_state(&topo).with_reload(file.clone()));
     let _server = CtlServer::start(&sock, state.clone()).unwrap();
     let stats = || -> serde_json::Value {
         serde_json::from_str(&request(&sock, "show stats --json").unwrap()).unwrap()

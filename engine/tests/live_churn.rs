@@ -114,7 +114,11 @@ members = [{ port = "a" }, { port = "b" }, { port = "d" }]
     // Slots are reused: 100 cycles do not grow the topology.
     let ports = ctl(&sock, "show ports").unwrap();
     assert_eq!(ports.lines().count(), 3, "{ports}");
-    assert_eq!(leftovers(), before, "devices, namespaces or XDP programs left");
+    assert_eq!(
+        leftovers(),
+        before,
+        "devices, namespaces or XDP programs left"
+    );
     let (sent, _, lost, churn_max) = flow_result(flow);
     let summary = stop(engine);
     eprintln!(

@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{ctl, flow_result, head, netns_exists, paced_flow, ping, read_pcap, root_with_ip, run_engine, stop, Script};
+use common::{
+    ctl, flow_result, head, netns_exists, paced_flow, ping, read_pcap, root_with_ip, run_engine,
+    stop, Script,
+};
 use std::time::{Duration, Instant};
 
 fn veth(name: &str, ns: &str, addr: &str) -> String {
@@ -58,7 +61,10 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     let sock = dir.join("ctl.sock");
     let engine = run_engine(
         &dir,
-        &body(&veth("e", "pglt-ne", "198.18.40.5/24"), ", { port = \"e\" }"),
+        &body(
+            &veth("e", "pglt-ne", "198.18.40.5/24"),
+            ", { port = \"e\" }",
+        ),
     );
 
     let flow = paced_flow(&dir, "pglt-na", "pglt-nb", 20_000, 14.0);
@@ -73,7 +79,9 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     .unwrap();
     eprintln!("port add: {r} ({:.1} ms)", t.elapsed().as_secs_f64() * 1e3);
     assert!(ping("pglt-nc", "198.18.40.4"), "c reaches d");
-    assert!(ctl(&sock, "show topology").unwrap().contains("name = \"c\""));
+    assert!(ctl(&sock, "show topology")
+        .unwrap()
+        .contains("name = \"c\""));
 
     // d moved to br1 (another VLAN): c no longer reaches it; back again.
     ctl(&sock, "bridge member del br0 d").unwrap();
@@ -108,7 +116,11 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     let f = frames.first().expect("a flood left the underlay");
     assert_eq!(&f[12..14], &[0x08, 0x00], "IPv4 underlay");
     assert_eq!(f[23], 17, "UDP");
-    assert_eq!(u16::from_be_bytes([f[36], f[37]]), 4789, "to the VXLAN port");
+    assert_eq!(
+        u16::from_be_bytes([f[36], f[37]]),
+        4789,
+        "to the VXLAN port"
+    );
     assert_eq!(&f[30..34], &[198, 18, 42, 2], "to the listed VTEP");
     assert_eq!(&f[46..49], &[0, 0x13, 0x89], "VNI 5001");
 
@@ -116,7 +128,10 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     std::fs::write(
         dir.join("gw.toml"),
         head(&dir)
-            + &body(&veth("g", "pglt-ng", "198.18.40.7/24"), ", { port = \"g\" }")
+            + &body(
+                &veth("g", "pglt-ng", "198.18.40.7/24"),
+                ", { port = \"g\" }",
+            )
             + "",
     )
     .unwrap();
@@ -135,7 +150,11 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     let before = ctl(&sock, "show topology").unwrap();
     let e = ctl(&sock, "bridge member add br0 nosuch").unwrap_err();
     assert!(e.starts_with("bridge.members.port"), "{e}");
-    let e = ctl(&sock, "port add name=x kind=afxdp iface=pglt-nodev bridge=br0").unwrap_err();
+    let e = ctl(
+        &sock,
+        "port add name=x kind=afxdp iface=pglt-nodev bridge=br0",
+    )
+    .unwrap_err();
     assert!(e.contains("pglt-nodev"), "{e}");
     assert_eq!(ctl(&sock, "show topology").unwrap(), before);
 

@@ -271,7 +271,9 @@ ports = ["sink"]
     let topo = config::parse("handoff.toml", src).unwrap();
     let engine = Engine::start(&topo).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while engine.view().ports[1].counters.snapshot().tx_packets < 100_000 && Instant::now() < deadline {
+    while engine.view().ports[1].counters.snapshot().tx_packets < 100_000
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     let summary = engine.shutdown();

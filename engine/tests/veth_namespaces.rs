@@ -265,7 +265,8 @@ fn frame_accounting_balances_after_a_million_packets() {
     // Send until the engine has taken in a million frames (the kernel
     // drops some when other tests share the CPUs), bounded in time.
     let received = |e: &Engine| {
-        e.view().ports
+        e.view()
+            .ports
             .iter()
             .map(|p| p.counters.snapshot().rx_packets)
             .sum::<u64>()
@@ -504,7 +505,10 @@ fn a_port_whose_link_goes_down_is_counted_and_forwards_again_when_it_comes_back(
             engine.view().ports[0].counters.snapshot()
         );
     }
-    assert_eq!(engine.view().ports[0].counters.snapshot().link_down_events, 1);
+    assert_eq!(
+        engine.view().ports[0].counters.snapshot().link_down_events,
+        1
+    );
     drop(socks);
     let summary = engine.shutdown();
     assert!(summary.frames_balanced(), "{}", summary.render());

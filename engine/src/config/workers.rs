@@ -159,7 +159,9 @@ pub(super) fn validate_workers(
         }
         workers.push(WorkerSpec {
             core: None,
-            ports: (0..ports.len()).filter(|&k| !ports[k].is_vacant()).collect(),
+            ports: (0..ports.len())
+                .filter(|&k| !ports[k].is_vacant())
+                .collect(),
             queues,
         });
         owner.iter_mut().for_each(|o| *o = Some(0));

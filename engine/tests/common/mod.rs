@@ -211,7 +211,13 @@ pub fn pktgen() -> PathBuf {
 
 /// A paced UDP flow from `tx_ns`'s eth0 to `rx_ns`'s, counted by
 /// pollgate-pktgen; its JSON report when it ends.
-pub fn paced_flow(dir: &Path, tx_ns: &str, rx_ns: &str, pps: u32, secs: f64) -> std::process::Child {
+pub fn paced_flow(
+    dir: &Path,
+    tx_ns: &str,
+    rx_ns: &str,
+    pps: u32,
+    secs: f64,
+) -> std::process::Child {
     let spec = dir.join("flow.toml");
     std::fs::write(
         &spec,
@@ -221,7 +227,14 @@ pub fn paced_flow(dir: &Path, tx_ns: &str, rx_ns: &str, pps: u32, secs: f64) -> 
     )
     .unwrap();
     Command::new(pktgen())
-        .args(["run", spec.to_str().unwrap(), "--tx", "eth0", "--tx-ns", tx_ns])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--tx",
+            "eth0",
+            "--tx-ns",
+            tx_ns,
+        ])
         .args(["--rx", "eth0", "--rx-ns", rx_ns, "--ring", "2048", "--json"])
         .args(["--rate", &pps.to_string(), "--duration", &secs.to_string()])
         .stdout(Stdio::piped())
@@ -302,4 +315,3 @@ pub fn head(dir: &Path) -> String {
         dir.join("ctl.sock").display()
     )
 }
-

@@ -4,6 +4,7 @@
 
 mod message;
 mod neigh;
+mod route;
 
 use message::{Attrs, MsgBuilder};
 use std::io;

@@ -87,7 +87,7 @@ fn fdb_self(index: u32, mac: [u8; 6], seq: u32, add: bool) -> Vec<u8> {
     serialize(msg, flags, seq)
 }
 
-fn serialize(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
+pub(super) fn serialize(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
     let mut m = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
     m.header.flags = flags;
     m.header.sequence_number = seq;

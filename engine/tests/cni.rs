@@ -1,0 +1,441 @@
+//! pollgate-cni (root): the CNI spec's commands driven by hand as a
+//! runtime would (VERSION, ADD, CHECK, DEL twice, ADD with the engine
+//! down, ADD onto an interface that exists), then podman 4 with its CNI
+//! backend: containers on a pollgate network reach each other and a
+//! container the TOML defines (ping, TCP with busybox nc), `podman rm`
+//! detaches, a restarted engine serves the same containers again, and 20
+//! containers started and removed leave nothing behind.
+
+mod common;
+
+use common::{ctl, netns_exists, root_with_ip, run_engine, stop};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A binary of the workspace, built beside the test binaries.
+fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} missing: tools/test.sh builds the workspace",
+        p.display()
+    );
+    p
+}
+
+const CNI_DIR: &str = "/usr/lib/cni";
+
+/// The reference plugins (host-local) and podman, or a printed reason;
+/// under CI their absence fails (tools/test.sh installs them).
+fn have(what: &[&str]) -> bool {
+    let missing: Vec<&&str> = what.iter().filter(|p| !Path::new(p).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing:?} missing under CI: tools/test.sh installs podman, runc, containernetworking-plugins, busybox-static"
+    );
+    eprintln!("SKIP: {missing:?} missing (tools/test.sh installs them)");
+    false
+}
+
+struct Net {
+    dir: PathBuf,
+}
+
+impl Net {
+    /// A scratch directory with a CNI plugin directory (the reference
+    /// plugins and pollgate-cni), a conflist for network `pgnet` on
+    /// bridge br0 of the engine at `dir/ctl.sock`, and host-local's
+    /// lease store.
+    fn new(tag: &str) -> Net {
+        let dir = std::env::temp_dir().join(format!("pg-cni-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "net.d", "ipam"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        for e in std::fs::read_dir(CNI_DIR).unwrap().flatten() {
+            let _ = std::os::unix::fs::symlink(e.path(), dir.join("bin").join(e.file_name()));
+        }
+        std::os::unix::fs::symlink(sibling("pollgate-cni"), dir.join("bin/pollgate-cni")).unwrap();
+        std::fs::write(dir.join("net.d/pgnet.conflist"), Self::conflist(&dir)).unwrap();
+        Net { dir }
+    }
+
+    fn plugin_conf(dir: &Path) -> String {
+        format!(
+            r#"{{"type": "pollgate-cni", "ctlSocket": "{}", "bridge": "br0",
+  "ipam": {{"type": "host-local", "dataDir": "{}",
+    "ranges": [[{{"subnet": "198.18.60.0/24", "rangeStart": "198.18.60.10", "rangeEnd": "198.18.60.99", "gateway": "198.18.60.1"}}]],
+    "routes": [{{"dst": "198.19.0.0/16"}}]}}}}"#,
+            dir.join("ctl.sock").display(),
+            dir.join("ipam").display()
+        )
+    }
+
+    fn conflist(dir: &Path) -> String {
+        format!(
+            "{{\"cniVersion\": \"1.0.0\", \"name\": \"pgnet\", \"plugins\": [{}]}}",
+            Self::plugin_conf(dir)
+        )
+    }
+
+    /// One plugin invocation as a runtime makes it: (exit ok, stdout).
+    fn invoke(
+        &self,
+        command: &str,
+        id: &str,
+        netns: &str,
+        ifname: &str,
+    ) -> (bool, serde_json::Value) {
+        let conf = format!(
+            "{{\"cniVersion\": \"1.0.0\", \"name\": \"pgnet\", {}",
+            &Self::plugin_conf(&self.dir)[1..]
+        );
+        let mut child = Command::new(self.dir.join("bin/pollgate-cni"))
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", self.dir.join("bin"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.success(), v)
+    }
+
+    fn leases(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.join("ipam/pgnet"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with("198."))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The two tests count pollgate-cni's devices on the host: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const TOML_CONTAINER: &str = r#"
+[[port]]
+name = "t"
+kind = "veth"
+netns = "pgcn-t"
+netns_create = true
+address = "198.18.60.200/24"
+[[bridge]]
+name = "br0"
+members = [{ port = "t" }]
+"#;
+
+fn pgc_links() -> usize {
+    let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(": pgc"))
+        .count()
+}
+
+#[test]
+fn the_spec_commands_as_a_runtime_drives_them() {
+    if !root_with_ip("pollgate-cni spec") || !have(&["/usr/lib/cni/host-local"]) {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let net = Net::new("spec");
+    common::ip(&["netns", "add", "pgcn-c1"]);
+    let ns = "/run/netns/pgcn-c1";
+
+    let (ok, v) = net.invoke("VERSION", "", "", "");
+    assert!(ok, "{v}");
+    let versions = v["supportedVersions"].to_string();
+    assert!(
+        versions.contains("1.0.0") && versions.contains("1.1.0"),
+        "{v}"
+    );
+
+    // The engine is not running: a clear error, nothing left behind.
+    let (ok, v) = net.invoke("ADD", "c1", ns, "eth0");
+    assert!(!ok);
+    assert_eq!(v["code"], 11, "try again later: {v}");
+    assert!(
+        v["details"].as_str().unwrap_or("").contains("not running"),
+        "{v}"
+    );
+    assert_eq!(pgc_links(), 0);
+    assert!(net.leases().is_empty(), "no address leased");
+
+    let engine = run_engine(&net.dir, TOML_CONTAINER);
+    let sock = net.dir.join("ctl.sock");
+    let (ok, v) = net.invoke("ADD", "c1", ns, "eth0");
+    assert!(ok, "{v}");
+    assert_eq!(v["cniVersion"], "1.0.0");
+    let ifs = v["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 2, "{v}");
+    assert_eq!(ifs[1]["name"], "eth0");
+    assert_eq!(ifs[1]["sandbox"], ns);
+    assert!(ifs[1]["mac"].as_str().is_some_and(|m| m.len() == 17), "{v}");
+    assert_eq!(v["ips"][0]["interface"], 1, "ips index interfaces: {v}");
+    assert_eq!(v["ips"][0]["address"], "198.18.60.10/24");
+    let host = ifs[0]["name"].as_str().unwrap().to_string();
+    assert!(ctl(&sock, "show ports").unwrap().contains(&host));
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "pgcn-c1",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "198.18.60.200",
+        ])
+        .status()
+        .unwrap();
+    assert!(ping.success(), "the container reaches the TOML's container");
+    let route = Command::new("ip")
+        .args(["-n", "pgcn-c1", "route", "show", "198.19.0.0/16"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&route.stdout).contains("via 198.18.60.1"),
+        "IPAM's route, through its gateway"
+    );
+    let (ok, v) = net.invoke("CHECK", "c1", ns, "eth0");
+    assert!(ok, "{v}");
+
+    // ADD again onto the same interface: refused, the first one intact.
+    let (ok, v) = net.invoke("ADD", "c1-again", ns, "eth0");
+    assert!(!ok);
+    assert!(v["msg"].as_str().unwrap_or("").contains("exists"), "{v}");
+    assert_eq!(net.leases().len(), 1, "the refused ADD leased nothing");
+
+    // DEL, twice, and for a container that never was: all succeed.
+    for id in ["c1", "c1", "never"] {
+        let (ok, v) = net.invoke("DEL", id, ns, "eth0");
+        assert!(ok, "DEL {id}: {v}");
+    }
+    assert!(!ctl(&sock, "show ports").unwrap().contains(&host));
+    assert_eq!(pgc_links(), 0);
+    assert!(net.leases().is_empty(), "{:?}", net.leases());
+    let (ok, _) = net.invoke("CHECK", "c1", ns, "eth0");
+    assert!(!ok, "CHECK of a deleted attachment fails");
+    let summary = stop(engine);
+    assert!(!summary.contains("LEAK"), "{summary}");
+    common::ip(&["netns", "del", "pgcn-c1"]);
+}
+
+struct Podman {
+    dir: PathBuf,
+    rootfs: PathBuf,
+}
+
+impl Podman {
+    fn new(net: &Net) -> Podman {
+        let dir = net.dir.clone();
+        let conf = dir.join("containers.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\nnetwork_config_dir = \"{}\"\n",
+                dir.join("bin").display(),
+                dir.join("net.d").display()
+            ),
+        )
+        .unwrap();
+        // An image-less container: Debian's busybox-static and its links.
+        let rootfs = dir.join("rootfs");
+        for d in ["bin", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for a in ["sh", "ping", "nc", "sleep", "cat", "ip"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        Podman { dir, rootfs }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--runtime", "runc", "--cgroup-manager=cgroupfs"]);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    /// A container on network pgnet running `sleep`; its address.
+    fn start(&self, name: &str) -> String {
+        let (ok, out) = self.run(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "pgnet",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+            "--cap-add",
+            "NET_RAW",
+            "--rootfs",
+            self.rootfs.to_str().unwrap(),
+            "sleep",
+            "600",
+        ]);
+        assert!(ok, "podman run {name}: {out}");
+        let (ok, ip) = self.run(&[
+            "inspect",
+            name,
+            "--format",
+            "{{.NetworkSettings.Networks.pgnet.IPAddress}}",
+        ]);
+        assert!(ok, "{ip}");
+        ip.trim().to_string()
+    }
+
+    fn rm(&self, name: &str) {
+        let (ok, out) = self.run(&["rm", "-f", "-t", "0", name]);
+        assert!(ok, "podman rm {name}: {out}");
+    }
+
+    fn exec(&self, name: &str, sh: &str) -> (bool, String) {
+        self.run(&["exec", name, "sh", "-c", sh])
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["rm", "-a", "-f", "-t", "0"]).output();
+    }
+}
+
+#[test]
+fn podman_containers_on_a_pollgate_network() {
+    if !root_with_ip("podman on pollgate")
+        || !have(&[
+            "/usr/bin/podman",
+            "/usr/sbin/runc",
+            "/usr/lib/cni/host-local",
+            "/bin/busybox",
+        ])
+    {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let net = Net::new("podman");
+    let pm = Podman::new(&net);
+    let sock = net.dir.join("ctl.sock");
+    let body = TOML_CONTAINER;
+    let engine = run_engine(&net.dir, body);
+
+    let ip1 = pm.start("pg1");
+    let ip2 = pm.start("pg2");
+    assert_ne!(ip1, ip2);
+    let (ok, out) = pm.exec("pg1", &format!("ping -c 1 -W 2 {ip2}"));
+    assert!(ok, "pg1 reaches pg2: {out}");
+    let (ok, out) = pm.exec("pg1", "ping -c 1 -W 2 198.18.60.200");
+    assert!(ok, "pg1 reaches the TOML's container: {out}");
+    // TCP: busybox nc listens in pg2, pg1 sends a line.
+    let (ok, out) = pm.run(&[
+        "exec",
+        "-d",
+        "pg2",
+        "sh",
+        "-c",
+        "nc -l -p 8080 > /tmp/pg2-got",
+    ]);
+    assert!(ok, "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (ok, out) = pm.exec(
+        "pg1",
+        &format!("echo hello-over-pollgate | nc -w 2 {ip2} 8080"),
+    );
+    assert!(ok, "nc: {out}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, got) = pm.exec("pg2", "cat /tmp/pg2-got");
+    assert!(got.contains("hello-over-pollgate"), "TCP payload: {got}");
+
+    // podman rm detaches; podman run attaches again.
+    let ports = |s: &Path| {
+        ctl(s, "show ports")
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("pgc"))
+            .count()
+    };
+    assert_eq!(ports(&sock), 2);
+    pm.rm("pg1");
+    assert_eq!(ports(&sock), 1);
+    let ip1 = pm.start("pg1");
+    let (ok, out) = pm.exec("pg2", &format!("ping -c 1 -W 2 {ip1}"));
+    assert!(ok, "pg2 reaches the new pg1: {out}");
+
+    // A restarted engine serves the same containers again (its journal).
+    let summary = stop(engine);
+    assert!(!summary.contains("LEAK"), "{summary}");
+    let engine = run_engine(&net.dir, body);
+    assert_eq!(ports(&sock), 2, "both containers attached again");
+    let (ok, out) = pm.exec("pg1", &format!("ping -c 1 -W 2 {ip2}"));
+    assert!(ok, "after the restart: {out}");
+
+    // 20 containers come and go: nothing left behind.
+    let before_links = pgc_links();
+    let names: Vec<String> = (0..20).map(|i| format!("pgl{i}")).collect();
+    for n in &names {
+        pm.start(n);
+    }
+    assert_eq!(ports(&sock), 22);
+    for n in &names {
+        pm.rm(n);
+    }
+    assert_eq!(ports(&sock), 2, "every loop container detached");
+    assert_eq!(pgc_links(), before_links, "no veth left");
+    assert_eq!(
+        net.leases().len(),
+        2,
+        "only pg1's and pg2's leases: {:?}",
+        net.leases()
+    );
+    pm.rm("pg1");
+    pm.rm("pg2");
+    assert_eq!(ports(&sock), 0);
+    assert!(net.leases().is_empty());
+    let summary = stop(engine);
+    assert!(!summary.contains("LEAK"), "{summary}");
+    assert!(!netns_exists("pgcn-t"));
+    drop(pm);
+}

@@ -1,0 +1,76 @@
+//! The IPAM plugin the configuration names (`ipam.type`), executed from
+//! `CNI_PATH` as the spec's delegation describes: same environment but
+//! `CNI_COMMAND`, the network configuration on stdin, its result (or
+//! error) on stdout.
+
+use rscni_plugin::error::Error;
+use rscni_plugin::types::{Args, CNIResult, ErrorResult};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn plugin(args: &Args) -> Result<PathBuf, Error> {
+    let ty = &args
+        .config()
+        .ipam
+        .as_ref()
+        .ok_or_else(|| Error::InvalidNetworkConfig("no ipam section".into()))?
+        .r#type;
+    if ty.is_empty() || ty.contains('/') {
+        return Err(Error::InvalidNetworkConfig(format!(
+            "ipam.type {ty:?} is not a plugin name"
+        )));
+    }
+    args.path()
+        .iter()
+        .map(|d| d.join(ty))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::PluginNotAvailable(format!(
+                "IPAM plugin {ty:?} is not in CNI_PATH ({})",
+                args.path()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            ))
+        })
+}
+
+/// Runs the IPAM plugin with `command` ("ADD", "DEL", "CHECK", "GC").
+pub fn delegate(args: &Args, command: &str) -> Result<Option<CNIResult>, Error> {
+    let exe = plugin(args)?;
+    let conf = serde_json::to_vec(args.config())
+        .map_err(|e| Error::FailedToDecode(format!("network configuration: {e}")))?;
+    let mut child = Command::new(&exe)
+        .env("CNI_COMMAND", command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::IOFailure(format!("{}: {e}", exe.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&conf)
+            .map_err(|e| Error::IOFailure(format!("{}: {e}", exe.display())))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::IOFailure(format!("{}: {e}", exe.display())))?;
+    if !out.status.success() {
+        return Err(match serde_json::from_slice::<ErrorResult>(&out.stdout) {
+            Ok(e) => Error::from(e),
+            Err(_) => Error::Custom(
+                102,
+                format!("IPAM plugin {} failed", exe.display()),
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ),
+        });
+    }
+    if command != "ADD" {
+        return Ok(None);
+    }
+    serde_json::from_slice::<CNIResult>(&out.stdout)
+        .map(Some)
+        .map_err(|e| Error::FailedToDecode(format!("{}'s result: {e}", exe.display())))
+}

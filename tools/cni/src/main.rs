@@ -1,0 +1,199 @@
+//! pollgate-cni: the CNI plugin (spec 1.0.0 and 1.1.0; ADD, DEL, CHECK,
+//! STATUS, GC, VERSION) that attaches containers to a running pollgate
+//! engine. ADD creates a veth pair whose far end is `CNI_IFNAME` in the
+//! container's namespace, gets addresses from the IPAM plugin the
+//! configuration names (delegated from `CNI_PATH`), and asks the engine,
+//! over its control socket, to serve the near end as an `afxdp` port of
+//! the configured bridge (and VLAN). As ovs-cni and Calico-VPP do: the
+//! plugin does the namespace work, the data plane only attaches.
+
+mod conf;
+mod engine;
+mod ipam;
+mod sandbox;
+
+use conf::PollgateConf;
+use rscni_plugin::cni::{Cni, Plugin};
+use rscni_plugin::error::Error;
+use rscni_plugin::types::{Args, CNIResult, Interface};
+use std::path::PathBuf;
+
+struct PollgateCni;
+
+/// The attachment an invocation is about: (container id, ifname).
+fn attachment(args: &Args) -> Result<(String, String), Error> {
+    let id = args
+        .container_id()
+        .ok_or_else(|| Error::missing_env(&["CNI_CONTAINERID"]))?;
+    let ifname = args
+        .ifname()
+        .ok_or_else(|| Error::missing_env(&["CNI_IFNAME"]))?;
+    Ok((id.to_string(), ifname.to_string()))
+}
+
+fn netns(args: &Args) -> Result<PathBuf, Error> {
+    args.netns()
+        .cloned()
+        .ok_or_else(|| Error::missing_env(&["CNI_NETNS"]))
+}
+
+/// The engine's refusal of a request, as a CNI error.
+fn refused(what: &str) -> impl Fn(Result<String, Error>) -> Error + '_ {
+    move |e| match e {
+        Ok(msg) => Error::Custom(101, format!("pollgate refused {what}"), msg),
+        Err(e) => e,
+    }
+}
+
+impl Cni for PollgateCni {
+    fn add(&self, args: Args) -> Result<CNIResult, Error> {
+        let conf = PollgateConf::of(args.config())?;
+        let (id, ifname) = attachment(&args)?;
+        let path = netns(&args)?;
+        // Nothing is made until the engine is known to be there.
+        engine::reachable(&conf.ctl_socket)?;
+        if sandbox::has_interface(&path, &ifname)? {
+            return Err(Error::Custom(
+                100,
+                "interface exists".into(),
+                format!("the container already has {ifname}"),
+            ));
+        }
+        let host = sandbox::host_name(&id, &ifname);
+        let leased = ipam::delegate(&args, "ADD")?.unwrap_or_default();
+        let undo_ipam = || {
+            let _ = ipam::delegate(&args, "DEL");
+        };
+        let (host_mac, cont_mac) =
+            sandbox::create(&path, &host, &ifname, conf.mtu, &leased.ips, &leased.routes)
+                .inspect_err(|_| undo_ipam())?;
+        let mut req = format!(
+            "port add name={host} kind=afxdp iface={host} bridge={}",
+            conf.bridge
+        );
+        if let Some(v) = conf.vid {
+            req += &format!(" vid={v}");
+        }
+        if let Some(w) = conf.worker {
+            req += &format!(" worker={w}");
+        }
+        if let Err(e) = engine::request(&conf.ctl_socket, &req) {
+            let _ = sandbox::delete(&host);
+            undo_ipam();
+            return Err(refused("the container's port")(e));
+        }
+        // Chained after another plugin: its result is passed on, with
+        // this plugin's interfaces after its own.
+        let mut result = args.config().prev_result.clone().unwrap_or_default();
+        let base = result.interfaces.len() as u32;
+        result.interfaces.push(Interface {
+            name: host,
+            mac: host_mac,
+            mtu: Some(conf.mtu),
+            sandbox: None,
+            socket_path: None,
+            pci_id: None,
+        });
+        result.interfaces.push(Interface {
+            name: ifname,
+            mac: cont_mac,
+            mtu: Some(conf.mtu),
+            sandbox: Some(path.display().to_string()),
+            socket_path: None,
+            pci_id: None,
+        });
+        for mut ip in leased.ips {
+            ip.interface = Some(base + 1);
+            result.ips.push(ip);
+        }
+        result.routes.extend(leased.routes);
+        if leased.dns.is_some() {
+            result.dns = leased.dns;
+        } else if result.dns.is_none() {
+            result.dns = args.config().dns.clone();
+        }
+        Ok(result)
+    }
+
+    /// Idempotent: a container already gone, an engine not running, a
+    /// port already detached all succeed.
+    fn del(&self, args: Args) -> Result<(), Error> {
+        let (id, ifname) = attachment(&args)?;
+        let host = sandbox::host_name(&id, &ifname);
+        if let Ok(conf) = PollgateConf::of(args.config()) {
+            match engine::request(&conf.ctl_socket, &format!("port del {host}")) {
+                Err(Ok(m)) if !m.contains("no port named") => {
+                    return Err(refused("detaching the container's port")(Ok(m)))
+                }
+                _ => {}
+            }
+        }
+        sandbox::delete(&host)?;
+        if args.config().ipam.is_some() {
+            ipam::delegate(&args, "DEL")?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, args: Args) -> Result<(), Error> {
+        let conf = PollgateConf::of(args.config())?;
+        let (id, ifname) = attachment(&args)?;
+        let host = sandbox::host_name(&id, &ifname);
+        if !sandbox::has_interface(&netns(&args)?, &ifname)? {
+            return Err(Error::Custom(
+                103,
+                "interface missing".into(),
+                format!("the container has no {ifname}"),
+            ));
+        }
+        if !engine::ports(&conf.ctl_socket)?.contains(&host) {
+            return Err(Error::Custom(
+                104,
+                "port not attached".into(),
+                format!("pollgate does not serve {host} (restarted without its journal?)"),
+            ));
+        }
+        ipam::delegate(&args, "CHECK").map(|_| ())
+    }
+
+    fn status(&self, args: Args) -> Result<(), Error> {
+        let conf = PollgateConf::of(args.config())?;
+        engine::reachable(&conf.ctl_socket)
+            .map_err(|e| Error::PluginNotAvailable(e.details().to_string()))
+    }
+
+    /// Detaches and deletes every pollgate-cni port the runtime no longer
+    /// lists as valid.
+    fn gc(&self, args: Args) -> Result<(), Error> {
+        let conf = PollgateConf::of(args.config())?;
+        let valid: Vec<String> = args
+            .config()
+            .valid_attachments
+            .iter()
+            .flatten()
+            .map(|a| sandbox::host_name(&a.container_id, &a.ifname))
+            .collect();
+        for port in engine::ports(&conf.ctl_socket)? {
+            if port.starts_with("pgc") && !valid.contains(&port) {
+                engine::request(&conf.ctl_socket, &format!("port del {port}"))
+                    .map_err(refused("detaching a stale port"))?;
+                sandbox::delete(&port)?;
+            }
+        }
+        // host-local before 1.1 has no GC: its leases go with DEL.
+        let _ = ipam::delegate(&args, "GC");
+        Ok(())
+    }
+}
+
+fn main() {
+    let plugin = Plugin::default().msg(concat!(
+        "pollgate-cni ",
+        env!("CARGO_PKG_VERSION"),
+        ": attaches containers to a running pollgate engine"
+    ));
+    if let Err(e) = plugin.run(&PollgateCni) {
+        eprintln!("pollgate-cni: {e}");
+        std::process::exit(1);
+    }
+}
