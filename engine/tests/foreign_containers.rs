@@ -9,8 +9,7 @@ use pollgate::demo::ping::ping;
 use pollgate::Engine;
 use pollgate_pmd::ethtool;
 use pollgate_pmd::netns::NetNs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,63 +25,6 @@ fn offloads(ns: &NetNs) -> (bool, bool, Option<bool>) {
         ))
     })
     .unwrap()
-}
-
-/// A TCP stream of `n` bytes from `from` to a listener in `to` at `addr`,
-/// echoed back: true when every byte came back as sent.
-fn tcp_echo(from: &NetNs, to: &NetNs, addr: SocketAddr, n: usize) -> bool {
-    let listener = to.run(move || TcpListener::bind(addr)).unwrap();
-    // Accepting with a deadline: a handshake that never completes (bad
-    // checksums) must fail the test, not hang it.
-    listener.set_nonblocking(true).unwrap();
-    let server = std::thread::spawn(move || -> std::io::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut s = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        s.set_nonblocking(false)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut buf = vec![0u8; 65536];
-        let mut left = n;
-        while left > 0 {
-            let k = s.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            s.write_all(&buf[..k])?;
-            left -= k;
-        }
-        Ok(())
-    });
-    let sent: Vec<u8> = (0..n).map(|i| (i * 7 + i / 251) as u8).collect();
-    let got = from
-        .run(move || {
-            let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-            c.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let w = c.try_clone()?;
-            let data = sent.clone();
-            let writer = std::thread::spawn(move || {
-                let mut w = w;
-                w.write_all(&data)
-            });
-            let mut back = vec![0u8; n];
-            c.read_exact(&mut back)?;
-            writer
-                .join()
-                .map_err(|_| std::io::Error::other("writer"))??;
-            Ok(back == sent)
-        })
-        .unwrap_or(false);
-    let _ = server.join();
-    got
 }
 
 /// `count` UDP datagrams of 1000 bytes from `from` to `to`'s `addr`: how
@@ -152,11 +94,11 @@ fn afxdp_ports_on_veth_pairs_a_script_made_carry_tcp_and_udp_both_ways() {
         2
     );
     assert!(
-        tcp_echo(&a, &b, SocketAddr::new(ip_b.into(), 47100), 256 * 1024),
+        common::tcp_echo(&a, &b, SocketAddr::new(ip_b.into(), 47100), 256 * 1024),
         "TCP a -> b and back"
     );
     assert!(
-        tcp_echo(&b, &a, SocketAddr::new(ip_a.into(), 47101), 256 * 1024),
+        common::tcp_echo(&b, &a, SocketAddr::new(ip_a.into(), 47101), 256 * 1024),
         "TCP b -> a and back"
     );
     assert_eq!(

@@ -88,6 +88,9 @@ netns = "{pc}"
 netns_create = true
 container_mac = "02:50:47:32:00:01"
 address = "198.18.50.1/24"
+# The overlay's MTU: 50 bytes of VXLAN under the underlay's 1500, as
+# the kernel gives its vxlan device.
+mtu = 1450
 [[port]]
 name = "{tr}"
 kind = "veth"
@@ -142,6 +145,7 @@ address = "198.18.100.1"
         ip(&["-n", kv, "link", "set", dev, "up"]);
     }
     ip(&["-n", &kc, "addr", "add", "198.18.50.2/24", "dev", "eth0"]);
+    ip(&["-n", &kc, "link", "set", "eth0", "mtu", "1450"]);
     ip(&["-n", &kc, "link", "set", "eth0", "up"]);
     ip(&["-n", &kc, "link", "set", "lo", "up"]);
 
@@ -192,6 +196,19 @@ address = "198.18.100.1"
             r.received * 100 >= r.sent * 98,
             "{src} -> {dst}: {}",
             r.render()
+        );
+    }
+
+    // 2b. TCP both ways: the kernel VTEP leaves inner checksums partial
+    // unless its underlay device computes them, and AF_XDP carries bytes,
+    // not the skb's flag; a stream that completes proves they are whole.
+    for (from, to, addr) in [
+        (&npc, &nkc, "198.18.50.2:47200"),
+        (&nkc, &npc, "198.18.50.1:47201"),
+    ] {
+        assert!(
+            common::tcp_echo(from, to, addr.parse().unwrap(), 200_000),
+            "TCP to {addr} across the kernel VTEP"
         );
     }
 

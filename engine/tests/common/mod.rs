@@ -4,6 +4,7 @@
 
 use pollgate_pmd::pcap::{PcapReader, PcapWriter};
 use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
@@ -315,3 +316,61 @@ pub fn head(dir: &Path) -> String {
         dir.join("ctl.sock").display()
     )
 }
+
+/// A TCP stream of `n` bytes from `from` to a listener in `to` at `addr`,
+/// echoed back: true when every byte came back as sent.
+pub fn tcp_echo(from: &pollgate_pmd::netns::NetNs, to: &pollgate_pmd::netns::NetNs, addr: std::net::SocketAddr, n: usize) -> bool {
+    let listener = to.run(move || std::net::TcpListener::bind(addr)).unwrap();
+    // Accepting with a deadline: a handshake that never completes (bad
+    // checksums) must fail the test, not hang it.
+    listener.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        let mut buf = vec![0u8; 65536];
+        let mut left = n;
+        while left > 0 {
+            let k = s.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            s.write_all(&buf[..k])?;
+            left -= k;
+        }
+        Ok(())
+    });
+    let sent: Vec<u8> = (0..n).map(|i| (i * 7 + i / 251) as u8).collect();
+    let got = from
+        .run(move || {
+            let mut c = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            let w = c.try_clone()?;
+            let data = sent.clone();
+            let writer = std::thread::spawn(move || {
+                let mut w = w;
+                w.write_all(&data)
+            });
+            let mut back = vec![0u8; n];
+            c.read_exact(&mut back)?;
+            writer
+                .join()
+                .map_err(|_| std::io::Error::other("writer"))??;
+            Ok(back == sent)
+        })
+        .unwrap_or(false);
+    let _ = server.join();
+    got
+}
+
