@@ -1,11 +1,12 @@
 # Shared by the perf scripts (sourced): the binaries, and veth pairs whose
 # far end is eth0 in a network namespace of its own.
 
-perf_init() { # builds pollgate and pollgate-pktgen; sets PG and PKTGEN
+perf_init() { # builds pollgate, pollgate-pktgen and pollgate-cni; sets PG, PKTGEN and CNI
   [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-  cargo build --release -q -p pollgate -p pollgate-pktgen
+  cargo build --release -q -p pollgate -p pollgate-pktgen -p pollgate-cni
   PG=$PWD/target/release/pollgate
   PKTGEN=$PWD/target/release/pollgate-pktgen
+  CNI=$PWD/target/release/pollgate-cni
 }
 
 ns_veth() { # HOSTDEV NS MAC
@@ -39,5 +40,6 @@ testpmd_mac() { # SECS CORE -> total Mpps over both ports, testpmd mac forward o
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+p99() { sort -g | awk '{v[NR]=$1} END {i=int(NR*0.99+0.5); if (i<1) i=1; print v[i]}'; }
 json_mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/'; }
 cpu_mhz() { grep -m1 'cpu MHz' /proc/cpuinfo | awk '{print $4}'; }

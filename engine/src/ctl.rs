@@ -495,14 +495,16 @@ impl CtlServer {
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("pg-ctl".into())
             .spawn(move || {
+                // A blocking accept: a request is taken the moment it
+                // comes. Drop wakes it with a connection of its own.
                 while !flag.load(Ordering::Relaxed) {
                     match listener.accept() {
+                        Ok(_) if flag.load(Ordering::Relaxed) => break,
                         // A thread per request: a topology change that
                         // builds devices for a while does not hold up a
                         // `show` (changes queue on the topology's lock).
@@ -546,7 +548,11 @@ fn serve(stream: UnixStream, state: &CtlState) {
 impl Drop for CtlServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        // The accept loop wakes on a connection and sees the flag. When
+        // the socket file is already gone (removed under us), it cannot
+        // be woken: it is left blocked, holding nothing but the listener.
+        let woken = UnixStream::connect(&self.path).is_ok();
+        if let Some(t) = self.thread.take().filter(|_| woken) {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.path);

@@ -59,7 +59,13 @@ fn a_port_moves_between_workers_and_an_acl_attaches_while_they_forward() {
     while tx_rate(&engine, "b") == 0 {
         assert!(Instant::now() < deadline, "a's floods reach b");
     }
-    let worker_of = |e: &Engine, n: &str| e.view().ports.iter().find(|p| p.name == n).map(|p| p.worker);
+    let worker_of = |e: &Engine, n: &str| {
+        e.view()
+            .ports
+            .iter()
+            .find(|p| p.name == n)
+            .map(|p| p.worker)
+    };
     assert_eq!(worker_of(&engine, "b"), Some(1));
 
     // b moves to worker 0: new sockets (for a null port, a new port) on
@@ -74,7 +80,10 @@ fn a_port_moves_between_workers_and_an_acl_attaches_while_they_forward() {
     assert!(tx_rate(&engine, "b") > 0, "b forwards from worker 0");
 
     // An ACL attached at run time: a's traffic stops reaching b.
-    let closed = moved.replace("name = \"a\"\nkind = \"null\"", "name = \"a\"\nkind = \"null\"\nacl_in = \"closed\"");
+    let closed = moved.replace(
+        "name = \"a\"\nkind = \"null\"",
+        "name = \"a\"\nkind = \"null\"\nacl_in = \"closed\"",
+    );
     apply(&engine, &closed).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(tx_rate(&engine, "b"), 0, "the ACL denies a's traffic");
@@ -83,7 +92,11 @@ fn a_port_moves_between_workers_and_an_acl_attaches_while_they_forward() {
     assert!(tx_rate(&engine, "b") > 0);
 
     // What a running engine cannot take is refused, naming the field.
-    let e = apply(&engine, &moved.replace("name = \"closed\"", "name = \"shut\"")).unwrap_err();
+    let e = apply(
+        &engine,
+        &moved.replace("name = \"closed\"", "name = \"shut\""),
+    )
+    .unwrap_err();
     assert!(e.starts_with("acl:"), "{e}");
     let e = apply(&engine, &format!("[pool]\nframe_size = 4096\n{moved}")).unwrap_err();
     assert!(e.starts_with("pool"), "{e}");

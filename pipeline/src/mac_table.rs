@@ -295,10 +295,11 @@ impl MacTable {
             .count()
     }
 
-    /// Removes every entry, static or learned, pointing at `port`, or
-    /// kept in `domain`: what a port or bridge removed at run time
-    /// leaves behind. Entries elsewhere stay.
-    pub fn purge(&self, port: Option<PortId>, domain: Option<DomainId>) -> usize {
+    /// Removes every entry, static or learned, pointing at one of `ports`
+    /// or kept in one of `domains`: what ports and bridges removed at run
+    /// time leave behind, in one pass over the table. Entries elsewhere
+    /// stay.
+    pub fn purge(&self, ports: &[PortId], domains: &[DomainId]) -> usize {
         (0..self.slots.len())
             .filter(|&i| {
                 let k = self.slots[i].key.load(Ordering::Relaxed);
@@ -306,8 +307,8 @@ impl MacTable {
                     return false;
                 }
                 let v = self.slots[i].val.load(Ordering::Relaxed);
-                let on_port = port.is_some() && port_of(v) == port;
-                let in_domain = domain.is_some_and(|d| k >> 48 == d as u64 + 1);
+                let on_port = port_of(v).is_some_and(|p| ports.contains(&p));
+                let in_domain = domains.iter().any(|&d| k >> 48 == d as u64 + 1);
                 (on_port || in_domain) && self.kill(i)
             })
             .count()
@@ -427,9 +428,9 @@ mod tests {
         t.learn(1, mac(3), 2, 5);
         t.learn(2, mac(4), 3, 5);
         t.learn(3, mac(5), 4, 5);
-        assert_eq!(t.purge(Some(1), None), 2);
+        assert_eq!(t.purge(&[1], &[]), 2);
         assert_eq!(t.lookup(1, mac(3)), Some(2));
-        assert_eq!(t.purge(None, Some(2)), 1);
+        assert_eq!(t.purge(&[], &[2]), 1);
         assert_eq!(t.lookup(2, mac(4)), None);
         assert_eq!(t.lookup(3, mac(5)), Some(4));
         assert_eq!(t.len(), 2);

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use pollgate_pmd::pcap::{PcapReader, PcapWriter};
-use std::path::{Path, PathBuf};
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
@@ -319,7 +319,12 @@ pub fn head(dir: &Path) -> String {
 
 /// A TCP stream of `n` bytes from `from` to a listener in `to` at `addr`,
 /// echoed back: true when every byte came back as sent.
-pub fn tcp_echo(from: &pollgate_pmd::netns::NetNs, to: &pollgate_pmd::netns::NetNs, addr: std::net::SocketAddr, n: usize) -> bool {
+pub fn tcp_echo(
+    from: &pollgate_pmd::netns::NetNs,
+    to: &pollgate_pmd::netns::NetNs,
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> bool {
     let listener = to.run(move || std::net::TcpListener::bind(addr)).unwrap();
     // Accepting with a deadline: a handshake that never completes (bad
     // checksums) must fail the test, not hang it.
@@ -330,7 +335,8 @@ pub fn tcp_echo(from: &pollgate_pmd::netns::NetNs, to: &pollgate_pmd::netns::Net
             match listener.accept() {
                 Ok((s, _)) => break s,
                 Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(10))
                 }
@@ -354,7 +360,8 @@ pub fn tcp_echo(from: &pollgate_pmd::netns::NetNs, to: &pollgate_pmd::netns::Net
     let sent: Vec<u8> = (0..n).map(|i| (i * 7 + i / 251) as u8).collect();
     let got = from
         .run(move || {
-            let mut c = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+            let mut c =
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
             c.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
             let w = c.try_clone()?;
             let data = sent.clone();
@@ -373,4 +380,3 @@ pub fn tcp_echo(from: &pollgate_pmd::netns::NetNs, to: &pollgate_pmd::netns::Net
     let _ = server.join();
     got
 }
-
