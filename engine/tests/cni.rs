@@ -91,8 +91,21 @@ impl Net {
         netns: &str,
         ifname: &str,
     ) -> (bool, serde_json::Value) {
+        self.invoke_with(command, id, netns, ifname, "\"cniVersion\": \"1.0.0\"")
+    }
+
+    /// As `invoke`, with `head` (the version, and what else the runtime
+    /// adds) at the start of the configuration.
+    fn invoke_with(
+        &self,
+        command: &str,
+        id: &str,
+        netns: &str,
+        ifname: &str,
+        head: &str,
+    ) -> (bool, serde_json::Value) {
         let conf = format!(
-            "{{\"cniVersion\": \"1.0.0\", \"name\": \"pgnet\", {}",
+            "{{{head}, \"name\": \"pgnet\", {}",
             &Self::plugin_conf(&self.dir)[1..]
         );
         let mut child = Command::new(self.dir.join("bin/pollgate-cni"))
@@ -165,7 +178,14 @@ fn the_spec_commands_as_a_runtime_drives_them() {
     }
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let net = Net::new("spec");
-    common::ip(&["netns", "add", "pgcn-c1"]);
+    // Removed however the test ends.
+    let mut namespaces = common::Script::default();
+    let mut netns_add = |n: &str| {
+        let _ = Command::new("ip").args(["netns", "del", n]).status();
+        common::ip(&["netns", "add", n]);
+        namespaces.netns.push(n.to_string());
+    };
+    netns_add("pgcn-c1");
     let ns = "/run/netns/pgcn-c1";
 
     let (ok, v) = net.invoke("VERSION", "", "", "");
@@ -243,9 +263,33 @@ fn the_spec_commands_as_a_runtime_drives_them() {
     assert!(net.leases().is_empty(), "{:?}", net.leases());
     let (ok, _) = net.invoke("CHECK", "c1", ns, "eth0");
     assert!(!ok, "CHECK of a deleted attachment fails");
+
+    // 1.1: STATUS says the engine is there; GC removes what the runtime
+    // no longer lists (c2 here), and keeps what it does (c3).
+    let v11 = "\"cniVersion\": \"1.1.0\"";
+    let (ok, v) = net.invoke_with("STATUS", "", "", "", v11);
+    assert!(ok, "{v}");
+    netns_add("pgcn-c2");
+    netns_add("pgcn-c3");
+    for id in ["c2", "c3"] {
+        let (ok, v) = net.invoke_with("ADD", id, &format!("/run/netns/pgcn-{id}"), "eth0", v11);
+        assert!(ok, "{v}");
+    }
+    assert_eq!(pgc_links(), 2);
+    let valid = format!(
+        "{v11}, \"cni.dev/valid-attachments\": [{{\"containerID\": \"c3\", \"ifname\": \"eth0\"}}]"
+    );
+    let (ok, v) = net.invoke_with("GC", "", "", "", &valid);
+    assert!(ok, "{v}");
+    assert_eq!(pgc_links(), 1, "c2's pair collected, c3's kept");
+    let (ok, v) = net.invoke_with("CHECK", "c3", "/run/netns/pgcn-c3", "eth0", v11);
+    assert!(ok, "{v}");
+    let (ok, _) = net.invoke_with("DEL", "c3", "/run/netns/pgcn-c3", "eth0", v11);
+    assert!(ok);
+    let _ = net.invoke_with("DEL", "c2", "/run/netns/pgcn-c2", "eth0", v11);
+    assert!(net.leases().is_empty(), "{:?}", net.leases());
     let summary = stop(engine);
     assert!(!summary.contains("LEAK"), "{summary}");
-    common::ip(&["netns", "del", "pgcn-c1"]);
 }
 
 struct Podman {

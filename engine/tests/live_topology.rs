@@ -83,6 +83,19 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
         .unwrap()
         .contains("name = \"c\""));
 
+    // A tap container too, reached, and gone again.
+    ctl(
+        &sock,
+        "port add name=tp kind=tap netns=pglt-nt netns_create=true address=198.18.40.8/24 bridge=br0",
+    )
+    .unwrap();
+    assert!(
+        ping("pglt-nt", "198.18.40.4"),
+        "the tap container reaches d"
+    );
+    ctl(&sock, "port del tp").unwrap();
+    assert!(!netns_exists("pglt-nt"));
+
     // d moved to br1 (another VLAN): c no longer reaches it; back again.
     ctl(&sock, "bridge member del br0 d").unwrap();
     ctl(&sock, "bridge member add br1 d").unwrap();

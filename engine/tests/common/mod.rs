@@ -280,7 +280,8 @@ pub fn netns_exists(ns: &str) -> bool {
 
 /// Stops `pollgate run` with SIGINT and returns its summary; panics if
 /// it failed (its exit status says whether the frames balanced).
-pub fn stop(child: std::process::Child) -> String {
+pub fn stop(mut engine: Running) -> String {
+    let child = engine.0.take().expect("running");
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
@@ -294,8 +295,30 @@ pub fn stop(child: std::process::Child) -> String {
     text
 }
 
+/// A `pollgate run` process, stopped (SIGINT: it removes what it made)
+/// however the test ends, so a failed test leaves no engine behind for
+/// the next one to trip over.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `pollgate run` on `dir/gw.toml` (`head` then `body`), its output kept.
-pub fn run_engine(dir: &Path, body: &str) -> std::process::Child {
+pub fn run_engine(dir: &Path, body: &str) -> Running {
     std::fs::write(dir.join("gw.toml"), head(dir) + body).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_pollgate"))
         .args(["run", "--config", dir.join("gw.toml").to_str().unwrap()])
@@ -303,9 +326,10 @@ pub fn run_engine(dir: &Path, body: &str) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let engine = Running(Some(child));
     let sock = dir.join("ctl.sock");
     wait_for("the control socket", || ctl(&sock, "show ports").is_ok());
-    child
+    engine
 }
 
 pub fn head(dir: &Path) -> String {

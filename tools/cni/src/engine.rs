@@ -36,14 +36,17 @@ pub fn reachable(sock: &Path) -> Result<(), Error> {
     }
 }
 
-/// The names of the engine's ports.
-pub fn ports(sock: &Path) -> Result<Vec<String>, Error> {
-    let text = request(sock, "show ports --json").map_err(|e| match e {
-        Ok(m) => Error::Custom(101, "pollgate refused show ports".into(), m),
+fn json(sock: &Path, req: &str) -> Result<serde_json::Value, Error> {
+    let text = request(sock, req).map_err(|e| match e {
+        Ok(m) => Error::Custom(101, format!("pollgate refused {req}"), m),
         Err(e) => e,
     })?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::FailedToDecode(format!("show ports --json: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::FailedToDecode(format!("{req}: {e}")))
+}
+
+/// The names of the engine's ports.
+pub fn ports(sock: &Path) -> Result<Vec<String>, Error> {
+    let v = json(sock, "show ports --json")?;
     Ok(v.as_array()
         .map(|a| {
             a.iter()
@@ -51,4 +54,18 @@ pub fn ports(sock: &Path) -> Result<Vec<String>, Error> {
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// The ports that are members of `bridge` (this network's attachments
+/// among them; another network's bridge is not this network's to
+/// collect).
+pub fn members(sock: &Path, bridge: &str) -> Result<Vec<String>, Error> {
+    let v = json(sock, "show bridges --json")?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["name"] == bridge)
+        .flat_map(|b| b["members"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["port"].as_str().map(str::to_string))
+        .collect())
 }

@@ -37,10 +37,54 @@ fn plugin(args: &Args) -> Result<PathBuf, Error> {
         })
 }
 
+/// The versions the IPAM plugin says it speaks (`CNI_COMMAND=VERSION`).
+fn versions(exe: &std::path::Path, ours: &str) -> Vec<String> {
+    let out = Command::new(exe)
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            if let Some(mut i) = c.stdin.take() {
+                let _ = write!(i, "{{\"cniVersion\": \"{ours}\"}}");
+            }
+            c.wait_with_output()
+        });
+    out.ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| {
+            v["supportedVersions"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
 /// Runs the IPAM plugin with `command` ("ADD", "DEL", "CHECK", "GC").
+/// Given a 1.1.0 configuration, an IPAM plugin that speaks only up to
+/// 1.0.0 (Debian 12's host-local) gets it as 1.0.0: its results read
+/// the same, and GC, the one 1.1 command, is not delegated to it.
 pub fn delegate(args: &Args, command: &str) -> Result<Option<CNIResult>, Error> {
     let exe = plugin(args)?;
-    let conf = serde_json::to_vec(args.config())
+    let mut conf = serde_json::to_value(args.config())
+        .map_err(|e| Error::FailedToDecode(format!("network configuration: {e}")))?;
+    let ours = args.config().cni_version.clone();
+    if ours != "1.0.0" && ours.starts_with("1.") {
+        let theirs = versions(&exe, &ours);
+        if !theirs.is_empty() && !theirs.contains(&ours) {
+            if matches!(command, "GC" | "STATUS") {
+                return Ok(None);
+            }
+            if theirs.iter().any(|v| v == "1.0.0") {
+                conf["cniVersion"] = "1.0.0".into();
+            }
+            // Otherwise it refuses, with its own error, which is passed on.
+        }
+    }
+    let conf = serde_json::to_vec(&conf)
         .map_err(|e| Error::FailedToDecode(format!("network configuration: {e}")))?;
     let mut child = Command::new(&exe)
         .env("CNI_COMMAND", command)

@@ -162,8 +162,8 @@ impl Cni for PollgateCni {
             .map_err(|e| Error::PluginNotAvailable(e.details().to_string()))
     }
 
-    /// Detaches and deletes every pollgate-cni port the runtime no longer
-    /// lists as valid.
+    /// Detaches and deletes every pollgate-cni port of this network's
+    /// bridge that the runtime no longer lists as valid.
     fn gc(&self, args: Args) -> Result<(), Error> {
         let conf = PollgateConf::of(args.config())?;
         let valid: Vec<String> = args
@@ -173,7 +173,7 @@ impl Cni for PollgateCni {
             .flatten()
             .map(|a| sandbox::host_name(&a.container_id, &a.ifname))
             .collect();
-        for port in engine::ports(&conf.ctl_socket)? {
+        for port in engine::members(&conf.ctl_socket, &conf.bridge)? {
             if port.starts_with("pgc") && !valid.contains(&port) {
                 engine::request(&conf.ctl_socket, &format!("port del {port}"))
                     .map_err(refused("detaching a stale port"))?;
