@@ -51,6 +51,10 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== build"
+# Every binary of the workspace: the tests run pollgate-pktgen and
+# pollgate-cni as separate programs, which `cargo test` alone does not build.
+cargo build --workspace --quiet
 echo "== tests"
 # cargo runs the test binaries one after another; two tests at a time
 # within a binary suit this two-core machine. Without root the namespace

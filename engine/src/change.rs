@@ -129,6 +129,13 @@ impl Plan {
         self.ports.iter().filter(|p| **p == c).count()
     }
 
+    /// The slots whose change is `c`.
+    pub fn with(&self, c: PortChange) -> Vec<usize> {
+        (0..self.ports.len())
+            .filter(|&k| self.ports[k] == c)
+            .collect()
+    }
+
     /// Ports whose sockets go away (before the new ones open).
     pub fn closing(&self) -> impl Iterator<Item = usize> + '_ {
         self.ports.iter().enumerate().filter_map(|(k, c)| {
@@ -164,7 +171,7 @@ fn device_key(p: &PortSpec) -> String {
 }
 
 /// The (worker, queue) pairs serving port `k`.
-fn served_by(t: &Topology, k: usize) -> Vec<(usize, u32)> {
+pub fn served_by(t: &Topology, k: usize) -> Vec<(usize, u32)> {
     let mut v: Vec<(usize, u32)> = t
         .workers
         .iter()

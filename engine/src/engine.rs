@@ -43,8 +43,7 @@ pub struct Engine {
     stop: Arc<AtomicBool>,
     pub started: Instant,
     /// The running topology: what changes it, and what it looks like
-    /// now. Its devices drop after the workers have stopped (fields drop
-    /// after `Drop::drop` joins them).
+    /// now. Its devices drop as soon as the workers have stopped.
     pub control: Arc<Control>,
     /// The MAC table's aging time.
     aging: u32,
@@ -313,10 +312,14 @@ impl Engine {
 
     fn stop_and_join(&mut self) -> Vec<WorkerReport> {
         self.stop.store(true, Ordering::Relaxed);
-        std::mem::take(&mut self.handles)
+        let reports = std::mem::take(&mut self.handles)
             .into_iter()
             .filter_map(|h| h.join().ok())
-            .collect()
+            .collect();
+        // The workers closed their ports; what those ports' devices were
+        // goes now, not when the last holder of the control lets go.
+        self.control.release_devices();
+        reports
     }
 
     /// What `pollgate ctl` may see of this engine.

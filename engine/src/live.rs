@@ -16,7 +16,7 @@ use crate::build::{
     build_device, build_port, parent_filter, switch_for, vtep_for, worker_pipeline, Device,
 };
 use crate::change::{self, PortChange, Refused};
-use crate::config::{PortKind, Topology};
+use crate::config::Topology;
 use crate::stats::PortView;
 use crate::worker::Command;
 use arc_swap::ArcSwap;
@@ -310,6 +310,15 @@ impl Control {
         self.view.load_full()
     }
 
+    /// Drops the devices (veth pairs and namespaces pollgate made, XDP
+    /// programs, offloads and filters it changed) once the workers have
+    /// stopped: whoever still holds this control (a control server
+    /// finishing a request) does not keep them alive.
+    pub fn release_devices(&self) {
+        let devices = std::mem::take(&mut self.lock().devices);
+        drop(devices);
+    }
+
     pub fn table(&self) -> Arc<MacTable> {
         self.lock().table.clone()
     }
@@ -358,13 +367,7 @@ impl Control {
                 sets.push((i, set));
             }
         }
-        let adds: Vec<usize> = plan
-            .ports
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c == PortChange::Add)
-            .map(|(k, _)| k)
-            .collect();
+        let adds = plan.with(PortChange::Add);
         while live.devices.len() < desired.ports.len() {
             live.devices.push(None);
         }
@@ -375,11 +378,9 @@ impl Control {
                     field: format!("port {:?}", desired.ports[k].name),
                     message: e.to_string(),
                 })?;
-                for (w, spec) in desired.workers.iter().enumerate() {
-                    for &(p, q) in spec.queues.iter().filter(|(p, _)| *p == k) {
-                        let port = live.open(&desired, p, q, w)?;
-                        opened.push((k, w, port));
-                    }
+                for (w, q) in change::served_by(&desired, k) {
+                    let port = live.open(&desired, k, q, w)?;
+                    opened.push((k, w, port));
                 }
             }
             Ok(())
@@ -418,13 +419,11 @@ impl Control {
                 live.devices[k] = build_device(&desired, k)
                     .map_err(|e| fail(format!("port {:?} rebuilt: {e}", desired.ports[k].name)))?;
             }
-            for (w, spec) in desired.workers.iter().enumerate() {
-                for &(p, q) in spec.queues.iter().filter(|(p, _)| *p == k) {
-                    let port = live
-                        .open(&desired, p, q, w)
-                        .map_err(|e| fail(e.to_string()))?;
-                    live.hand_over(k, w, port).map_err(fail)?;
-                }
+            for (w, q) in change::served_by(&desired, k) {
+                let port = live
+                    .open(&desired, k, q, w)
+                    .map_err(|e| fail(e.to_string()))?;
+                live.hand_over(k, w, port).map_err(fail)?;
             }
         }
         for (i, set) in sets {
@@ -432,7 +431,8 @@ impl Control {
                 Some(h) => h.replace(set),
                 None => live.acls.push(AclHandle::new(set)),
             }
-            done.push(format!("acl {}", desired.acls[i].name));
+            let rules = desired.acls[i].rules.len();
+            done.push(format!("acl {} ({rules} rules)", desired.acls[i].name));
         }
         if plan.vtep_rebuilt {
             live.vtep = match (&live.vtep, vtep_for(&desired)) {
@@ -452,13 +452,7 @@ impl Control {
         if plan.pipeline {
             live.swap_pipelines(&desired).map_err(fail)?;
         }
-        let removed: Vec<usize> = plan
-            .ports
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c == PortChange::Remove)
-            .map(|(k, _)| k)
-            .collect();
+        let removed = plan.with(PortChange::Remove);
         for &k in &removed {
             live.take_back(k).map_err(fail)?;
             live.devices[k] = None;
@@ -587,10 +581,4 @@ fn apply_statics(table: &MacTable, old: &Topology, new: &Topology) -> usize {
         }
     }
     n
-}
-
-/// Whether a port kind has an AF_XDP socket (and so a share of its
-/// worker's UMEM).
-pub fn has_socket(kind: PortKind) -> bool {
-    matches!(kind, PortKind::Veth | PortKind::Afxdp)
 }

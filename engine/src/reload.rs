@@ -36,12 +36,13 @@ impl Reloader {
             .control
             .apply(desired)
             .map_err(|e| refused(e.to_string()))?;
+        let done = match done.strip_prefix("applied") {
+            Some(rest) => format!("reload applied{rest}"),
+            None => format!("reload: {done}"),
+        };
         Ok(match kept {
-            0 => format!("reload {done}"),
-            n => format!(
-                "reload {}; {n} ports attached at run time kept\n",
-                done.trim_end()
-            ),
+            0 => done,
+            n => format!("{}; {n} ports attached at run time kept\n", done.trim_end()),
         })
     }
 }

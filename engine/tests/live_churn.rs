@@ -9,7 +9,8 @@
 mod common;
 
 use common::{
-    ctl, flow_result, netns_exists, paced_flow, ping, root_with_ip, run_engine, stop, Script,
+    ctl, flow_result, head_sized, netns_exists, paced_flow, ping, root_with_ip, run_engine_on,
+    stop, Script,
 };
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -78,7 +79,7 @@ name = "br0"
 members = [{ port = "a" }, { port = "b" }, { port = "d" }]
 "#;
     let sock = dir.join("ctl.sock");
-    let engine = run_engine(&dir, body);
+    let engine = run_engine_on(&dir, &(head_sized(&dir, 2048, 16384) + body));
     let pid = engine.id();
 
     // The same flow with nothing changing: its longest latency is what
@@ -136,7 +137,7 @@ members = [{ port = "a" }, { port = "b" }, { port = "d" }]
         rss_end
     );
     assert!(churn_secs < 40.0, "the flow must cover the churn");
-    assert_eq!(lost, 0, "the flow beside the churn lost frames");
+    assert_eq!(lost, 0, "the flow beside the churn lost frames: {summary}");
     assert!(
         rss_end <= rss_at_10 + 4096,
         "RSS grew from {rss_at_10} to {rss_end} KiB over {} cycles",

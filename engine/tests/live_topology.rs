@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    ctl, flow_result, head, netns_exists, paced_flow, ping, read_pcap, root_with_ip, run_engine,
-    stop, Script,
+    ctl, flow_result, head_sized, netns_exists, paced_flow, ping, read_pcap, root_with_ip,
+    run_engine_on, stop, Script,
 };
 use std::time::{Duration, Instant};
 
@@ -59,12 +59,13 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     s.container("pglt-nb", "pglt-b", "198.18.40.2/24");
     s.container("pglt-nu", "pglt-u", "198.18.42.2/24");
     let sock = dir.join("ctl.sock");
-    let engine = run_engine(
+    let engine = run_engine_on(
         &dir,
-        &body(
-            &veth("e", "pglt-ne", "198.18.40.5/24"),
-            ", { port = \"e\" }",
-        ),
+        &(head_sized(&dir, 2048, 32768)
+            + &body(
+                &veth("e", "pglt-ne", "198.18.40.5/24"),
+                ", { port = \"e\" }",
+            )),
     );
 
     let flow = paced_flow(&dir, "pglt-na", "pglt-nb", 20_000, 14.0);
@@ -140,7 +141,7 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
     // reload: the file now has g instead of e; c, added at run time, stays.
     std::fs::write(
         dir.join("gw.toml"),
-        head(&dir)
+        head_sized(&dir, 2048, 32768)
             + &body(
                 &veth("g", "pglt-ng", "198.18.40.7/24"),
                 ", { port = \"g\" }",
@@ -180,8 +181,11 @@ fn ports_members_vnis_and_reload_change_live_and_the_flow_beside_them_loses_noth
         max_ns as f64 / 1e6
     );
     assert!(sent > 100_000, "the flow ran: {sent}");
-    assert_eq!(lost, 0, "the flow beside the changes lost frames");
     let summary = stop(engine);
+    assert_eq!(
+        lost, 0,
+        "the flow beside the changes lost frames: {summary}"
+    );
     assert!(!summary.contains("LEAK"), "{summary}");
     for ns in ["pglt-nd", "pglt-nf", "pglt-ng", "pglt-nc"] {
         assert!(!netns_exists(ns), "{ns} left behind");

@@ -319,7 +319,12 @@ impl Drop for Running {
 
 /// `pollgate run` on `dir/gw.toml` (`head` then `body`), its output kept.
 pub fn run_engine(dir: &Path, body: &str) -> Running {
-    std::fs::write(dir.join("gw.toml"), head(dir) + body).unwrap();
+    run_engine_on(dir, &(head(dir) + body))
+}
+
+/// `pollgate run` on `dir/gw.toml` holding `text`.
+pub fn run_engine_on(dir: &Path, text: &str) -> Running {
+    std::fs::write(dir.join("gw.toml"), text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_pollgate"))
         .args(["run", "--config", dir.join("gw.toml").to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -333,10 +338,18 @@ pub fn run_engine(dir: &Path, body: &str) -> Running {
 }
 
 pub fn head(dir: &Path) -> String {
+    head_sized(dir, 512, 16384)
+}
+
+/// The `[engine]`, `[afxdp]` (every ring `ring` entries) and `[pool]`
+/// sections of a test engine whose control socket is in `dir`. The paced
+/// flows' tests take rings that hold a tenth of a second of their flow:
+/// on two shared vCPUs a worker can be off its core for that long.
+pub fn head_sized(dir: &Path, ring: u32, frames: u32) -> String {
     format!(
         "[engine]\nidle = \"backoff\"\nctl_socket = \"{}\"\n\
-         [afxdp]\nrx_ring = 512\nfill_ring = 512\ntx_ring = 512\ncomp_ring = 512\n\
-         [pool]\nframes = 16384\n",
+         [afxdp]\nrx_ring = {ring}\nfill_ring = {ring}\ntx_ring = {ring}\ncomp_ring = {ring}\n\
+         [pool]\nframes = {frames}\n",
         dir.join("ctl.sock").display()
     )
 }
