@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The L2 switch's cost curve in memory: `pollgate bench --l2 --macs N`
-# for N = 1, 1 K, 64 K and 1 M distinct MAC pairs per port, replayed in a
-# shuffled order so that lookups miss the caches, beside testpmd mac
-# forward on net_null, one core each, interleaved, the median of RUNS
-# runs of SECS seconds; cycles per packet are ns x the clock
-# /proc/cpuinfo reports. Writes perf/results/mac-curve.json.
+# The cost curves in memory against the number of MAC pairs (and flows):
+# the L2 switch (`pollgate bench --l2 --macs N`) and the whole gateway
+# (`pollgate bench --gateway --macs N --flows N --acl RULES`: VXLAN decap
+# and encap, a VLAN trunk, a ClassBench ingress ACL, the bridge) for N =
+# 1, 1 K, 64 K and 1 M per port, replayed in a shuffled order so that
+# lookups miss the caches, beside testpmd mac forward on net_null, one
+# core each, interleaved, the median of RUNS runs of SECS seconds; cycles
+# per packet are ns x the clock /proc/cpuinfo reports. Writes
+# perf/results/mac-curve.json.
 #
 #   perf/mac-curve.sh [seconds] [runs]      (needs: apt-get install dpdk-dev)
+#   ACL=FILE picks the gateway's rule set (default: ClassBench acl1 1K)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-3}
@@ -18,27 +22,37 @@ source perf/lib.sh
 cargo build --release -q -p pollgate
 PG=target/release/pollgate
 SIZES=(1 1024 65536 1048576)
+ACL=${ACL:-../shared/classbench/acl1_1k.rules}
+[ -f "$ACL" ] || { echo "no ClassBench rule file at $ACL (set ACL=FILE)" >&2; exit 1; }
+RULES=$(grep -c . "$ACL")
 declare -A R
 for ((i = 0; i < RUNS; i++)); do
   for n in "${SIZES[@]}"; do
     R[$n]+="$($PG bench --seconds "$SECS" --core "$CORE" --l2 --macs "$n" --json 2>/dev/null | json_mpps) "
+    R[gw$n]+="$($PG bench --seconds "$SECS" --core "$CORE" --gateway --acl "$ACL" --macs "$n" --flows "$n" --json 2>/dev/null | json_mpps) "
   done
   R[testpmd]+="$(testpmd_mac "$SECS" "$CORE") "
 done
 MHZ=$(cpu_mhz)
-printf '%-34s %10s %9s %12s\n' "64-byte frames, 1 core, median of $RUNS" "Mpps" "ns/pkt" "cycles/pkt"
+KEYS=("${SIZES[@]}" $(printf 'gw%s ' "${SIZES[@]}") testpmd)
+echo "$(machine), ${MHZ} MHz"
+printf '%-52s %10s %9s %12s\n' "64-byte frames, 1 core, median of $RUNS" "Mpps" "ns/pkt" "cycles/pkt"
 declare -A M
-for n in "${SIZES[@]}" testpmd; do
+for n in "${KEYS[@]}"; do
   M[$n]=$(tr ' ' '\n' <<<"${R[$n]}" | grep . | median)
-  label="l2 switch, $n MAC pairs per port"
-  [ "$n" = testpmd ] && label="testpmd mac forward (net_null)"
-  printf '%-34s %10.2f %9.2f %12.1f\n' "$label" "${M[$n]}" "$(echo "1000/${M[$n]}" | bc -l)" "$(echo "$MHZ/${M[$n]}" | bc -l)"
+  case $n in
+    testpmd) label="testpmd mac forward (net_null)" ;;
+    gw*) label="gateway + ACL ($RULES rules), ${n#gw} MACs and flows" ;;
+    *) label="l2 switch, $n MAC pairs per port" ;;
+  esac
+  printf '%-52s %10.2f %9.2f %12.1f\n' "$label" "${M[$n]}" "$(echo "1000/${M[$n]}" | bc -l)" "$(echo "$MHZ/${M[$n]}" | bc -l)"
 done
 {
   echo '{'
   echo "  \"machine\": \"$(machine)\", \"cpu_mhz\": $MHZ, \"date\": \"$(date -u +%FT%TZ)\","
   echo "  \"seconds\": $SECS, \"runs\": $RUNS,"
-  for n in "${SIZES[@]}" testpmd; do
+  echo "  \"gateway_acl\": \"$ACL\", \"gateway_acl_rules\": $RULES,"
+  for n in "${KEYS[@]}"; do
     echo "  \"$n\": { \"median_mpps\": ${M[$n]}, \"runs_mpps\": [$(echo ${R[$n]} | tr ' ' ',')] },"
   done | sed '$ s/,$//'
   echo '}'

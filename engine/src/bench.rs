@@ -28,6 +28,9 @@ pub struct BenchParams {
     /// packets (decap, then to null1), null1 a bridge port whose frames go
     /// to a MAC learned behind the tunnel (encap, then out of null0).
     pub vxlan: bool,
+    /// Every stage at once (`bench_gateway`): VXLAN underlay against a
+    /// VLAN trunk, the ACL with `acl`, `macs` and `flows` both ways.
+    pub gateway: bool,
     /// An L2 service path instead: customer port, macvlan or ipvlan.
     pub service: Option<Service>,
     /// Distinct MAC pairs and 5-tuples each port replays, in random
@@ -81,7 +84,7 @@ impl BenchResult {
             self.seconds,
             self.drops,
             if self.frames_balanced { "balanced" } else { "LEAKED" },
-        ) + &if self.forward.starts_with("vxlan") {
+        ) + &if self.forward.starts_with("vxlan") || self.forward.starts_with("gateway") {
             let m = |n: &str| self.port_mpps.iter().find(|p| p.0 == n).map_or(0.0, |p| p.1);
             format!("; encap (out of null0) {:.2} Mpps, decap (out of null1) {:.2} Mpps", m("null0"), m("null1"))
         } else {
@@ -251,6 +254,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     std::fs::create_dir_all(&dir)?;
     let topo = if let Some(s) = p.service {
         bench_service::topology(p, s, &dir)
+    } else if p.gateway {
+        crate::bench_gateway::topology(p, &dir)
     } else if p.vxlan {
         vxlan_topology(p, &dir)
     } else {
@@ -291,6 +296,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     Ok(BenchResult {
         forward: if let Some(s) = p.service {
             s.name().to_string()
+        } else if p.gateway {
+            "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string()
         } else if p.vxlan {
             "vxlan encap+decap".to_string()
         } else if p.l2 {
@@ -298,8 +305,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         } else {
             format!("{:?}", p.forward).to_lowercase()
         },
-        parse: p.parse || p.l2 || p.service.is_some(),
-        l2: p.l2 || p.service.is_some(),
+        parse: p.parse || p.l2 || p.gateway || p.service.is_some(),
+        l2: p.l2 || p.gateway || p.service.is_some(),
         service: p.service,
         macs: p.macs,
         flows: p.flows,

@@ -71,12 +71,25 @@ fn side_frames(side: u8, macs: usize, flows: usize, size: usize, seed: u64) -> V
 
 /// Writes both sides' captures into `dir`; returns their paths.
 pub fn write(dir: &Path, macs: usize, flows: usize, size: usize) -> anyhow::Result<[PathBuf; 2]> {
+    write_wrapped(dir, macs, flows, [size, size], [&|f| f, &|f| f])
+}
+
+/// As `write`, each side's frames `sizes[side]` bytes before `wrap[side]`
+/// turns them into what that port receives (encapsulated, tagged…).
+pub fn write_wrapped(
+    dir: &Path,
+    macs: usize,
+    flows: usize,
+    sizes: [usize; 2],
+    wrap: [&dyn Fn(Vec<u8>) -> Vec<u8>; 2],
+) -> anyhow::Result<[PathBuf; 2]> {
     let mut out = Vec::new();
     for side in 0..2u8 {
         let path = dir.join(format!("mix{side}.pcap"));
         let mut w = pollgate_pmd::pcap::PcapWriter::create(&path)?;
-        for f in side_frames(side, macs, flows, size, 0x9e37_79b9 + side as u64) {
-            w.write(&f)?;
+        let s = side as usize;
+        for f in side_frames(side, macs, flows, sizes[s], 0x9e37_79b9 + side as u64) {
+            w.write(&wrap[s](f))?;
         }
         w.flush()?;
         out.push(path);

@@ -4,6 +4,7 @@
 pub mod acl_ctl;
 pub mod acl_tool;
 pub mod bench;
+pub mod bench_gateway;
 pub mod bench_service;
 pub mod bench_traffic;
 pub mod bridge_ctl;

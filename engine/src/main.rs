@@ -62,6 +62,11 @@ enum Cmd {
         /// bridge port sending to a MAC behind the tunnel (encap).
         #[arg(long)]
         vxlan: bool,
+        /// The whole gateway both ways: null0 a VTEP underlay (VNI 5000),
+        /// null1 a VLAN trunk (VID 10) bridged to it, with the ACL of
+        /// --acl on both and the MACs and flows of --macs and --flows.
+        #[arg(long)]
+        gateway: bool,
         /// An L2 service path between the ports: a dot1q-tunnel customer
         /// port against a QinQ provider port, or a macvlan or ipvlan
         /// bridge's parent and member.
@@ -278,6 +283,7 @@ fn real_main() -> Result<()> {
             l2,
             acl,
             vxlan,
+            gateway,
             service,
             macs,
             flows,
@@ -306,6 +312,7 @@ fn real_main() -> Result<()> {
                 base,
                 acl,
                 vxlan,
+                gateway,
                 service,
                 macs,
                 flows,

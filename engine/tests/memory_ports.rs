@@ -250,6 +250,43 @@ fn bench_runs_and_balances() {
 }
 
 #[test]
+fn the_gateway_bench_runs_every_stage_both_ways() {
+    let out = pollgate(&[
+        "bench",
+        "--gateway",
+        "--macs",
+        "64",
+        "--flows",
+        "64",
+        "--seconds",
+        "0.3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["frames_balanced"], true);
+    assert_eq!(v["drops"], 0, "{v}");
+    // Both directions: encapsulated out of the underlay, tagged out of
+    // the trunk, at the same rate (each side's frames answer the other's).
+    let port = |n: &str| {
+        v["port_mpps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == n)
+            .and_then(|p| p[1].as_f64())
+            .unwrap()
+    };
+    let (encap, decap) = (port("null0"), port("null1"));
+    assert!(encap > 0.0 && decap > 0.0, "{v}");
+    assert!((encap / decap - 1.0).abs() < 0.2, "{v}");
+}
+
+#[test]
 fn a_cross_connect_between_workers_hands_frames_over() {
     let src = r#"
 [engine]
