@@ -62,6 +62,11 @@ enum Cmd {
         /// bridge port sending to a MAC behind the tunnel (encap).
         #[arg(long)]
         vxlan: bool,
+        /// Write the two captures --macs/--flows replay (mix0.pcap for
+        /// null0, mix1.pcap for null1) into this folder and exit: the
+        /// same frames for testpmd and OVS-DPDK on net_pcap ports.
+        #[arg(long)]
+        write_pcaps: Option<PathBuf>,
         /// The whole gateway both ways: null0 a VTEP underlay (VNI 5000),
         /// null1 a VLAN trunk (VID 10) bridged to it, with the ACL of
         /// --acl on both and the MACs and flows of --macs and --flows.
@@ -284,6 +289,7 @@ fn real_main() -> Result<()> {
             acl,
             vxlan,
             gateway,
+            write_pcaps,
             service,
             macs,
             flows,
@@ -297,6 +303,13 @@ fn real_main() -> Result<()> {
             anyhow::ensure!((1..=max).contains(&flows), "--flows {flows}: use 1..={max}");
             anyhow::ensure!((64..=1518).contains(&size), "--size {size}: use 64..=1518");
             anyhow::ensure!((1..=64).contains(&burst), "--burst {burst}: use 1..=64");
+            if let Some(dir) = write_pcaps {
+                std::fs::create_dir_all(&dir)?;
+                for p in pollgate::bench_traffic::write(&dir, macs, flows, size - 4)? {
+                    println!("{}", p.display());
+                }
+                return Ok(());
+            }
             let base = config.map(|c| config::load(&c)).transpose()?;
             let params = BenchParams {
                 seconds,
