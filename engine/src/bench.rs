@@ -160,6 +160,27 @@ neighbors = [{{ ip = "198.18.100.2", mac = "02:00:00:00:00:fe" }}]
     Ok(config::parse("<bench>", &src)?)
 }
 
+/// The `[pool]` section: the geometry of `--config`, else the default.
+pub(crate) fn pool_section(p: &BenchParams) -> String {
+    let pool = p.base.as_ref().map(|t| t.pool).unwrap_or_default();
+    format!(
+        "[pool]\nframes = {}\nframe_size = {}\nheadroom = {}\nhugepages = {}\n",
+        pool.frames, pool.frame_size, pool.headroom, pool.hugepages
+    )
+}
+
+/// The `--acl` rule file as an `[[acl]]` table named "bench" (default
+/// permit), and the line that attaches it to a port; empty without one.
+pub(crate) fn acl_sections(p: &BenchParams) -> anyhow::Result<(String, &'static str)> {
+    Ok(match &p.acl {
+        Some(f) => (
+            crate::acl_tool::import(f, "bench", pollgate_pipeline::acl::Action::Permit)?,
+            "acl_in = \"bench\"",
+        ),
+        None => (String::new(), ""),
+    })
+}
+
 fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> {
     // A mix replays from captures; one frame is the null ports' template.
     let (rx, switch) = if p.macs > 1 || p.flows > 1 {
@@ -175,11 +196,8 @@ fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> 
     } else {
         (Default::default(), String::new())
     };
-    let acl = match &p.acl {
-        Some(f) => crate::acl_tool::import(f, "bench", pollgate_pipeline::acl::Action::Permit)?,
-        None => String::new(),
-    };
-    let pool = p.base.as_ref().map(|t| t.pool).unwrap_or_default();
+    let (acl, acl_in) = acl_sections(p)?;
+    let pool = pool_section(p);
     let forward = match p.forward {
         ForwardModeCfg::Io => "io",
         ForwardModeCfg::Mac => "mac",
@@ -193,11 +211,7 @@ parse = {parse}
 burst = {burst}
 idle = "poll"
 
-[pool]
-frames = {frames}
-frame_size = {frame_size}
-headroom = {headroom}
-hugepages = {huge}
+{pool}
 
 {switch}
 [[port]]
@@ -225,20 +239,10 @@ peer_mac = "02:00:00:00:00:01"
 
 {acl}
 "#,
-        acl_in = if p.acl.is_some() {
-            "acl_in = \"bench\""
-        } else {
-            ""
-        },
-        acl = acl,
         rx0 = rx[0],
         rx1 = rx[1],
         parse = p.parse,
         burst = p.burst,
-        frames = pool.frames,
-        frame_size = pool.frame_size,
-        headroom = pool.headroom,
-        huge = pool.hugepages,
         size = p.size,
         wiring = if p.l2 {
             "[[bridge]]\nname = \"bench\"\nmembers = [{ port = \"null0\" }, { port = \"null1\" }]"

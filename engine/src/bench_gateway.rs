@@ -50,16 +50,8 @@ pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
     let behind_tunnel = |inner: Vec<u8>| [outer.as_slice(), &inner].concat();
     let [a, b] =
         crate::bench_traffic::write_wrapped(dir, macs, flows, sizes, [&behind_tunnel, &tagged])?;
-    let acl = match &p.acl {
-        Some(f) => crate::acl_tool::import(f, "bench", pollgate_pipeline::acl::Action::Permit)?,
-        None => String::new(),
-    };
-    let acl_in = if p.acl.is_some() {
-        "acl_in = \"bench\""
-    } else {
-        ""
-    };
-    let pool = p.base.as_ref().map(|t| t.pool).unwrap_or_default();
+    let (acl, acl_in) = crate::bench::acl_sections(p)?;
+    let pool = crate::bench::pool_section(p);
     let core = p.core.map_or(String::new(), |c| format!("core = {c}\n"));
     let limit = (2 * macs + 16).next_power_of_two().max(1 << 20);
     let src = format!(
@@ -67,11 +59,7 @@ pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
 [engine]
 burst = {burst}
 idle = "poll"
-[pool]
-frames = {frames}
-frame_size = {frame_size}
-headroom = {headroom}
-hugepages = {huge}
+{pool}
 [switch]
 mac_limit = {limit}
 [[port]]
@@ -100,10 +88,6 @@ neighbors = [{{ ip = "198.18.100.2", mac = "{remote}" }}]
 {acl}
 "#,
         burst = p.burst,
-        frames = pool.frames,
-        frame_size = pool.frame_size,
-        headroom = pool.headroom,
-        huge = pool.hugepages,
         a = a.display(),
         b = b.display(),
         underlay = UNDERLAY_MAC,
