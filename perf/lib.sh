@@ -29,13 +29,20 @@ machine() {
   echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 }
 
-testpmd_mac() { # SECS CORE -> total Mpps over both ports, testpmd mac forward on net_null
-  local log; log=$(mktemp)
-  timeout -s INT $(($1 + 4)) dpdk-testpmd --no-huge --no-pci -m 1024 -l 0,"$2" \
-    --vdev net_null0 --vdev net_null1 --log-level=error -- \
-    --forward-mode=mac --nb-cores=1 --burst=32 --total-num-mbufs=16384 \
+testpmd_mac() { # SECS CORE [CORES] -> total Mpps over all ports, testpmd mac forward on net_null
+  # CORES forwarding cores from CORE up (default 1), two net_null ports
+  # each; the main lcore shares the first (it only prints stats).
+  local log n=${3:-1} lcores vdevs="" i
+  log=$(mktemp)
+  lcores="0@$2"
+  for ((i = 0; i < n; i++)); do lcores+=",$((i + 1))@$(($2 + i))"; done
+  for ((i = 0; i < 2 * n; i++)); do vdevs+=" --vdev net_null$i"; done
+  # shellcheck disable=SC2086
+  timeout -s INT $(($1 + 4)) dpdk-testpmd --no-huge --no-pci -m 1024 --lcores "$lcores" \
+    $vdevs --log-level=error -- \
+    --forward-mode=mac --nb-cores="$n" --burst=32 --total-num-mbufs=$((16384 * n)) \
     --stats-period "$1" >"$log" 2>&1 || true
-  grep -E '^\s*Rx-pps:' "$log" | tail -2 | awk '{s+=$2} END {printf "%.2f", s/1e6}'
+  grep -E '^\s*Rx-pps:' "$log" | tail -$((2 * n)) | awk '{s+=$2} END {printf "%.2f", s/1e6}'
   rm -f "$log"
 }
 

@@ -33,6 +33,9 @@ pub struct BenchParams {
     pub gateway: bool,
     /// An L2 service path instead: customer port, macvlan or ipvlan.
     pub service: Option<Service>,
+    /// Workers, each with its own pair of ports (and domain), on cores
+    /// `core`, `core + 1`…: the switch or cross-connect on every CPU.
+    pub workers: usize,
     /// Distinct MAC pairs and 5-tuples each port replays, in random
     /// order (1 and 1: the one template frame).
     pub macs: usize,
@@ -50,6 +53,9 @@ pub struct BenchResult {
     pub frame_size: usize,
     pub burst: usize,
     pub core: Option<usize>,
+    /// Workers, and the core each was pinned to.
+    pub workers: usize,
+    pub cores: Vec<Option<usize>>,
     pub seconds: f64,
     pub packets: u64,
     pub mpps_per_core: f64,
@@ -66,7 +72,7 @@ pub struct BenchResult {
 impl BenchResult {
     pub fn render(&self) -> String {
         format!(
-            "{} forward{}{}, {}-byte frames, burst {}, 1 worker on core {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops, frames {})",
+            "{} forward{}{}, {}-byte frames, burst {}, {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops, frames {})",
             self.forward,
             if self.parse { " + parse" } else { "" },
             self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules"))
@@ -77,7 +83,17 @@ impl BenchResult {
                 },
             self.frame_size,
             self.burst,
-            self.core.map_or("-".to_string(), |c| c.to_string()),
+            {
+                let cores: Vec<String> = self
+                    .cores
+                    .iter()
+                    .map(|c| c.map_or("-".to_string(), |c| c.to_string()))
+                    .collect();
+                match self.workers {
+                    1 => format!("1 worker on core {}", cores.join("")),
+                    n => format!("{n} workers on cores {}", cores.join(", ")),
+                }
+            },
             self.mpps_per_core,
             self.ns_per_packet,
             self.packets,
@@ -202,20 +218,26 @@ fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> 
         ForwardModeCfg::Io => "io",
         ForwardModeCfg::Mac => "mac",
     };
-    let core = p.core.map_or(String::new(), |c| format!("core = {c}\n"));
-    let src = format!(
-        r#"
-[engine]
-forward = "{forward}"
-parse = {parse}
-burst = {burst}
-idle = "poll"
-
-{pool}
-
-{switch}
+    let mut src = format!(
+        "[engine]\nforward = \"{forward}\"\nparse = {parse}\nburst = {burst}\nidle = \"poll\"\n{pool}\n{switch}\n{acl}\n",
+        parse = p.parse,
+        burst = p.burst,
+    );
+    // One pair of ports per worker, each pair its own domain (or
+    // cross-connect) on its own core: the workers share nothing but the
+    // MAC table, as testpmd's forwarding cores share nothing.
+    for w in 0..p.workers.max(1) {
+        let (a, b) = (format!("null{}", 2 * w), format!("null{}", 2 * w + 1));
+        let core = p.core.map_or(String::new(), |c| format!("core = {}\n", c + w));
+        let wiring = if p.l2 {
+            format!("[[bridge]]\nname = \"bench{w}\"\nmembers = [{{ port = \"{a}\" }}, {{ port = \"{b}\" }}]")
+        } else {
+            format!("[[xconnect]]\nports = [\"{a}\", \"{b}\"]")
+        };
+        src += &format!(
+            r#"
 [[port]]
-name = "null0"
+name = "{a}"
 kind = "null"
 size = {size}
 mac = "02:00:00:00:00:01"
@@ -224,7 +246,7 @@ peer_mac = "02:00:00:00:00:02"
 {acl_in}
 
 [[port]]
-name = "null1"
+name = "{b}"
 kind = "null"
 size = {size}
 mac = "02:00:00:00:00:02"
@@ -235,21 +257,13 @@ peer_mac = "02:00:00:00:00:01"
 {wiring}
 
 [[worker]]
-{core}ports = ["null0", "null1"]
-
-{acl}
+{core}ports = ["{a}", "{b}"]
 "#,
-        rx0 = rx[0],
-        rx1 = rx[1],
-        parse = p.parse,
-        burst = p.burst,
-        size = p.size,
-        wiring = if p.l2 {
-            "[[bridge]]\nname = \"bench\"\nmembers = [{ port = \"null0\" }, { port = \"null1\" }]"
-        } else {
-            "[[xconnect]]\nports = [\"null0\", \"null1\"]"
-        },
-    );
+            rx0 = rx[0],
+            rx1 = rx[1],
+            size = p.size,
+        );
+    }
     Ok(config::parse("<bench>", &src)?)
 }
 
@@ -272,6 +286,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     // The null port read its frame at start: the capture can go.
     let _ = std::fs::remove_dir_all(&dir);
     let (topo, engine) = (topo?, engine?);
+    let workers = topo.workers.len();
     let per_port = |e: &Engine| -> Vec<u64> {
         e.view()
             .ports
@@ -319,8 +334,14 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         core: summary.reports.first().and_then(|r| r.pinned),
         seconds: secs,
         packets,
-        mpps_per_core: pps / 1e6,
-        ns_per_packet: if pps > 0.0 { 1e9 / pps } else { f64::INFINITY },
+        mpps_per_core: pps / 1e6 / workers as f64,
+        ns_per_packet: if pps > 0.0 {
+            1e9 * workers as f64 / pps
+        } else {
+            f64::INFINITY
+        },
+        workers,
+        cores: summary.reports.iter().map(|r| r.pinned).collect(),
         drops: summary.drops().total(),
         frames_balanced: summary.frames_balanced(),
         acl_rules: topo.acls.first().map(|a| a.rules.len()),

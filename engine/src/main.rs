@@ -67,6 +67,10 @@ enum Cmd {
         /// same frames for testpmd and OVS-DPDK on net_pcap ports.
         #[arg(long)]
         write_pcaps: Option<PathBuf>,
+        /// Workers, each with its own pair of null ports (and bridge
+        /// domain), pinned to cores --core, --core + 1, …
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
         /// The whole gateway both ways: null0 a VTEP underlay (VNI 5000),
         /// null1 a VLAN trunk (VID 10) bridged to it, with the ACL of
         /// --acl on both and the MACs and flows of --macs and --flows.
@@ -290,6 +294,7 @@ fn real_main() -> Result<()> {
             vxlan,
             gateway,
             write_pcaps,
+            workers,
             service,
             macs,
             flows,
@@ -303,6 +308,11 @@ fn real_main() -> Result<()> {
             anyhow::ensure!((1..=max).contains(&flows), "--flows {flows}: use 1..={max}");
             anyhow::ensure!((64..=1518).contains(&size), "--size {size}: use 64..=1518");
             anyhow::ensure!((1..=64).contains(&burst), "--burst {burst}: use 1..=64");
+            anyhow::ensure!((1..=64).contains(&workers), "--workers {workers}: use 1..=64");
+            anyhow::ensure!(
+                workers == 1 || (!gateway && !vxlan && service.is_none()),
+                "--workers {workers}: the switch and the cross-connect run on several workers; --gateway, --vxlan and --service on one"
+            );
             if let Some(dir) = write_pcaps {
                 std::fs::create_dir_all(&dir)?;
                 for p in pollgate::bench_traffic::write(&dir, macs, flows, size - 4)? {
@@ -326,6 +336,7 @@ fn real_main() -> Result<()> {
                 acl,
                 vxlan,
                 gateway,
+                workers,
                 service,
                 macs,
                 flows,
