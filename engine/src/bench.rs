@@ -228,7 +228,9 @@ fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> 
     // MAC table, as testpmd's forwarding cores share nothing.
     for w in 0..p.workers.max(1) {
         let (a, b) = (format!("null{}", 2 * w), format!("null{}", 2 * w + 1));
-        let core = p.core.map_or(String::new(), |c| format!("core = {}\n", c + w));
+        let core = p
+            .core
+            .map_or(String::new(), |c| format!("core = {}\n", c + w));
         let wiring = if p.l2 {
             format!("[[bridge]]\nname = \"bench{w}\"\nmembers = [{{ port = \"{a}\" }}, {{ port = \"{b}\" }}]")
         } else {

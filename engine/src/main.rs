@@ -308,7 +308,10 @@ fn real_main() -> Result<()> {
             anyhow::ensure!((1..=max).contains(&flows), "--flows {flows}: use 1..={max}");
             anyhow::ensure!((64..=1518).contains(&size), "--size {size}: use 64..=1518");
             anyhow::ensure!((1..=64).contains(&burst), "--burst {burst}: use 1..=64");
-            anyhow::ensure!((1..=64).contains(&workers), "--workers {workers}: use 1..=64");
+            anyhow::ensure!(
+                (1..=64).contains(&workers),
+                "--workers {workers}: use 1..=64"
+            );
             anyhow::ensure!(
                 workers == 1 || (!gateway && !vxlan && service.is_none()),
                 "--workers {workers}: the switch and the cross-connect run on several workers; --gateway, --vxlan and --service on one"

@@ -250,6 +250,34 @@ fn bench_runs_and_balances() {
 }
 
 #[test]
+fn the_bench_runs_a_switch_per_worker() {
+    let out = pollgate(&[
+        "bench",
+        "--l2",
+        "--workers",
+        "2",
+        "--seconds",
+        "0.3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["workers"], 2);
+    assert_eq!(v["frames_balanced"], true);
+    assert_eq!(v["drops"], 0, "{v}");
+    // Every port of both pairs forwards.
+    let ports = v["port_mpps"].as_array().unwrap();
+    assert_eq!(ports.len(), 4, "{v}");
+    assert!(ports.iter().all(|p| p[1].as_f64().unwrap() > 0.0), "{v}");
+    let refused = pollgate(&["bench", "--gateway", "--workers", "2", "--seconds", "0.1"]);
+    assert!(!refused.status.success());
+}
+
+#[test]
 fn the_gateway_bench_runs_every_stage_both_ways() {
     let out = pollgate(&[
         "bench",
