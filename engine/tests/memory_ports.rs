@@ -227,48 +227,31 @@ fn bad_config_names_file_line_and_field_and_starts_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn bench_runs_and_balances() {
-    let out = pollgate(&[
-        "bench",
-        "--seconds",
-        "0.2",
-        "--forward",
-        "mac",
-        "--parse",
-        "--json",
-    ]);
+/// `pollgate bench ARGS --json`: its result, after checking that it ran,
+/// forwarded, balanced its frames and dropped nothing.
+fn bench(args: &[&str]) -> serde_json::Value {
+    let out = pollgate(&[&["bench"], args, &["--json"]].concat());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["packets"].as_u64().unwrap() > 0);
-    assert_eq!(v["frames_balanced"], true);
-    assert_eq!(v["drops"], 0);
+    assert!(v["packets"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["frames_balanced"], true, "{v}");
+    assert_eq!(v["drops"], 0, "{v}");
+    v
+}
+
+#[test]
+fn bench_runs_and_balances() {
+    bench(&["--seconds", "0.2", "--forward", "mac", "--parse"]);
 }
 
 #[test]
 fn the_bench_runs_a_switch_per_worker() {
-    let out = pollgate(&[
-        "bench",
-        "--l2",
-        "--workers",
-        "2",
-        "--seconds",
-        "0.3",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bench(&["--l2", "--workers", "2", "--seconds", "0.3"]);
     assert_eq!(v["workers"], 2);
-    assert_eq!(v["frames_balanced"], true);
-    assert_eq!(v["drops"], 0, "{v}");
     // Every port of both pairs forwards.
     let ports = v["port_mpps"].as_array().unwrap();
     assert_eq!(ports.len(), 4, "{v}");
@@ -279,8 +262,7 @@ fn the_bench_runs_a_switch_per_worker() {
 
 #[test]
 fn the_gateway_bench_runs_every_stage_both_ways() {
-    let out = pollgate(&[
-        "bench",
+    let v = bench(&[
         "--gateway",
         "--macs",
         "64",
@@ -288,16 +270,7 @@ fn the_gateway_bench_runs_every_stage_both_ways() {
         "64",
         "--seconds",
         "0.3",
-        "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["frames_balanced"], true);
-    assert_eq!(v["drops"], 0, "{v}");
     // Both directions: encapsulated out of the underlay, tagged out of
     // the trunk, at the same rate (each side's frames answer the other's).
     let port = |n: &str| {
