@@ -460,7 +460,6 @@ pub struct Switch {
     pub vlan: Arc<VlanMap>,
     pub bridge: Bridge,
     pub table: Arc<MacTable>,
-    pub aging: u32,
 }
 
 /// The engine's MAC table, with the topology's static entries.
@@ -600,6 +599,5 @@ pub fn switch_for(topo: &Topology, table: &Arc<MacTable>) -> Option<Switch> {
         vlan: Arc::new(vlan),
         bridge: Bridge::new(domains, table.clone(), storm),
         table,
-        aging: *topo.config.switch.aging.get_ref(),
     })
 }

@@ -146,17 +146,6 @@ impl Plan {
             .then_some(k)
         })
     }
-
-    /// Ports whose sockets are opened.
-    pub fn opening(&self) -> impl Iterator<Item = usize> + '_ {
-        self.ports.iter().enumerate().filter_map(|(k, c)| {
-            matches!(
-                c,
-                PortChange::Add | PortChange::Resocket | PortChange::Recreate
-            )
-            .then_some(k)
-        })
-    }
 }
 
 /// A port's device: everything but how the pipeline treats it (VLAN mode,

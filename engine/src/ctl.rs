@@ -15,7 +15,6 @@
 use crate::live::LiveView;
 use crate::stats::{render_drops, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, TelemetrySummary};
-use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::BATCH_SIZE;
 use pollgate_pipeline::{DomainId, DropCounters, DropReason, PortId};
@@ -38,8 +37,6 @@ pub struct CtlState {
     /// The running topology, and the one way to change it.
     pub control: Arc<crate::live::Control>,
     pub workers: Vec<SharedWorkerCounters>,
-    /// The engine's MAC table and its aging time.
-    pub mac_table: (Arc<MacTable>, u32),
     pub config_text: String,
     pub started: Instant,
     /// Counters at the last `clear stats`: workers own the counters (one
@@ -65,14 +62,12 @@ impl CtlState {
     pub fn new(
         control: Arc<crate::live::Control>,
         workers: Vec<SharedWorkerCounters>,
-        mac_table: (Arc<MacTable>, u32),
         config_text: String,
         started: Instant,
     ) -> Self {
         CtlState {
             control,
             workers,
-            mac_table,
             config_text,
             started,
             baseline: Mutex::new((HashMap::new(), DropCounters::default())),
@@ -256,10 +251,10 @@ impl CtlState {
         };
         let domains = view.domains();
         let table = || {
-            if domains.iter().all(String::is_empty) {
+            if !view.has_bridges() {
                 return Err("this engine has no bridge domains".to_string());
             }
-            Ok(&self.mac_table.0)
+            Ok(self.control.table())
         };
         let domain = |name: &str| {
             domains

@@ -45,8 +45,6 @@ pub struct Engine {
     /// The running topology: what changes it, and what it looks like
     /// now. Its devices drop as soon as the workers have stopped.
     pub control: Arc<Control>,
-    /// The MAC table's aging time.
-    aging: u32,
     /// Each worker's burst sizes and latencies.
     pub telemetry: Vec<SharedTelemetry>,
     /// What the XDP watchdog last found for each program id.
@@ -304,7 +302,6 @@ impl Engine {
             stop,
             started,
             control,
-            aging: *topo.config.switch.aging.get_ref(),
             telemetry,
             xdp_seen: std::sync::Mutex::new(Vec::new()),
         })
@@ -327,7 +324,6 @@ impl Engine {
         crate::ctl::CtlState::new(
             self.control.clone(),
             self.workers.clone(),
-            (self.control.table(), self.aging),
             topo.source.clone(),
             self.started,
         )
@@ -339,12 +335,17 @@ impl Engine {
         self.control.view()
     }
 
+    /// `[switch] aging` of the running topology (it changes with it).
+    fn aging(&self) -> u32 {
+        *self.view().topo.config.switch.aging.get_ref()
+    }
+
     /// Removes MAC entries older than the aging time (the control thread
     /// calls this about once a second).
     pub fn age_macs(&self) -> usize {
         self.control
             .table()
-            .age(self.started.elapsed().as_secs() as u32, self.aging)
+            .age(self.started.elapsed().as_secs() as u32, self.aging())
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
@@ -423,7 +424,7 @@ impl Engine {
         let reports = self.stop_and_join();
         let view = self.view();
         let t = self.control.table();
-        let has_bridges = view.topo.bridges.iter().any(|b| !b.name.is_empty());
+        let has_bridges = view.has_bridges();
         Summary {
             elapsed: self.started.elapsed(),
             ports: view

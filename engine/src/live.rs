@@ -54,6 +54,11 @@ impl LiveView {
             .filter(|(_, p)| p.kind != VACANT)
     }
 
+    /// Whether any bridge domain exists (not only vacant slots).
+    pub fn has_bridges(&self) -> bool {
+        self.topo.bridges.iter().any(|b| !b.name.is_empty())
+    }
+
     pub fn domains(&self) -> Vec<String> {
         self.topo.bridges.iter().map(|b| b.name.clone()).collect()
     }
@@ -91,6 +96,9 @@ pub struct Live {
 pub struct Control {
     live: Mutex<Live>,
     view: ArcSwap<LiveView>,
+    /// The MAC table, never replaced: readable without waiting for a
+    /// change in progress.
+    table: Arc<MacTable>,
 }
 
 fn placeholder(k: usize) -> PortView {
@@ -301,6 +309,7 @@ impl Control {
     pub fn new(live: Live) -> Control {
         let view = ArcSwap::from_pointee(live.publish());
         Control {
+            table: live.table.clone(),
             live: Mutex::new(live),
             view,
         }
@@ -319,8 +328,8 @@ impl Control {
         drop(devices);
     }
 
-    pub fn table(&self) -> Arc<MacTable> {
-        self.lock().table.clone()
+    pub fn table(&self) -> &Arc<MacTable> {
+        &self.table
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Live> {

@@ -224,7 +224,8 @@ pub fn render(state: &CtlState) -> String {
         );
     }
 
-    if let Some(t) = Some(&state.mac_table.0).filter(|_| !view.topo.bridges.is_empty()) {
+    if view.has_bridges() {
+        let t = state.control.table();
         let g: Gauge = Gauge::default();
         g.set(t.len() as i64);
         reg.register("mac_entries", "MAC table entries", g);

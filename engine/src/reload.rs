@@ -29,7 +29,7 @@ impl Reloader {
         let _one = state.changing.lock().unwrap_or_else(|p| p.into_inner());
         let mut wanted = config::read(&file, &src).map_err(|e| refused(e.to_string()))?;
         let current = state.control.topology();
-        let kept = crate::topology_ctl::with_runtime_ports(state, &mut wanted, &current);
+        let kept = crate::topology_ctl::with_runtime_ports(state, &mut wanted);
         let desired = change::desired(wanted, &current, &file, &src, &base)
             .map_err(|e| refused(e.to_string()))?;
         let done = state

@@ -11,7 +11,7 @@
 //! attaches them again.
 
 use crate::change;
-use crate::config::{BridgeSection, Config, MemberSection, PortSection, Topology};
+use crate::config::{BridgeSection, Config, MemberSection, PortSection};
 use crate::ctl::CtlState;
 use std::path::{Path, PathBuf};
 
@@ -341,7 +341,7 @@ fn port_del(state: &CtlState, name: &str) -> Result<String, String> {
 
 /// Adds the ports attached at run time to `config` (a file being
 /// reloaded), unless the file now defines them itself; returns how many.
-pub fn with_runtime_ports(state: &CtlState, config: &mut Config, _current: &Topology) -> usize {
+pub fn with_runtime_ports(state: &CtlState, config: &mut Config) -> usize {
     let mut kept = 0;
     for (name, line) in state.runtime() {
         if config.ports.iter().any(|p| *p.name.get_ref() == name) {

@@ -75,11 +75,6 @@ impl Pipeline {
         }
     }
 
-    /// The ACL stage's published flow counters, when there is one.
-    pub fn flow_counters(&self) -> Option<Arc<crate::acl::FlowCounters>> {
-        self.acl.as_ref().map(AclStage::flow_counters)
-    }
-
     pub fn vxlan(&self) -> Option<&Vtep> {
         self.vxlan.as_deref()
     }

@@ -155,7 +155,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     live.store(false, Ordering::Relaxed);
     let _ = ticker.join();
     let view = engine.view();
-    if !view.topo.bridges.is_empty() {
+    if view.has_bridges() {
         let table = engine.control.table();
         let now = engine.started.elapsed().as_secs() as u32;
         println!("\n== MAC table (bridge \"office\")");
