@@ -9,6 +9,7 @@ pub mod batch;
 pub mod bridge;
 pub mod frame;
 pub mod ipvlan;
+pub mod l3;
 pub mod mac_table;
 pub mod macvlan;
 pub mod parse;

@@ -1,0 +1,13 @@
+//! Layer 3: the routed interfaces of bridge domains (IRB), the FIB,
+//! next hops, neighbours (ARP, ND), and the router stage that forwards
+//! between them and answers for pollgate's own addresses.
+
+pub mod fib;
+pub mod neighbor;
+pub mod nexthop;
+pub mod trie;
+
+pub use fib::{FamilyFib, Prefix, PrefixError};
+pub use neighbor::{NeighborEntry, NeighborState, NeighborTable};
+pub use nexthop::{NextHop, NextHops};
+pub use trie::{NextHopId, StrideTrie, TrieError, NO_ROUTE};

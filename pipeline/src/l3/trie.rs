@@ -1,0 +1,313 @@
+//! The lookup structure of the FIB: a multibit trie over left-aligned
+//! 128-bit keys whose first level resolves 24 bits (IPv4) or 16 (IPv6)
+//! in one index and every later level 8 bits, in groups of 256 entries.
+//! For IPv4 that is DIR-24-8 (rte_lpm, rte_fib's `dir24_8`): one load for
+//! a prefix up to /24, two past it. For IPv6 it is rte_fib's `trie`
+//! layout with a smaller first level: 256 KiB instead of 64 MiB, one
+//! load more for a /48.
+//!
+//! Readers (workers) and the one writer (the control thread) share it
+//! without a lock: every entry is an atomic word, the writer changes a
+//! range by storing entries one at a time so a reader sees either the old
+//! or the new next hop of each address, never a torn value; a group is
+//! linked in only once it is filled, and a group unlinked is reused only
+//! after a grace period, since a reader may still be inside it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// An entry: a next-hop id (0: no route), or with this bit a group.
+const GROUP: u32 = 1 << 31;
+const STRIDE: u32 = 8;
+const GROUP_LEN: usize = 1 << STRIDE;
+/// Groups per chunk of the arena: chunks are allocated as they are
+/// needed, and never move, so readers index them without a lock.
+const CHUNK_GROUPS: usize = 1024;
+/// How long an unlinked group waits before reuse: far longer than any
+/// reader spends on one lookup, even a descheduled one in a VM.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// A next hop's index in the next-hop table; 0 is "no route".
+pub type NextHopId = u32;
+pub const NO_ROUTE: NextHopId = 0;
+/// The largest next-hop id an entry can hold.
+pub const MAX_NEXT_HOP: NextHopId = GROUP - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TrieError {
+    #[error("the FIB has no free group of {GROUP_LEN} entries left (max_groups = {0}): the route is refused")]
+    Full(usize),
+}
+
+pub struct StrideTrie {
+    top: Box<[AtomicU32]>,
+    chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    /// The writer's bookkeeping; readers never touch it.
+    arena: Mutex<Arena>,
+    max_groups: usize,
+    top_bits: u32,
+    /// Levels below the top the family's keys reach (1 for IPv4).
+    levels: usize,
+}
+
+#[derive(Default)]
+struct Arena {
+    /// Groups handed out so far (the arena's high-water mark).
+    used: usize,
+    free: Vec<u32>,
+    /// Unlinked groups in the order they were unlinked.
+    quarantine: VecDeque<(Instant, u32)>,
+}
+
+#[inline(always)]
+fn span_bits(bits_before: u32, stride: u32) -> u32 {
+    128 - bits_before - stride
+}
+
+impl StrideTrie {
+    /// `max_groups`: the most groups of 256 entries (1 KiB each) the trie
+    /// may use; memory is taken as groups are, a chunk at a time.
+    /// `width`: the family's address bits (32 or 128).
+    pub fn new(max_groups: usize, width: u32) -> StrideTrie {
+        let chunks = max_groups.div_ceil(CHUNK_GROUPS);
+        let top_bits = if width <= 32 { 24 } else { 16 };
+        StrideTrie {
+            top_bits,
+            top: (0..1usize << top_bits).map(|_| AtomicU32::new(0)).collect(),
+            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+            arena: Mutex::new(Arena::default()),
+            max_groups,
+            levels: (width.saturating_sub(top_bits) / STRIDE) as usize,
+        }
+    }
+
+    #[inline(always)]
+    fn group(&self, g: u32) -> &[AtomicU32] {
+        let g = g as usize;
+        match self.chunks.get(g / CHUNK_GROUPS).and_then(|c| c.get()) {
+            Some(c) => &c[(g % CHUNK_GROUPS) * GROUP_LEN..][..GROUP_LEN],
+            // Never linked: every group id in an entry was allocated first.
+            None => &[],
+        }
+    }
+
+    /// The next hop of `key` (left-aligned: an IPv4 address is the top 32
+    /// bits).
+    #[inline(always)]
+    pub fn lookup(&self, key: u128) -> NextHopId {
+        let mut e = self.top[(key >> (128 - self.top_bits)) as usize].load(Ordering::Acquire);
+        let mut bits = self.top_bits;
+        while e & GROUP != 0 && bits < 128 {
+            bits += STRIDE;
+            let idx = ((key >> (128 - bits)) as usize) & (GROUP_LEN - 1);
+            e = match self.group(e & !GROUP).get(idx) {
+                Some(x) => x.load(Ordering::Acquire),
+                None => NO_ROUTE,
+            };
+        }
+        e & !GROUP
+    }
+
+    /// IPv4's two-step lookup (DIR-24-8), without the general loop.
+    #[inline(always)]
+    pub fn lookup_v4(&self, a: u32) -> NextHopId {
+        let e = self.top[(a >> 8) as usize].load(Ordering::Acquire);
+        if e & GROUP == 0 {
+            return e;
+        }
+        match self.group(e & !GROUP).get((a & 0xff) as usize) {
+            Some(x) => x.load(Ordering::Acquire) & !GROUP,
+            None => NO_ROUTE,
+        }
+    }
+
+    /// Groups in use (linked or waiting out their grace period).
+    pub fn groups_in_use(&self) -> usize {
+        let a = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        a.used - a.free.len()
+    }
+
+    /// Bytes of memory the trie holds (top level and allocated chunks).
+    pub fn memory_bytes(&self) -> usize {
+        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        (self.top.len() + chunks * CHUNK_GROUPS * GROUP_LEN) * 4
+    }
+
+    fn alloc_group(&self, a: &mut Arena, fill: u32) -> Result<u32, TrieError> {
+        let now = Instant::now();
+        while let Some(&(t, g)) = a.quarantine.front() {
+            if now.duration_since(t) < GRACE {
+                break;
+            }
+            a.quarantine.pop_front();
+            a.free.push(g);
+        }
+        let g = match a.free.pop() {
+            Some(g) => g,
+            None => {
+                if a.used >= self.max_groups {
+                    return Err(TrieError::Full(self.max_groups));
+                }
+                let g = a.used;
+                self.chunks[g / CHUNK_GROUPS].get_or_init(|| {
+                    (0..CHUNK_GROUPS * GROUP_LEN)
+                        .map(|_| AtomicU32::new(0))
+                        .collect()
+                });
+                a.used += 1;
+                g as u32
+            }
+        };
+        for e in self.group(g) {
+            e.store(fill, Ordering::Relaxed);
+        }
+        Ok(g)
+    }
+
+    fn retire_group(&self, a: &mut Arena, g: u32) {
+        // Its own sub-groups are unreachable once it is: retire them too.
+        let children: Vec<u32> = self
+            .group(g)
+            .iter()
+            .map(|e| e.load(Ordering::Relaxed))
+            .filter(|e| e & GROUP != 0)
+            .map(|e| e & !GROUP)
+            .collect();
+        for c in children {
+            self.retire_group(a, c);
+        }
+        a.quarantine.push_back((Instant::now(), g));
+    }
+
+    /// Sets every key in `lo..=hi` to `nh`. The range must be a union of
+    /// whole addresses of the family (aligned at its width).
+    /// Refused before anything changes when the arena could run out
+    /// midway: a range splits at most two entries per level.
+    pub fn write(&self, lo: u128, hi: u128, nh: NextHopId) -> Result<(), TrieError> {
+        let mut a = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        let available = self.max_groups - a.used + a.free.len();
+        if available < 2 * self.levels {
+            return Err(TrieError::Full(self.max_groups));
+        }
+        self.write_table(&mut a, None, 0, self.top_bits, lo, hi, nh)
+    }
+
+    fn entry(&self, table: Option<u32>, idx: usize) -> &AtomicU32 {
+        match table {
+            None => &self.top[idx],
+            Some(g) => &self.group(g)[idx],
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_table(
+        &self,
+        a: &mut Arena,
+        table: Option<u32>,
+        bits_before: u32,
+        stride: u32,
+        lo: u128,
+        hi: u128,
+        nh: NextHopId,
+    ) -> Result<(), TrieError> {
+        let span = span_bits(bits_before, stride);
+        let mask = (1u128 << stride) - 1;
+        let base = if bits_before == 0 {
+            0
+        } else {
+            lo & !(u128::MAX >> bits_before)
+        };
+        let low_mask = if span == 0 {
+            0
+        } else {
+            u128::MAX >> (128 - span)
+        };
+        let (first, last) = ((lo >> span) & mask, (hi >> span) & mask);
+        for idx in first..=last {
+            let e_lo = base | (idx << span);
+            let e_hi = e_lo | low_mask;
+            let slot = idx as usize;
+            let old = self.entry(table, slot).load(Ordering::Relaxed);
+            if lo <= e_lo && e_hi <= hi {
+                self.entry(table, slot).store(nh, Ordering::Release);
+                if old & GROUP != 0 {
+                    self.retire_group(a, old & !GROUP);
+                }
+                continue;
+            }
+            // Part of this entry's range: the group below it takes the
+            // difference (made now, from the entry's value, if missing).
+            let g = if old & GROUP != 0 {
+                old & !GROUP
+            } else {
+                let g = self.alloc_group(a, old)?;
+                self.entry(table, slot).store(GROUP | g, Ordering::Release);
+                g
+            };
+            self.write_table(
+                a,
+                Some(g),
+                bits_before + stride,
+                STRIDE,
+                lo.max(e_lo),
+                hi.min(e_hi),
+                nh,
+            )?;
+            // A group whose entries all agree is one entry again.
+            let grp = self.group(g);
+            let v0 = grp[0].load(Ordering::Relaxed);
+            if v0 & GROUP == 0 && grp.iter().all(|e| e.load(Ordering::Relaxed) == v0) {
+                self.entry(table, slot).store(v0, Ordering::Release);
+                a.quarantine.push_back((Instant::now(), g));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> u128 {
+        (u32::from_be_bytes(a) as u128) << 96
+    }
+
+    #[test]
+    fn ranges_split_and_collapse_groups() {
+        let t = StrideTrie::new(16, 32);
+        let ten = v4([198, 18, 1, 0]);
+        t.write(ten, ten | (u128::MAX >> 24), 7).unwrap();
+        assert_eq!(t.lookup(v4([198, 18, 1, 200])), 7);
+        assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 1, 200])), 7);
+        assert_eq!(t.groups_in_use(), 0);
+        // A /26 inside: one group.
+        let sub = v4([198, 18, 1, 64]);
+        t.write(sub, sub | (u128::MAX >> 26), 9).unwrap();
+        assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 1, 65])), 9);
+        assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 1, 1])), 7);
+        assert_eq!(t.groups_in_use(), 1);
+        // Written back to the /24's next hop: the group collapses.
+        t.write(sub, sub | (u128::MAX >> 26), 7).unwrap();
+        assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 1, 65])), 7);
+        assert_eq!(t.top[(ten >> 104) as usize].load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn a_full_arena_is_an_error() {
+        let t = StrideTrie::new(3, 32);
+        let a = v4([198, 18, 0, 1]);
+        t.write(a, a | (u128::MAX >> 32), 1).unwrap();
+        let b = v4([198, 19, 0, 1]);
+        t.write(b, b | (u128::MAX >> 32), 1).unwrap();
+        let c = v4([198, 19, 1, 1]);
+        assert_eq!(
+            t.write(c, c | (u128::MAX >> 32), 1),
+            Err(TrieError::Full(3))
+        );
+        assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 19, 1, 1])), 0);
+        assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 0, 1])), 1);
+    }
+}
