@@ -2,12 +2,19 @@
 //! next hops, neighbours (ARP, ND), and the router stage that forwards
 //! between them and answers for pollgate's own addresses.
 
+pub mod csum;
 pub mod fib;
+pub mod interface;
 pub mod neighbor;
 pub mod nexthop;
+pub mod routes;
+pub mod tables;
 pub mod trie;
 
 pub use fib::{FamilyFib, Prefix, PrefixError};
+pub use interface::{Interfaces, L3Interface};
 pub use neighbor::{NeighborEntry, NeighborState, NeighborTable};
 pub use nexthop::{NextHop, NextHops};
+pub use routes::{Route, RouteError, RouteTable, RouteView, Source, Target};
+pub use tables::L3Tables;
 pub use trie::{NextHopId, StrideTrie, TrieError, NO_ROUTE};

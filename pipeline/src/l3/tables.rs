@@ -1,0 +1,53 @@
+//! The L3 state every worker shares: both families' tries, the next-hop
+//! table (swapped whole), the neighbour table, and the router's event
+//! counters (slow-path events only: ICMP sent, ARP answered).
+
+use super::neighbor::NeighborTable;
+use super::nexthop::NextHops;
+use super::trie::StrideTrie;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+macro_rules! l3_events {
+    ($($field:ident => $name:literal,)*) => {
+        /// Counts of what the router sent or answered, by kind.
+        #[derive(Debug, Default)]
+        pub struct L3Counters {
+            $(pub $field: AtomicU64,)*
+        }
+
+        impl L3Counters {
+            /// (name, value) of every counter.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$(($name, self.$field.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+l3_events! {
+    arp_replies => "arp_replies_sent",
+    arp_requests => "arp_requests_sent",
+    nd_adverts => "nd_adverts_sent",
+    nd_solicits => "nd_solicits_sent",
+    echo_replies => "echo_replies_sent",
+    time_exceeded => "icmp_time_exceeded_sent",
+    unreachable => "icmp_unreachable_sent",
+    too_big => "icmp_too_big_sent",
+    icmp_rate_limited => "icmp_rate_limited",
+    routed => "routed_slow_path",
+}
+
+#[inline(always)]
+pub fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+pub struct L3Tables {
+    pub v4: Arc<StrideTrie>,
+    pub v6: Arc<StrideTrie>,
+    pub next_hops: ArcSwap<NextHops>,
+    pub neighbors: NeighborTable,
+    pub counters: L3Counters,
+}
