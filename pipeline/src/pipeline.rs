@@ -1,12 +1,13 @@
 //! The staged pipeline: a fixed graph of concrete stages run in order over
-//! each batch — parse → VXLAN decap → VLAN ingress → ACL ingress →
-//! bridge → cross-connect → ACL egress → VXLAN encap → VLAN egress. Stages are fields, not a list of trait objects, so the whole
+//! each batch — parse → VXLAN decap → VLAN ingress → ACL ingress
+//! (prerouting) → router (input / forward) → bridge → cross-connect → ACL egress → VXLAN encap → VLAN egress. Stages are fields, not a list of trait objects, so the whole
 //! run compiles to direct calls; a stage that is not configured is `None`.
 
 use crate::acl::AclStage;
 use crate::batch::Batch;
 use crate::bridge::Bridge;
 use crate::frame::FrameMemory;
+use crate::l3::Router;
 use crate::parse::Parse;
 use crate::stage::Stage;
 use crate::verdict::{DomainId, DropCounters, PortId};
@@ -19,6 +20,7 @@ pub struct Pipeline {
     parse: Option<Parse>,
     vlan: Option<Arc<VlanMap>>,
     bridge: Option<Bridge>,
+    router: Option<Router>,
     acl: Option<AclStage>,
     vxlan: Option<Arc<Vtep>>,
     /// IPv4 identification of the next encapsulated packet.
@@ -34,6 +36,7 @@ impl Pipeline {
             parse: parse.then_some(Parse),
             vlan: None,
             bridge: None,
+            router: None,
             acl: None,
             vxlan: None,
             ip_id: 0,
@@ -47,6 +50,17 @@ impl Pipeline {
         self.vlan = Some(vlan);
         self.bridge = Some(bridge);
         self
+    }
+
+    /// Adds the router: the gateway interfaces of bridge domains.
+    pub fn with_router(mut self, router: Router) -> Self {
+        self.parse = Some(Parse);
+        self.router = Some(router);
+        self
+    }
+
+    pub fn router(&self) -> Option<&Router> {
+        self.router.as_ref()
     }
 
     /// Adds the ACL stages (and the parse stage they need).
@@ -70,6 +84,9 @@ impl Pipeline {
     /// shared and stays where it is; storm-control buckets start full.
     pub fn carry_over(&mut self, old: Pipeline) {
         self.ip_id = old.ip_id;
+        if let (Some(new), Some(old)) = (&mut self.router, &old.router) {
+            new.carry_over(old);
+        }
         if let (Some(new), Some(old)) = (&mut self.acl, old.acl) {
             new.adopt_flows(old);
         }
@@ -115,7 +132,7 @@ impl Pipeline {
 
     /// Whether the stages need `set_clock` every loop.
     pub fn uses_clock(&self) -> bool {
-        self.bridge.is_some() || self.acl.is_some()
+        self.bridge.is_some() || self.acl.is_some() || self.router.is_some()
     }
 
     pub fn parses(&self) -> bool {
@@ -144,6 +161,9 @@ impl Pipeline {
         if let Some(a) = &mut self.acl {
             a.set_clock(now_ns);
         }
+        if let Some(r) = &mut self.router {
+            r.set_clock(now_ns);
+        }
     }
 
     /// Runs every stage over the batch. Afterwards each packet has a final
@@ -166,6 +186,9 @@ impl Pipeline {
         }
         if let Some(acl) = &mut self.acl {
             acl.ingress(batch, mem, drops);
+        }
+        if let Some(router) = &mut self.router {
+            router.process(batch, mem, drops);
         }
         if let Some(bridge) = &mut self.bridge {
             bridge.process(batch, mem, drops);

@@ -91,6 +91,14 @@ drop_reasons! {
     MacvlanPrivate => "macvlan_private": "a frame from one member of a private macvlan to another, hairpinned back by the external switch",
     IpvlanUnknownDst => "ipvlan_unknown_dst": "a frame from an ipvlan parent for an IP address no member has",
     IpvlanNotIp => "ipvlan_not_ip": "a unicast frame from an ipvlan parent that is neither IPv4, IPv6 nor ARP: members are told apart by IP",
+    L3NotIp => "l3_not_ip": "to a router MAC but neither IPv4, IPv6 nor ARP",
+    L3NoRoute => "l3_no_route": "no FIB route for the destination, or an unreachable route (ICMP unreachable sent where allowed)",
+    L3Blackhole => "l3_blackhole": "routed to a blackhole route",
+    TtlExceeded => "ttl_exceeded": "IPv4 TTL or IPv6 hop limit would reach zero (ICMP time exceeded sent where allowed)",
+    IpTooBig => "ip_too_big": "larger than the egress interface's MTU: pollgate does not fragment (ICMP fragmentation needed / packet too big sent for DF and IPv6)",
+    NeighborUnresolved => "neighbor_unresolved": "the next hop's MAC is not resolved yet (ARP request or NS sent at most every 200 ms per neighbour; packets are not queued)",
+    L3LocalDropped => "l3_local_dropped": "to one of pollgate's own addresses but not ICMP echo, ARP or ND",
+    NdConsumed => "nd_consumed": "an ARP reply or neighbour advertisement for pollgate: learnt from, then freed",
     FrameTooBig => "frame_too_big": "a multi-buffer (jumbo) frame for a port whose MTU, or hand-off ring to its worker, cannot carry it",
 }
 

@@ -1,0 +1,691 @@
+//! The router stage, between the ingress ACL and the bridge. A frame to a
+//! gateway interface's router MAC leaves L2: to one of pollgate's own
+//! addresses it meets the input hook (ARP, ND, ICMP echo); otherwise it
+//! is routed — FIB longest match, ECMP, TTL / hop limit, the egress
+//! MTU, the next hop's MAC — and re-enters the egress interface's domain
+//! from the router's own pseudo-port, so the MAC table, the VLAN and
+//! VXLAN egress stages and flooding treat it like any member's frame.
+//! ARP requests and ND solicitations for the gateway's addresses are
+//! answered here instead of being flooded. Every other frame passes on
+//! to the bridge untouched.
+
+use super::fib::key_v6;
+use super::icmp::{self, V4_GROWTH, V6_GROWTH};
+use super::interface::{Interfaces, L3Interface};
+use super::nd::{self, ICMP6_NA, ICMP6_NS};
+use super::nexthop::{flow_hash, NextHop, NextHops};
+use super::tables::{bump, L3Tables};
+use crate::batch::{flags, Batch};
+use crate::frame::FrameMemory;
+use crate::mac_table::MacTable;
+use crate::storm::TokenBucket;
+use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
+use crate::wire::arp::OP_REQUEST;
+use crate::wire::MacAddr;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The router's pseudo-port: the ingress port of what it sends. Never a
+/// real port, a tunnel (`TUNNEL_BASE`…) or the tunnels' flood member.
+pub const ROUTER_PORT: PortId = 0x7ffe;
+
+const ETH_ARP: u16 = 0x0806;
+const ETH_V4: u16 = 0x0800;
+const ETH_V6: u16 = 0x86dd;
+
+/// An ICMP error to send about the packet: (type, code), second word.
+type IcmpError = ((u8, u8), u32);
+
+pub struct Router {
+    pub ifs: Arc<Interfaces>,
+    pub tables: Arc<L3Tables>,
+    macs: Arc<MacTable>,
+    /// ICMP errors per second this worker may send (RFC 1812 4.3.2.8).
+    icmp: TokenBucket,
+    now_ns: u64,
+    now_secs: u32,
+}
+
+impl Router {
+    pub fn new(
+        ifs: Arc<Interfaces>,
+        tables: Arc<L3Tables>,
+        macs: Arc<MacTable>,
+        icmp_rate: u64,
+    ) -> Router {
+        Router {
+            ifs,
+            tables,
+            macs,
+            icmp: TokenBucket::new(icmp_rate),
+            now_ns: 0,
+            now_secs: 0,
+        }
+    }
+
+    pub fn set_clock(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+        self.now_secs = (now_ns / 1_000_000_000) as u32;
+    }
+
+    /// Keeps `old`'s ICMP budget across a topology change.
+    pub fn carry_over(&mut self, old: &Router) {
+        self.icmp = old.icmp.clone();
+    }
+
+    pub fn process<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        let ifs = self.ifs.clone();
+        let nhs = self.tables.next_hops.load();
+        for i in 0..batch.len() {
+            if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
+                continue;
+            }
+            let d = batch.domain[i];
+            let Some(ifc) = ifs.get(d) else { continue };
+            let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
+                continue;
+            };
+            if f.len() < 14 {
+                continue;
+            }
+            let dst = MacAddr::from_bytes(&f[0..6]);
+            let src = MacAddr::from_bytes(&f[6..12]);
+            if src.is_multicast() {
+                continue;
+            }
+            let et = batch.ethertype[i];
+            if dst == ifc.mac {
+                self.macs.learn(d, src, batch.in_port[i], self.now_secs);
+                match et {
+                    ETH_ARP => {
+                        if let Some(v) = self.arp(batch, i, mem, ifc, true) {
+                            set(batch, i, v, drops);
+                        }
+                    }
+                    ETH_V4 if batch.flags[i] & flags::IPV4 != 0 => {
+                        self.route_v4(batch, i, mem, &ifs, &nhs, drops)
+                    }
+                    ETH_V6 if batch.flags[i] & flags::IPV6 != 0 => {
+                        self.route_v6(batch, i, mem, &ifs, &nhs, drops)
+                    }
+                    _ => set(batch, i, Verdict::Drop(DropReason::L3NotIp), drops),
+                }
+            } else if dst.is_multicast() {
+                let v = match et {
+                    ETH_ARP => self.arp(batch, i, mem, ifc, false),
+                    ETH_V6 if batch.l4_proto[i] == 58 && batch.flags[i] & flags::L4 != 0 => {
+                        self.nd(batch, i, mem, ifc, false)
+                    }
+                    _ => None,
+                };
+                if let Some(v) = v {
+                    self.macs.learn(d, src, batch.in_port[i], self.now_secs);
+                    set(batch, i, v, drops);
+                }
+            }
+        }
+    }
+
+    /// An ARP packet in the interface's domain. `Some`: the router took
+    /// it (answered or consumed); `None`: the bridge floods it.
+    fn arp<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        ifc: &L3Interface,
+        to_router: bool,
+    ) -> Option<Verdict> {
+        let not_ours = to_router.then_some(Verdict::Drop(DropReason::ArpIgnored));
+        let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
+            return not_ours;
+        };
+        let Some(a) = nd::read_arp(f) else {
+            return not_ours;
+        };
+        let neigh = &self.tables.neighbors;
+        if !ifc.owns_v4(a.target_ip) {
+            if a.sender_ip != [0; 4] {
+                neigh.refresh(
+                    ifc.domain,
+                    IpAddr::from(a.sender_ip),
+                    a.sender_mac.0,
+                    self.now_ns,
+                );
+            }
+            return not_ours;
+        }
+        if a.sender_ip != [0; 4] {
+            neigh.update(
+                ifc.domain,
+                IpAddr::from(a.sender_ip),
+                Some(a.sender_mac.0),
+                false,
+                self.now_ns,
+                false,
+            );
+        }
+        if a.op != OP_REQUEST {
+            return Some(Verdict::Drop(DropReason::NdConsumed));
+        }
+        if batch.tail_len[i] != 0 {
+            return Some(Verdict::Drop(DropReason::FrameTooBig));
+        }
+        let n = match nd::write_arp_reply(f, ifc, &a) {
+            Some(n) => Some(n),
+            // A runt ARP frame: its buffer still holds 60 bytes.
+            None => mem
+                .bytes_mut(batch.addr[i], 60)
+                .and_then(|f| nd::write_arp_reply(f, ifc, &a)),
+        };
+        Some(match n {
+            Some(n) => {
+                bump(&self.tables.counters.arp_replies);
+                reply(batch, i, n)
+            }
+            None => Verdict::Drop(DropReason::ArpIgnored),
+        })
+    }
+
+    /// An ICMPv6 packet that may be ND for the interface. `Some`: taken.
+    fn nd<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        ifc: &L3Interface,
+        to_router: bool,
+    ) -> Option<Verdict> {
+        let not_ours = to_router.then_some(Verdict::Drop(DropReason::L3LocalDropped));
+        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        let f = mem.bytes(batch.addr[i], batch.data_len[i])?;
+        let from = MacAddr::from_bytes(&f[6..12]);
+        let Some(m) = nd::read_nd(f, l3, l4) else {
+            return not_ours;
+        };
+        let neigh = &self.tables.neighbors;
+        let now = self.now_ns;
+        if m.kind == ICMP6_NA {
+            if let Some(mac) = m.lladdr {
+                neigh.refresh(ifc.domain, IpAddr::from(m.target), mac.0, now);
+            }
+            return to_router.then_some(Verdict::Drop(DropReason::NdConsumed));
+        }
+        if !ifc.owns_v6(m.target) {
+            return not_ours;
+        }
+        if m.src != [0; 16] {
+            if let Some(mac) = m.lladdr {
+                neigh.update(
+                    ifc.domain,
+                    IpAddr::from(m.src),
+                    Some(mac.0),
+                    false,
+                    now,
+                    false,
+                );
+            }
+        }
+        if batch.tail_len[i] != 0 {
+            return Some(Verdict::Drop(DropReason::FrameTooBig));
+        }
+        let n = mem
+            .bytes_mut(batch.addr[i], nd::ND_FRAME_LEN as u32)
+            .and_then(|f| nd::write_na(f, ifc, &m, from));
+        Some(match n {
+            Some(n) => {
+                bump(&self.tables.counters.nd_adverts);
+                let v = reply(batch, i, n);
+                batch.l3_off[i] = 14;
+                batch.l4_off[i] = 54;
+                v
+            }
+            None => Verdict::Drop(DropReason::L3LocalDropped),
+        })
+    }
+
+    fn route_v4<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        ifs: &Interfaces,
+        nhs: &NextHops,
+        drops: &mut DropCounters,
+    ) {
+        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
+            return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
+        };
+        let Some(h) = f.get(l3..l3 + 20) else {
+            return set(batch, i, Verdict::Drop(DropReason::Ipv4Truncated), drops);
+        };
+        let dst = [h[16], h[17], h[18], h[19]];
+        let (ttl, total, df) = (h[8], u16::from_be_bytes([h[2], h[3]]), h[6] & 0x40 != 0);
+        let id = self.tables.v4.lookup_v4(u32::from_be_bytes(dst));
+        let nh = match nhs.get(id) {
+            NextHop::Ecmp { .. } => {
+                let ports = if batch.flags[i] & flags::L4 != 0 && matches!(h[9], 6 | 17) {
+                    f.get(l4..l4 + 4)
+                        .map_or(0, |p| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+                } else {
+                    0
+                };
+                let s = u32::from_be_bytes([h[12], h[13], h[14], h[15]]) as u128;
+                nhs.path(
+                    id,
+                    flow_hash(s, u32::from_be_bytes(dst) as u128, h[9], ports),
+                )
+            }
+            other => other,
+        };
+        let (ifx, neigh) = match nh {
+            NextHop::Connected { ifx } => (ifx, IpAddr::from(dst)),
+            NextHop::Gateway { ifx, ip } => (ifx, ip),
+            NextHop::Local { .. } => return self.input_v4(batch, i, mem, drops),
+            NextHop::Blackhole => {
+                return set(batch, i, Verdict::Drop(DropReason::L3Blackhole), drops)
+            }
+            NextHop::Unreachable => {
+                return self.fail(
+                    batch,
+                    i,
+                    mem,
+                    drops,
+                    DropReason::L3NoRoute,
+                    Some((icmp::V4_HOST_UNREACHABLE, 0)),
+                )
+            }
+            NextHop::None | NextHop::Ecmp { .. } => {
+                return self.fail(
+                    batch,
+                    i,
+                    mem,
+                    drops,
+                    DropReason::L3NoRoute,
+                    Some((icmp::V4_NET_UNREACHABLE, 0)),
+                )
+            }
+        };
+        if ttl <= 1 {
+            return self.fail(
+                batch,
+                i,
+                mem,
+                drops,
+                DropReason::TtlExceeded,
+                Some((icmp::V4_TIME_EXCEEDED, 0)),
+            );
+        }
+        let Some(out) = ifs.get(ifx) else {
+            return set(batch, i, Verdict::Drop(DropReason::L3NoRoute), drops);
+        };
+        if total > out.mtu {
+            let e = df.then_some((icmp::V4_FRAG_NEEDED, out.mtu as u32));
+            return self.fail(batch, i, mem, drops, DropReason::IpTooBig, e);
+        }
+        let Some(mac) = self.resolve(batch, i, mem, drops, out, neigh) else {
+            return;
+        };
+        let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
+            return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
+        };
+        let old = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
+        f[l3 + 8] = ttl - 1;
+        let new = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
+        let hc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
+        self.forward_to(batch, i, f, out, mac);
+    }
+
+    fn route_v6<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        ifs: &Interfaces,
+        nhs: &NextHops,
+        drops: &mut DropCounters,
+    ) {
+        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
+            return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
+        };
+        let Some(h) = f.get(l3..l3 + 40) else {
+            return set(batch, i, Verdict::Drop(DropReason::Ipv6Truncated), drops);
+        };
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&h[24..40]);
+        let (hop, total) = (h[7], 40 + u16::from_be_bytes([h[4], h[5]]) as u32);
+        let Some(ifc_in) = ifs.get(batch.domain[i]) else {
+            return;
+        };
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
+            // Multicast and link-local destinations stay on the link.
+            if ifc_in.owns_v6(dst) || dst[0] == 0xff {
+                return self.input_v6(batch, i, mem, drops);
+            }
+            return set(batch, i, Verdict::Drop(DropReason::L3NoRoute), drops);
+        }
+        let id = self.tables.v6.lookup(key_v6(dst));
+        let nh = match nhs.get(id) {
+            NextHop::Ecmp { .. } => {
+                let proto = batch.l4_proto[i];
+                let ports = if batch.flags[i] & flags::L4 != 0 && matches!(proto, 6 | 17) {
+                    f.get(l4..l4 + 4)
+                        .map_or(0, |p| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+                } else {
+                    0
+                };
+                let mut s = [0u8; 16];
+                s.copy_from_slice(&h[8..24]);
+                nhs.path(id, flow_hash(key_v6(s), key_v6(dst), proto, ports))
+            }
+            other => other,
+        };
+        let (ifx, neigh) = match nh {
+            NextHop::Connected { ifx } => (ifx, IpAddr::from(dst)),
+            NextHop::Gateway { ifx, ip } => (ifx, ip),
+            NextHop::Local { .. } => return self.input_v6(batch, i, mem, drops),
+            NextHop::Blackhole => {
+                return set(batch, i, Verdict::Drop(DropReason::L3Blackhole), drops)
+            }
+            NextHop::Unreachable => {
+                return self.fail(
+                    batch,
+                    i,
+                    mem,
+                    drops,
+                    DropReason::L3NoRoute,
+                    Some((icmp::V6_ADDR_UNREACHABLE, 0)),
+                )
+            }
+            NextHop::None | NextHop::Ecmp { .. } => {
+                return self.fail(
+                    batch,
+                    i,
+                    mem,
+                    drops,
+                    DropReason::L3NoRoute,
+                    Some((icmp::V6_NO_ROUTE, 0)),
+                )
+            }
+        };
+        if hop <= 1 {
+            return self.fail(
+                batch,
+                i,
+                mem,
+                drops,
+                DropReason::TtlExceeded,
+                Some((icmp::V6_TIME_EXCEEDED, 0)),
+            );
+        }
+        let Some(out) = ifs.get(ifx) else {
+            return set(batch, i, Verdict::Drop(DropReason::L3NoRoute), drops);
+        };
+        if total > out.mtu as u32 {
+            return self.fail(
+                batch,
+                i,
+                mem,
+                drops,
+                DropReason::IpTooBig,
+                Some((icmp::V6_TOO_BIG, out.mtu as u32)),
+            );
+        }
+        let Some(mac) = self.resolve(batch, i, mem, drops, out, neigh) else {
+            return;
+        };
+        let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
+            return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
+        };
+        f[l3 + 7] = hop - 1;
+        self.forward_to(batch, i, f, out, mac);
+    }
+
+    /// Rewrites the MACs and hands the packet to the egress domain: to
+    /// the port the MAC table knows the next hop on, or flooded.
+    #[inline(always)]
+    fn forward_to(
+        &self,
+        batch: &mut Batch,
+        i: usize,
+        f: &mut [u8],
+        out: &L3Interface,
+        mac: [u8; 6],
+    ) {
+        f[0..6].copy_from_slice(&mac);
+        f[6..12].copy_from_slice(&out.mac.0);
+        let d: DomainId = out.domain;
+        batch.domain[i] = d;
+        batch.in_port[i] = ROUTER_PORT;
+        batch.flags[i] &= !flags::TUNNEL;
+        batch.verdict[i] = match self.macs.lookup(d, MacAddr(mac)) {
+            Some(p) => Verdict::Forward(p),
+            None => Verdict::Flood(d),
+        };
+    }
+
+    /// The next hop's MAC, or `None` with the packet dealt with: turned
+    /// into an ARP request / NS for it (at most one per neighbour per
+    /// retry interval, whichever worker asks) or dropped while it
+    /// resolves. Counted either way: pollgate does not queue.
+    fn resolve<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        drops: &mut DropCounters,
+        out: &L3Interface,
+        ip: IpAddr,
+    ) -> Option<[u8; 6]> {
+        let neigh = &self.tables.neighbors;
+        let now = self.now_ns;
+        let slot = match neigh.lookup(out.domain, ip, now) {
+            Some(found) => match found.mac {
+                Some(mac) => return Some(mac),
+                None => Some(found.slot),
+            },
+            None => neigh.update(out.domain, ip, None, false, now, false),
+        };
+        drops.count(DropReason::NeighborUnresolved);
+        let ask = slot.is_some_and(|s| neigh.may_request(s, now)) && batch.tail_len[i] == 0;
+        let n = if ask {
+            mem.bytes_mut(batch.addr[i], nd::ND_FRAME_LEN as u32)
+                .and_then(|f| match ip {
+                    IpAddr::V4(a) => nd::write_arp_request(f, out, a.octets()),
+                    IpAddr::V6(a) => nd::write_ns(f, out, a.octets()),
+                })
+        } else {
+            None
+        };
+        match n {
+            Some(n) => {
+                bump(if ip.is_ipv4() {
+                    &self.tables.counters.arp_requests
+                } else {
+                    &self.tables.counters.nd_solicits
+                });
+                batch.data_len[i] = n as u32;
+                batch.domain[i] = out.domain;
+                batch.in_port[i] = ROUTER_PORT;
+                batch.flags[i] &= !flags::TUNNEL;
+                batch.verdict[i] = Verdict::Flood(out.domain);
+            }
+            None => batch.verdict[i] = Verdict::Drop(DropReason::NeighborUnresolved),
+        }
+        None
+    }
+
+    /// For one of our IPv4 addresses: echo requests are answered.
+    fn input_v4<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        let ifs = self.ifs.clone();
+        let Some(ifc) = ifs.get(batch.domain[i]) else {
+            return;
+        };
+        let echo =
+            batch.l4_proto[i] == 1 && batch.flags[i] & flags::L4 != 0 && batch.tail_len[i] == 0;
+        let answered = echo
+            && mem
+                .bytes_mut(batch.addr[i], batch.data_len[i])
+                .is_some_and(|f| icmp::v4_echo_reply(f, l3, l4, ifc.mac.0));
+        if answered {
+            bump(&self.tables.counters.echo_replies);
+            let len = batch.data_len[i] as usize;
+            batch.verdict[i] = reply(batch, i, len);
+        } else {
+            set(batch, i, Verdict::Drop(DropReason::L3LocalDropped), drops);
+        }
+    }
+
+    fn input_v6<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        let ifs = self.ifs.clone();
+        let Some(ifc) = ifs.get(batch.domain[i]) else {
+            return;
+        };
+        let icmp6 = batch.l4_proto[i] == 58 && batch.flags[i] & flags::L4 != 0;
+        let ty = mem
+            .bytes(batch.addr[i], batch.data_len[i])
+            .and_then(|f| f.get(l4).copied());
+        if icmp6 && matches!(ty, Some(ICMP6_NS | ICMP6_NA)) {
+            let v = self
+                .nd(batch, i, mem, ifc, true)
+                .unwrap_or(Verdict::Drop(DropReason::L3LocalDropped));
+            return set(batch, i, v, drops);
+        }
+        let dst_ours = mem
+            .bytes(batch.addr[i], batch.data_len[i])
+            .is_some_and(|f| f.get(l3 + 24) != Some(&0xff));
+        let answered = icmp6
+            && dst_ours
+            && batch.tail_len[i] == 0
+            && mem
+                .bytes_mut(batch.addr[i], batch.data_len[i])
+                .is_some_and(|f| icmp::v6_echo_reply(f, l3, l4, ifc.mac.0));
+        if answered {
+            bump(&self.tables.counters.echo_replies);
+            let len = batch.data_len[i] as usize;
+            batch.verdict[i] = reply(batch, i, len);
+        } else {
+            set(batch, i, Verdict::Drop(DropReason::L3LocalDropped), drops);
+        }
+    }
+
+    /// Drops the packet for `reason` and, where the rules and the rate
+    /// limit allow, turns it into the ICMP error `err` back to its
+    /// sender, out of the port it came in on.
+    fn fail<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        drops: &mut DropCounters,
+        reason: DropReason,
+        err: Option<IcmpError>,
+    ) {
+        drops.count(reason);
+        batch.verdict[i] = Verdict::Drop(reason);
+        let Some((kind, rest)) = err else { return };
+        let Some(ifc) = self.ifs.get(batch.domain[i]) else {
+            return;
+        };
+        let v4 = batch.flags[i] & flags::IPV4 != 0;
+        let grow = if v4 { V4_GROWTH } else { V6_GROWTH };
+        if batch.tail_len[i] != 0 || (batch.headroom[i] as usize) < grow || batch.l3_off[i] != 14 {
+            return;
+        }
+        let (l3, l4) = (14usize, batch.l4_off[i] as usize);
+        let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
+            return;
+        };
+        let l4b = (batch.flags[i] & flags::L4 != 0)
+            .then(|| f.get(l4..))
+            .flatten();
+        let ok = if v4 {
+            icmp::v4_may_answer(&f[l3..], l4b)
+        } else {
+            icmp::v6_may_answer(&f[l3..], batch.l4_proto[i], l4b)
+        };
+        if !ok {
+            return;
+        }
+        if !self.icmp.take(self.now_ns) {
+            bump(&self.tables.counters.icmp_rate_limited);
+            return;
+        }
+        let len = batch.data_len[i] as usize;
+        let start = batch.addr[i] - grow as u64;
+        let Some(buf) = mem.bytes_mut(start, (len + grow) as u32) else {
+            return;
+        };
+        let n = if v4 {
+            let peer = [
+                buf[grow + 26],
+                buf[grow + 27],
+                buf[grow + 28],
+                buf[grow + 29],
+            ];
+            ifc.v4_source(peer)
+                .and_then(|src| icmp::write_v4_error(buf, len, kind, rest, ifc.mac.0, src))
+        } else {
+            let mut peer = [0u8; 16];
+            peer.copy_from_slice(&buf[grow + 22..grow + 38]);
+            icmp::write_v6_error(buf, len, kind, rest, ifc.mac.0, ifc.v6_source(peer))
+        };
+        let Some(n) = n else { return };
+        let c = &self.tables.counters;
+        bump(match kind.0 {
+            11 if v4 => &c.time_exceeded,
+            3 if !v4 => &c.time_exceeded,
+            3 if kind.1 == 4 => &c.too_big,
+            2 if !v4 => &c.too_big,
+            _ => &c.unreachable,
+        });
+        batch.addr[i] = start;
+        batch.headroom[i] -= grow as u16;
+        batch.l3_off[i] = 14;
+        batch.l4_off[i] = 14 + grow as u16 - 8;
+        batch.l4_proto[i] = if v4 { 1 } else { 58 };
+        batch.flags[i] = flags::PARSED | flags::L4 | if v4 { flags::IPV4 } else { flags::IPV6 };
+        batch.verdict[i] = reply(batch, i, n);
+    }
+}
+
+/// Sends packet `i`, rewritten to `len` bytes, back out of the port it
+/// came in on, from the router.
+#[inline]
+fn reply(batch: &mut Batch, i: usize, len: usize) -> Verdict {
+    batch.data_len[i] = len as u32;
+    let back = batch.in_port[i];
+    batch.in_port[i] = ROUTER_PORT;
+    batch.flags[i] &= !flags::TUNNEL;
+    Verdict::Forward(back)
+}
+
+#[inline]
+fn set(batch: &mut Batch, i: usize, v: Verdict, drops: &mut DropCounters) {
+    if let Verdict::Drop(r) = v {
+        drops.count(r);
+    }
+    batch.verdict[i] = v;
+}
