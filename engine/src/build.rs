@@ -9,6 +9,7 @@ use crate::engine::EngineError;
 use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters};
 use pollgate_pipeline::bridge::{Bridge, Domain, DomainKind};
 use pollgate_pipeline::ipvlan::IpVlan;
+use pollgate_pipeline::l3::{Interfaces, Route, RouteTable, Router};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::macvlan::{MacVlan, MacVlanMode};
 use pollgate_pipeline::storm::StormControl;
@@ -376,20 +377,64 @@ pub fn pipeline_for(topo: &Topology) -> Pipeline {
     Pipeline::new(topo.config.engine.parse, xc)
 }
 
+/// The route table of a topology with gateway interfaces: their
+/// connected and local routes and the static ones. Sized by `[router]`
+/// once; it outlives topology changes as the MAC table does.
+pub fn routes_for(topo: &Topology) -> Result<Option<RouteTable>, EngineError> {
+    let Some(l3) = &topo.l3 else { return Ok(None) };
+    let s = &l3.sizes;
+    let mut t = RouteTable::new(s.ipv4_groups, s.ipv6_groups, s.neighbors);
+    sync_routes(&mut t, None, topo).map_err(EngineError::Route)?;
+    Ok(Some(t))
+}
+
+/// Brings the route table to `topo`'s interfaces and config routes;
+/// `old` is the topology it was built for (its config routes are the ones
+/// replaced; routes added by `ctl` stay).
+pub fn sync_routes(
+    t: &mut RouteTable,
+    old: Option<&Topology>,
+    topo: &Topology,
+) -> Result<(), String> {
+    let empty = Vec::new();
+    let ifs = topo.l3.as_ref().map_or(&empty, |l| &l.interfaces);
+    t.set_interfaces(Arc::new(Interfaces::new(ifs.clone(), topo.bridges.len())))
+        .map_err(|e| format!("route table: {e}"))?;
+    let was: &[Route] = old.and_then(|o| o.l3.as_ref()).map_or(&[], |l| &l.routes);
+    let now: &[Route] = topo.l3.as_ref().map_or(&[], |l| &l.routes);
+    for r in was.iter().filter(|r| !now.contains(r)) {
+        let _ = t.remove(r.prefix, Some(r.metric));
+    }
+    for r in now.iter().filter(|r| !was.contains(r)) {
+        t.add(r.clone())
+            .map_err(|e| format!("route {}: {e}", r.prefix))?;
+    }
+    Ok(())
+}
+
 /// Worker `worker`'s pipeline: the stages the topology asks for, over
-/// the shared switch, VTEP and ACLs. Also returns the ACL stage's flow
+/// the shared switch, VTEP, ACLs and route table. Also returns the ACL stage's flow
 /// counters, which the control socket reads.
 pub fn worker_pipeline(
     topo: &Topology,
     switch: Option<&Switch>,
     vtep: Option<&Arc<Vtep>>,
     acls: &[Arc<AclHandle>],
+    routes: Option<&RouteTable>,
     worker: usize,
 ) -> (Pipeline, Option<Arc<FlowCounters>>) {
     let mut pipeline = match switch {
         Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
         None => pipeline_for(topo),
     };
+    if let (Some(r), Some(s), Some(l3)) = (routes, switch, &topo.l3) {
+        pipeline = pipeline.with_router(Router::new(
+            r.interfaces().clone(),
+            r.tables.clone(),
+            s.table.clone(),
+            l3.sizes.icmp_rate,
+        ));
+    }
     if let Some(v) = vtep {
         pipeline = pipeline.with_vxlan(v.clone());
     }

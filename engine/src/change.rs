@@ -331,6 +331,16 @@ pub fn plan(current: &Topology, desired: &Topology) -> Result<Plan, Refused> {
     {
         plan.pipeline = true;
     }
+    let l3_of = |t: &Topology| t.l3.as_ref().map(|l| l.interfaces.clone());
+    if l3_of(current) != l3_of(desired) {
+        plan.pipeline = true;
+    }
+    if current.l3.is_some() && current.config.router != desired.config.router {
+        return Err(refuse(
+            "router",
+            "[router] sizes the route and neighbour tables at start: restart to change them",
+        ));
+    }
     let vtep_shape = |t: &Topology| {
         t.vtep.as_ref().map(|v| {
             let mut v = v.clone();

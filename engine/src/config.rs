@@ -21,12 +21,14 @@ use toml::Spanned;
 
 mod acl;
 mod bridges;
+mod l3;
 mod ports;
 mod shared_uplink;
 mod vxlan;
 mod workers;
 pub use acl::*;
 pub use bridges::*;
+pub use l3::*;
 pub use ports::*;
 pub use shared_uplink::{Driver, DriverCfg, IpVlanModeCfg, MacVlanModeCfg};
 pub use vxlan::*;
@@ -154,6 +156,11 @@ pub struct Config {
     #[serde(default)]
     pub conntrack: ConntrackSection,
     pub vtep: Option<VtepSection>,
+    #[serde(default, rename = "route")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub router: RouterSection,
 }
 
 /// A checked configuration: every name resolved to an index.
@@ -172,6 +179,8 @@ pub struct Topology {
     /// Which ACL sits on which port and domain, by index into `acls`.
     pub acl_attach: AclAttachments,
     pub vtep: Option<VtepSpec>,
+    /// Gateway interfaces and static routes (`None`: no router).
+    pub l3: Option<L3Spec>,
 }
 
 impl Topology {
@@ -381,6 +390,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     let bridges = validate_bridges(cx, &config, &mut ports, &resolve, &paired)?;
     let (acls, acl_attach) = validate_acls(cx, &config, &ports, &bridges)?;
     let vtep = validate_vtep(cx, &config, &bridges, &resolve, &paired)?;
+    let l3 = validate_l3(cx, &config, &bridges)?;
 
     let workers = validate_workers(cx, &config, &ports, &resolve, &mut pool)?;
 
@@ -395,6 +405,7 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
         acls,
         acl_attach,
         vtep,
+        l3,
     })
 }
 

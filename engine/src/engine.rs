@@ -2,8 +2,8 @@
 //! `build` made, waits, ages MACs, and stops everything cleanly.
 
 use crate::build::{
-    acls_for, build_devices, build_port, build_rings, largest_frame, mac_table_for, switch_for,
-    vtep_for, worker_needs_multi_buffer, worker_pipeline,
+    acls_for, build_devices, build_port, build_rings, largest_frame, mac_table_for, routes_for,
+    switch_for, vtep_for, worker_needs_multi_buffer, worker_pipeline,
 };
 use crate::config::{IdleMode, Topology};
 use crate::live::{Control, Live, LiveView, WorkerLink};
@@ -34,6 +34,8 @@ pub enum EngineError {
     Acl(#[from] pollgate_pipeline::acl::AclError),
     #[error(transparent)]
     Privileges(#[from] pollgate_pmd::privileges::PrivilegeError),
+    #[error("{0}")]
+    Route(String),
 }
 
 /// A running engine.
@@ -140,6 +142,7 @@ impl Engine {
         let switch = switch_for(topo, &table);
         let acls = acls_for(topo)?;
         let vtep = vtep_for(topo);
+        let routes = routes_for(topo)?;
         let mut flow_counters = Vec::new();
         let mut telemetry = Vec::new();
         let started = Instant::now();
@@ -205,7 +208,14 @@ impl Engine {
             readers.push(worker_readers);
             let counters = SharedWorkerCounters::default();
             worker_counters.push(counters.clone());
-            let (pipeline, fc) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, w);
+            let (pipeline, fc) = worker_pipeline(
+                topo,
+                switch.as_ref(),
+                vtep.as_ref(),
+                &acls,
+                routes.as_ref(),
+                w,
+            );
             flow_counters.push(fc);
             let (cmds, commands) = std::sync::mpsc::channel();
             links.push(WorkerLink {
@@ -293,6 +303,7 @@ impl Engine {
             acls,
             flows: flow_counters,
             vtep,
+            routes,
             views,
             slot_bytes,
         }));
@@ -346,6 +357,24 @@ impl Engine {
         self.control
             .table()
             .age(self.started.elapsed().as_secs() as u32, self.aging())
+    }
+
+    /// Removes neighbours unconfirmed for five minutes (incomplete ones
+    /// after 30 s) and those of gateway interfaces that are gone.
+    pub fn age_neighbors(&self) -> usize {
+        let now = self.started.elapsed().as_nanos() as u64;
+        self.control.with_routes(|t, topo| {
+            let Some(t) = t else { return 0 };
+            let ifs: Vec<u16> = topo
+                .l3
+                .iter()
+                .flat_map(|l| &l.interfaces)
+                .map(|i| i.domain)
+                .collect();
+            t.tables
+                .neighbors
+                .sweep(now, 300_000_000_000, |ifx| ifs.contains(&ifx))
+        })
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
@@ -410,6 +439,7 @@ impl Engine {
             if last_aging.elapsed() >= Duration::from_secs(1) {
                 last_aging = Instant::now();
                 self.age_macs();
+                self.age_neighbors();
                 self.watch_xdp();
             }
             if let Some(table) = live.as_mut().and_then(LiveStats::tick) {

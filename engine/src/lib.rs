@@ -19,6 +19,7 @@ pub mod live;
 pub mod metrics;
 pub mod reaper;
 pub mod reload;
+pub mod route_ctl;
 pub mod stats;
 pub mod telemetry;
 pub mod topology_ctl;

@@ -13,7 +13,8 @@
 use crate::acl_ctl::AclControl;
 use crate::bridge_ctl::BridgeView;
 use crate::build::{
-    build_device, build_port, parent_filter, switch_for, vtep_for, worker_pipeline, Device,
+    build_device, build_port, parent_filter, routes_for, switch_for, sync_routes, vtep_for,
+    worker_pipeline, Device,
 };
 use crate::change::{self, PortChange, Refused};
 use crate::config::Topology;
@@ -21,6 +22,7 @@ use crate::stats::PortView;
 use crate::worker::Command;
 use arc_swap::ArcSwap;
 use pollgate_pipeline::acl::{AclHandle, AclSet, FlowCounters};
+use pollgate_pipeline::l3::RouteTable;
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::vxlan::Vtep;
 use pollgate_pipeline::{DomainId, PortId};
@@ -88,6 +90,8 @@ pub struct Live {
     /// Each worker's ACL flow counters (when the pipeline has ACLs).
     pub flows: Vec<Option<Arc<FlowCounters>>>,
     pub vtep: Option<Arc<Vtep>>,
+    /// The route table, made when the topology first has a gateway.
+    pub routes: Option<RouteTable>,
     /// Per slot, one view per queue.
     pub views: Vec<Vec<PortView>>,
     pub slot_bytes: usize,
@@ -278,8 +282,14 @@ impl Live {
         let owner = Arc::new(owners(topo));
         let mut acks = Vec::new();
         for w in 0..self.workers.len() {
-            let (pipeline, fc) =
-                worker_pipeline(topo, switch.as_ref(), self.vtep.as_ref(), &self.acls, w);
+            let (pipeline, fc) = worker_pipeline(
+                topo,
+                switch.as_ref(),
+                self.vtep.as_ref(),
+                &self.acls,
+                self.routes.as_ref(),
+                w,
+            );
             // A worker that had ACLs keeps its flow table and counters
             // (carry_over); one that gets them now starts these.
             self.flows[w] = match (&self.flows[w], fc) {
@@ -330,6 +340,14 @@ impl Control {
 
     pub fn table(&self) -> &Arc<MacTable> {
         &self.table
+    }
+
+    /// Runs `f` on the route table (`None`: no gateway yet) and the
+    /// running topology, with topology changes held off meanwhile.
+    pub fn with_routes<R>(&self, f: impl FnOnce(Option<&mut RouteTable>, &Topology) -> R) -> R {
+        let mut live = self.lock();
+        let l = &mut *live;
+        f(l.routes.as_mut(), &l.topo)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -457,6 +475,18 @@ impl Control {
                 (_, fresh) => fresh,
             };
             done.push("vtep".into());
+        }
+        // Routes are shared tables, changed in place before the workers
+        // see the interfaces that need them.
+        if live.routes.is_none() && desired.l3.is_some() {
+            live.routes = routes_for(&desired).map_err(|e| fail(e.to_string()))?;
+            done.push("router".into());
+        } else if live.topo.l3 != desired.l3 {
+            let l = &mut *live;
+            if let Some(t) = l.routes.as_mut() {
+                sync_routes(t, Some(&l.topo), &desired).map_err(fail)?;
+                done.push("routes".into());
+            }
         }
         if plan.pipeline {
             live.swap_pipelines(&desired).map_err(fail)?;

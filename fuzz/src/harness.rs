@@ -75,7 +75,7 @@ pub fn pipeline(data: &[u8]) {
     let switch = switch_for(topo, &pollgate::build::mac_table_for(topo));
     let vtep = vtep_for(topo);
     let acls = acls_for(topo).expect("the gateway's ACLs compile");
-    let (mut p, _) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, 0);
+    let (mut p, _) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, None, 0);
     let input = frames(data);
     for _pass in 0..2 {
         let mut mem = vec![0u8; FRAME * BATCH_SIZE];

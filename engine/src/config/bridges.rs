@@ -90,6 +90,8 @@ pub struct BridgeSection {
     pub parent: Option<Spanned<String>>,
     pub macvlan_mode: Option<Spanned<MacVlanModeCfg>>,
     pub ipvlan_mode: Option<Spanned<IpVlanModeCfg>>,
+    /// The domain's routed interface (IRB): addresses, router MAC, MTU.
+    pub gateway: Option<GatewaySection>,
     /// A slot a removed bridge left (domain ids stay put while the
     /// engine runs, as port ids do). Never written in a file.
     #[serde(skip)]
@@ -110,6 +112,7 @@ impl BridgeSection {
             parent: None,
             macvlan_mode: None,
             ipvlan_mode: None,
+            gateway: None,
             vacant: true,
         }
     }

@@ -1,0 +1,303 @@
+//! The L3 side of the config: a bridge's `gateway` (its routed interface:
+//! addresses, router MAC, MTU), `[[route]]` static routes and the
+//! `[router]` table sizes.
+
+use super::*;
+use pollgate_pipeline::l3::interface::link_local;
+use pollgate_pipeline::l3::{L3Interface, Prefix, Route, Source, Target};
+use std::net::IpAddr;
+
+/// A bridge domain's routed interface (`gateway = { … }` in `[[bridge]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// "198.18.1.1/24", "2001:db8:1::1/64": the interface's addresses and
+    /// the connected subnets they make.
+    pub addresses: Spanned<Vec<Spanned<String>>>,
+    /// The router MAC (default: one derived from the domain's slot).
+    pub mac: Option<Spanned<String>>,
+    /// The link's IP MTU.
+    pub mtu: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteTypeCfg {
+    Blackhole,
+    Unreachable,
+}
+
+/// One gateway or several (equal-cost paths). Untagged enums cannot
+/// carry spans: errors point at the route's line.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Via {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub prefix: Spanned<String>,
+    pub via: Option<Via>,
+    /// A bridge with a gateway: the prefix is on its link.
+    pub dev: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<RouteTypeCfg>>,
+    #[serde(default)]
+    pub metric: u32,
+}
+
+/// Table sizes, fixed at start.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    /// IPv4 trie groups of 256 entries (1 KiB each), allocated as used.
+    pub ipv4_groups: usize,
+    pub ipv6_groups: usize,
+    /// Neighbour (ARP/ND) entries.
+    pub neighbors: usize,
+    /// ICMP errors per second per worker.
+    pub icmp_rate: u64,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        RouterSection {
+            ipv4_groups: 1 << 18,
+            ipv6_groups: 1 << 19,
+            neighbors: 16 * 1024,
+            icmp_rate: 1000,
+        }
+    }
+}
+
+/// The L3 part of a topology, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct L3Spec {
+    pub interfaces: Vec<L3Interface>,
+    pub routes: Vec<Route>,
+    pub sizes: RouterSection,
+}
+
+/// The router MAC of domain `d` when the config names none: locally
+/// administered, "pg" and the domain's slot.
+pub fn default_router_mac(d: usize) -> MacAddr {
+    MacAddr([0x02, 0x70, 0x67, 0x00, (d >> 8) as u8, d as u8])
+}
+
+fn prefix_of(cx: &Ctx, s: &Spanned<String>, field: &str) -> Result<(IpAddr, u8), ConfigError> {
+    let bad = |m: String| cx.err(s.span(), field, format!("{:?}: {m}", s.get_ref()));
+    let (a, l) = s
+        .get_ref()
+        .split_once('/')
+        .ok_or_else(|| bad("want ADDRESS/LENGTH".into()))?;
+    let addr: IpAddr = a.parse().map_err(|e| bad(format!("{e}")))?;
+    let len: u8 = l.parse().map_err(|e| bad(format!("{e}")))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(bad(format!("length {len} is over {max}")));
+    }
+    Ok((addr, len))
+}
+
+pub(super) fn validate_l3(
+    cx: &Ctx,
+    config: &Config,
+    bridges: &[BridgeSpec],
+) -> Result<Option<L3Spec>, ConfigError> {
+    let mut interfaces = Vec::new();
+    for (d, b) in config.bridge.iter().enumerate() {
+        let Some(g) = &b.gateway else { continue };
+        if b.vacant {
+            continue;
+        }
+        if !matches!(bridges.get(d).map(|s| &s.driver), Some(Driver::Bridge)) {
+            return Err(cx.err(
+                b.name.span(),
+                "bridge.gateway",
+                "a gateway is for learning bridges (driver = \"bridge\"), not macvlan or ipvlan",
+            ));
+        }
+        let mac = mac(cx, &g.mac, "bridge.gateway.mac", default_router_mac(d))?;
+        if mac.is_multicast() || mac.0 == [0; 6] {
+            return Err(cx.err(
+                g.mac.as_ref().map_or(0..0, |m| m.span()),
+                "bridge.gateway.mac",
+                "the router MAC must be a unicast address",
+            ));
+        }
+        let mtu = g.mtu.as_ref().map_or(1500, |m| *m.get_ref());
+        if let Some(m) = &g.mtu {
+            if !(68..=9216).contains(m.get_ref()) {
+                return Err(cx.err(
+                    m.span(),
+                    "bridge.gateway.mtu",
+                    format!("{} is out of range: 68..=9216", m.get_ref()),
+                ));
+            }
+        }
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for a in g.addresses.get_ref() {
+            match prefix_of(cx, a, "bridge.gateway.addresses")? {
+                (IpAddr::V4(ip), len) => v4.push((ip.octets(), len)),
+                (IpAddr::V6(ip), len) => v6.push((ip.octets(), len)),
+            }
+        }
+        if v4.is_empty() && v6.is_empty() {
+            return Err(cx.err(
+                g.addresses.span(),
+                "bridge.gateway.addresses",
+                "a gateway needs at least one address",
+            ));
+        }
+        interfaces.push(L3Interface {
+            name: b.name.get_ref().clone(),
+            domain: d as pollgate_pipeline::DomainId,
+            mac,
+            mtu,
+            v4,
+            v6,
+            link_local: link_local(mac),
+        });
+    }
+    for (i, a) in interfaces.iter().enumerate() {
+        for b in &interfaces[i + 1..] {
+            let clash =
+                a.v4.iter()
+                    .find(|x| b.v4.iter().any(|y| y.0 == x.0))
+                    .map(|x| IpAddr::from(x.0));
+            let clash = clash.or_else(|| {
+                a.v6.iter()
+                    .find(|x| b.v6.iter().any(|y| y.0 == x.0))
+                    .map(|x| IpAddr::from(x.0))
+            });
+            if let Some(ip) = clash {
+                let span = config.bridge[b.domain as usize]
+                    .gateway
+                    .as_ref()
+                    .map_or(0..0, |g| g.addresses.span());
+                return Err(cx.err(
+                    span,
+                    "bridge.gateway.addresses",
+                    format!("{ip} is also {:?}'s address", a.name),
+                ));
+            }
+        }
+    }
+    let on_link = |ip: IpAddr| {
+        interfaces.iter().any(|i| match ip {
+            IpAddr::V4(a) => {
+                i.v4.iter().any(|(x, l)| {
+                    Prefix::new(IpAddr::from(*x), *l)
+                        .is_ok_and(|p| p.contains(Prefix::new(ip, 32).map_or(0, |h| h.key)))
+                }) || a.is_link_local()
+            }
+            IpAddr::V6(a) => {
+                (a.segments()[0] & 0xffc0) == 0xfe80 && !i.v6.is_empty()
+                    || i.v6.iter().any(|(x, l)| {
+                        Prefix::new(IpAddr::from(*x), *l)
+                            .is_ok_and(|p| p.contains(Prefix::new(ip, 128).map_or(0, |h| h.key)))
+                    })
+            }
+        })
+    };
+    let mut routes = Vec::new();
+    for r in &config.routes {
+        let (addr, len) = prefix_of(cx, &r.prefix, "route.prefix")?;
+        let prefix = Prefix::new(addr, len)
+            .map_err(|e| cx.err(r.prefix.span(), "route.prefix", e.to_string()))?;
+        let ways = r.via.is_some() as u8 + r.dev.is_some() as u8 + r.kind.is_some() as u8;
+        if ways != 1 {
+            return Err(cx.err(
+                r.prefix.span(),
+                "route",
+                "a route has exactly one of via, dev or type",
+            ));
+        }
+        let target = if let Some(via) = &r.via {
+            let list: Vec<&String> = match via {
+                Via::One(s) => vec![s],
+                Via::Many(v) => v.iter().collect(),
+            };
+            if list.is_empty() || list.len() > pollgate_pipeline::l3::nexthop::MAX_PATHS {
+                return Err(cx.err(
+                    r.prefix.span(),
+                    "route.via",
+                    format!(
+                        "1 to {} gateways",
+                        pollgate_pipeline::l3::nexthop::MAX_PATHS
+                    ),
+                ));
+            }
+            let mut gws = Vec::new();
+            for s in list {
+                let span = r.prefix.span();
+                let gw: IpAddr = s
+                    .parse()
+                    .map_err(|e| cx.err(span.clone(), "route.via", format!("{s:?}: {e}")))?;
+                if gw.is_ipv6() != addr.is_ipv6() {
+                    return Err(cx.err(
+                        span,
+                        "route.via",
+                        format!("{gw} is not of the prefix's family"),
+                    ));
+                }
+                if !on_link(gw) {
+                    return Err(cx.err(
+                        span,
+                        "route.via",
+                        format!("{gw} is on no gateway interface's subnet"),
+                    ));
+                }
+                gws.push(gw);
+            }
+            Target::Via(gws)
+        } else if let Some(dev) = &r.dev {
+            let i = interfaces
+                .iter()
+                .find(|i| &i.name == dev.get_ref())
+                .ok_or_else(|| {
+                    cx.err(
+                        dev.span(),
+                        "route.dev",
+                        format!("no bridge with a gateway named {:?}", dev.get_ref()),
+                    )
+                })?;
+            Target::Interface(i.domain)
+        } else {
+            match r.kind.as_ref().map(|k| *k.get_ref()) {
+                Some(RouteTypeCfg::Blackhole) => Target::Blackhole,
+                _ => Target::Unreachable,
+            }
+        };
+        if routes
+            .iter()
+            .any(|x: &Route| x.prefix == prefix && x.metric == r.metric)
+        {
+            return Err(cx.err(r.prefix.span(), "route.prefix", format!("{prefix} metric {} is defined twice (list several gateways in one via for ECMP)", r.metric)));
+        }
+        routes.push(Route {
+            prefix,
+            target,
+            metric: r.metric,
+            source: Source::Static,
+        });
+    }
+    if interfaces.is_empty() && routes.is_empty() {
+        return Ok(None);
+    }
+    if interfaces.is_empty() {
+        return Err(cx.err(
+            config.routes[0].prefix.span(),
+            "route",
+            "routes need a bridge with a gateway (an L3 interface)",
+        ));
+    }
+    Ok(Some(L3Spec {
+        interfaces,
+        routes,
+        sizes: config.router.clone(),
+    }))
+}
