@@ -7,7 +7,7 @@ use crate::config::{self, ForwardModeCfg, Topology};
 use crate::engine::Engine;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BenchParams {
     pub seconds: f64,
     pub forward: ForwardModeCfg,
@@ -40,6 +40,9 @@ pub struct BenchParams {
     /// order (1 and 1: the one template frame).
     pub macs: usize,
     pub flows: usize,
+    /// Route instead (`bench_router`): IPv4 through this many FIB routes
+    /// (0: not routed).
+    pub routes: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -274,6 +277,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     std::fs::create_dir_all(&dir)?;
     let topo = if let Some(s) = p.service {
         bench_service::topology(p, s, &dir)
+    } else if p.routes > 0 {
+        crate::bench_router::topology(p, &dir)
     } else if p.gateway {
         crate::bench_gateway::topology(p, &dir)
     } else if p.vxlan {
@@ -288,6 +293,18 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     // The null port read its frame at start: the capture can go.
     let _ = std::fs::remove_dir_all(&dir);
     let (topo, engine) = (topo?, engine?);
+    if p.routes > 0 {
+        let t = Instant::now();
+        engine
+            .control
+            .with_routes(|t, _| t.map(|t| t.add_bulk(crate::bench_router::install_list(p.routes))))
+            .transpose()?;
+        tracing::info!(
+            "{} routes installed in {:.0} ms",
+            p.routes,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let workers = topo.workers.len();
     let per_port = |e: &Engine| -> Vec<u64> {
         e.view()
@@ -312,11 +329,20 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         .map(|(v, (a, b))| (v.name.clone(), (b - a) as f64 / secs / 1e6))
         .collect();
     let summary = engine.shutdown();
+    for (reason, n) in summary.drops().nonzero() {
+        tracing::info!(
+            reason = reason.name(),
+            "{n} dropped: {}",
+            reason.description()
+        );
+    }
     let packets = c1 - c0;
     let pps = packets as f64 / secs;
     Ok(BenchResult {
         forward: if let Some(s) = p.service {
             s.name().to_string()
+        } else if p.routes > 0 {
+            format!("router ({} IPv4 routes)", p.routes)
         } else if p.gateway {
             "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string()
         } else if p.vxlan {
@@ -326,7 +352,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         } else {
             format!("{:?}", p.forward).to_lowercase()
         },
-        parse: p.parse || p.l2 || p.gateway || p.service.is_some(),
+        parse: p.parse || p.l2 || p.gateway || p.routes > 0 || p.service.is_some(),
         l2: p.l2 || p.gateway || p.service.is_some(),
         service: p.service,
         macs: p.macs,

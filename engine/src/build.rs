@@ -409,6 +409,19 @@ pub fn sync_routes(
         t.add(r.clone())
             .map_err(|e| format!("route {}: {e}", r.prefix))?;
     }
+    let was_n: &[(u16, IpAddr, MacAddr)] = old
+        .and_then(|o| o.l3.as_ref())
+        .map_or(&[], |l| &l.neighbors);
+    let now_n: &[(u16, IpAddr, MacAddr)] = topo.l3.as_ref().map_or(&[], |l| &l.neighbors);
+    let neigh = &t.tables.neighbors;
+    for (ifx, ip, _) in was_n.iter().filter(|n| !now_n.contains(n)) {
+        neigh.remove(*ifx, *ip);
+    }
+    for (ifx, ip, mac) in now_n {
+        neigh
+            .update(*ifx, *ip, Some(mac.0), true, 0, true)
+            .ok_or_else(|| format!("neighbor {ip}: the neighbour table is full"))?;
+    }
     Ok(())
 }
 

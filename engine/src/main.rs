@@ -85,9 +85,14 @@ enum Cmd {
         /// memory in random order (the switch learns them); up to 1048576.
         #[arg(long, default_value_t = 1)]
         macs: usize,
-        /// Distinct 5-tuples per port (for the ACL and its flow table).
+        /// Distinct 5-tuples per port (for the ACL and its flow table; with
+        /// --routes, distinct destinations).
         #[arg(long, default_value_t = 1)]
         flows: usize,
+        /// Route instead: IPv4 between two gateway interfaces through this
+        /// many FIB routes (dpdk-test-fib's depth distribution).
+        #[arg(long, default_value_t = 0)]
+        routes: usize,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -133,6 +138,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AclCmd,
     },
+    /// FIB tools: measure the route lookup on dpdk-test-fib's files.
+    Fib {
+        #[command(subcommand)]
+        cmd: FibCmd,
+    },
     /// Internal: removes what a killed engine left behind.
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -164,6 +174,30 @@ enum AclCmd {
         #[arg(long, default_value_t = 5000)]
         verify: usize,
         /// Core to pin to.
+        #[arg(long)]
+        core: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum FibCmd {
+    /// Look up an address file in a route file on one core: the files
+    /// `dpdk-test-fib -w ROUTES -u IPS` writes (IPv4 or IPv6).
+    Bench {
+        #[arg(long)]
+        routes: PathBuf,
+        #[arg(long)]
+        ips: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        iters: u32,
+        /// Addresses checked against a linear scan before timing.
+        #[arg(long, default_value_t = 200)]
+        verify: usize,
+        /// Trie groups of 256 entries the table may take.
+        #[arg(long, default_value_t = 1 << 21)]
+        groups: usize,
         #[arg(long)]
         core: Option<usize>,
         #[arg(long)]
@@ -242,6 +276,25 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::Acl { cmd } => acl(cmd),
+        Cmd::Fib {
+            cmd:
+                FibCmd::Bench {
+                    routes,
+                    ips,
+                    iters,
+                    verify,
+                    groups,
+                    core,
+                    json,
+                },
+        } => {
+            if let Some(c) = core {
+                core_affinity::set_for_current(core_affinity::CoreId { id: c });
+            }
+            let r = pollgate::fib_tool::bench(&routes, &ips, iters, verify, groups)?;
+            println!("{}", r.render(json));
+            Ok(())
+        }
         Cmd::Reap => {
             pollgate::reaper::run();
             Ok(())
@@ -298,6 +351,7 @@ fn real_main() -> Result<()> {
             service,
             macs,
             flows,
+            routes,
             size,
             burst,
             core,
@@ -343,6 +397,7 @@ fn real_main() -> Result<()> {
                 service,
                 macs,
                 flows,
+                routes,
             };
             let r = bench::run(&params)?;
             if json {

@@ -18,6 +18,11 @@ pub struct GatewaySection {
     pub mac: Option<Spanned<String>>,
     /// The link's IP MTU.
     pub mtu: Option<Spanned<u16>>,
+    /// Permanent neighbours: `[{ ip = "...", mac = "..." }]` (as `ip
+    /// neigh add … nud permanent`).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub neighbors: Vec<NeighborSection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -77,6 +82,8 @@ impl Default for RouterSection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct L3Spec {
     pub interfaces: Vec<L3Interface>,
+    /// Permanent neighbours: (interface id, address, MAC).
+    pub neighbors: Vec<(u16, IpAddr, MacAddr)>,
     pub routes: Vec<Route>,
     pub sizes: RouterSection,
 }
@@ -108,6 +115,7 @@ pub(super) fn validate_l3(
     bridges: &[BridgeSpec],
 ) -> Result<Option<L3Spec>, ConfigError> {
     let mut interfaces = Vec::new();
+    let mut neighbors = Vec::new();
     for (d, b) in config.bridge.iter().enumerate() {
         let Some(g) = &b.gateway else { continue };
         if b.vacant {
@@ -144,6 +152,22 @@ pub(super) fn validate_l3(
                 (IpAddr::V4(ip), len) => v4.push((ip.octets(), len)),
                 (IpAddr::V6(ip), len) => v6.push((ip.octets(), len)),
             }
+        }
+        for n in &g.neighbors {
+            let ip: IpAddr = n.ip.get_ref().parse().map_err(|e| {
+                cx.err(
+                    n.ip.span(),
+                    "bridge.gateway.neighbors.ip",
+                    format!("{:?}: {e}", n.ip.get_ref()),
+                )
+            })?;
+            let m = super::mac(
+                cx,
+                &Some(n.mac.clone()),
+                "bridge.gateway.neighbors.mac",
+                MacAddr([0; 6]),
+            )?;
+            neighbors.push((d as u16, ip, m));
         }
         if v4.is_empty() && v6.is_empty() {
             return Err(cx.err(
@@ -297,7 +321,82 @@ pub(super) fn validate_l3(
     }
     Ok(Some(L3Spec {
         interfaces,
+        neighbors,
         routes,
         sizes: config.router.clone(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+
+    const BASE: &str = r#"
+[[port]]
+name = "a"
+kind = "null"
+[[port]]
+name = "b"
+kind = "null"
+[[bridge]]
+name = "lan"
+members = [{ port = "a" }]
+gateway = { addresses = ["198.18.1.1/24", "2001:2:0:1::1/64"] }
+[[bridge]]
+name = "wan"
+members = [{ port = "b" }]
+gateway = { addresses = ["198.18.2.1/24"], mtu = 1280 }
+"#;
+
+    #[test]
+    fn gateways_and_routes_resolve() {
+        let src = format!("{BASE}[[route]]\nprefix = \"198.19.0.0/16\"\nvia = [\"198.18.2.2\", \"198.18.2.3\"]\n[[route]]\nprefix = \"198.18.99.0/24\"\ntype = \"blackhole\"\n");
+        let t = parse("gw.toml", &src).unwrap();
+        let l3 = t.l3.unwrap();
+        assert_eq!(l3.interfaces.len(), 2);
+        assert_eq!(l3.interfaces[1].mtu, 1280);
+        assert_eq!(l3.interfaces[0].v6.len(), 1);
+        assert_eq!(l3.routes.len(), 2);
+    }
+
+    #[test]
+    fn bad_gateways_and_routes_name_the_line_and_field() {
+        let err = |src: String| parse("gw.toml", &src).unwrap_err();
+        let e = err(BASE.replace("198.18.1.1/24", "198.18.1.1/33"));
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (11, "bridge.gateway.addresses"),
+            "{e}"
+        );
+        let e = err(BASE.replace("mtu = 1280", "mtu = 20"));
+        assert_eq!(e.field, "bridge.gateway.mtu", "{e}");
+        let e = err(BASE.replace("198.18.2.1/24", "198.18.1.1/24"));
+        assert!(e.message.contains("also \"lan\"'s address"), "{e}");
+        let e = err(format!(
+            "{BASE}[[route]]\nprefix = \"198.19.0.0/16\"\nvia = \"203.0.113.1\"\n"
+        ));
+        // Gateways are named by their route's line (untagged lists carry no span).
+        assert_eq!((e.line, e.field.as_str()), (17, "route.via"), "{e}");
+        assert!(
+            e.message.contains("on no gateway interface's subnet"),
+            "{e}"
+        );
+        let e = err(format!(
+            "{BASE}[[route]]\nprefix = \"198.19.0.0/16\"\nvia = \"2001:2:0:1::9\"\n"
+        ));
+        assert!(e.message.contains("family"), "{e}");
+        let e = err(format!("{BASE}[[route]]\nprefix = \"198.19.0.0/16\"\n"));
+        assert!(e.message.contains("exactly one of via, dev or type"), "{e}");
+        let e = err(format!(
+            "{BASE}[[route]]\nprefix = \"198.19.0.0/16\"\ndev = \"nope\"\n"
+        ));
+        assert_eq!(e.field, "route.dev", "{e}");
+        let e = err(format!("{BASE}[[route]]\nprefix = \"198.19.0.0/16\"\ntype = \"blackhole\"\n[[route]]\nprefix = \"198.19.0.0/16\"\ntype = \"unreachable\"\n"));
+        assert!(e.message.contains("defined twice"), "{e}");
+        let e = err(BASE.replace(
+            "gateway = { addresses = [\"198.18.2.1/24\"], mtu = 1280 }",
+            "gateway = { addresses = [] }",
+        ));
+        assert!(e.message.contains("at least one address"), "{e}");
+    }
 }

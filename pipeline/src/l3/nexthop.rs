@@ -23,23 +23,25 @@ pub enum NextHop {
     Blackhole,
     /// Dropped with an ICMP destination unreachable.
     Unreachable,
-    /// Several paths, one per flow by a hash of its 5-tuple.
-    Ecmp {
-        paths: [NextHopId; MAX_PATHS],
-        n: u8,
-    },
+    /// Several paths, one per flow by a hash of its 5-tuple: `n` of the
+    /// table's path group `group` (kept out of line, so that a next hop
+    /// stays a few bytes and the per-packet copy small).
+    Ecmp { group: u32, n: u8 },
 }
 
 /// Every next hop, indexed by id (id 0 is `None`).
 #[derive(Debug, Clone)]
 pub struct NextHops {
     pub list: Vec<NextHop>,
+    /// ECMP path groups: next-hop ids of the paths.
+    pub groups: Vec<[NextHopId; MAX_PATHS]>,
 }
 
 impl Default for NextHops {
     fn default() -> Self {
         NextHops {
             list: vec![NextHop::None],
+            groups: Vec::new(),
         }
     }
 }
@@ -55,10 +57,12 @@ impl NextHops {
     #[inline(always)]
     pub fn path(&self, id: NextHopId, hash: u32) -> NextHop {
         match self.get(id) {
-            NextHop::Ecmp { paths, n } if n > 0 => {
+            NextHop::Ecmp { group, n } if n > 0 => {
                 // Multiply-shift maps the hash onto 0..n without a division.
                 let k = ((hash as u64 * n as u64) >> 32) as usize;
-                self.get(paths[k])
+                self.groups
+                    .get(group as usize)
+                    .map_or(NextHop::None, |g| self.get(g[k]))
             }
             other => other,
         }
@@ -93,7 +97,8 @@ mod tests {
         let mut paths = [0; MAX_PATHS];
         paths[0] = 1;
         paths[1] = 2;
-        t.list.push(NextHop::Ecmp { paths, n: 2 });
+        t.groups.push(paths);
+        t.list.push(NextHop::Ecmp { group: 0, n: 2 });
         let mut on_a = 0;
         for f in 0..64u32 {
             let h = flow_hash(0xc612_0a0a << 96, 0xc612_6401 << 96, 17, 10_000 + f);

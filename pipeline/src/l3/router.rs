@@ -15,7 +15,7 @@ use super::interface::{Interfaces, L3Interface};
 use super::nd::{self, ICMP6_NA, ICMP6_NS};
 use super::nexthop::{flow_hash, NextHop, NextHops};
 use super::tables::{bump, L3Tables};
-use crate::batch::{flags, Batch};
+use crate::batch::{flags, Batch, BATCH_SIZE};
 use crate::frame::FrameMemory;
 use crate::mac_table::MacTable;
 use crate::storm::TokenBucket;
@@ -44,7 +44,16 @@ pub struct Router {
     icmp: TokenBucket,
     now_ns: u64,
     now_secs: u32,
+    /// Each packet's IPv4 FIB result, looked up for the whole batch
+    /// before the per-packet pass (`NO_FIB`: not looked up).
+    fib4: [u32; BATCH_SIZE],
+    /// The last neighbour resolved in this batch: (interface, address,
+    /// MAC). A burst mostly goes to one next hop.
+    last_neighbor: Option<(u16, IpAddr, [u8; 6])>,
 }
+
+/// Marks a packet the batched FIB pass did not look up.
+const NO_FIB: u32 = u32::MAX;
 
 impl Router {
     pub fn new(
@@ -60,6 +69,8 @@ impl Router {
             icmp: TokenBucket::new(icmp_rate),
             now_ns: 0,
             now_secs: 0,
+            fib4: [NO_FIB; BATCH_SIZE],
+            last_neighbor: None,
         }
     }
 
@@ -81,6 +92,8 @@ impl Router {
     ) {
         let ifs = self.ifs.clone();
         let nhs = self.tables.next_hops.load();
+        self.last_neighbor = None;
+        self.lookup_batch(batch, mem, &ifs);
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
                 continue;
@@ -128,6 +141,46 @@ impl Router {
                     set(batch, i, v, drops);
                 }
             }
+        }
+    }
+
+    /// Looks up the destination of every IPv4 packet to a router MAC in
+    /// one pass: the tbl24 loads of a burst are independent, so their
+    /// cache and TLB misses overlap (a large or sparse table is far
+    /// outside the caches).
+    fn lookup_batch<M: FrameMemory + ?Sized>(&mut self, batch: &Batch, mem: &M, ifs: &Interfaces) {
+        let mut addrs = [0u32; BATCH_SIZE];
+        let mut which = [0u8; BATCH_SIZE];
+        let mut n = 0;
+        for i in 0..batch.len() {
+            self.fib4[i] = NO_FIB;
+            if batch.verdict[i] != Verdict::Pending
+                || batch.flags[i] & flags::IPV4 == 0
+                || batch.tags[i] != 0
+            {
+                continue;
+            }
+            let Some(ifc) = ifs.get(batch.domain[i]) else {
+                continue;
+            };
+            let l3 = batch.l3_off[i] as usize;
+            let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
+                continue;
+            };
+            let (Some(d), Some(a)) = (f.get(0..6), f.get(l3 + 16..l3 + 20)) else {
+                continue;
+            };
+            if d != ifc.mac.0 {
+                continue;
+            }
+            addrs[n] = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+            which[n] = i as u8;
+            n += 1;
+        }
+        let mut out = [0u32; BATCH_SIZE];
+        self.tables.v4.lookup_many_v4(&addrs[..n], &mut out[..n]);
+        for k in 0..n {
+            self.fib4[which[k] as usize] = out[k];
         }
     }
 
@@ -267,7 +320,10 @@ impl Router {
         };
         let dst = [h[16], h[17], h[18], h[19]];
         let (ttl, total, df) = (h[8], u16::from_be_bytes([h[2], h[3]]), h[6] & 0x40 != 0);
-        let id = self.tables.v4.lookup_v4(u32::from_be_bytes(dst));
+        let id = match self.fib4[i] {
+            NO_FIB => self.tables.v4.lookup_v4(u32::from_be_bytes(dst)),
+            id => id,
+        };
         let nh = match nhs.get(id) {
             NextHop::Ecmp { .. } => {
                 let ports = if batch.flags[i] & flags::L4 != 0 && matches!(h[9], 6 | 17) {
@@ -485,11 +541,19 @@ impl Router {
         out: &L3Interface,
         ip: IpAddr,
     ) -> Option<[u8; 6]> {
+        if let Some((ifx, a, mac)) = self.last_neighbor {
+            if ifx == out.domain && a == ip {
+                return Some(mac);
+            }
+        }
         let neigh = &self.tables.neighbors;
         let now = self.now_ns;
         let slot = match neigh.lookup(out.domain, ip, now) {
             Some(found) => match found.mac {
-                Some(mac) => return Some(mac),
+                Some(mac) => {
+                    self.last_neighbor = Some((out.domain, ip, mac));
+                    return Some(mac);
+                }
                 None => Some(found.slot),
             },
             None => neigh.update(out.domain, ip, None, false, now, false),

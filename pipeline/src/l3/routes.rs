@@ -311,8 +311,15 @@ impl RouteTable {
                     for (k, path) in paths.iter().take(MAX_PATHS).enumerate() {
                         ids[k] = self.intern(*path)?;
                     }
+                    let group = match self.next_hops.groups.iter().position(|g| *g == ids) {
+                        Some(g) => g as u32,
+                        None => {
+                            self.next_hops.groups.push(ids);
+                            (self.next_hops.groups.len() - 1) as u32
+                        }
+                    };
                     self.intern(NextHop::Ecmp {
-                        paths: ids,
+                        group,
                         n: paths.len().min(MAX_PATHS) as u8,
                     })?
                 };

@@ -1,10 +1,9 @@
 //! The lookup structure of the FIB: a multibit trie over left-aligned
-//! 128-bit keys whose first level resolves 24 bits (IPv4) or 16 (IPv6)
-//! in one index and every later level 8 bits, in groups of 256 entries.
-//! For IPv4 that is DIR-24-8 (rte_lpm, rte_fib's `dir24_8`): one load for
-//! a prefix up to /24, two past it. For IPv6 it is rte_fib's `trie`
-//! layout with a smaller first level: 256 KiB instead of 64 MiB, one
-//! load more for a /48.
+//! 128-bit keys whose first level resolves 24 bits in one index and every
+//! later level 8 bits, in groups of 256 entries. For IPv4 that is
+//! DIR-24-8 (rte_lpm, rte_fib's `dir24_8`): one load for a prefix up to
+//! /24, two past it. For IPv6 it is rte_fib's `trie` layout. Batched
+//! lookups walk a whole batch level by level (`lookup_many`).
 //!
 //! Readers (workers) and the one writer (the control thread) share it
 //! without a lock: every entry is an atomic word, the writer changes a
@@ -72,7 +71,7 @@ impl StrideTrie {
     /// `width`: the family's address bits (32 or 128).
     pub fn new(max_groups: usize, width: u32) -> StrideTrie {
         let chunks = max_groups.div_ceil(CHUNK_GROUPS);
-        let top_bits = if width <= 32 { 24 } else { 16 };
+        let top_bits = 24;
         StrideTrie {
             top_bits,
             top: (0..1usize << top_bits).map(|_| AtomicU32::new(0)).collect(),
@@ -108,6 +107,61 @@ impl StrideTrie {
             };
         }
         e & !GROUP
+    }
+
+    /// Looks up every key of `keys` (at most 64) into `out`, walking all
+    /// of them one level per round: each round's loads are independent
+    /// of each other, so their cache misses overlap instead of queueing
+    /// behind one another as one lookup's chain of levels does.
+    #[inline]
+    pub fn lookup_many(&self, keys: &[u128], out: &mut [NextHopId]) {
+        let n = keys.len().min(out.len()).min(64);
+        let mut bits = self.top_bits;
+        let mut pending = 0u64;
+        for (i, k) in keys[..n].iter().enumerate() {
+            let e = self.top[(k >> (128 - self.top_bits)) as usize].load(Ordering::Acquire);
+            out[i] = e;
+            pending |= ((e & GROUP != 0) as u64) << i;
+        }
+        while pending != 0 && bits < 128 {
+            bits += STRIDE;
+            let mut left = pending;
+            while left != 0 {
+                let i = left.trailing_zeros() as usize;
+                left &= left - 1;
+                let idx = ((keys[i] >> (128 - bits)) as usize) & (GROUP_LEN - 1);
+                let e = match self.group(out[i] & !GROUP).get(idx) {
+                    Some(x) => x.load(Ordering::Acquire),
+                    None => NO_ROUTE,
+                };
+                out[i] = e;
+                if e & GROUP == 0 {
+                    pending &= !(1 << i);
+                }
+            }
+        }
+        for o in &mut out[..n] {
+            *o &= !GROUP;
+        }
+    }
+
+    /// `lookup_many` for IPv4 addresses: the tbl24 loads of the whole
+    /// batch first, then the tbl8 loads of those that need one.
+    #[inline]
+    pub fn lookup_many_v4(&self, addrs: &[u32], out: &mut [NextHopId]) {
+        let n = addrs.len().min(out.len());
+        for i in 0..n {
+            out[i] = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
+        }
+        for i in 0..n {
+            let e = out[i];
+            if e & GROUP != 0 {
+                out[i] = match self.group(e & !GROUP).get((addrs[i] & 0xff) as usize) {
+                    Some(x) => x.load(Ordering::Acquire) & !GROUP,
+                    None => NO_ROUTE,
+                };
+            }
+        }
     }
 
     /// IPv4's two-step lookup (DIR-24-8), without the general loop.
@@ -225,18 +279,47 @@ impl StrideTrie {
             u128::MAX >> (128 - span)
         };
         let (first, last) = ((lo >> span) & mask, (hi >> span) & mask);
-        for idx in first..=last {
+        let covered = |idx: u128| {
+            let e_lo = base | (idx << span);
+            lo <= e_lo && (e_lo | low_mask) <= hi
+        };
+        // Only the first and last entry can be partly covered: the run
+        // between them is plain stores (a short route's millions of
+        // tbl24 entries).
+        let full_from = if covered(first) { first } else { first + 1 };
+        let full_to = if covered(last) {
+            Some(last)
+        } else {
+            last.checked_sub(1)
+        };
+        if let Some(full_to) = full_to.filter(|t| full_from <= *t) {
+            let (from, to) = (full_from as usize, full_to as usize);
+            let run: &[AtomicU32] = match table {
+                None => &self.top[from..=to],
+                Some(g) => &self.group(g)[from..=to],
+            };
+            let mut retired = Vec::new();
+            for e in run {
+                let old = e.load(Ordering::Relaxed);
+                e.store(nh, Ordering::Release);
+                if old & GROUP != 0 {
+                    retired.push(old & !GROUP);
+                }
+            }
+            for g in retired {
+                self.retire_group(a, g);
+            }
+        }
+        let ends = if first == last {
+            [Some(first), None]
+        } else {
+            [Some(first), Some(last)]
+        };
+        for idx in ends.into_iter().flatten().filter(|i| !covered(*i)) {
             let e_lo = base | (idx << span);
             let e_hi = e_lo | low_mask;
             let slot = idx as usize;
             let old = self.entry(table, slot).load(Ordering::Relaxed);
-            if lo <= e_lo && e_hi <= hi {
-                self.entry(table, slot).store(nh, Ordering::Release);
-                if old & GROUP != 0 {
-                    self.retire_group(a, old & !GROUP);
-                }
-                continue;
-            }
             // Part of this entry's range: the group below it takes the
             // difference (made now, from the entry's value, if missing).
             let g = if old & GROUP != 0 {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Route lookup, pollgate's FIB against DPDK's rte_fib, on the same routes
+# and the same addresses, one core each, same run. dpdk-test-fib makes the
+# table (its own depth distribution) and writes it and its lookup
+# addresses out (-w, -u); both then look those addresses up. rte_fib runs
+# its default algorithms (dir24_8 for IPv4, trie for IPv6) with 4-byte
+# next hops and tbl8 groups enough for the table; cycles are its rdtsc
+# figure, pollgate's are ns x the core clock /proc/cpuinfo reports.
+#
+#   perf/fib-bench.sh [LOOKUPS]     (default 2 000 000 addresses, 5 passes)
+#
+# Results: perf/results/fib-<date>.json and a table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LOOKUPS=${1:-2000000}
+CORE=${CORE:-1}
+WORK=$(mktemp -d /tmp/pollgate-fib.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+command -v dpdk-test-fib >/dev/null || { echo "dpdk-test-fib missing: apt-get install dpdk-dev"; exit 1; }
+cargo build --release -q -p pollgate
+PG=target/release/pollgate
+EAL=(--no-huge -m 8000 -l "$CORE" --no-pci --log-level=lib.eal:error)
+OUT=perf/results/fib-$(date +%Y%m%d-%H%M%S).json
+mkdir -p perf/results
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | xargs) MHz"
+printf '%-6s %-9s %-10s %-10s %-16s %-16s %-8s\n' family routes "build ms" "MiB" "pollgate cyc/lk" "rte_fib cyc/lk" ratio
+echo "[" >"$OUT"
+first=1
+for spec in "4 1000" "4 100000" "4 1000000" "6 1000" "6 100000"; do
+  set -- $spec
+  fam=$1 n=$2
+  v6=(); [ "$fam" = 6 ] && v6=(-6)
+  groups=$((n < 100000 ? 100000 : n * 3 / 2)); [ "$fam" = 6 ] && groups=$((n * 10 < 100000 ? 100000 : n * 10))
+  dpdk-test-fib "${EAL[@]}" -- "${v6[@]}" -n "$n" -l "$LOOKUPS" -g "$groups" -w "$WORK/routes" -u "$WORK/ips" >/dev/null 2>&1 || true
+  d=$(dpdk-test-fib "${EAL[@]}" -- "${v6[@]}" -f "$WORK/routes" -t "$WORK/ips" -g "$groups" 2>&1 | awk '/AVG FIB lookup/ {print $4}')
+  j=$($PG fib bench --routes "$WORK/routes" --ips "$WORK/ips" --core "$CORE" --json)
+  p=$(echo "$j" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["cycles_per_lookup"])')
+  b=$(echo "$j" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["build_ms"])')
+  m=$(echo "$j" | /usr/bin/python3 -c 'import json,sys; print(round(json.load(sys.stdin)["memory_bytes"]/1048576,1))')
+  ratio=$( [ -n "$d" ] && /usr/bin/python3 -c "print(round($d/$p,2))" || echo "-")
+  printf '%-6s %-9s %-10s %-10s %-16s %-16s %-8s\n' "IPv$fam" "$n" "$b" "$m" "$p" "${d:--}" "$ratio"
+  [ $first = 1 ] || echo "," >>"$OUT"
+  first=0
+  echo "{\"pollgate\":$j,\"rte_fib_cycles\":${d:-null}}" >>"$OUT"
+done
+echo "]" >>"$OUT"
+echo "ratio: rte_fib cycles / pollgate cycles (above 1: pollgate is faster). $OUT"
