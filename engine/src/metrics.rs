@@ -248,6 +248,29 @@ pub fn render(state: &CtlState) -> String {
             reg.register(name, help, c);
         }
     }
+    state.control.with_routes(|t, _| {
+        let Some(t) = t else { return };
+        let g: Gauge = Gauge::default();
+        g.set(t.len() as i64);
+        reg.register("routes", "Routes in the FIB (both families)", g);
+        let now = state.started.elapsed().as_nanos() as u64;
+        let n: Gauge = Gauge::default();
+        n.set(t.tables.neighbors.entries(now).len() as i64);
+        reg.register("neighbors", "Neighbour (ARP/ND) entries", n);
+        let events = Family::<ReasonLabel, Counter>::default();
+        for (name, v) in t.tables.counters.snapshot() {
+            events
+                .get_or_create(&ReasonLabel {
+                    reason: name.to_string(),
+                })
+                .inc_by(v);
+        }
+        reg.register(
+            "router_events",
+            "What the router sent or answered (ARP, ND, ICMP), by kind",
+            events,
+        );
+    });
     let mut out = String::new();
     let _ = encode(&mut out, &reg);
     out

@@ -5,6 +5,7 @@
 use crate::capture::TapWriter;
 use crate::stats::SharedWorkerCounters;
 use crate::telemetry::{self, WorkerTelemetry};
+use pollgate_pipeline::l3::ROUTER_PORT;
 use pollgate_pipeline::vlan::{egress_allowed, push_tags, EgressTag};
 use pollgate_pipeline::vxlan::{FLOOD_TUNNELS, TUNNEL_BASE};
 use pollgate_pipeline::{
@@ -235,6 +236,9 @@ impl Worker {
         let (mut needs_clock, mut serves_underlay) = self.pipeline_needs(&out);
         let mut next_arp = Instant::now();
         let mut loops = 0u64;
+        // Worker 0 announces the gateway addresses (gratuitous ARP,
+        // unsolicited NA) at start and after every topology change.
+        let mut announce = self.id == 0;
         while !stop.load(Ordering::Relaxed) {
             loops = loops.wrapping_add(1);
             // Every 64th busy loop (tens of microseconds) and every idle
@@ -245,7 +249,12 @@ impl Worker {
                 while let Ok(cmd) = self.commands.try_recv() {
                     self.apply(cmd, &mut out);
                     (needs_clock, serves_underlay) = self.pipeline_needs(&out);
+                    announce = self.id == 0;
                 }
+            }
+            if announce {
+                announce = false;
+                self.announce(&mut out, &mut drops);
             }
             if serves_underlay && loops.is_multiple_of(1024) && Instant::now() >= next_arp {
                 request_neighbors(
@@ -408,6 +417,41 @@ impl Worker {
                 out.reindex(&self.ports);
                 let _ = done.send(());
             }
+        }
+    }
+
+    /// Floods a gratuitous ARP for every IPv4 gateway address and an
+    /// unsolicited neighbour advertisement for every IPv6 one into its
+    /// domain, so that hosts and switches learn (or relearn) the router
+    /// MAC, as a router does when an interface comes up.
+    #[cold]
+    fn announce(&mut self, out: &mut Outputs, drops: &mut DropCounters) {
+        let Some(router) = self.pipeline.router() else {
+            return;
+        };
+        let frames = router.announcements();
+        let headroom = self.pool.headroom() as u16;
+        for chunk in frames.chunks(BATCH_SIZE) {
+            let mut batch = Batch::new();
+            for (d, f) in chunk {
+                let Some(a) = self.pool.alloc_copy(f) else {
+                    drops.count(DropReason::PoolEmpty);
+                    continue;
+                };
+                batch.push(a, f.len() as u32, headroom, ROUTER_PORT);
+                let i = batch.len() - 1;
+                batch.domain[i] = *d;
+                batch.prio[i] = 0;
+                batch.verdict[i] = Verdict::Flood(*d);
+            }
+            dispatch(
+                &batch,
+                out,
+                &mut self.ports,
+                &mut self.pool,
+                &mut self.pipeline,
+                drops,
+            );
         }
     }
 

@@ -437,3 +437,45 @@ fn ipv6_nd_echo_forwarding_and_packet_too_big() {
     ));
     assert!(out[0].1.len() <= 14 + 1280);
 }
+
+#[test]
+fn announcements_are_a_gratuitous_arp_and_an_unsolicited_na_per_address() {
+    let r = rig();
+    let a = r.router.announcements();
+    assert_eq!(
+        a.len(),
+        4,
+        "two interfaces, one IPv4 and one IPv6 address each"
+    );
+    let (d, garp) = &a[0];
+    assert_eq!(*d, 0);
+    assert_eq!(&garp[0..6], &[0xff; 6]);
+    assert_eq!(
+        &garp[28..32],
+        &garp[38..42],
+        "sender and target are the gateway"
+    );
+    let (_, na) = &a[1];
+    let sliced = SlicedPacket::from_ethernet(na).unwrap();
+    let Some(TransportSlice::Icmpv6(m)) = &sliced.transport else {
+        panic!()
+    };
+    let Some(NetSlice::Ipv6(ip6)) = &sliced.net else {
+        panic!()
+    };
+    assert_eq!(m.type_u8(), 136);
+    assert_eq!(
+        m.checksum(),
+        m.icmp_type()
+            .calc_checksum(
+                ip6.header().source(),
+                ip6.header().destination(),
+                m.payload()
+            )
+            .unwrap()
+    );
+    assert_eq!(
+        ip6.header().destination(),
+        [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    );
+}

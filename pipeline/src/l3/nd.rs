@@ -188,6 +188,22 @@ pub fn write_na(f: &mut [u8], ifc: &L3Interface, ns: &Nd, from_mac: MacAddr) -> 
     write_nd(f, eth_dst, ifc, ns.target, dst, ICMP6_NA, flags, ns.target)
 }
 
+/// An unsolicited advertisement of our `target` to all nodes (RFC 4861
+/// 7.2.6: override set, solicited not).
+pub fn write_unsolicited_na(f: &mut [u8], ifc: &L3Interface, target: [u8; 16]) -> Option<usize> {
+    let all = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    write_nd(
+        f,
+        multicast_mac(all),
+        ifc,
+        target,
+        all,
+        ICMP6_NA,
+        NA_RO,
+        target,
+    )
+}
+
 /// Writes a solicitation for `target` to its solicited-node group.
 pub fn write_ns(f: &mut [u8], ifc: &L3Interface, target: [u8; 16]) -> Option<usize> {
     let (group, mac) = solicited_node(target);

@@ -79,6 +79,27 @@ impl Router {
         self.now_secs = (now_ns / 1_000_000_000) as u32;
     }
 
+    /// The frames that announce every gateway address: a gratuitous ARP
+    /// (a request for itself) per IPv4 address, an unsolicited NA to all
+    /// nodes per IPv6 one, with the domain each is flooded in.
+    pub fn announcements(&self) -> Vec<(DomainId, Vec<u8>)> {
+        let mut out = Vec::new();
+        for ifc in self.ifs.iter() {
+            for (a, _) in &ifc.v4 {
+                let mut f = vec![0u8; 60];
+                crate::wire::arp::emit_frame(&mut f[..42], ifc.mac, *a, None, *a);
+                out.push((ifc.domain, f));
+            }
+            for (a, _) in &ifc.v6 {
+                let mut f = vec![0u8; nd::ND_FRAME_LEN];
+                if nd::write_unsolicited_na(&mut f, ifc, *a).is_some() {
+                    out.push((ifc.domain, f));
+                }
+            }
+        }
+        out
+    }
+
     /// Keeps `old`'s ICMP budget across a topology change.
     pub fn carry_over(&mut self, old: &Router) {
         self.icmp = old.icmp.clone();
