@@ -278,6 +278,22 @@ fn routes_between_domains_and_through_a_linux_router_with_icmp_errors_pmtu_and_e
         .contains("no interface's subnet"));
     ctl(&sock, "route del 198.18.99.0/25").unwrap();
     assert!(pings("pgr-n1", "198.18.99.10"), "the route removed live");
+    // A reload that adds a route and a permanent neighbour: live, and
+    // the route added by ctl above stays removed.
+    let text = std::fs::read_to_string(dir.join("gw.toml")).unwrap();
+    let text = text.replace(
+        "gateway = { addresses = [\"198.18.30.1/24\", \"2001:2:0:30::1/64\"], mtu = 1280 }",
+        "gateway = { addresses = [\"198.18.30.1/24\", \"2001:2:0:30::1/64\"], mtu = 1280, neighbors = [{ ip = \"198.18.30.9\", mac = \"02:00:00:00:30:09\" }] }",
+    ) + "[[route]]\nprefix = \"198.18.96.0/24\"\nvia = \"198.18.30.2\"\n";
+    std::fs::write(dir.join("gw.toml"), text).unwrap();
+    let r = ctl(&sock, "reload").unwrap();
+    assert!(r.contains("routes"), "{r}");
+    let routes = ctl(&sock, "show routes").unwrap();
+    assert!(routes.contains("198.18.96.0/24"), "{routes}");
+    assert!(!routes.contains("198.18.99.0/25"), "{routes}");
+    let neigh = ctl(&sock, "show neighbors").unwrap();
+    assert!(neigh.contains("198.18.30.9") && neigh.contains("permanent"), "{neigh}");
+    assert!(pings("pgr-n1", "198.18.99.10"), "routing goes on after the reload");
     let router = ctl(&sock, "show router").unwrap();
     assert!(
         router.contains("icmp_time_exceeded_sent") && router.contains("echo_replies_sent"),
