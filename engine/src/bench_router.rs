@@ -9,6 +9,7 @@
 //! `--flows N` sets how many distinct destinations each side replays.
 
 use crate::bench::BenchParams;
+use crate::bench_traffic::Rng;
 use crate::config::{self, Topology};
 use pollgate_pipeline::l3::{Prefix, Route, Source, Target};
 use pollgate_pipeline::template::udp4_frame;
@@ -23,17 +24,6 @@ const ROUTER: [MacAddr; 2] = [
 ];
 /// The next hop on each side (the host behind that null port).
 const NEXT_HOP: [[u8; 4]; 2] = [[198, 18, 1, 2], [198, 18, 2, 2]];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 /// `n` prefixes with dpdk-test-fib's default depth distribution; even
 /// ones through side 1's next hop, odd ones through side 0's.

@@ -26,10 +26,10 @@ fn host_mac(side: u8, m: usize) -> MacAddr {
 }
 
 /// xorshift64*: a fixed, fast permutation source, not cryptography.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

@@ -292,8 +292,14 @@ fn routes_between_domains_and_through_a_linux_router_with_icmp_errors_pmtu_and_e
     assert!(routes.contains("198.18.96.0/24"), "{routes}");
     assert!(!routes.contains("198.18.99.0/25"), "{routes}");
     let neigh = ctl(&sock, "show neighbors").unwrap();
-    assert!(neigh.contains("198.18.30.9") && neigh.contains("permanent"), "{neigh}");
-    assert!(pings("pgr-n1", "198.18.99.10"), "routing goes on after the reload");
+    assert!(
+        neigh.contains("198.18.30.9") && neigh.contains("permanent"),
+        "{neigh}"
+    );
+    assert!(
+        pings("pgr-n1", "198.18.99.10"),
+        "routing goes on after the reload"
+    );
     let router = ctl(&sock, "show router").unwrap();
     assert!(
         router.contains("icmp_time_exceeded_sent") && router.contains("echo_replies_sent"),

@@ -9,7 +9,7 @@
 //! answered here instead of being flooded. Every other frame passes on
 //! to the bridge untouched.
 
-use super::fib::key_v6;
+use super::fib::{key_v4, key_v6};
 use super::icmp::{self, V4_GROWTH, V6_GROWTH};
 use super::interface::{Interfaces, L3Interface};
 use super::nd::{self, ICMP6_NA, ICMP6_NS};
@@ -35,6 +35,56 @@ const ETH_V6: u16 = 0x86dd;
 
 /// An ICMP error to send about the packet: (type, code), second word.
 type IcmpError = ((u8, u8), u32);
+
+/// What routing needs of an IPv4 or IPv6 header (addresses as FIB keys).
+struct IpHeader {
+    v6: bool,
+    src: u128,
+    dst: u128,
+    dst_ip: IpAddr,
+    /// TTL or hop limit.
+    hop: u8,
+    /// Bytes of the IP packet, header included.
+    total: u32,
+    df: bool,
+    proto: u8,
+    /// Source and destination port (TCP, UDP), for ECMP.
+    ports: u32,
+}
+
+/// The ICMP errors of each family, for the same conditions.
+struct Codes {
+    net_unreachable: (u8, u8),
+    host_unreachable: (u8, u8),
+    time_exceeded: (u8, u8),
+    too_big: (u8, u8),
+}
+
+const V4_CODES: Codes = Codes {
+    net_unreachable: icmp::V4_NET_UNREACHABLE,
+    host_unreachable: icmp::V4_HOST_UNREACHABLE,
+    time_exceeded: icmp::V4_TIME_EXCEEDED,
+    too_big: icmp::V4_FRAG_NEEDED,
+};
+
+const V6_CODES: Codes = Codes {
+    net_unreachable: icmp::V6_NO_ROUTE,
+    host_unreachable: icmp::V6_ADDR_UNREACHABLE,
+    time_exceeded: icmp::V6_TIME_EXCEEDED,
+    too_big: icmp::V6_TOO_BIG,
+};
+
+/// The TCP/UDP ports word of packet `i` (0 for other protocols and later
+/// fragments).
+#[inline(always)]
+fn ports(batch: &Batch, i: usize, f: &[u8], l4: usize, proto: u8) -> u32 {
+    if batch.flags[i] & flags::L4 != 0 && matches!(proto, 6 | 17) {
+        f.get(l4..l4 + 4)
+            .map_or(0, |p| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+    } else {
+        0
+    }
+}
 
 pub struct Router {
     pub ifs: Arc<Interfaces>,
@@ -340,84 +390,22 @@ impl Router {
             return set(batch, i, Verdict::Drop(DropReason::Ipv4Truncated), drops);
         };
         let dst = [h[16], h[17], h[18], h[19]];
-        let (ttl, total, df) = (h[8], u16::from_be_bytes([h[2], h[3]]), h[6] & 0x40 != 0);
+        let hdr = IpHeader {
+            v6: false,
+            src: key_v4([h[12], h[13], h[14], h[15]]),
+            dst: key_v4(dst),
+            dst_ip: IpAddr::from(dst),
+            hop: h[8],
+            total: u16::from_be_bytes([h[2], h[3]]) as u32,
+            df: h[6] & 0x40 != 0,
+            proto: h[9],
+            ports: ports(batch, i, f, l4, h[9]),
+        };
         let id = match self.fib4[i] {
             NO_FIB => self.tables.v4.lookup_v4(u32::from_be_bytes(dst)),
             id => id,
         };
-        let nh = match nhs.get(id) {
-            NextHop::Ecmp { .. } => {
-                let ports = if batch.flags[i] & flags::L4 != 0 && matches!(h[9], 6 | 17) {
-                    f.get(l4..l4 + 4)
-                        .map_or(0, |p| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
-                } else {
-                    0
-                };
-                let s = u32::from_be_bytes([h[12], h[13], h[14], h[15]]) as u128;
-                nhs.path(
-                    id,
-                    flow_hash(s, u32::from_be_bytes(dst) as u128, h[9], ports),
-                )
-            }
-            other => other,
-        };
-        let (ifx, neigh) = match nh {
-            NextHop::Connected { ifx } => (ifx, IpAddr::from(dst)),
-            NextHop::Gateway { ifx, ip } => (ifx, ip),
-            NextHop::Local { .. } => return self.input_v4(batch, i, mem, drops),
-            NextHop::Blackhole => {
-                return set(batch, i, Verdict::Drop(DropReason::L3Blackhole), drops)
-            }
-            NextHop::Unreachable => {
-                return self.fail(
-                    batch,
-                    i,
-                    mem,
-                    drops,
-                    DropReason::L3NoRoute,
-                    Some((icmp::V4_HOST_UNREACHABLE, 0)),
-                )
-            }
-            NextHop::None | NextHop::Ecmp { .. } => {
-                return self.fail(
-                    batch,
-                    i,
-                    mem,
-                    drops,
-                    DropReason::L3NoRoute,
-                    Some((icmp::V4_NET_UNREACHABLE, 0)),
-                )
-            }
-        };
-        if ttl <= 1 {
-            return self.fail(
-                batch,
-                i,
-                mem,
-                drops,
-                DropReason::TtlExceeded,
-                Some((icmp::V4_TIME_EXCEEDED, 0)),
-            );
-        }
-        let Some(out) = ifs.get(ifx) else {
-            return set(batch, i, Verdict::Drop(DropReason::L3NoRoute), drops);
-        };
-        if total > out.mtu {
-            let e = df.then_some((icmp::V4_FRAG_NEEDED, out.mtu as u32));
-            return self.fail(batch, i, mem, drops, DropReason::IpTooBig, e);
-        }
-        let Some(mac) = self.resolve(batch, i, mem, drops, out, neigh) else {
-            return;
-        };
-        let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
-            return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
-        };
-        let old = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-        f[l3 + 8] = ttl - 1;
-        let new = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-        let hc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
-        f[l3 + 10..l3 + 12].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
-        self.forward_to(batch, i, f, out, mac);
+        self.route(batch, i, mem, ifs, nhs, id, &hdr, drops);
     }
 
     fn route_v6<M: FrameMemory + ?Sized>(
@@ -438,7 +426,8 @@ impl Router {
         };
         let mut dst = [0u8; 16];
         dst.copy_from_slice(&h[24..40]);
-        let (hop, total) = (h[7], 40 + u16::from_be_bytes([h[4], h[5]]) as u32);
+        let mut src = [0u8; 16];
+        src.copy_from_slice(&h[8..24]);
         let Some(ifc_in) = ifs.get(batch.domain[i]) else {
             return;
         };
@@ -449,80 +438,88 @@ impl Router {
             }
             return set(batch, i, Verdict::Drop(DropReason::L3NoRoute), drops);
         }
-        let id = self.tables.v6.lookup(key_v6(dst));
+        let proto = batch.l4_proto[i];
+        let hdr = IpHeader {
+            v6: true,
+            src: key_v6(src),
+            dst: key_v6(dst),
+            dst_ip: IpAddr::from(dst),
+            hop: h[7],
+            total: 40 + u16::from_be_bytes([h[4], h[5]]) as u32,
+            // IPv6 routers never fragment: every packet is "DF".
+            df: true,
+            proto,
+            ports: ports(batch, i, f, l4, proto),
+        };
+        let id = self.tables.v6.lookup(hdr.dst);
+        self.route(batch, i, mem, ifs, nhs, id, &hdr, drops);
+    }
+
+    /// Forwards one packet by its FIB result `id`, both families: the
+    /// ECMP path, the input hook for our addresses, TTL / hop limit, the
+    /// egress MTU, the neighbour, then the rewrite.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn route<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        ifs: &Interfaces,
+        nhs: &NextHops,
+        id: u32,
+        hdr: &IpHeader,
+        drops: &mut DropCounters,
+    ) {
+        let codes = if hdr.v6 { &V6_CODES } else { &V4_CODES };
         let nh = match nhs.get(id) {
-            NextHop::Ecmp { .. } => {
-                let proto = batch.l4_proto[i];
-                let ports = if batch.flags[i] & flags::L4 != 0 && matches!(proto, 6 | 17) {
-                    f.get(l4..l4 + 4)
-                        .map_or(0, |p| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
-                } else {
-                    0
-                };
-                let mut s = [0u8; 16];
-                s.copy_from_slice(&h[8..24]);
-                nhs.path(id, flow_hash(key_v6(s), key_v6(dst), proto, ports))
-            }
+            NextHop::Ecmp { .. } => nhs.path(id, flow_hash(hdr.src, hdr.dst, hdr.proto, hdr.ports)),
             other => other,
         };
         let (ifx, neigh) = match nh {
-            NextHop::Connected { ifx } => (ifx, IpAddr::from(dst)),
+            NextHop::Connected { ifx } => (ifx, hdr.dst_ip),
             NextHop::Gateway { ifx, ip } => (ifx, ip),
-            NextHop::Local { .. } => return self.input_v6(batch, i, mem, drops),
+            NextHop::Local { .. } if hdr.v6 => return self.input_v6(batch, i, mem, drops),
+            NextHop::Local { .. } => return self.input_v4(batch, i, mem, drops),
             NextHop::Blackhole => {
                 return set(batch, i, Verdict::Drop(DropReason::L3Blackhole), drops)
             }
             NextHop::Unreachable => {
-                return self.fail(
-                    batch,
-                    i,
-                    mem,
-                    drops,
-                    DropReason::L3NoRoute,
-                    Some((icmp::V6_ADDR_UNREACHABLE, 0)),
-                )
+                let e = Some((codes.host_unreachable, 0));
+                return self.fail(batch, i, mem, drops, DropReason::L3NoRoute, e);
             }
             NextHop::None | NextHop::Ecmp { .. } => {
-                return self.fail(
-                    batch,
-                    i,
-                    mem,
-                    drops,
-                    DropReason::L3NoRoute,
-                    Some((icmp::V6_NO_ROUTE, 0)),
-                )
+                let e = Some((codes.net_unreachable, 0));
+                return self.fail(batch, i, mem, drops, DropReason::L3NoRoute, e);
             }
         };
-        if hop <= 1 {
-            return self.fail(
-                batch,
-                i,
-                mem,
-                drops,
-                DropReason::TtlExceeded,
-                Some((icmp::V6_TIME_EXCEEDED, 0)),
-            );
+        if hdr.hop <= 1 {
+            let e = Some((codes.time_exceeded, 0));
+            return self.fail(batch, i, mem, drops, DropReason::TtlExceeded, e);
         }
         let Some(out) = ifs.get(ifx) else {
             return set(batch, i, Verdict::Drop(DropReason::L3NoRoute), drops);
         };
-        if total > out.mtu as u32 {
-            return self.fail(
-                batch,
-                i,
-                mem,
-                drops,
-                DropReason::IpTooBig,
-                Some((icmp::V6_TOO_BIG, out.mtu as u32)),
-            );
+        if hdr.total > out.mtu as u32 {
+            let e = hdr.df.then_some((codes.too_big, out.mtu as u32));
+            return self.fail(batch, i, mem, drops, DropReason::IpTooBig, e);
         }
         let Some(mac) = self.resolve(batch, i, mem, drops, out, neigh) else {
             return;
         };
+        let l3 = batch.l3_off[i] as usize;
         let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
             return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
         };
-        f[l3 + 7] = hop - 1;
+        if hdr.v6 {
+            f[l3 + 7] = hdr.hop - 1;
+        } else {
+            let old = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
+            f[l3 + 8] = hdr.hop - 1;
+            let new = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
+            let hc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
+            f[l3 + 10..l3 + 12].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
+        }
         self.forward_to(batch, i, f, out, mac);
     }
 

@@ -127,33 +127,18 @@ impl RouteTable {
         }
         let ifs = self.ifs.clone();
         for i in ifs.iter() {
-            for &(a, len) in &i.v4 {
+            let v4 = i.v4.iter().map(|&(a, l)| (IpAddr::from(a), l, 32));
+            let v6 = i.v6.iter().map(|&(a, l)| (IpAddr::from(a), l, 128));
+            for (a, len, host) in v4.chain(v6) {
+                let connected = Prefix::new(a, len).ok();
                 self.push(
-                    Prefix::new(IpAddr::from(a), len).ok(),
+                    connected,
                     Target::Interface(i.domain),
                     Source::Connected,
                     &mut touched,
                 );
-                self.push(
-                    Prefix::new(IpAddr::from(a), 32).ok(),
-                    Target::Local(i.domain),
-                    Source::Local,
-                    &mut touched,
-                );
-            }
-            for &(a, len) in &i.v6 {
-                self.push(
-                    Prefix::new(IpAddr::from(a), len).ok(),
-                    Target::Interface(i.domain),
-                    Source::Connected,
-                    &mut touched,
-                );
-                self.push(
-                    Prefix::new(IpAddr::from(a), 128).ok(),
-                    Target::Local(i.domain),
-                    Source::Local,
-                    &mut touched,
-                );
+                let local = Prefix::new(a, host).ok();
+                self.push(local, Target::Local(i.domain), Source::Local, &mut touched);
             }
         }
         self.candidates.retain(|_, rs| !rs.is_empty());
