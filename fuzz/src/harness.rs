@@ -4,7 +4,7 @@
 //! input; where the code promises more (frames stay inside their frame,
 //! config errors name the file), the harness checks that too.
 
-use pollgate::build::{acls_for, switch_for, vtep_for, worker_pipeline};
+use pollgate::build::{acls_for, routes_for, switch_for, vtep_for, worker_pipeline};
 use pollgate::config::{self, Topology};
 use pollgate_pipeline::{Batch, DropCounters, Parse, Stage, Verdict, BATCH_SIZE};
 use std::sync::OnceLock;
@@ -67,7 +67,7 @@ fn frames(data: &[u8]) -> Vec<(u16, u32, &[u8])> {
 }
 
 /// Batches through the whole pipeline of `fuzz/gateway.toml` (VLAN,
-/// QinQ, VXLAN, ACLs, bridge), twice over (the second pass sees what the
+/// QinQ, VXLAN, ACLs, router, bridge), twice over (the second pass sees what the
 /// first learned). Every packet gets a verdict, and a packet kept stays
 /// inside its frame, after its headroom is used for pushed headers.
 pub fn pipeline(data: &[u8]) {
@@ -75,7 +75,15 @@ pub fn pipeline(data: &[u8]) {
     let switch = switch_for(topo, &pollgate::build::mac_table_for(topo));
     let vtep = vtep_for(topo);
     let acls = acls_for(topo).expect("the gateway's ACLs compile");
-    let (mut p, _) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, None, 0);
+    // The route table (its tries are 128 MiB) is made once: what the
+    // router learns from one input (neighbours) the next ones see.
+    static ROUTES: OnceLock<pollgate_pipeline::l3::RouteTable> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        routes_for(topo)
+            .expect("the gateway's routes install")
+            .expect("the gateway has a router")
+    });
+    let (mut p, _) = worker_pipeline(topo, switch.as_ref(), vtep.as_ref(), &acls, Some(routes), 0);
     let input = frames(data);
     for _pass in 0..2 {
         let mut mem = vec![0u8; FRAME * BATCH_SIZE];
