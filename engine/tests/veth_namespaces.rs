@@ -669,7 +669,7 @@ fn demo_runs_pings_and_cleans_up() {
     if !root("demo") {
         return;
     }
-    if ["pg-web", "pg-db", "pg-app", "pg-cache"]
+    if ["pg-web", "pg-db", "pg-app", "pg-cache", "pg-edge"]
         .iter()
         .any(|n| NetNs::exists(n))
     {
@@ -686,9 +686,23 @@ fn demo_runs_pings_and_cleans_up() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("5/5 replies").count(), 3, "{stdout}");
-    // The switch learned the four containers.
-    assert_eq!(stdout.matches("02:50:47:00:00:0").count(), 4, "{stdout}");
+    // Three pings on the switch, three through the router (the gateway
+    // itself, and across the bridges both ways).
+    assert_eq!(stdout.matches("5/5 replies").count(), 6, "{stdout}");
+    // The switch learned the four office containers and pg-edge.
+    let macs = stdout
+        .lines()
+        .filter(|l| l.contains("02:50:47:00:") && l.contains(" port "))
+        .count();
+    assert_eq!(macs, 5, "{stdout}");
+    assert!(
+        stdout.contains("== routes") && stdout.contains("198.18.1.0/24"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("== neighbours") && stdout.contains("198.18.1.10"),
+        "{stdout}"
+    );
     // veth<->veth and veth<->tap bursts arrive (the kernel may drop a
     // few datagrams at its own socket, so no exact count here).
     assert_eq!(stdout.matches("2000 sent").count(), 4, "{stdout}");

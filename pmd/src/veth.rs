@@ -24,6 +24,8 @@ pub struct ContainerEnd {
     pub ifname: String,
     pub mac: Option<[u8; 6]>,
     pub ipv4: Option<([u8; 4], u8)>,
+    /// The container's default route (IPv4), as a runtime sets it.
+    pub gateway: Option<[u8; 4]>,
     pub mtu: u32,
 }
 
@@ -117,6 +119,10 @@ pub fn configure_in_namespace(ns: &NetNs, end: &ContainerEnd) -> io::Result<()> 
             nl.add_ipv4(l.index, addr, prefix)?;
         }
         nl.set_link(l.index, Some(true), None, None)?;
+        if let Some(gw) = end.gateway {
+            let any = std::net::IpAddr::from([0u8; 4]);
+            nl.add_route(any, 0, Some(std::net::IpAddr::from(gw)), l.index)?;
+        }
         let unsupported_ok = |r: io::Result<()>| match r {
             Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => Err(e),
             _ => Ok(()),

@@ -25,6 +25,7 @@ fn run(tag: &str, xdp: XdpMode) {
         ifname: "eth0".into(),
         mac: Some([2, 0x50, 0x47, 0, 0, 1]),
         ipv4: Some(([198, 18, 7, 1], 24)),
+        gateway: None,
         mtu: 1500,
     };
     let mut pool = FramePool::new(PoolConfig {
@@ -141,6 +142,7 @@ fn jumbo_end(ns: &str, mtu: u32) -> ContainerEnd {
         ifname: "eth0".into(),
         mac: Some([2, 0x50, 0x47, 0, 0, 1]),
         ipv4: None,
+        gateway: None,
         mtu,
     }
 }

@@ -123,6 +123,9 @@ pub struct PortSection {
     pub address: Option<Spanned<String>>,
     /// veth/tap: MAC of the container's end.
     pub container_mac: Option<Spanned<String>>,
+    /// veth/tap: the container's default route (IPv4): usually its
+    /// bridge's gateway address.
+    pub container_gateway: Option<Spanned<String>>,
     /// veth/tap: MTU of both ends (default 1500).
     pub mtu: Option<Spanned<u32>>,
     /// Bridge ports: "access" (default), "trunk" or "qinq".
@@ -225,6 +228,7 @@ impl PortSection {
             netns_ifname: None,
             address: None,
             container_mac: None,
+            container_gateway: None,
             mtu: None,
             vlan_mode: None,
             tpid: None,
@@ -416,6 +420,21 @@ pub(super) fn container_end(
         ),
         None => None,
     };
+    let gateway = match &p.container_gateway {
+        Some(g) => Some(
+            g.get_ref()
+                .parse::<std::net::Ipv4Addr>()
+                .map_err(|e| {
+                    cx.err(
+                        g.span(),
+                        "port.container_gateway",
+                        format!("{:?}: {e}", g.get_ref()),
+                    )
+                })?
+                .octets(),
+        ),
+        None => None,
+    };
     let mtu = p.mtu.as_ref().map_or(1500, |m| *m.get_ref());
     // A veth port's frames larger than a UMEM frame travel as multi-buffer
     // AF_XDP chains, up to the usual jumbo limit of switches. A tap port
@@ -445,6 +464,7 @@ pub(super) fn container_end(
         ifname,
         mac,
         ipv4,
+        gateway,
         mtu,
     }))
 }

@@ -1,6 +1,7 @@
-//! `pollgate demo`: four "containers" (network namespaces) on this
-//! machine, attached through three veth ports and one tap port, wired in
-//! pairs by the engine; real traffic between them (ping, UDP bursts) with
+//! `pollgate demo`: five "containers" (network namespaces) on this
+//! machine, attached through four veth ports and one tap port: four on a
+//! learning switch, one on a second bridge, the two routed by pollgate's
+//! gateway interfaces; real traffic between them (ping, UDP bursts) with
 //! live per-port stats, a summary, and everything removed at the end —
 //! also on Ctrl-C, and by the reaper if the engine is killed.
 
@@ -19,11 +20,13 @@ use std::time::{Duration, Instant};
 
 /// The built-in topology. Two workers, each with one cross-connect.
 pub const TOPOLOGY: &str = r#"
-# pollgate demo: four containers on one learning switch.
+# pollgate demo: four containers on one learning switch, one more on a
+# second bridge, routed to each other through the bridges' gateways.
 #   pg-web   198.18.0.1  veth ─┐
 #   pg-db    198.18.0.2  veth ─┤  bridge "office": MAC learning, flooding,
 #   pg-app   198.18.0.3  veth ─┤  storm control; ACL "db-guard": UDP to
-#   pg-cache 198.18.0.4  tap  ─┘  pg-db only from pg-web
+#   pg-cache 198.18.0.4  tap  ─┘  pg-db only from pg-web; gateway .0.254
+#   pg-edge  198.18.1.10 veth ──  bridge "edge", gateway 198.18.1.254
 [engine]
 idle = "backoff"
 
@@ -36,6 +39,7 @@ kind = "veth"
 netns = "pg-web"
 netns_create = true
 address = "198.18.0.1/24"
+container_gateway = "198.18.0.254"
 container_mac = "02:50:47:00:00:01"
 storm_broadcast = 1000
 
@@ -45,6 +49,7 @@ kind = "veth"
 netns = "pg-db"
 netns_create = true
 address = "198.18.0.2/24"
+container_gateway = "198.18.0.254"
 container_mac = "02:50:47:00:00:02"
 acl_out = "db-guard"
 
@@ -54,6 +59,7 @@ kind = "veth"
 netns = "pg-app"
 netns_create = true
 address = "198.18.0.3/24"
+container_gateway = "198.18.0.254"
 container_mac = "02:50:47:00:00:03"
 
 [[port]]
@@ -62,11 +68,27 @@ kind = "tap"
 netns = "pg-cache"
 netns_create = true
 address = "198.18.0.4/24"
+container_gateway = "198.18.0.254"
 container_mac = "02:50:47:00:00:04"
+
+[[port]]
+name = "pg-edge"
+kind = "veth"
+netns = "pg-edge"
+netns_create = true
+address = "198.18.1.10/24"
+container_gateway = "198.18.1.254"
+container_mac = "02:50:47:00:01:0a"
 
 [[bridge]]
 name = "office"
 members = [{ port = "pg-web" }, { port = "pg-db" }, { port = "pg-app" }, { port = "pg-cache" }]
+gateway = { addresses = ["198.18.0.254/24"] }
+
+[[bridge]]
+name = "edge"
+members = [{ port = "pg-edge" }]
+gateway = { addresses = ["198.18.1.254/24"] }
 
 # Checked on every packet the switch sends to pg-db.
 [[acl]]
@@ -104,7 +126,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             anyhow::ensure!(!NetNs::exists(&c.netns), "namespace {} already exists (a previous demo still running?): remove it with `ip netns del {}`", c.netns, c.netns);
         }
     }
-    println!("pollgate demo: 4 containers on one switch (veth and tap ports, AF_XDP), one ACL");
+    println!("pollgate demo: 5 containers on two bridges (veth and tap ports, AF_XDP), an ACL, a router between the bridges");
     for line in TOPOLOGY.lines().filter(|l| l.starts_with("#   ")) {
         println!("  {}", line.trim_start_matches("#   "));
     }
@@ -158,11 +180,21 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     if view.has_bridges() {
         let table = engine.control.table();
         let now = engine.started.elapsed().as_secs() as u32;
-        println!("\n== MAC table (bridge \"office\")");
+        println!("\n== MAC table");
         for e in table.entries(None, now) {
             println!(
                 "  {}  port {:<9} age {} s",
                 e.mac, view.ports[e.port as usize].name, e.age_secs
+            );
+        }
+    }
+    let state = engine.ctl_state(&topo);
+    for (title, req) in [("routes", "show routes"), ("neighbours", "show neighbors")] {
+        if let Ok(t) = state.handle(req) {
+            println!("\n== {title}");
+            print!(
+                "{}",
+                t.lines().map(|l| format!("  {l}\n")).collect::<String>()
             );
         }
     }
@@ -177,7 +209,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     }
     let summary = engine.shutdown();
     println!("\n{}", summary.render());
-    let left: Vec<_> = ["pg-web", "pg-db", "pg-app", "pg-cache"]
+    let left: Vec<_> = ["pg-web", "pg-db", "pg-app", "pg-cache", "pg-edge"]
         .into_iter()
         .filter(|n| NetNs::exists(n))
         .collect();
@@ -198,6 +230,7 @@ fn traffic(opts: &DemoOptions, stop: &AtomicBool) -> Result<()> {
     let is_stopped = || stop.load(Ordering::Relaxed);
     let ns = |n: &str| NetNs::open(n).with_context(|| format!("opening namespace {n}"));
     let (web, db, app, cache) = (ns("pg-web")?, ns("pg-db")?, ns("pg-app")?, ns("pg-cache")?);
+    let edge = ns("pg-edge")?;
     let ip = |last: u8| Ipv4Addr::new(198, 18, 0, last);
 
     println!("\n== ping");
@@ -205,6 +238,24 @@ fn traffic(opts: &DemoOptions, stop: &AtomicBool) -> Result<()> {
         ("pg-web -> pg-db    (veth/veth)", &web, ip(2)),
         ("pg-app -> pg-cache (veth/tap) ", &app, ip(4)),
         ("pg-cache -> pg-web (tap/veth) ", &cache, ip(1)),
+    ] {
+        let r = ping::ping(from, dst, 5, Duration::from_millis(200), &is_stopped)?;
+        println!("  {name}: {}", r.render());
+    }
+
+    println!("\n== routed (the bridges' gateways)");
+    for (name, from, dst) in [
+        (
+            "pg-edge -> its gateway        ",
+            &edge,
+            Ipv4Addr::new(198, 18, 1, 254),
+        ),
+        (
+            "pg-web  -> pg-edge (routed)   ",
+            &web,
+            Ipv4Addr::new(198, 18, 1, 10),
+        ),
+        ("pg-edge -> pg-web  (routed)   ", &edge, ip(1)),
     ] {
         let r = ping::ping(from, dst, 5, Duration::from_millis(200), &is_stopped)?;
         println!("  {name}: {}", r.render());
