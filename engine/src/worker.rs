@@ -299,6 +299,28 @@ impl Worker {
                 );
                 self.telemetry.end(n, t0);
             }
+            let requests = self
+                .pipeline
+                .router_mut()
+                .filter(|r| r.has_requests())
+                .map(|r| r.take_requests());
+            if let Some(frames) = requests {
+                self.flood_frames(&frames, &mut out, &mut drops);
+            }
+            // Held packets leave when their next hop resolves, with or
+            // without traffic to carry the router along.
+            if loops.is_multiple_of(64) && self.pipeline.router().is_some_and(|r| r.holds()) {
+                batch.clear();
+                self.pipeline.run(&mut batch, &mut self.pool, &mut drops);
+                dispatch(
+                    &batch,
+                    &mut out,
+                    &mut self.ports,
+                    &mut self.pool,
+                    &mut self.pipeline,
+                    &mut drops,
+                );
+            }
             out.flush_all(&mut self.ports, &mut self.pool, &mut drops);
             if moved > 0 {
                 idle_loops = 0;
@@ -342,6 +364,11 @@ impl Worker {
         }
 
         // Shutdown: nothing new comes in; return every frame to the pool.
+        if let Some(r) = self.pipeline.router_mut() {
+            for (addr, tail) in r.take_held() {
+                self.pool.free_packet(addr, tail);
+            }
+        }
         let deadline = Instant::now() + Duration::from_millis(500);
         for (_, port) in &mut self.ports {
             port.close(&mut self.pool, deadline);
@@ -412,7 +439,9 @@ impl Worker {
                 done,
             } => {
                 let old = std::mem::replace(&mut self.pipeline, *pipeline);
-                self.pipeline.carry_over(old);
+                for (addr, tail) in self.pipeline.carry_over(old) {
+                    self.pool.free_packet(addr, tail);
+                }
                 out.owner = owner;
                 out.reindex(&self.ports);
                 let _ = done.send(());
@@ -430,6 +459,18 @@ impl Worker {
             return;
         };
         let frames = router.announcements();
+        self.flood_frames(&frames, out, drops);
+    }
+
+    /// Floods frames the router built (announcements, ARP requests, NS)
+    /// into their domains, from the router's pseudo-port.
+    #[cold]
+    fn flood_frames(
+        &mut self,
+        frames: &[(DomainId, Vec<u8>)],
+        out: &mut Outputs,
+        drops: &mut DropCounters,
+    ) {
         let headroom = self.pool.headroom() as u16;
         for chunk in frames.chunks(BATCH_SIZE) {
             let mut batch = Batch::new();
@@ -507,6 +548,8 @@ fn dispatch(
             Verdict::Drop(_) => pool.free_packet(addr, tail),
             Verdict::Flood(d) => flood(batch, i, d, out, ports, pool, pipeline, drops),
             Verdict::Local => local(batch, i, out, ports, pool, pipeline, drops),
+            // The router keeps the frame until the next hop resolves.
+            Verdict::Held => {}
             // Every stage decides; a packet none did is counted, not lost.
             Verdict::Pending => {
                 drops.count(DropReason::NoRoute);

@@ -82,14 +82,27 @@ impl Pipeline {
     /// the encapsulation IP ids): the worker swaps this pipeline in for
     /// `old` between bursts when the topology changes. The MAC table is
     /// shared and stays where it is; storm-control buckets start full.
-    pub fn carry_over(&mut self, old: Pipeline) {
+    /// Returns the frames (addr, tail) of packets the old router held
+    /// that the new pipeline cannot take (it has no router): the caller
+    /// frees them.
+    pub fn carry_over(&mut self, mut old: Pipeline) -> Vec<(u64, u32)> {
         self.ip_id = old.ip_id;
-        if let (Some(new), Some(old)) = (&mut self.router, &old.router) {
-            new.carry_over(old);
-        }
+        let orphans = match (&mut self.router, &mut old.router) {
+            (Some(new), Some(old)) => {
+                new.carry_over(old);
+                Vec::new()
+            }
+            (None, Some(old)) => old.take_held(),
+            _ => Vec::new(),
+        };
         if let (Some(new), Some(old)) = (&mut self.acl, old.acl) {
             new.adopt_flows(old);
         }
+        orphans
+    }
+
+    pub fn router_mut(&mut self) -> Option<&mut Router> {
+        self.router.as_mut()
     }
 
     pub fn vxlan(&self) -> Option<&Vtep> {

@@ -96,7 +96,7 @@ drop_reasons! {
     L3Blackhole => "l3_blackhole": "routed to a blackhole route",
     TtlExceeded => "ttl_exceeded": "IPv4 TTL or IPv6 hop limit would reach zero (ICMP time exceeded sent where allowed)",
     IpTooBig => "ip_too_big": "larger than the egress interface's MTU: pollgate does not fragment (ICMP fragmentation needed / packet too big sent for DF and IPv6)",
-    NeighborUnresolved => "neighbor_unresolved": "the next hop's MAC is not resolved yet (ARP request or NS sent at most every 200 ms per neighbour; packets are not queued)",
+    NeighborUnresolved => "neighbor_unresolved": "the next hop's MAC did not resolve within a second of the packet's arrival, or more packets waited for it than the router holds (4 per neighbour, 64 per worker)",
     L3LocalDropped => "l3_local_dropped": "to one of pollgate's own addresses but not ICMP echo, ARP or ND",
     NdConsumed => "nd_consumed": "an ARP reply or neighbour advertisement for pollgate: learnt from, then freed",
     FrameTooBig => "frame_too_big": "a multi-buffer (jumbo) frame for a port whose MTU, or hand-off ring to its worker, cannot carry it",
@@ -116,6 +116,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// For the engine itself (ARP for its VTEP address, for example).
     Local,
+    /// Kept by the router while its next hop resolves: the frame is the
+    /// router's until it puts the packet back into a later batch.
+    Held,
 }
 
 /// Per-worker drop counters, one per reason. Plain integers: a worker owns

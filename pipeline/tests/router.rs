@@ -31,6 +31,8 @@ struct Rig {
     routes: RouteTable,
     mem: Vec<u8>,
     now: u64,
+    /// The next frame slot: held packets keep theirs across runs.
+    slot: usize,
 }
 
 fn ifc(d: DomainId, v4: [u8; 4], v6: [u8; 16], mtu: u16) -> L3Interface {
@@ -79,8 +81,9 @@ fn rig() -> Rig {
         router,
         bridge,
         routes,
-        mem: vec![0; SLOT * 64],
+        mem: vec![0; SLOT * 256],
         now: 1_000_000_000,
+        slot: 0,
     }
 }
 
@@ -92,8 +95,9 @@ impl Rig {
         frames: &[(PortId, Vec<u8>)],
     ) -> (Vec<(Verdict, Vec<u8>, PortId)>, DropCounters) {
         let mut b = Batch::new();
-        for (k, (port, f)) in frames.iter().enumerate() {
-            let at = k * SLOT + HEADROOM;
+        for (port, f) in frames {
+            let at = (self.slot % 256) * SLOT + HEADROOM;
+            self.slot += 1;
             self.mem[at..at + f.len()].copy_from_slice(f);
             b.push(at as u64, f.len() as u32, HEADROOM as u16, *port);
         }
@@ -187,22 +191,32 @@ fn answers_arp_for_the_gateway_and_floods_other_arp() {
 fn routes_after_resolving_the_next_hop_with_ttl_and_checksum_right() {
     let mut r = rig();
     r.run(&[(0, arp_request(H1, [198, 18, 1, 10], [198, 18, 1, 1]))]);
-    // 198.19.0.0/16 via 198.18.2.2: unresolved, so the packet becomes an
-    // ARP request flooded in domain 1.
+    // 198.19.0.0/16 via 198.18.2.2: unresolved, so the packet is held
+    // and the worker is asked to send an ARP request, flooded in net1.
     let pkt = udp4(H1, [198, 18, 1, 10], [198, 19, 7, 7], 64, 100, true);
     let (out, drops) = r.run(&[(0, pkt.clone())]);
-    assert_eq!(out[0].0, Verdict::Flood(1));
-    assert_eq!(drops.get(DropReason::NeighborUnresolved), 1);
-    let f = &out[0].1;
+    assert_eq!(out[0].0, Verdict::Held);
+    assert_eq!(drops.total(), 0);
+    let req = r.router.take_requests();
+    assert_eq!(req.len(), 1);
+    let (d, f) = &req[0];
+    assert_eq!(*d, 1);
     assert_eq!(&f[0..6], &[0xff; 6]);
     assert_eq!(&f[38..42], &[198, 18, 2, 2]);
     assert_eq!(&f[28..32], &[198, 18, 2, 1]);
-    // A second packet within the retry interval is only counted.
+    // A second packet within the retry interval waits too, unasked.
     let (out, _) = r.run(&[(0, pkt.clone())]);
-    assert_eq!(out[0].0, Verdict::Drop(DropReason::NeighborUnresolved));
+    assert_eq!(out[0].0, Verdict::Held);
+    assert!(r.router.take_requests().is_empty());
     // The gateway answers (and is learnt on port 1 by the router).
     let (out, _) = r.run(&[(1, arp_reply(H2, [198, 18, 2, 2], GW.0, [198, 18, 2, 1]))]);
     assert_eq!(out[0].0, Verdict::Drop(DropReason::NdConsumed));
+    // Both held packets leave with it, in order; the new one after them.
+    assert_eq!(out.len(), 3, "the reply and the two released packets");
+    for (v, f, _) in &out[1..] {
+        assert_eq!(*v, Verdict::Forward(1));
+        assert_eq!(ipv4_of(f).header().ttl(), 63);
+    }
     let (out, _) = r.run(&[(0, pkt.clone())]);
     let (v, f, _) = &out[0];
     assert_eq!(*v, Verdict::Forward(1));
@@ -215,6 +229,27 @@ fn routes_after_resolving_the_next_hop_with_ttl_and_checksum_right() {
     assert_eq!(h.header_checksum, h.calc_header_checksum());
     // Everything but TTL and checksum is untouched.
     assert_eq!(&f[34..], &pkt[34..]);
+}
+
+#[test]
+fn held_packets_expire_and_are_counted_when_no_one_answers() {
+    let mut r = rig();
+    let pkt = udp4(H1, [198, 18, 1, 10], [198, 19, 7, 7], 64, 100, true);
+    let many: Vec<_> = (0..6).map(|_| (0, pkt.clone())).collect();
+    let (out, drops) = r.run(&many);
+    // Four wait per neighbour; the fifth becomes nothing new (the request
+    // is already asked for) and is dropped, as is the sixth.
+    assert_eq!(out.iter().filter(|o| o.0 == Verdict::Held).count(), 4);
+    assert_eq!(drops.get(DropReason::NeighborUnresolved), 2);
+    assert!(r.router.holds());
+    r.now += 2_000_000_000;
+    let (out, drops) = r.run(&[]);
+    assert_eq!(out.len(), 4);
+    assert!(out
+        .iter()
+        .all(|o| o.0 == Verdict::Drop(DropReason::NeighborUnresolved)));
+    assert_eq!(drops.get(DropReason::NeighborUnresolved), 4);
+    assert!(!r.router.holds());
 }
 
 #[test]
@@ -395,8 +430,10 @@ fn ipv6_nd_echo_forwarding_and_packet_too_big() {
         .write(&mut p, &[1; 64])
         .unwrap();
     let (out, _) = r.run(&[(0, p.clone())]);
-    assert_eq!(out[0].0, Verdict::Flood(1));
-    let sliced = SlicedPacket::from_ethernet(&out[0].1).unwrap();
+    assert_eq!(out[0].0, Verdict::Held);
+    let req = r.router.take_requests();
+    assert_eq!(req.len(), 1);
+    let sliced = SlicedPacket::from_ethernet(&req[0].1).unwrap();
     let Some(TransportSlice::Icmpv6(s)) = &sliced.transport else {
         panic!()
     };

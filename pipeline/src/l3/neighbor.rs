@@ -268,7 +268,7 @@ impl NeighborTable {
     /// gratuitous ARP, an unsolicited NA): never creates an entry.
     pub fn refresh(&self, ifx: u16, ip: IpAddr, mac: [u8; 6], now: u64) {
         if self.find(ifx, key_of(ip)).is_some() {
-            self.update(ifx, ip, Some(mac), false, now, false);
+            self.update(ifx, ip, Some(mac), false, now, true);
         }
     }
 

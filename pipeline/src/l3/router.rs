@@ -100,10 +100,44 @@ pub struct Router {
     /// The last neighbour resolved in this batch: (interface, address,
     /// MAC). A burst mostly goes to one next hop.
     last_neighbor: Option<(u16, IpAddr, [u8; 6])>,
+    /// Packets held while their next hop resolves (`HOLD_MAX`, allocated
+    /// once).
+    held: Vec<Held>,
+    /// Neighbours to ask for (ARP request, NS): the worker builds and
+    /// floods the frames, since a held packet is not one to overwrite.
+    requests: Vec<(u16, IpAddr)>,
 }
 
 /// Marks a packet the batched FIB pass did not look up.
 const NO_FIB: u32 = u32::MAX;
+
+/// Packets a worker's router holds while their next hops resolve, over
+/// all neighbours and per neighbour (Linux keeps about three per
+/// neighbour, `unres_qlen`), and for how long at most.
+const HOLD_MAX: usize = 64;
+const HOLD_PER_NEIGHBOR: usize = 4;
+const HOLD_NS: u64 = 1_000_000_000;
+/// Resolution requests queued for the worker to send.
+const MAX_REQUESTS: usize = 16;
+
+/// A packet waiting for its next hop: its frame and what the stages
+/// after the router need of its metadata.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    addr: u64,
+    data_len: u32,
+    tail_len: u32,
+    headroom: u16,
+    l3_off: u16,
+    l4_off: u16,
+    ethertype: u16,
+    l4_proto: u8,
+    flags: u8,
+    prio: u16,
+    ifx: u16,
+    ip: IpAddr,
+    since: u64,
+}
 
 impl Router {
     pub fn new(
@@ -121,6 +155,103 @@ impl Router {
             now_secs: 0,
             fib4: [NO_FIB; BATCH_SIZE],
             last_neighbor: None,
+            held: Vec::with_capacity(HOLD_MAX),
+            requests: Vec::with_capacity(MAX_REQUESTS),
+        }
+    }
+
+    /// Whether packets are held (the worker then runs the pipeline now
+    /// and then without traffic, so they leave when resolved or expired).
+    pub fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The frames of every held packet (addr, tail), given up: for the
+    /// worker to free when it stops.
+    pub fn take_held(&mut self) -> Vec<(u64, u32)> {
+        self.held.drain(..).map(|h| (h.addr, h.tail_len)).collect()
+    }
+
+    /// The ARP requests and NS the router asked for since the last call,
+    /// as frames to flood in their interfaces' domains.
+    pub fn take_requests(&mut self) -> Vec<(DomainId, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (ifx, ip) in self.requests.drain(..) {
+            let Some(ifc) = self.ifs.get(ifx) else {
+                continue;
+            };
+            let mut f = vec![0u8; nd::ND_FRAME_LEN];
+            let n = match ip {
+                IpAddr::V4(a) => nd::write_arp_request(&mut f, ifc, a.octets()),
+                IpAddr::V6(a) => nd::write_ns(&mut f, ifc, a.octets()),
+            };
+            if let Some(n) = n {
+                f.truncate(n);
+                bump(if ip.is_ipv4() {
+                    &self.tables.counters.arp_requests
+                } else {
+                    &self.tables.counters.nd_solicits
+                });
+                out.push((ifx, f));
+            }
+        }
+        out
+    }
+
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
+    /// Puts held packets back into the batch: forwarded once their next
+    /// hop is known, dropped (and counted) once they have waited too long
+    /// or their interface is gone. As many as the batch has room for.
+    fn release<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        mem: &mut M,
+        ifs: &Interfaces,
+        drops: &mut DropCounters,
+    ) {
+        let now = self.now_ns;
+        let mut k = 0;
+        while k < self.held.len() && !batch.is_full() {
+            let h = self.held[k];
+            let out = ifs.get(h.ifx);
+            let mac = out
+                .and(self.tables.neighbors.lookup(h.ifx, h.ip, now))
+                .and_then(|f| f.mac);
+            let expired = now.saturating_sub(h.since) > HOLD_NS || out.is_none();
+            if mac.is_none() && !expired {
+                k += 1;
+                continue;
+            }
+            self.held.remove(k);
+            batch.push(h.addr, h.data_len, h.headroom, ROUTER_PORT);
+            let i = batch.len() - 1;
+            batch.tail_len[i] = h.tail_len;
+            batch.l3_off[i] = h.l3_off;
+            batch.l4_off[i] = h.l4_off;
+            batch.ethertype[i] = h.ethertype;
+            batch.l4_proto[i] = h.l4_proto;
+            batch.flags[i] = h.flags;
+            batch.prio[i] = h.prio;
+            batch.domain[i] = h.ifx;
+            let f = mem.bytes_mut(h.addr, h.data_len);
+            match (mac, out, f) {
+                (Some(mac), Some(out), Some(f)) => {
+                    decrement_hop(f, h.l3_off as usize, h.flags & flags::IPV6 != 0);
+                    self.forward_to(batch, i, f, out, mac);
+                }
+                _ => {
+                    bump(&self.tables.counters.held_expired);
+                    set(
+                        batch,
+                        i,
+                        Verdict::Drop(DropReason::NeighborUnresolved),
+                        drops,
+                    );
+                }
+            }
         }
     }
 
@@ -150,9 +281,12 @@ impl Router {
         out
     }
 
-    /// Keeps `old`'s ICMP budget across a topology change.
-    pub fn carry_over(&mut self, old: &Router) {
+    /// Keeps `old`'s ICMP budget and held packets across a topology
+    /// change.
+    pub fn carry_over(&mut self, old: &mut Router) {
         self.icmp = old.icmp.clone();
+        self.held = std::mem::take(&mut old.held);
+        self.requests = std::mem::take(&mut old.requests);
     }
 
     pub fn process<M: FrameMemory + ?Sized>(
@@ -212,6 +346,11 @@ impl Router {
                     set(batch, i, v, drops);
                 }
             }
+        }
+        // After the batch: what it taught (an ARP reply, an NA) lets held
+        // packets go now, behind it.
+        if !self.held.is_empty() {
+            self.release(batch, mem, &ifs, drops);
         }
     }
 
@@ -291,7 +430,9 @@ impl Router {
                 Some(a.sender_mac.0),
                 false,
                 self.now_ns,
-                false,
+                // An answer is rare and must not be lost to a sweep
+                // holding the table: wait for the writer lock.
+                true,
             );
         }
         if a.op != OP_REQUEST {
@@ -351,7 +492,7 @@ impl Router {
                     Some(mac.0),
                     false,
                     now,
-                    false,
+                    true,
                 );
             }
         }
@@ -511,15 +652,7 @@ impl Router {
         let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
             return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
         };
-        if hdr.v6 {
-            f[l3 + 7] = hdr.hop - 1;
-        } else {
-            let old = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-            f[l3 + 8] = hdr.hop - 1;
-            let new = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-            let hc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
-            f[l3 + 10..l3 + 12].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
-        }
+        decrement_hop(f, l3, hdr.v6);
         self.forward_to(batch, i, f, out, mac);
     }
 
@@ -576,8 +709,45 @@ impl Router {
             },
             None => neigh.update(out.domain, ip, None, false, now, false),
         };
+        let waiting = self
+            .held
+            .iter()
+            .filter(|h| h.ifx == out.domain && h.ip == ip)
+            .count();
+        // No slot (a full table, or another writer in the table just
+        // now): the first waiting packet asks anyway; the answer makes
+        // the entry.
+        let ask = match slot {
+            Some(s) => neigh.may_request(s, now),
+            None => waiting == 0,
+        };
+        if self.held.len() < HOLD_MAX && waiting < HOLD_PER_NEIGHBOR {
+            if ask && self.requests.len() < MAX_REQUESTS {
+                self.requests.push((out.domain, ip));
+            }
+            self.held.push(Held {
+                addr: batch.addr[i],
+                data_len: batch.data_len[i],
+                tail_len: batch.tail_len[i],
+                headroom: batch.headroom[i],
+                l3_off: batch.l3_off[i],
+                l4_off: batch.l4_off[i],
+                ethertype: batch.ethertype[i],
+                l4_proto: batch.l4_proto[i],
+                flags: batch.flags[i] & !flags::TUNNEL,
+                prio: batch.prio[i],
+                ifx: out.domain,
+                ip,
+                since: now,
+            });
+            bump(&self.tables.counters.held);
+            batch.verdict[i] = Verdict::Held;
+            return None;
+        }
+        // The hold queue is full: this packet becomes the request itself
+        // (or, within the retry interval, is dropped).
         drops.count(DropReason::NeighborUnresolved);
-        let ask = slot.is_some_and(|s| neigh.may_request(s, now)) && batch.tail_len[i] == 0;
+        let ask = ask && batch.tail_len[i] == 0;
         let n = if ask {
             mem.bytes_mut(batch.addr[i], nd::ND_FRAME_LEN as u32)
                 .and_then(|f| match ip {
@@ -751,6 +921,20 @@ impl Router {
         batch.flags[i] = flags::PARSED | flags::L4 | if v4 { flags::IPV4 } else { flags::IPV6 };
         batch.verdict[i] = reply(batch, i, n);
     }
+}
+
+/// TTL − 1 with the IPv4 checksum updated (RFC 1624), or hop limit − 1.
+#[inline(always)]
+fn decrement_hop(f: &mut [u8], l3: usize, v6: bool) {
+    if v6 {
+        f[l3 + 7] = f[l3 + 7].saturating_sub(1);
+        return;
+    }
+    let old = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
+    f[l3 + 8] = f[l3 + 8].saturating_sub(1);
+    let new = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
+    let hc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
 }
 
 /// Sends packet `i`, rewritten to `len` bytes, back out of the port it

@@ -36,7 +36,8 @@ l3_events! {
     unreachable => "icmp_unreachable_sent",
     too_big => "icmp_too_big_sent",
     icmp_rate_limited => "icmp_rate_limited",
-    routed => "routed_slow_path",
+    held => "neighbor_held",
+    held_expired => "neighbor_held_expired",
 }
 
 #[inline(always)]
