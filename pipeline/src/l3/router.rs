@@ -794,13 +794,7 @@ impl Router {
             && mem
                 .bytes_mut(batch.addr[i], batch.data_len[i])
                 .is_some_and(|f| icmp::v4_echo_reply(f, l3, l4, ifc.mac.0));
-        if answered {
-            bump(&self.tables.counters.echo_replies);
-            let len = batch.data_len[i] as usize;
-            batch.verdict[i] = reply(batch, i, len);
-        } else {
-            set(batch, i, Verdict::Drop(DropReason::L3LocalDropped), drops);
-        }
+        self.answer_or_drop(batch, i, answered, drops);
     }
 
     fn input_v6<M: FrameMemory + ?Sized>(
@@ -834,6 +828,18 @@ impl Router {
             && mem
                 .bytes_mut(batch.addr[i], batch.data_len[i])
                 .is_some_and(|f| icmp::v6_echo_reply(f, l3, l4, ifc.mac.0));
+        self.answer_or_drop(batch, i, answered, drops);
+    }
+
+    /// The input hook's end: an echo answered in place goes back out of
+    /// its port; anything else for our addresses is dropped and counted.
+    fn answer_or_drop(
+        &self,
+        batch: &mut Batch,
+        i: usize,
+        answered: bool,
+        drops: &mut DropCounters,
+    ) {
         if answered {
             bump(&self.tables.counters.echo_replies);
             let len = batch.data_len[i] as usize;
