@@ -210,23 +210,9 @@ pub(super) fn validate_l3(
             }
         }
     }
-    let on_link = |ip: IpAddr| {
-        interfaces.iter().any(|i| match ip {
-            IpAddr::V4(a) => {
-                i.v4.iter().any(|(x, l)| {
-                    Prefix::new(IpAddr::from(*x), *l)
-                        .is_ok_and(|p| p.contains(Prefix::new(ip, 32).map_or(0, |h| h.key)))
-                }) || a.is_link_local()
-            }
-            IpAddr::V6(a) => {
-                (a.segments()[0] & 0xffc0) == 0xfe80 && !i.v6.is_empty()
-                    || i.v6.iter().any(|(x, l)| {
-                        Prefix::new(IpAddr::from(*x), *l)
-                            .is_ok_and(|p| p.contains(Prefix::new(ip, 128).map_or(0, |h| h.key)))
-                    })
-            }
-        })
-    };
+    // The check the route table makes when it resolves the gateway.
+    let ifs = pollgate_pipeline::l3::Interfaces::new(interfaces.clone(), config.bridge.len());
+    let on_link = |ip: IpAddr| ifs.on_link(ip).is_some();
     let mut routes = Vec::new();
     for r in &config.routes {
         let (addr, len) = prefix_of(cx, &r.prefix, "route.prefix")?;

@@ -3,8 +3,10 @@
 //! router; the router's output to the interface enters the domain as if
 //! from a member, and the bridge's MAC table says which port it leaves by.
 
+use super::fib::{key_v4, key_v6};
 use crate::verdict::DomainId;
 use crate::wire::MacAddr;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct L3Interface {
@@ -118,6 +120,42 @@ impl Interfaces {
 
     pub fn iter(&self) -> impl Iterator<Item = &L3Interface> {
         self.by_domain.iter().flatten()
+    }
+
+    /// The interface whose subnet holds `ip`, the longest prefix first:
+    /// where a gateway at `ip` is reached. An IPv6 link-local address is
+    /// on no subnet a prefix says; the first interface with IPv6 takes it.
+    pub fn on_link(&self, ip: IpAddr) -> Option<u16> {
+        let key = match ip {
+            IpAddr::V4(a) => key_v4(a.octets()),
+            IpAddr::V6(a) => key_v6(a.octets()),
+        };
+        let covers = |net: u128, len: u8| {
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
+            net & m == key & m
+        };
+        let mut best: Option<(u8, u16)> = None;
+        for i in self.iter() {
+            let nets: Vec<(u128, u8)> = match ip {
+                IpAddr::V4(_) => i.v4.iter().map(|(a, l)| (key_v4(*a), *l)).collect(),
+                IpAddr::V6(_) => i.v6.iter().map(|(a, l)| (key_v6(*a), *l)).collect(),
+            };
+            for (net, len) in nets {
+                if covers(net, len) && best.is_none_or(|(b, _)| len > b) {
+                    best = Some((len, i.domain));
+                }
+            }
+        }
+        let link_local = matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        match best {
+            Some((_, d)) => Some(d),
+            None if link_local => self.iter().find(|i| !i.v6.is_empty()).map(|i| i.domain),
+            None => None,
+        }
     }
 
     pub fn by_name(&self, name: &str) -> Option<u16> {

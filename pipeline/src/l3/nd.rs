@@ -16,6 +16,8 @@ const OPT_TARGET_LL: u8 = 2;
 /// NA flags: router, solicited, override.
 const NA_RSO: u32 = 0xe000_0000;
 const NA_RO: u32 = 0xa000_0000;
+/// ff02::1, all nodes on the link.
+const ALL_NODES: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 /// Ethernet + IPv6 + NS/NA (24) + one link-layer address option (8).
 pub const ND_FRAME_LEN: usize = 14 + 40 + 32;
 
@@ -180,8 +182,7 @@ fn write_nd(
 pub fn write_na(f: &mut [u8], ifc: &L3Interface, ns: &Nd, from_mac: MacAddr) -> Option<usize> {
     let (dst, eth_dst, flags) = if ns.src == [0; 16] {
         // Duplicate address detection: answer all nodes, unsolicited.
-        let all = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-        (all, multicast_mac(all), NA_RO)
+        (ALL_NODES, multicast_mac(ALL_NODES), NA_RO)
     } else {
         (ns.src, from_mac, NA_RSO)
     };
@@ -191,13 +192,12 @@ pub fn write_na(f: &mut [u8], ifc: &L3Interface, ns: &Nd, from_mac: MacAddr) -> 
 /// An unsolicited advertisement of our `target` to all nodes (RFC 4861
 /// 7.2.6: override set, solicited not).
 pub fn write_unsolicited_na(f: &mut [u8], ifc: &L3Interface, target: [u8; 16]) -> Option<usize> {
-    let all = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     write_nd(
         f,
-        multicast_mac(all),
+        multicast_mac(ALL_NODES),
         ifc,
         target,
-        all,
+        ALL_NODES,
         ICMP6_NA,
         NA_RO,
         target,

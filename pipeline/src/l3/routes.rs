@@ -185,7 +185,8 @@ impl RouteTable {
                         prefix: r.prefix,
                     });
                 }
-                self.interface_of(*gw)
+                self.ifs
+                    .on_link(*gw)
                     .ok_or(RouteError::GatewayOffLink(*gw))?;
             }
         }
@@ -223,37 +224,6 @@ impl RouteTable {
         self.install(p)
     }
 
-    /// The connected interface whose subnet holds `ip`, longest first.
-    fn interface_of(&self, ip: IpAddr) -> Option<u16> {
-        let mut best: Option<(u8, u16)> = None;
-        for i in self.ifs.iter() {
-            let cands: Vec<(IpAddr, u8)> = match ip {
-                IpAddr::V4(_) => i.v4.iter().map(|(a, l)| (IpAddr::from(*a), *l)).collect(),
-                IpAddr::V6(_) => i.v6.iter().map(|(a, l)| (IpAddr::from(*a), *l)).collect(),
-            };
-            for (a, l) in cands {
-                let (Ok(net), Ok(host)) = (
-                    Prefix::new(a, l),
-                    Prefix::new(ip, if ip.is_ipv6() { 128 } else { 32 }),
-                ) else {
-                    continue;
-                };
-                if net.contains(host.key) && best.is_none_or(|(bl, _)| l > bl) {
-                    best = Some((l, i.domain));
-                }
-            }
-            if let IpAddr::V6(a) = ip {
-                // Link-local gateways: on the interface whose router they
-                // share the link with is not knowable from the address;
-                // the first interface with IPv6 takes them.
-                if a.segments()[0] & 0xffc0 == 0xfe80 && best.is_none() && !i.v6.is_empty() {
-                    best = Some((0, i.domain));
-                }
-            }
-        }
-        best.map(|(_, d)| d)
-    }
-
     /// The paths of route `r` as next hops (empty: it does not resolve).
     fn resolve(&self, r: &Route) -> Vec<NextHop> {
         match &r.target {
@@ -264,7 +234,8 @@ impl RouteTable {
             Target::Via(gws) => gws
                 .iter()
                 .filter_map(|gw| {
-                    self.interface_of(*gw)
+                    self.ifs
+                        .on_link(*gw)
                         .map(|ifx| NextHop::Gateway { ifx, ip: *gw })
                 })
                 .collect(),
