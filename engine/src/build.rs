@@ -6,12 +6,13 @@ use crate::config::{
     BridgeSpec, Driver, ForwardModeCfg, L2cpCfg, MemberMap, PortKind, Topology, VlanModeCfg,
 };
 use crate::engine::EngineError;
-use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters};
+use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters, FlowTable};
 use pollgate_pipeline::bridge::{Bridge, Domain, DomainKind};
 use pollgate_pipeline::ipvlan::IpVlan;
 use pollgate_pipeline::l3::{Interfaces, Route, RouteTable, Router};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::macvlan::{MacVlan, MacVlanMode};
+use pollgate_pipeline::nat::Nat;
 use pollgate_pipeline::storm::StormControl;
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::vlan::{EgressTag, L2cp, PortVlan, VlanMap, VlanMode};
@@ -440,30 +441,45 @@ pub fn worker_pipeline(
         Some(s) => pipeline_for(topo).with_bridge(s.vlan.clone(), s.bridge.clone()),
         None => pipeline_for(topo),
     };
+    let ct = &topo.config.conntrack;
+    let nat = topo.l3.as_ref().is_some_and(|l| !l.nat.is_empty());
+    if nat || !acls.is_empty() {
+        pipeline = pipeline.with_flows(FlowTable::new(*ct.size.get_ref(), ct.timeouts()));
+    }
     if let (Some(r), Some(s), Some(l3)) = (routes, switch, &topo.l3) {
-        pipeline = pipeline.with_router(Router::new(
+        let mut router = Router::new(
             r.interfaces().clone(),
             r.tables.clone(),
             s.table.clone(),
             l3.sizes.icmp_rate,
-        ));
+        );
+        if nat {
+            // Hairpinned sessions take the inside gateway's address.
+            let addrs: Vec<[u8; 4]> = l3
+                .interfaces
+                .iter()
+                .flat_map(|i| i.v4.iter().map(|a| a.0))
+                .collect();
+            router = router.with_nat(Nat::new(
+                Arc::new(l3.nat.clone()),
+                &addrs,
+                (*ct.size.get_ref() / 8).max(1024),
+                r.tables.nat_counters(worker),
+            ));
+        }
+        pipeline = pipeline.with_router(router);
     }
     if let Some(v) = vtep {
         pipeline = pipeline.with_vxlan(v.clone());
     }
     if acls.is_empty() {
-        return (pipeline, None);
+        let counters = pipeline.flows().is_some().then(|| pipeline.flow_counters());
+        return (pipeline, counters);
     }
-    let ct = &topo.config.conntrack;
-    let stage = AclStage::new(
-        acls,
-        topo.acl_attach.clone(),
-        worker,
-        *ct.size.get_ref(),
-        ct.timeouts(),
-    );
-    let counters = stage.flow_counters();
-    (pipeline.with_acl(stage), Some(counters))
+    let stage = AclStage::new(acls, topo.acl_attach.clone(), worker);
+    let pipeline = pipeline.with_acl(stage);
+    let counters = pipeline.flow_counters();
+    (pipeline, Some(counters))
 }
 
 /// The VTEP of the topology, its flood lists and static neighbors set.

@@ -331,7 +331,9 @@ pub fn plan(current: &Topology, desired: &Topology) -> Result<Plan, Refused> {
     {
         plan.pipeline = true;
     }
-    let l3_of = |t: &Topology| t.l3.as_ref().map(|l| l.interfaces.clone());
+    // New NAT rules reach the workers in new pipelines; sessions, ports
+    // and counts carry over (the flow table is the worker's).
+    let l3_of = |t: &Topology| t.l3.as_ref().map(|l| (l.interfaces.clone(), l.nat.clone()));
     if l3_of(current) != l3_of(desired) {
         plan.pipeline = true;
     }

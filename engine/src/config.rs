@@ -22,6 +22,7 @@ use toml::Spanned;
 mod acl;
 mod bridges;
 mod l3;
+mod nat;
 mod ports;
 mod shared_uplink;
 mod vxlan;
@@ -29,6 +30,7 @@ mod workers;
 pub use acl::*;
 pub use bridges::*;
 pub use l3::*;
+pub use nat::*;
 pub use ports::*;
 pub use shared_uplink::{Driver, DriverCfg, IpVlanModeCfg, MacVlanModeCfg};
 pub use vxlan::*;
@@ -161,6 +163,9 @@ pub struct Config {
     pub routes: Vec<RouteSection>,
     #[serde(default)]
     pub router: RouterSection,
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nat: Vec<NatSection>,
 }
 
 /// A checked configuration: every name resolved to an index.
@@ -393,6 +398,16 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     let l3 = validate_l3(cx, &config, &bridges)?;
 
     let workers = validate_workers(cx, &config, &ports, &resolve, &mut pool)?;
+    if let (Some(n), true) = (config.nat.first(), workers.len() > 1) {
+        // Sessions are a worker's: a reply reaching another worker would
+        // find none (VPP hands such packets to the session's worker; that
+        // hand-off is not built).
+        return Err(cx.err(
+            n.out.span(),
+            "nat",
+            "NAT sessions are per worker: run one worker (no [[worker]] split) with [[nat]]",
+        ));
+    }
 
     Ok(Topology {
         source: cx.src.to_string(),

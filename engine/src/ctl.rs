@@ -276,6 +276,9 @@ impl CtlState {
         if let Some(reply) = crate::route_ctl::handle(self, &words, json) {
             return reply;
         }
+        if let Some(reply) = crate::nat_ctl::handle(self, &words, json) {
+            return reply;
+        }
         match words.as_slice() {
             ["show", "ports"] => Ok(if json {
                 let v: Vec<_> = ports

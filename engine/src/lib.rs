@@ -19,6 +19,7 @@ pub mod engine;
 pub mod fib_tool;
 pub mod live;
 pub mod metrics;
+pub mod nat_ctl;
 pub mod reaper;
 pub mod reload;
 pub mod route_ctl;

@@ -307,6 +307,12 @@ impl Worker {
             if let Some(frames) = requests {
                 self.flood_frames(&frames, &mut out, &mut drops);
             }
+            // NAT's sweep gives expired sessions' ports back, traffic
+            // or not.
+            if needs_clock && loops.is_multiple_of(64) {
+                self.pipeline
+                    .maintain(self.clock.elapsed().as_nanos() as u64);
+            }
             // Held packets leave when their next hop resolves, with or
             // without traffic to carry the router along.
             if loops.is_multiple_of(64) && self.pipeline.router().is_some_and(|r| r.holds()) {

@@ -7,11 +7,13 @@
 pub mod acl;
 pub mod batch;
 pub mod bridge;
+pub mod conntrack;
 pub mod frame;
 pub mod ipvlan;
 pub mod l3;
 pub mod mac_table;
 pub mod macvlan;
+pub mod nat;
 pub mod parse;
 pub mod pipeline;
 pub mod stage;

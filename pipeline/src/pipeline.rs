@@ -6,6 +6,7 @@
 use crate::acl::AclStage;
 use crate::batch::Batch;
 use crate::bridge::Bridge;
+use crate::conntrack::{FlowCounters, FlowTable, FlowTimeouts};
 use crate::frame::FrameMemory;
 use crate::l3::Router;
 use crate::parse::Parse;
@@ -22,6 +23,9 @@ pub struct Pipeline {
     bridge: Option<Bridge>,
     router: Option<Router>,
     acl: Option<AclStage>,
+    /// The worker's flow table: stateful ACL flows and NAT sessions.
+    flows: Option<FlowTable>,
+    flow_counters: Arc<FlowCounters>,
     vxlan: Option<Arc<Vtep>>,
     /// IPv4 identification of the next encapsulated packet.
     ip_id: u16,
@@ -38,6 +42,8 @@ impl Pipeline {
             bridge: None,
             router: None,
             acl: None,
+            flows: None,
+            flow_counters: Arc::new(FlowCounters::default()),
             vxlan: None,
             ip_id: 0,
             xconnect,
@@ -63,11 +69,40 @@ impl Pipeline {
         self.router.as_ref()
     }
 
-    /// Adds the ACL stages (and the parse stage they need).
+    /// Adds the ACL stages (and the parse stage they need), with a small
+    /// flow table unless [`Pipeline::with_flows`] gave one.
     pub fn with_acl(mut self, acl: AclStage) -> Self {
         self.parse = Some(Parse);
         self.acl = Some(acl);
+        self.flows
+            .get_or_insert_with(|| FlowTable::new(1024, FlowTimeouts::default()));
         self
+    }
+
+    /// Gives the pipeline its flow table (the stateful ACL's flows and
+    /// NAT's sessions).
+    pub fn with_flows(mut self, flows: FlowTable) -> Self {
+        self.flows = Some(flows);
+        self
+    }
+
+    /// The flow table's counters, which the control socket reads.
+    pub fn flow_counters(&self) -> Arc<FlowCounters> {
+        self.flow_counters.clone()
+    }
+
+    pub fn flows(&self) -> Option<&FlowTable> {
+        self.flows.as_ref()
+    }
+
+    /// Worker housekeeping between bursts: NAT's sweep of expired
+    /// sessions (a part of the table each call).
+    pub fn maintain(&mut self, now_ns: u64) {
+        if let (Some(r), Some(t)) = (&mut self.router, &mut self.flows) {
+            if let Some(nat) = r.nat_mut() {
+                nat.maintain(t, now_ns);
+            }
+        }
     }
 
     /// Adds the VTEP: decap on its underlay port, encap towards tunnel
@@ -95,8 +130,16 @@ impl Pipeline {
             (None, Some(old)) => old.take_held(),
             _ => Vec::new(),
         };
-        if let (Some(new), Some(old)) = (&mut self.acl, old.acl) {
-            new.adopt_flows(old);
+        if let (Some(new), Some(old)) = (&mut self.acl, &old.acl) {
+            new.set_clock(old.now());
+        }
+        // Flows and sessions outlive a topology change: the table is
+        // the worker's, whatever its size in the new config.
+        if self.flows.is_some() {
+            if let Some(t) = old.flows.take() {
+                self.flows = Some(t);
+                self.flow_counters = old.flow_counters;
+            }
         }
         orphans
     }
@@ -130,16 +173,20 @@ impl Pipeline {
     /// egress ACL), after `run` on the same batch.
     #[inline]
     pub fn flood_permits(&mut self, batch: &Batch, i: usize, port: PortId) -> bool {
-        self.acl
-            .as_mut()
-            .is_none_or(|a| a.permits_to(batch, i, port))
+        match (&mut self.acl, &mut self.flows) {
+            (Some(a), Some(t)) => a.permits_to(batch, i, port, t),
+            _ => true,
+        }
     }
 
     /// Publishes the ACL flow counters (with the drop counters).
     #[inline]
     pub fn publish(&self) {
-        if let Some(a) = &self.acl {
-            a.publish();
+        if let Some(t) = &self.flows {
+            self.flow_counters.publish(t);
+        }
+        if let Some(n) = self.router.as_ref().and_then(|r| r.nat()) {
+            n.publish();
         }
     }
 
@@ -197,18 +244,18 @@ impl Pipeline {
         if let Some(map) = &self.vlan {
             VlanIngress { map }.process(batch, mem, drops);
         }
-        if let Some(acl) = &mut self.acl {
-            acl.ingress(batch, mem, drops);
+        if let (Some(acl), Some(t)) = (&mut self.acl, &mut self.flows) {
+            acl.ingress(batch, mem, drops, t);
         }
         if let Some(router) = &mut self.router {
-            router.process(batch, mem, drops);
+            router.process(batch, mem, drops, self.flows.as_mut());
         }
         if let Some(bridge) = &mut self.bridge {
             bridge.process(batch, mem, drops);
         }
         self.xconnect.process(batch, mem, drops);
-        if let Some(acl) = &mut self.acl {
-            acl.egress(batch, mem, drops);
+        if let (Some(acl), Some(t)) = (&mut self.acl, &mut self.flows) {
+            acl.egress(batch, mem, drops, t);
             acl.prepare_floods(batch, mem);
         }
         if let Some(vtep) = &self.vxlan {

@@ -99,6 +99,10 @@ drop_reasons! {
     NeighborUnresolved => "neighbor_unresolved": "the next hop's MAC did not resolve within a second of the packet's arrival, or more packets waited for it than the router holds (4 per neighbour, 64 per worker)",
     L3LocalDropped => "l3_local_dropped": "to one of pollgate's own addresses but not ICMP echo, ARP or ND",
     NdConsumed => "nd_consumed": "an ARP reply or neighbour advertisement for pollgate: learnt from, then freed",
+    NatSourceLimit => "nat_source_limit": "a new NAT session from a source that already holds its limit of sessions (`per_source`)",
+    NatPortsExhausted => "nat_ports_exhausted": "a new NAT session with no port left on its address in the rule's range",
+    NatTableFull => "nat_table_full": "a new NAT session with the flow table's window (or the per-source table) full: counted, not tracked, not sent untranslated",
+    NatUnsupported => "nat_unsupported": "to be masqueraded but with no ports to translate by: neither TCP, UDP nor an ICMP query, or a later fragment",
     FrameTooBig => "frame_too_big": "a multi-buffer (jumbo) frame for a port whose MTU, or hand-off ring to its worker, cannot carry it",
 }
 

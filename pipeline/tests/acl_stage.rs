@@ -2,7 +2,7 @@
 //! permits, and rule sets replaced while batches run.
 
 use pollgate_pipeline::acl::{
-    AclAttachments, AclHandle, AclSet, AclStage, Action, FlowTimeouts, Rule,
+    AclAttachments, AclHandle, AclSet, AclStage, Action, FlowTable, FlowTimeouts, Rule,
 };
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::wire::MacAddr;
@@ -44,17 +44,36 @@ fn load(batch: &mut Batch, mem: &mut Vec<u8>, frames: &[Flow]) {
     }
 }
 
-fn stage(handles: &[Arc<AclHandle>], port_in: Vec<Option<usize>>) -> AclStage {
+/// The ACL stage with the worker's flow table it is run with.
+struct Tested {
+    acl: AclStage,
+    flows: FlowTable,
+}
+
+impl Tested {
+    fn set_clock(&mut self, now: u64) {
+        self.acl.set_clock(now);
+    }
+
+    fn flow_stats(&self) -> pollgate_pipeline::conntrack::FlowStats {
+        self.flows.stats
+    }
+}
+
+fn stage(handles: &[Arc<AclHandle>], port_in: Vec<Option<usize>>) -> Tested {
     let at = AclAttachments {
         port_in,
         ..Default::default()
     };
-    AclStage::new(handles, at, 0, 1024, FlowTimeouts::default())
+    Tested {
+        acl: AclStage::new(handles, at, 0),
+        flows: FlowTable::new(1024, FlowTimeouts::default()),
+    }
 }
 
-fn run(st: &mut AclStage, batch: &mut Batch, mem: &mut Vec<u8>, drops: &mut DropCounters) {
+fn run(st: &mut Tested, batch: &mut Batch, mem: &mut Vec<u8>, drops: &mut DropCounters) {
     Parse.process(batch, mem, drops);
-    st.ingress(batch, mem, drops);
+    st.acl.ingress(batch, mem, drops, &mut st.flows);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! not evict learned entries or turn known unicast into floods.
 
 use pollgate_pipeline::acl::{
-    AclAttachments, AclHandle, AclSet, AclStage, Action, FlowTimeouts, Rule,
+    AclAttachments, AclHandle, AclSet, AclStage, Action, FlowTable, FlowTimeouts, Rule,
 };
 use pollgate_pipeline::bridge::{Bridge, Domain};
 use pollgate_pipeline::mac_table::MacTable;
@@ -87,7 +87,7 @@ fn deny_telnet() -> AclStage {
         domain_in: vec![Some(0)],
         ..Default::default()
     };
-    AclStage::new(&[h], at, 0, 64, FlowTimeouts::default())
+    AclStage::new(&[h], at, 0)
 }
 
 fn verdict(frame: &[u8], in_port: u16, vtep: Option<&Vtep>) -> (Verdict, DropCounters) {
@@ -100,7 +100,8 @@ fn verdict(frame: &[u8], in_port: u16, vtep: Option<&Vtep>) -> (Verdict, DropCou
     if let Some(v) = vtep {
         Decap { vtep: v }.process(&mut b, &mut mem, &mut drops);
     }
-    deny_telnet().ingress(&mut b, &mut mem, &mut drops);
+    let mut flows = FlowTable::new(64, FlowTimeouts::default());
+    deny_telnet().ingress(&mut b, &mut mem, &mut drops, &mut flows);
     (b.verdict[0], drops)
 }
 

@@ -86,6 +86,7 @@ pub struct L3Spec {
     pub neighbors: Vec<(u16, IpAddr, MacAddr)>,
     pub routes: Vec<Route>,
     pub sizes: RouterSection,
+    pub nat: pollgate_pipeline::nat::NatRules,
 }
 
 /// The router MAC of domain `d` when the config names none: locally
@@ -295,9 +296,13 @@ pub(super) fn validate_l3(
             source: Source::Static,
         });
     }
-    if interfaces.is_empty() && routes.is_empty() {
+    if interfaces.is_empty() && routes.is_empty() && config.nat.is_empty() {
         return Ok(None);
     }
+    if let (true, Some(n)) = (interfaces.is_empty(), config.nat.first()) {
+        return Err(cx.err(n.out.span(), "nat", "NAT needs a bridge with a gateway"));
+    }
+    let nat = super::nat::validate_nat(cx, config, &interfaces)?;
     if interfaces.is_empty() {
         return Err(cx.err(
             config.routes[0].prefix.span(),
@@ -310,6 +315,7 @@ pub(super) fn validate_l3(
         neighbors,
         routes,
         sizes: config.router.clone(),
+        nat,
     }))
 }
 

@@ -5,15 +5,14 @@
 pub mod classbench;
 pub mod classifier;
 pub mod dfa;
-pub mod flow;
 pub mod key;
 pub mod linear;
 pub mod rule;
 pub mod set;
 pub mod stage;
 
-pub use flow::{FlowTable, FlowTimeouts};
+pub use crate::conntrack::{FlowCounters, FlowTable, FlowTimeouts};
 pub use key::{AclKey, Family};
 pub use rule::{Action, IpPrefix, PortRange, Rule, RuleError};
 pub use set::{AclError, AclHandle, AclSet, AclView, Decision};
-pub use stage::{AclAttachments, AclStage, FlowCounters};
+pub use stage::{AclAttachments, AclStage};

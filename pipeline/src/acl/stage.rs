@@ -3,14 +3,13 @@
 //! domain). ACLs attach to ports and to bridge domains; a packet must pass
 //! every ACL attached on its way (port, then domain).
 
-use super::flow::{FlowStats, FlowTable, FlowTimeouts};
 use super::key::AclKey;
 use super::rule::Action;
 use super::set::{AclHandle, AclView, Decision};
 use crate::batch::{flags, Batch, BATCH_SIZE};
+use crate::conntrack::FlowTable;
 use crate::frame::FrameMemory;
 use crate::verdict::{DropCounters, DropReason, PortId, Verdict};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Where ACLs sit: `[port or domain id] → index into the ACL list`.
@@ -20,16 +19,6 @@ pub struct AclAttachments {
     pub port_out: Vec<Option<usize>>,
     pub domain_in: Vec<Option<usize>>,
     pub domain_out: Vec<Option<usize>>,
-}
-
-/// A worker's flow-table counters, published for `ctl show acl`.
-#[derive(Default)]
-pub struct FlowCounters {
-    pub created: AtomicU64,
-    pub reflexive_permits: AtomicU64,
-    pub table_full: AtomicU64,
-    pub occupied: AtomicU64,
-    pub capacity: AtomicU64,
 }
 
 pub struct AclStage {
@@ -44,19 +33,11 @@ pub struct AclStage {
     tcp: [u8; BATCH_SIZE],
     /// Bit i: `keys[i]` holds packet i's key for this batch.
     have_key: u64,
-    flows: FlowTable,
     now: u64,
-    published: Arc<FlowCounters>,
 }
 
 impl AclStage {
-    pub fn new(
-        acls: &[Arc<AclHandle>],
-        at: AclAttachments,
-        worker: usize,
-        flow_capacity: usize,
-        timeouts: FlowTimeouts,
-    ) -> Self {
+    pub fn new(acls: &[Arc<AclHandle>], at: AclAttachments, worker: usize) -> Self {
         let acls: Vec<AclView> = acls.iter().cloned().map(AclView::new).collect();
         let port_egress = at.port_out.iter().any(Option::is_some);
         let egress = port_egress || at.domain_out.iter().any(Option::is_some);
@@ -69,23 +50,8 @@ impl AclStage {
             keys: [AclKey::EMPTY; BATCH_SIZE],
             tcp: [0; BATCH_SIZE],
             have_key: 0,
-            flows: FlowTable::new(flow_capacity, timeouts),
             now: 0,
-            published: Arc::new(FlowCounters::default()),
         }
-    }
-
-    /// Takes over `old`'s flow table and published counters: a topology
-    /// change rebuilds the stage (new attachments) without dropping a
-    /// connection the stateful rules let in.
-    pub fn adopt_flows(&mut self, old: AclStage) {
-        self.flows = old.flows;
-        self.published = old.published;
-        self.now = old.now;
-    }
-
-    pub fn flow_counters(&self) -> Arc<FlowCounters> {
-        self.published.clone()
     }
 
     #[inline]
@@ -93,23 +59,8 @@ impl AclStage {
         self.now = now_ns;
     }
 
-    pub fn flow_stats(&self) -> FlowStats {
-        self.flows.stats
-    }
-
-    /// Publishes the flow counters: a few relaxed stores, once per busy
-    /// loop with the drop counters.
-    #[inline]
-    pub fn publish(&self) {
-        let s = self.flows.stats;
-        let p = &self.published;
-        p.created.store(s.created, Ordering::Relaxed);
-        p.reflexive_permits
-            .store(s.reflexive_permits, Ordering::Relaxed);
-        p.table_full.store(s.table_full, Ordering::Relaxed);
-        p.occupied.store(s.occupied, Ordering::Relaxed);
-        p.capacity
-            .store(self.flows.capacity() as u64, Ordering::Relaxed);
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     fn refresh(&mut self) {
@@ -143,14 +94,14 @@ impl AclStage {
 
     /// Runs ACL `acl` on packet `i`: true where it may pass.
     #[inline]
-    fn check(&mut self, acl: usize, i: usize, len: u32) -> bool {
+    fn check(&mut self, acl: usize, i: usize, len: u32, flows: &mut FlowTable) -> bool {
         let Some(view) = self.acls.get(acl) else {
             return true;
         };
         let set = view.set();
         let d = set.decide(&self.keys[i]);
         set.count(self.worker, &d, len);
-        judge(&mut self.flows, &d, &self.keys[i], self.tcp[i], self.now)
+        judge(flows, &d, &self.keys[i], self.tcp[i], self.now)
     }
 
     /// Ingress: port ACL, then domain ACL.
@@ -159,15 +110,18 @@ impl AclStage {
         batch: &mut Batch,
         mem: &mut M,
         drops: &mut DropCounters,
+        flows: &mut FlowTable,
     ) {
         self.have_key = 0;
         self.refresh();
-        self.apply(batch, mem, drops, |at, batch, i| match batch.verdict[i] {
-            Verdict::Pending => (
-                get(&at.port_in, batch.in_port[i] as usize),
-                get(&at.domain_in, batch.domain[i] as usize),
-            ),
-            _ => (None, None),
+        self.apply(batch, mem, drops, flows, |at, batch, i| {
+            match batch.verdict[i] {
+                Verdict::Pending => (
+                    get(&at.port_in, batch.in_port[i] as usize),
+                    get(&at.domain_in, batch.domain[i] as usize),
+                ),
+                _ => (None, None),
+            }
         });
     }
 
@@ -179,17 +133,20 @@ impl AclStage {
         batch: &mut Batch,
         mem: &mut M,
         drops: &mut DropCounters,
+        flows: &mut FlowTable,
     ) {
         if !self.egress {
             return;
         }
-        self.apply(batch, mem, drops, |at, batch, i| match batch.verdict[i] {
-            Verdict::Forward(port) => (
-                get(&at.port_out, port as usize),
-                get(&at.domain_out, batch.domain[i] as usize),
-            ),
-            Verdict::Flood(dom) => (None, get(&at.domain_out, dom as usize)),
-            _ => (None, None),
+        self.apply(batch, mem, drops, flows, |at, batch, i| {
+            match batch.verdict[i] {
+                Verdict::Forward(port) => (
+                    get(&at.port_out, port as usize),
+                    get(&at.domain_out, batch.domain[i] as usize),
+                ),
+                Verdict::Flood(dom) => (None, get(&at.domain_out, dom as usize)),
+                _ => (None, None),
+            }
         });
     }
 
@@ -202,6 +159,7 @@ impl AclStage {
         batch: &mut Batch,
         mem: &mut M,
         drops: &mut DropCounters,
+        flows: &mut FlowTable,
         pick: impl Fn(&AclAttachments, &Batch, usize) -> (Option<usize>, Option<usize>),
     ) {
         let mut want = [[NO_ACL; BATCH_SIZE]; 2];
@@ -218,7 +176,7 @@ impl AclStage {
             want[1][i] = d.map_or(NO_ACL, |a| a as u16);
         }
         for pass in &want {
-            self.run_pass(batch, pass, drops);
+            self.run_pass(batch, pass, drops, flows);
         }
     }
 
@@ -226,7 +184,13 @@ impl AclStage {
     /// call (the DFA walks them together), then applies the decisions.
     // `i` indexes the batch's arrays and ours alike (struct of arrays).
     #[allow(clippy::needless_range_loop)]
-    fn run_pass(&mut self, batch: &mut Batch, want: &[u16; BATCH_SIZE], drops: &mut DropCounters) {
+    fn run_pass(
+        &mut self,
+        batch: &mut Batch,
+        want: &[u16; BATCH_SIZE],
+        drops: &mut DropCounters,
+        flows: &mut FlowTable,
+    ) {
         let mut todo = 0u64;
         for (i, &a) in want.iter().enumerate().take(batch.len()) {
             if a != NO_ACL && !matches!(batch.verdict[i], Verdict::Drop(_)) {
@@ -256,7 +220,7 @@ impl AclStage {
             for i in 0..n {
                 let d = set.decision((found[i] != u32::MAX).then_some(found[i]));
                 set.count(self.worker, &d, batch.pkt_len(i));
-                if !judge(&mut self.flows, &d, &self.keys[i], self.tcp[i], self.now) {
+                if !judge(flows, &d, &self.keys[i], self.tcp[i], self.now) {
                     drop_packet(batch, i, DropReason::AclDeny, drops);
                 }
             }
@@ -287,7 +251,7 @@ impl AclStage {
                 let i = slot[k] as usize;
                 let d = set.decision((found[k] != u32::MAX).then_some(found[k]));
                 set.count(self.worker, &d, batch.pkt_len(i));
-                if !judge(&mut self.flows, &d, &keys[k], self.tcp[i], self.now) {
+                if !judge(flows, &d, &keys[k], self.tcp[i], self.now) {
                     drop_packet(batch, i, DropReason::AclDeny, drops);
                 }
             }
@@ -296,7 +260,13 @@ impl AclStage {
 
     /// Whether a flood copy of packet `i` may leave on `port` (its egress
     /// ACL). Called after [`AclStage::egress`] for the same batch.
-    pub fn permits_to(&mut self, batch: &Batch, i: usize, port: PortId) -> bool {
+    pub fn permits_to(
+        &mut self,
+        batch: &Batch,
+        i: usize,
+        port: PortId,
+        flows: &mut FlowTable,
+    ) -> bool {
         let Some(acl) = get(&self.at.port_out, port as usize) else {
             return true;
         };
@@ -306,7 +276,7 @@ impl AclStage {
             // ACLs exist, so this is only a packet it could not read.
             return false;
         }
-        self.check(acl, i, batch.pkt_len(i))
+        self.check(acl, i, batch.pkt_len(i), flows)
     }
 
     /// Makes sure flood packets have keys for [`AclStage::permits_to`].

@@ -16,8 +16,10 @@ use super::nd::{self, ICMP6_NA, ICMP6_NS};
 use super::nexthop::{flow_hash, NextHop, NextHops};
 use super::tables::{bump, L3Tables};
 use crate::batch::{flags, Batch, BATCH_SIZE};
+use crate::conntrack::FlowTable;
 use crate::frame::FrameMemory;
 use crate::mac_table::MacTable;
+use crate::nat::{Nat, Pre};
 use crate::storm::TokenBucket;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
 use crate::wire::arp::OP_REQUEST;
@@ -106,6 +108,8 @@ pub struct Router {
     /// Neighbours to ask for (ARP request, NS): the worker builds and
     /// floods the frames, since a held packet is not one to overwrite.
     requests: Vec<(u16, IpAddr)>,
+    /// NAT44 at prerouting and postrouting, when rules exist.
+    nat: Option<Nat>,
 }
 
 /// Marks a packet the batched FIB pass did not look up.
@@ -157,7 +161,22 @@ impl Router {
             last_neighbor: None,
             held: Vec::with_capacity(HOLD_MAX),
             requests: Vec::with_capacity(MAX_REQUESTS),
+            nat: None,
         }
+    }
+
+    /// Adds NAT (its sessions go in the flow table `process` is given).
+    pub fn with_nat(mut self, nat: Nat) -> Router {
+        self.nat = Some(nat);
+        self
+    }
+
+    pub fn nat(&self) -> Option<&Nat> {
+        self.nat.as_ref()
+    }
+
+    pub fn nat_mut(&mut self) -> Option<&mut Nat> {
+        self.nat.as_mut()
     }
 
     /// Whether packets are held (the worker then runs the pipeline now
@@ -287,6 +306,9 @@ impl Router {
         self.icmp = old.icmp.clone();
         self.held = std::mem::take(&mut old.held);
         self.requests = std::mem::take(&mut old.requests);
+        if let (Some(new), Some(old)) = (&mut self.nat, old.nat.take()) {
+            new.carry_over(old);
+        }
     }
 
     pub fn process<M: FrameMemory + ?Sized>(
@@ -294,6 +316,7 @@ impl Router {
         batch: &mut Batch,
         mem: &mut M,
         drops: &mut DropCounters,
+        mut flows: Option<&mut FlowTable>,
     ) {
         let ifs = self.ifs.clone();
         let nhs = self.tables.next_hops.load();
@@ -326,14 +349,17 @@ impl Router {
                         }
                     }
                     ETH_V4 if batch.flags[i] & flags::IPV4 != 0 => {
-                        self.route_v4(batch, i, mem, &ifs, &nhs, drops)
+                        self.route_v4(batch, i, mem, &ifs, &nhs, drops, flows.as_deref_mut())
                     }
                     ETH_V6 if batch.flags[i] & flags::IPV6 != 0 => {
-                        self.route_v6(batch, i, mem, &ifs, &nhs, drops)
+                        self.route_v6(batch, i, mem, &ifs, &nhs, drops, flows.as_deref_mut())
                     }
                     _ => set(batch, i, Verdict::Drop(DropReason::L3NotIp), drops),
                 }
             } else if dst.is_multicast() {
+                // Answering turns the packet around (its ingress port
+                // becomes the router's): learn where it came from first.
+                let came_in = batch.in_port[i];
                 let v = match et {
                     ETH_ARP => self.arp(batch, i, mem, ifc, false),
                     ETH_V6 if batch.l4_proto[i] == 58 && batch.flags[i] & flags::L4 != 0 => {
@@ -342,7 +368,7 @@ impl Router {
                     _ => None,
                 };
                 if let Some(v) = v {
-                    self.macs.learn(d, src, batch.in_port[i], self.now_secs);
+                    self.macs.learn(d, src, came_in, self.now_secs);
                     set(batch, i, v, drops);
                 }
             }
@@ -514,6 +540,7 @@ impl Router {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn route_v4<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
@@ -522,8 +549,18 @@ impl Router {
         ifs: &Interfaces,
         nhs: &NextHops,
         drops: &mut DropCounters,
+        mut flows: Option<&mut FlowTable>,
     ) {
         let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        let mut pre = Pre::Off;
+        let mut looked_up = None;
+        if let (Some(nat), Some(ct)) = (&mut self.nat, flows.as_deref_mut()) {
+            if let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) {
+                looked_up = f.get(l3 + 16..l3 + 20).map(|a| [a[0], a[1], a[2], a[3]]);
+                let has_l4 = batch.flags[i] & flags::L4 != 0;
+                pre = nat.prerouting(f, l3, l4, has_l4, ct, self.now_ns);
+            }
+        }
         let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
             return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
         };
@@ -542,13 +579,17 @@ impl Router {
             proto: h[9],
             ports: ports(batch, i, f, l4, h[9]),
         };
+        // DNAT changed the destination the batch was looked up by.
+        let dnat = looked_up.is_some_and(|a| a != dst);
         let id = match self.fib4[i] {
+            _ if dnat => self.tables.v4.lookup_v4(u32::from_be_bytes(dst)),
             NO_FIB => self.tables.v4.lookup_v4(u32::from_be_bytes(dst)),
             id => id,
         };
-        self.route(batch, i, mem, ifs, nhs, id, &hdr, drops);
+        self.route(batch, i, mem, ifs, nhs, id, &hdr, drops, pre, flows);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn route_v6<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
@@ -557,6 +598,7 @@ impl Router {
         ifs: &Interfaces,
         nhs: &NextHops,
         drops: &mut DropCounters,
+        flows: Option<&mut FlowTable>,
     ) {
         let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
         let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
@@ -593,7 +635,7 @@ impl Router {
             ports: ports(batch, i, f, l4, proto),
         };
         let id = self.tables.v6.lookup(hdr.dst);
-        self.route(batch, i, mem, ifs, nhs, id, &hdr, drops);
+        self.route(batch, i, mem, ifs, nhs, id, &hdr, drops, Pre::Off, flows);
     }
 
     /// Forwards one packet by its FIB result `id`, both families: the
@@ -611,6 +653,8 @@ impl Router {
         id: u32,
         hdr: &IpHeader,
         drops: &mut DropCounters,
+        pre: Pre,
+        flows: Option<&mut FlowTable>,
     ) {
         let codes = if hdr.v6 { &V6_CODES } else { &V4_CODES };
         let nh = match nhs.get(id) {
@@ -644,6 +688,15 @@ impl Router {
         if hdr.total > out.mtu as u32 {
             let e = hdr.df.then_some((codes.too_big, out.mtu as u32));
             return self.fail(batch, i, mem, drops, DropReason::IpTooBig, e);
+        }
+        if let (Some(nat), Some(ct), false) = (&mut self.nat, flows, matches!(pre, Pre::Off)) {
+            let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+            let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
+                return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
+            };
+            if let Err(r) = nat.postrouting(f, l3, l4, pre, batch.domain[i], out, ct, self.now_ns) {
+                return set(batch, i, Verdict::Drop(r), drops);
+            }
         }
         let Some(mac) = self.resolve(batch, i, mem, drops, out, neigh) else {
             return;

@@ -97,6 +97,7 @@ impl RouteTable {
             next_hops: ArcSwap::from_pointee(NextHops::default()),
             neighbors: NeighborTable::new(neighbors),
             counters: L3Counters::default(),
+            nat_counters: Default::default(),
         });
         RouteTable {
             tables,

@@ -51,4 +51,26 @@ pub struct L3Tables {
     pub next_hops: ArcSwap<NextHops>,
     pub neighbors: NeighborTable,
     pub counters: L3Counters,
+    /// Each worker's NAT counters, kept here so that they outlive the
+    /// pipelines a topology change swaps (control path only).
+    pub nat_counters: std::sync::Mutex<Vec<Arc<crate::nat::NatCounters>>>,
+}
+
+impl L3Tables {
+    /// Worker `w`'s NAT counters.
+    pub fn nat_counters(&self, w: usize) -> Arc<crate::nat::NatCounters> {
+        let mut v = self.nat_counters.lock().unwrap_or_else(|e| e.into_inner());
+        while v.len() <= w {
+            v.push(Arc::default());
+        }
+        v[w].clone()
+    }
+
+    /// Every worker's NAT counters so far.
+    pub fn all_nat_counters(&self) -> Vec<Arc<crate::nat::NatCounters>> {
+        self.nat_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }

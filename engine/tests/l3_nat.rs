@@ -1,0 +1,273 @@
+//! pollgate as a Docker-style NAT gateway between namespaces (root): two
+//! containers on one bridge masquerade through the uplink to a server
+//! behind a Linux router that has no route back to them (only translated
+//! traffic can work); the server sees only the uplink address; ICMP
+//! errors come back translated; a published port reaches a container
+//! from the server and, hairpinned, from the other container; sessions
+//! expire; one container opening flows past its per-source limit is
+//! counted and the other still connects.
+//!
+//! Addresses: 198.18.0.0/15 (RFC 2544).
+
+mod common;
+
+use common::{ctl, ip, root_with_ip, run_engine, stop, Script};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(ns: &str, cmd: &str) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A TCP and a UDP server answering each client with the address it saw
+/// (for 90 s at most).
+const SERVER: &str = r#"
+import socket, sys, threading, time
+port = int(sys.argv[1])
+def tcp():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(64)
+    while True:
+        c, a = s.accept(); c.sendall(a[0].encode()); c.close()
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", port))
+    while True:
+        d, a = u.recvfrom(100); u.sendto(a[0].encode(), a)
+for f in (tcp, udp):
+    threading.Thread(target=f, daemon=True).start()
+time.sleep(90)
+"#;
+
+fn serve(ns: &str, port: u16) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns, PYTHON, "-c", SERVER, &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// What the server at `to` says it saw, over TCP or UDP (retried while
+/// servers start and neighbours resolve).
+fn seen(ns: &str, proto: &str, to: &str, port: u16) -> String {
+    let code = match proto {
+        "tcp" => format!("import socket; s = socket.create_connection(('{to}', {port}), timeout=2); print(s.recv(100).decode())"),
+        _ => format!("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.connect(('{to}', {port})); s.send(b'x'); print(s.recv(100).decode())"),
+    };
+    let mut last = String::new();
+    for _ in 0..5 {
+        let (ok, out) = sh(ns, &format!("{PYTHON} -c \"{code}\""));
+        if ok {
+            return out.trim().to_string();
+        }
+        last = out;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("{ns} {proto} to {to}:{port}: {last}");
+}
+
+fn nat_json(sock: &std::path::Path) -> serde_json::Value {
+    let s = ctl(sock, "show nat --json").unwrap_or_else(|e| panic!("show nat: {e}"));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+fn counter(sock: &std::path::Path, name: &str) -> u64 {
+    nat_json(sock)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[name].as_u64().unwrap())
+        .sum()
+}
+
+const CONFIG: &str = r#"
+[[port]]
+name = "c1"
+kind = "afxdp"
+iface = "pgn-c1"
+[[port]]
+name = "c2"
+kind = "afxdp"
+iface = "pgn-c2"
+[[port]]
+name = "up"
+kind = "afxdp"
+iface = "pgn-up"
+
+[[bridge]]
+name = "lan"
+members = [{ port = "c1" }, { port = "c2" }]
+gateway = { addresses = ["198.18.10.1/24"] }
+[[bridge]]
+name = "wan"
+members = [{ port = "up" }]
+gateway = { addresses = ["198.18.30.1/24"] }
+
+[[route]]
+prefix = "198.18.99.0/24"
+via = "198.18.30.2"
+
+[[nat]]
+out = "wan"
+sources = ["198.18.10.0/24"]
+per_source = 64
+publish = ["tcp 8080 -> 198.18.10.10:80"]
+
+[conntrack]
+udp = 3
+other = 3
+tcp_transient = 3
+"#;
+
+#[test]
+fn masquerade_publish_hairpin_icmp_expiry_and_per_source_limit() {
+    if !root_with_ip("l3_nat") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pg-nat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut s = Script::default();
+    s.container("pgn-n1", "pgn-c1", "198.18.10.10/24");
+    s.container("pgn-n2", "pgn-c2", "198.18.10.20/24");
+    s.container("pgn-r1", "pgn-up", "198.18.30.2/24");
+    ip(&["netns", "add", "pgn-sv"]);
+    s.netns.push("pgn-sv".into());
+    ip(&[
+        "-n", "pgn-r1", "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns",
+        "pgn-sv",
+    ]);
+    ip(&[
+        "-n",
+        "pgn-r1",
+        "addr",
+        "add",
+        "198.18.99.1/24",
+        "dev",
+        "eth1",
+    ]);
+    ip(&[
+        "-n",
+        "pgn-sv",
+        "addr",
+        "add",
+        "198.18.99.10/24",
+        "dev",
+        "eth0",
+    ]);
+    for (ns, dev) in [("pgn-r1", "eth1"), ("pgn-sv", "eth0"), ("pgn-sv", "lo")] {
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+    for (ns, gw) in [
+        ("pgn-n1", "198.18.10.1"),
+        ("pgn-n2", "198.18.10.1"),
+        ("pgn-sv", "198.18.99.1"),
+    ] {
+        ip(&["-n", ns, "route", "add", "default", "via", gw]);
+    }
+    // The Linux router knows the uplink's subnet and the server's, not
+    // the containers': only what pollgate translates gets an answer.
+    sh("pgn-r1", "sysctl -qw net.ipv4.ip_forward=1");
+
+    let engine = run_engine(&dir, CONFIG);
+    let sock = dir.join("ctl.sock");
+    let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Masquerade: the server sees the uplink address, for both
+    // containers, over TCP and UDP; ping goes through too.
+    for ns in ["pgn-n1", "pgn-n2"] {
+        assert_eq!(
+            seen(ns, "tcp", "198.18.99.10", 7000),
+            "198.18.30.1",
+            "{ns} tcp"
+        );
+        assert_eq!(
+            seen(ns, "udp", "198.18.99.10", 7000),
+            "198.18.30.1",
+            "{ns} udp"
+        );
+    }
+    assert!(
+        (0..5).any(|_| sh("pgn-n1", "ping -c 1 -W 1 198.18.99.10").0),
+        "ping through NAT: {}\n{}",
+        ctl(&sock, "show nat").unwrap(),
+        ctl(&sock, "show stats").unwrap()
+    );
+    // ICMP errors about sessions come back translated: the Linux
+    // router's time exceeded (traceroute's second hop) and the server's
+    // port unreachable (a connected UDP socket sees it as refused).
+    let (_, t2) = sh("pgn-n1", "ping -c 1 -W 2 -t 2 198.18.99.10");
+    assert!(
+        t2.contains("From 198.18.30.2") && t2.contains("Time to live exceeded"),
+        "{t2}"
+    );
+    let refused = format!("{PYTHON} -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.connect(('198.18.99.10', 7999)); s.send(b'x'); s.recv(10)\"");
+    let (_, r) = sh("pgn-n1", &refused);
+    assert!(r.contains("ConnectionRefused"), "{r}");
+    assert!(counter(&sock, "icmp_translated") >= 2);
+
+    // Port publishing: the server reaches container 1's port 80 at the
+    // uplink address and port 8080, and container 1 sees the server.
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 8080), "198.18.99.10");
+    // Hairpin: container 2 reaches it at the same public address; the
+    // session takes the gateway's address so the answer comes back
+    // through pollgate.
+    assert_eq!(seen("pgn-n2", "tcp", "198.18.30.1", 8080), "198.18.10.1");
+    assert!(counter(&sock, "hairpin") >= 1);
+    let text = ctl(&sock, "show nat").unwrap();
+    assert!(
+        text.contains("publish tcp 198.18.30.1:8080 -> 198.18.10.10:80"),
+        "{text}"
+    );
+
+    // Sessions expire (UDP, ICMP and closed TCP after 3 s) and give their
+    // ports back.
+    assert!(counter(&sock, "sessions") > 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counter(&sock, "sessions") > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        counter(&sock, "sessions"),
+        0,
+        "{}",
+        ctl(&sock, "show nat").unwrap()
+    );
+    assert!(counter(&sock, "expired") > 0);
+    assert_eq!(
+        counter(&sock, "ports_used"),
+        1,
+        "only the published port stays taken"
+    );
+
+    // One container opens 300 flows as fast as it can: 64 get sessions,
+    // the rest are counted; the other container still connects.
+    let flood = format!("{PYTHON} -c \"import socket\nss=[]\nfor i in range(300):\n  s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('198.18.99.10', 7000)); ss.append(s)\"");
+    let (ok, out) = sh("pgn-n2", &flood);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let limited = counter(&sock, "source_limited");
+    assert!(limited >= 200, "source_limited {limited}");
+    assert!(counter(&sock, "sessions") <= 64 + 4);
+    assert_eq!(seen("pgn-n1", "tcp", "198.18.99.10", 7000), "198.18.30.1");
+
+    for c in &mut servers {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    // `stop` fails the test unless the engine exits cleanly with every
+    // frame accounted for.
+    stop(engine);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

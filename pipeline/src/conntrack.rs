@@ -1,0 +1,619 @@
+//! The per-worker flow table, the conntrack of the pipeline: what the
+//! stateful ACL and NAT both know flows by. A stateful permit records its
+//! flow so the reverse direction is let back in (a reflexive ACL); a NAT
+//! session is two entries, one per direction, each holding the rewrite
+//! for its packets and the other's slot; an endpoint-independent mapping
+//! (RFC 4787) is one entry per inside address and port.
+//!
+//! Fixed size, open addressing over a short probe window; when the
+//! window is full of live entries the new one is counted as `table_full`
+//! and not made. Reflexive flows are overwritten once expired; NAT
+//! entries are only taken out by [`FlowTable::sweep`], so the session's
+//! port and source count are given back with them.
+
+use crate::acl::key::{chunk, AclKey, Family};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Idle timeouts, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// A TCP flow that has seen a SYN and an ACK and no FIN or RST.
+    pub tcp_established: u64,
+    /// TCP opening or closing (SYN only, FIN or RST seen).
+    pub tcp_transient: u64,
+    pub udp: u64,
+    pub other: u64,
+}
+
+impl Default for FlowTimeouts {
+    fn default() -> Self {
+        const S: u64 = 1_000_000_000;
+        FlowTimeouts {
+            tcp_established: 7440 * S,
+            tcp_transient: 120 * S,
+            udp: 120 * S,
+            other: 60 * S,
+        }
+    }
+}
+
+const PROBE: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpState {
+    None,
+    Opening,
+    Established,
+    Closing,
+}
+
+/// What an entry is: keys of different kinds never match each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Reflexive,
+    Nat,
+    Mapping,
+}
+
+/// The 5-tuple an entry is known by (IPv4 addresses in the top 32 bits,
+/// as the ACL keys hold them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowKey {
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub v6: bool,
+    pub kind: Kind,
+}
+
+impl FlowKey {
+    fn of(k: &AclKey) -> FlowKey {
+        FlowKey {
+            src: k.src(),
+            dst: k.dst(),
+            sport: k.c[chunk::SPORT],
+            dport: k.c[chunk::DPORT],
+            proto: k.c[chunk::PROTO] as u8,
+            v6: k.family == Family::V6,
+            kind: Kind::Reflexive,
+        }
+    }
+
+    pub fn reversed(&self) -> FlowKey {
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            ..*self
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        let mut h = (self.src as u64) ^ ((self.src >> 64) as u64).rotate_left(17);
+        h ^= ((self.dst as u64) ^ ((self.dst >> 64) as u64).rotate_left(29)).rotate_left(31);
+        h ^= (self.sport as u64) << 48
+            | (self.dport as u64) << 32
+            | (self.proto as u64) << 8
+            | self.kind as u64;
+        // murmur3's finalizer: every input bit reaches the low bits the
+        // slot index is taken from.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// An IPv4 5-tuple's addresses and ports as NAT writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tuple4 {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl Tuple4 {
+    pub fn reversed(&self) -> Tuple4 {
+        Tuple4 {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+        }
+    }
+
+    pub fn key(&self, proto: u8, kind: Kind) -> FlowKey {
+        FlowKey {
+            src: (u32::from_be_bytes(self.src) as u128) << 96,
+            dst: (u32::from_be_bytes(self.dst) as u128) << 96,
+            sport: self.sport,
+            dport: self.dport,
+            proto,
+            v6: false,
+            kind,
+        }
+    }
+}
+
+/// One direction of a NAT session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatSide {
+    /// What this direction's packets are rewritten to.
+    pub to: Tuple4,
+    /// The other direction's slot.
+    pub twin: u32,
+    /// The direction of the packet that made the session (it holds the
+    /// source count and, for SNAT, the mapping).
+    pub origin: bool,
+    /// Whether the session's source was mapped (SNAT), so the mapping's
+    /// reference goes when the session does.
+    pub mapped: bool,
+}
+
+/// An endpoint-independent mapping: inside (address, port) → the
+/// address and port every session from it gets, while sessions use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub ip: [u8; 4],
+    pub port: u16,
+    pub refs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowData {
+    Reflexive,
+    Nat(NatSide),
+    Mapping(Mapping),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Flow {
+    pub key: FlowKey,
+    pub expires: u64,
+    tcp: TcpState,
+    pub data: FlowData,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlowStats {
+    pub created: u64,
+    pub reflexive_permits: u64,
+    pub table_full: u64,
+    /// Flows that replaced an expired one in its slot, or were swept.
+    pub expired: u64,
+    /// Slots holding an entry, live or expired and not yet reused.
+    pub occupied: u64,
+}
+
+pub struct FlowTable {
+    slots: Box<[Option<Flow>]>,
+    mask: usize,
+    timeouts: FlowTimeouts,
+    /// Where the next sweep starts.
+    cursor: usize,
+    pub stats: FlowStats,
+}
+
+/// A worker's flow-table counters, published for `ctl show acl` and
+/// `show nat`.
+#[derive(Default)]
+pub struct FlowCounters {
+    pub created: AtomicU64,
+    pub reflexive_permits: AtomicU64,
+    pub table_full: AtomicU64,
+    pub occupied: AtomicU64,
+    pub capacity: AtomicU64,
+}
+
+impl FlowCounters {
+    /// A few relaxed stores, once per busy loop with the drop counters.
+    #[inline]
+    pub fn publish(&self, t: &FlowTable) {
+        let s = t.stats;
+        self.created.store(s.created, Ordering::Relaxed);
+        self.reflexive_permits
+            .store(s.reflexive_permits, Ordering::Relaxed);
+        self.table_full.store(s.table_full, Ordering::Relaxed);
+        self.occupied.store(s.occupied, Ordering::Relaxed);
+        self.capacity.store(t.capacity() as u64, Ordering::Relaxed);
+    }
+}
+
+/// TCP flag bits as they sit in byte 13 of the header.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
+/// An entry that never expires by time (a mapping lives while sessions
+/// use it).
+const NEVER: u64 = u64::MAX;
+
+impl FlowTable {
+    /// A table of `capacity` flows, rounded up to a power of two.
+    pub fn new(capacity: usize, timeouts: FlowTimeouts) -> Self {
+        let n = capacity.max(PROBE).next_power_of_two();
+        FlowTable {
+            slots: vec![None; n].into_boxed_slice(),
+            mask: n - 1,
+            timeouts,
+            cursor: 0,
+            stats: FlowStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn timeouts(&self) -> FlowTimeouts {
+        self.timeouts
+    }
+
+    pub fn live(&self, now: u64) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|f| f.expires > now)
+            .count()
+    }
+
+    /// Every live entry (for `show nat`; walks the whole table).
+    pub fn entries(&self, now: u64) -> impl Iterator<Item = &Flow> {
+        self.slots.iter().flatten().filter(move |f| f.expires > now)
+    }
+
+    /// Records (or refreshes) the flow of a packet a stateful rule
+    /// permitted.
+    pub fn track(&mut self, k: &AclKey, tcp: u8, now: u64) {
+        let key = FlowKey::of(k);
+        if let Some(i) = self.find(&key, now) {
+            self.touch(i, tcp, now);
+            return;
+        }
+        let state = advance(TcpState::None, tcp);
+        let expires = now + timeout(&self.timeouts, key.proto, state);
+        self.put(key, expires, state, FlowData::Reflexive, now);
+    }
+
+    /// Whether `k` is the reverse direction of a live tracked flow; if so
+    /// the flow is refreshed.
+    pub fn admits_reverse(&mut self, k: &AclKey, tcp: u8, now: u64) -> bool {
+        let key = FlowKey::of(k).reversed();
+        match self.find(&key, now) {
+            Some(i) => {
+                self.touch(i, tcp, now);
+                self.stats.reflexive_permits += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slot of the live entry `key`.
+    #[inline]
+    pub fn find(&self, key: &FlowKey, now: u64) -> Option<usize> {
+        let base = key.hash() as usize;
+        (0..PROBE)
+            .map(|p| (base + p) & self.mask)
+            .find(|&i| matches!(&self.slots[i], Some(f) if f.key == *key && f.expires > now))
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&Flow> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    /// Refreshes entry `slot` by a packet with TCP flags `tcp` (and its
+    /// twin, for a NAT session: both directions age together).
+    #[inline]
+    pub fn touch(&mut self, slot: usize, tcp: u8, now: u64) {
+        let t = self.timeouts;
+        let Some(f) = self.slots[slot].as_mut() else {
+            return;
+        };
+        f.tcp = advance(f.tcp, tcp);
+        f.expires = now + timeout(&t, f.key.proto, f.tcp);
+        let (state, expires) = (f.tcp, f.expires);
+        if let FlowData::Nat(side) = f.data {
+            if let Some(Some(g)) = self.slots.get_mut(side.twin as usize) {
+                g.tcp = state;
+                g.expires = expires;
+            }
+        }
+    }
+
+    /// Makes the two entries of a NAT session: `orig` (the direction of
+    /// the packet that made it, rewritten to `to`) and the reply
+    /// direction, the reverse of `to`. Either both are made or neither
+    /// (a full window: counted). Returns the slot of `orig`.
+    pub fn insert_session(
+        &mut self,
+        orig: Tuple4,
+        to: Tuple4,
+        proto: u8,
+        mapped: bool,
+        tcp: u8,
+        now: u64,
+    ) -> Option<usize> {
+        let state = advance(TcpState::None, tcp);
+        let expires = now + timeout(&self.timeouts, proto, state);
+        let side = |to, origin| {
+            FlowData::Nat(NatSide {
+                to,
+                twin: u32::MAX,
+                origin,
+                mapped,
+            })
+        };
+        let a = self.put(
+            orig.key(proto, Kind::Nat),
+            expires,
+            state,
+            side(to, true),
+            now,
+        )?;
+        let reply = to.reversed();
+        let Some(b) = self.put(
+            reply.key(proto, Kind::Nat),
+            expires,
+            state,
+            side(orig.reversed(), false),
+            now,
+        ) else {
+            self.remove(a);
+            self.stats.created -= 1;
+            return None;
+        };
+        for (s, t) in [(a, b), (b, a)] {
+            if let Some(Flow {
+                data: FlowData::Nat(side),
+                ..
+            }) = &mut self.slots[s]
+            {
+                side.twin = t as u32;
+            }
+        }
+        Some(a)
+    }
+
+    /// Makes a mapping entry (it lives until removed).
+    pub fn insert_mapping(&mut self, key: FlowKey, m: Mapping, now: u64) -> Option<usize> {
+        self.put(key, NEVER, TcpState::None, FlowData::Mapping(m), now)
+    }
+
+    pub fn remove(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            if s.take().is_some() {
+                self.stats.occupied -= 1;
+            }
+        }
+    }
+
+    /// Takes expired entries out of the next `budget` slots, and hands
+    /// each expired NAT session's origin entry to `gone` (to give back
+    /// what it held). Reflexive flows are cleared too, so `occupied`
+    /// falls as flows age.
+    pub fn sweep(&mut self, budget: usize, now: u64, mut gone: impl FnMut(&mut Self, Flow)) {
+        for _ in 0..budget.min(self.slots.len()) {
+            let i = self.cursor;
+            self.cursor = (self.cursor + 1) & self.mask;
+            let Some(f) = self.slots[i] else { continue };
+            if f.expires > now {
+                continue;
+            }
+            self.slots[i] = None;
+            self.stats.occupied -= 1;
+            self.stats.expired += 1;
+            if let FlowData::Nat(side) = f.data {
+                if side.origin {
+                    gone(self, f);
+                }
+            }
+        }
+    }
+
+    /// Puts an entry in the first free slot of its window (or over an
+    /// expired reflexive flow).
+    fn put(
+        &mut self,
+        key: FlowKey,
+        expires: u64,
+        tcp: TcpState,
+        data: FlowData,
+        now: u64,
+    ) -> Option<usize> {
+        let base = key.hash() as usize;
+        let mut free = None;
+        for p in 0..PROBE {
+            let i = (base + p) & self.mask;
+            match &self.slots[i] {
+                None => {
+                    free = Some(i);
+                    break;
+                }
+                Some(f) if f.expires <= now && f.data == FlowData::Reflexive => {
+                    free.get_or_insert(i);
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(i) = free else {
+            self.stats.table_full += 1;
+            return None;
+        };
+        if self.slots[i].is_some() {
+            self.stats.expired += 1;
+        } else {
+            self.stats.occupied += 1;
+        }
+        self.slots[i] = Some(Flow {
+            key,
+            expires,
+            tcp,
+            data,
+        });
+        self.stats.created += 1;
+        Some(i)
+    }
+}
+
+fn timeout(t: &FlowTimeouts, proto: u8, tcp: TcpState) -> u64 {
+    match (proto, tcp) {
+        (6, TcpState::Established) => t.tcp_established,
+        (6, _) => t.tcp_transient,
+        (17, _) => t.udp,
+        _ => t.other,
+    }
+}
+
+fn advance(s: TcpState, flags: u8) -> TcpState {
+    use tcp_flags::*;
+    if flags & (FIN | RST) != 0 {
+        return TcpState::Closing;
+    }
+    match s {
+        TcpState::Closing => TcpState::Closing,
+        _ if flags & SYN != 0 && flags & ACK == 0 => TcpState::Opening,
+        _ if flags & ACK != 0 => TcpState::Established,
+        s => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn key(sport: u16) -> AclKey {
+        AclKey::ip(false, 0xc612_0001 << 96, 0xc613_0001 << 96, 17, sport, 53)
+    }
+
+    #[test]
+    fn reverse_is_admitted_until_idle_timeout() {
+        let mut t = FlowTable::new(64, FlowTimeouts::default());
+        let k = key(4000);
+        assert!(!t.admits_reverse(&k.reversed(), 0, 0));
+        t.track(&k, 0, 0);
+        assert!(t.admits_reverse(&k.reversed(), 0, 10 * S));
+        // The same direction is not "reverse".
+        assert!(!t.admits_reverse(&k, 0, 10 * S));
+        // Refreshed at 10 s: alive at 129 s, gone at 131 s.
+        assert!(t.admits_reverse(&k.reversed(), 0, 129 * S));
+        assert!(!t.admits_reverse(&k.reversed(), 0, 250 * S));
+    }
+
+    #[test]
+    fn tcp_close_shortens_the_timeout() {
+        let mut t = FlowTable::new(64, FlowTimeouts::default());
+        let mut k = key(4000);
+        k.c[chunk::PROTO] = 6;
+        t.track(&k, tcp_flags::SYN, 0);
+        assert!(t.admits_reverse(&k.reversed(), tcp_flags::SYN | tcp_flags::ACK, S));
+        t.track(&k, tcp_flags::ACK, 2 * S);
+        assert!(t.admits_reverse(&k.reversed(), tcp_flags::ACK, 1000 * S));
+        t.track(&k, tcp_flags::FIN | tcp_flags::ACK, 1001 * S);
+        assert!(!t.admits_reverse(&k.reversed(), tcp_flags::ACK, 1200 * S));
+    }
+
+    #[test]
+    fn flows_differing_in_one_port_spread_over_the_table() {
+        // A quarter full: every flow finds a slot in its probe window.
+        let mut t = FlowTable::new(4096, FlowTimeouts::default());
+        for p in 0..1024 {
+            t.track(&key(p), 0, 0);
+        }
+        assert_eq!((t.stats.created, t.stats.table_full), (1024, 0));
+        // Half full: a few windows fill up (linear probing clusters).
+        for p in 1024..2048 {
+            t.track(&key(p), 0, 0);
+        }
+        assert!(t.stats.table_full < 20, "{:?}", t.stats);
+    }
+
+    #[test]
+    fn a_full_table_is_counted_not_grown() {
+        let mut t = FlowTable::new(8, FlowTimeouts::default());
+        for p in 0..100 {
+            t.track(&key(p), 0, 0);
+        }
+        assert_eq!(t.stats.created, 8);
+        assert_eq!(t.stats.table_full, 92);
+        assert_eq!(t.live(0), 8);
+        // Expired slots are reused.
+        t.track(&key(500), 0, 1000 * S);
+        assert_eq!(t.stats.created, 9);
+    }
+
+    fn tuple(sport: u16) -> Tuple4 {
+        Tuple4 {
+            src: [198, 18, 1, 10],
+            dst: [198, 19, 0, 1],
+            sport,
+            dport: 53,
+        }
+    }
+
+    #[test]
+    fn a_session_is_found_from_both_ends_and_ages_as_one() {
+        let mut t = FlowTable::new(64, FlowTimeouts::default());
+        let orig = tuple(4000);
+        let to = Tuple4 {
+            src: [198, 18, 100, 1],
+            sport: 1024,
+            ..orig
+        };
+        let a = t.insert_session(orig, to, 17, true, 0, 0).unwrap();
+        let b = t.find(&to.reversed().key(17, Kind::Nat), 0).unwrap();
+        let FlowData::Nat(side) = t.get(b).unwrap().data else {
+            panic!()
+        };
+        assert_eq!((side.to, side.twin as usize), (orig.reversed(), a));
+        // A reply at 100 s keeps the origin alive too.
+        t.touch(b, 0, 100 * S);
+        assert!(t.find(&orig.key(17, Kind::Nat), 200 * S).is_some());
+        let mut gone = Vec::new();
+        t.sweep(64, 300 * S, |_, f| gone.push(f.key));
+        assert_eq!(gone, vec![orig.key(17, Kind::Nat)]);
+        assert_eq!(t.stats.occupied, 0);
+    }
+
+    #[test]
+    fn a_full_window_makes_neither_side_of_a_session() {
+        let mut t = FlowTable::new(8, FlowTimeouts::default());
+        let mut made = 0;
+        for p in 0..100 {
+            let o = tuple(p);
+            let to = Tuple4 {
+                sport: 5000 + p,
+                ..o
+            };
+            if t.insert_session(o, to, 17, false, 0, 0).is_some() {
+                made += 1;
+            }
+        }
+        assert_eq!(made, 4);
+        assert_eq!(t.stats.occupied, 8);
+        assert_eq!(t.stats.created, 8);
+        // Expired sessions stay until swept: a NAT entry gives back its
+        // port and source count only through the sweep.
+        assert!(t
+            .insert_session(tuple(900), tuple(901), 17, false, 0, 1000 * S)
+            .is_none());
+        t.sweep(8, 1000 * S, |_, _| {});
+        assert!(t
+            .insert_session(tuple(900), tuple(901), 17, false, 0, 1000 * S)
+            .is_some());
+    }
+}

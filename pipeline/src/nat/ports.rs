@@ -1,0 +1,167 @@
+//! The ports NAT hands out, per translated address and protocol: one bit
+//! each, so a port is never given to two inside endpoints at once and a
+//! published port is never given at all.
+
+/// Protocols with their own port space: TCP, UDP, ICMP query ids.
+const SPACES: usize = 3;
+const WORDS: usize = 65536 / 64;
+
+fn space(proto: u8) -> Option<usize> {
+    match proto {
+        6 => Some(0),
+        17 => Some(1),
+        1 => Some(2),
+        _ => None,
+    }
+}
+
+pub struct PortPool {
+    addrs: Vec<([u8; 4], Box<[u64]>)>,
+    /// Ports in use, over every address and protocol.
+    pub used: u64,
+}
+
+impl PortPool {
+    /// A pool for `addrs` (each gets every port of every protocol).
+    pub fn new(addrs: &[[u8; 4]]) -> PortPool {
+        let mut p = PortPool {
+            addrs: Vec::new(),
+            used: 0,
+        };
+        for a in addrs {
+            p.add(*a);
+        }
+        p
+    }
+
+    /// Adds an address (nothing if it is there already).
+    pub fn add(&mut self, a: [u8; 4]) {
+        if !self.addrs.iter().any(|(x, _)| *x == a) {
+            self.addrs
+                .push((a, vec![0u64; SPACES * WORDS].into_boxed_slice()));
+        }
+    }
+
+    /// Takes over what `old` has in use for the addresses both have.
+    pub fn carry_over(&mut self, old: PortPool) {
+        for (a, bits) in old.addrs {
+            if let Some((_, mine)) = self.addrs.iter_mut().find(|(x, _)| *x == a) {
+                *mine = bits;
+            }
+        }
+        self.used = old.used;
+    }
+
+    fn words(&mut self, a: [u8; 4], proto: u8) -> Option<&mut [u64]> {
+        let s = space(proto)?;
+        let (_, bits) = self.addrs.iter_mut().find(|(x, _)| *x == a)?;
+        Some(&mut bits[s * WORDS..(s + 1) * WORDS])
+    }
+
+    /// Marks `port` used (a published port). False if it already was.
+    pub fn reserve(&mut self, a: [u8; 4], proto: u8, port: u16) -> bool {
+        let Some(w) = self.words(a, proto) else {
+            return false;
+        };
+        let (i, b) = (port as usize / 64, port % 64);
+        if w[i] & (1 << b) != 0 {
+            return false;
+        }
+        w[i] |= 1 << b;
+        self.used += 1;
+        true
+    }
+
+    /// A free port in `lo..=hi`: `want` (the inside port: port
+    /// preservation, as Linux masquerade tries first) if it is free,
+    /// else the first free one from `hint`'s position on.
+    pub fn alloc(
+        &mut self,
+        a: [u8; 4],
+        proto: u8,
+        (lo, hi): (u16, u16),
+        want: u16,
+        hint: u32,
+    ) -> Option<u16> {
+        if lo > hi {
+            return None;
+        }
+        if (lo..=hi).contains(&want) && self.reserve(a, proto, want) {
+            return Some(want);
+        }
+        let span = (hi - lo) as u32 + 1;
+        let start = lo as u32 + hint % span;
+        let w = self.words(a, proto)?;
+        // Word by word from `start`, wrapping once.
+        let mut p = start;
+        let mut seen = 0u32;
+        while seen < span {
+            let i = (p / 64) as usize;
+            let free = !w[i];
+            let from = p % 64;
+            let mask = free & (u64::MAX << from);
+            if mask != 0 {
+                let port = (i as u32) * 64 + mask.trailing_zeros();
+                if port <= hi as u32 && port >= lo as u32 {
+                    w[i] |= 1 << (port % 64);
+                    self.used += 1;
+                    return Some(port as u16);
+                }
+            }
+            let step = 64 - from;
+            seen += step;
+            p += step;
+            if p > hi as u32 {
+                p = lo as u32;
+            }
+        }
+        None
+    }
+
+    pub fn free(&mut self, a: [u8; 4], proto: u8, port: u16) {
+        let Some(w) = self.words(a, proto) else {
+            return;
+        };
+        let (i, b) = (port as usize / 64, port % 64);
+        if w[i] & (1 << b) != 0 {
+            w[i] &= !(1 << b);
+            self.used -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const A: [u8; 4] = [198, 18, 100, 1];
+
+    #[test]
+    fn preserves_the_port_when_free_and_never_gives_one_twice() {
+        let mut p = PortPool::new(&[A]);
+        assert_eq!(p.alloc(A, 17, (1024, 65535), 5000, 0), Some(5000));
+        let mut got = std::collections::HashSet::new();
+        got.insert(5000);
+        for k in 0..2000u32 {
+            let port = p.alloc(A, 17, (1024, 65535), 5000, k * 7919).unwrap();
+            assert!((1024..=65535).contains(&port));
+            assert!(got.insert(port), "{port} twice");
+        }
+        // TCP has its own space.
+        assert_eq!(p.alloc(A, 6, (1024, 65535), 5000, 0), Some(5000));
+    }
+
+    #[test]
+    fn a_small_range_runs_out_and_comes_back() {
+        let mut p = PortPool::new(&[A]);
+        assert!(p.reserve(A, 6, 2001));
+        let got: Vec<u16> = (0..10)
+            .filter_map(|k| p.alloc(A, 6, (2000, 2003), 80, k))
+            .collect();
+        assert_eq!(got.len(), 3);
+        assert!(!got.contains(&2001));
+        p.free(A, 6, got[1]);
+        assert_eq!(p.alloc(A, 6, (2000, 2003), 80, 0), Some(got[1]));
+        // An address the pool does not have gets nothing.
+        assert_eq!(p.alloc([1, 2, 3, 4], 6, (2000, 2003), 80, 0), None);
+    }
+}

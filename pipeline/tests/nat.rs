@@ -1,0 +1,254 @@
+//! NAT at the router's hooks, checked byte by byte: masquerade with
+//! endpoint-independent mappings and port-dependent filtering, published
+//! ports and hairpin, ICMP errors translated back, the per-source limit,
+//! expiry giving ports back, and a full table counted. Every translated
+//! packet's checksums are recomputed from scratch.
+
+mod common;
+
+use common::*;
+use etherparse::PacketBuilder;
+use pollgate_pipeline::l3::csum;
+use pollgate_pipeline::nat::{Masquerade, Nat, NatRules, Publish};
+use pollgate_pipeline::{DropReason, Verdict};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const IN: [u8; 4] = [198, 18, 1, 10];
+const IN2: [u8; 4] = [198, 18, 1, 20];
+const PUB: [u8; 4] = [198, 18, 2, 1];
+const SRV: [u8; 4] = [198, 19, 0, 5];
+const NH: [u8; 4] = [198, 18, 2, 2];
+const NH_MAC: [u8; 6] = [2, 0, 0, 0, 2, 2];
+const S: u64 = 1_000_000_000;
+
+fn nat_rig(per_source: u32, flows: usize) -> Rig {
+    let rules = NatRules {
+        masquerade: vec![Masquerade {
+            out: 1,
+            sources: vec![([198, 18, 1, 0], 24)],
+            address: PUB,
+            ports: (1024, 65535),
+            per_source,
+        }],
+        publish: vec![Publish::parse("tcp 8080 -> 198.18.1.10:80", PUB, per_source).unwrap()],
+        hairpin_ports: (1024, 65535),
+        hairpin_per_source: per_source,
+    };
+    let nat = Nat::new(Arc::new(rules), &[PUB, [198, 18, 1, 1]], 64, Arc::default());
+    let r = rig_with(Some((nat, flows)));
+    let n = &r.routes.tables.neighbors;
+    n.update(1, IpAddr::from(NH), Some(NH_MAC), true, 0, true);
+    n.update(0, IpAddr::from(IN), Some(H1), true, 0, true);
+    n.update(0, IpAddr::from(IN2), Some(H2), true, 0, true);
+    // The hosts' ARP teaches the MAC table their ports.
+    let mut r = r;
+    r.run(&[
+        (1, arp_request(NH_MAC, NH, PUB)),
+        (0, arp_request(H1, IN, [198, 18, 1, 1])),
+        (0, arp_request(H2, IN2, [198, 18, 1, 1])),
+    ]);
+    r
+}
+
+fn udp(mac: [u8; 6], src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(mac, GW.0)
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1)
+        .write(&mut f, b"pollgate nat")
+        .unwrap();
+    f
+}
+
+fn tcp(mac: [u8; 6], src: ([u8; 4], u16), dst: ([u8; 4], u16), syn: bool) -> Vec<u8> {
+    let mut f = Vec::new();
+    let b = PacketBuilder::ethernet2(mac, GW.0)
+        .ipv4(src.0, dst.0, 64)
+        .tcp(src.1, dst.1, 1000, 4096);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    b.write(&mut f, b"hello").unwrap();
+    f
+}
+
+/// (src, sport, dst, dport) of an IPv4 TCP/UDP frame, its checksums
+/// recomputed from scratch on the way.
+fn tuple(f: &[u8]) -> ([u8; 4], u16, [u8; 4], u16) {
+    let ip = &f[14..34];
+    assert_eq!(csum::finish(csum::sum(ip)), 0, "IPv4 header checksum");
+    let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    let l4 = &f[34..14 + total];
+    let proto = ip[9];
+    if proto != 1 {
+        let pseudo = csum::sum(&ip[12..20]) + proto as u32 + l4.len() as u32;
+        assert_eq!(csum::finish(pseudo + csum::sum(l4)), 0, "L4 checksum");
+    } else {
+        assert_eq!(csum::finish(csum::sum(l4)), 0, "ICMP checksum");
+    }
+    let a = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+    let p = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    (a(&ip[12..16]), p(&l4[0..2]), a(&ip[16..20]), p(&l4[2..4]))
+}
+
+fn one(r: &mut Rig, port: u16, f: Vec<u8>) -> (Verdict, Vec<u8>) {
+    let (mut out, _) = r.run(&[(port, f)]);
+    let (v, b, _) = out.remove(0);
+    (v, b)
+}
+
+#[test]
+fn masquerade_maps_endpoint_independently_and_filters_by_session() {
+    let mut r = nat_rig(100, 4096);
+    let (v, f) = one(&mut r, 0, udp(H1, (IN, 4000), (SRV, 53)));
+    assert_eq!(v, Verdict::Forward(1));
+    // The port is kept where free (as Linux masquerade does).
+    assert_eq!(tuple(&f), (PUB, 4000, SRV, 53));
+    assert_eq!(&f[0..6], &NH_MAC);
+    // The same inside endpoint to another server: the same mapping.
+    let (_, f) = one(&mut r, 0, udp(H1, (IN, 4000), ([198, 19, 0, 6], 53)));
+    assert_eq!(tuple(&f).1, 4000);
+    // Another inside host on the same port: another public port.
+    let (_, f) = one(&mut r, 0, udp(H2, (IN2, 4000), (SRV, 53)));
+    let (src, p2, ..) = tuple(&f);
+    assert_eq!(src, PUB);
+    assert_ne!(p2, 4000);
+    // Replies come back to each.
+    let (v, f) = one(&mut r, 1, udp(NH_MAC, (SRV, 53), (PUB, 4000)));
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(tuple(&f), (SRV, 53, IN, 4000));
+    assert_eq!(&f[0..6], &H1);
+    let (_, f) = one(&mut r, 1, udp(NH_MAC, (SRV, 53), (PUB, p2)));
+    assert_eq!(tuple(&f), (SRV, 53, IN2, 4000));
+    // A host the inside never sent to is not let in by the mapping.
+    let (v, _) = one(&mut r, 1, udp(NH_MAC, ([198, 19, 0, 99], 53), (PUB, 4000)));
+    assert_eq!(v, Verdict::Drop(DropReason::L3LocalDropped));
+}
+
+#[test]
+fn tcp_and_echo_are_translated_both_ways() {
+    let mut r = nat_rig(100, 4096);
+    let (_, f) = one(&mut r, 0, tcp(H1, (IN, 33000), (SRV, 443), true));
+    assert_eq!(tuple(&f), (PUB, 33000, SRV, 443));
+    let (_, f) = one(&mut r, 1, tcp(NH_MAC, (SRV, 443), (PUB, 33000), false));
+    assert_eq!(tuple(&f), (SRV, 443, IN, 33000));
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(H1, GW.0)
+        .ipv4(IN, SRV, 64)
+        .icmpv4_echo_request(77, 1)
+        .write(&mut ping, b"abcdefgh")
+        .unwrap();
+    let (_, f) = one(&mut r, 0, ping);
+    let (src, id, ..) = tuple(&f);
+    assert_eq!((src, id), (PUB, 0x0800)); // type 8, code 0
+    assert_eq!(u16::from_be_bytes([f[38], f[39]]), 77);
+    let mut pong = Vec::new();
+    PacketBuilder::ethernet2(NH_MAC, GW.0)
+        .ipv4(SRV, PUB, 64)
+        .icmpv4_echo_reply(77, 1)
+        .write(&mut pong, b"abcdefgh")
+        .unwrap();
+    let (v, f) = one(&mut r, 1, pong);
+    assert_eq!(v, Verdict::Forward(0));
+    let _ = tuple(&f);
+    assert_eq!(&f[30..34], &IN);
+}
+
+#[test]
+fn published_ports_and_hairpin() {
+    let mut r = nat_rig(100, 4096);
+    let client = ([198, 19, 0, 7], 5555);
+    let (v, f) = one(&mut r, 1, tcp(NH_MAC, client, (PUB, 8080), true));
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(tuple(&f), (client.0, client.1, IN, 80));
+    let (v, f) = one(&mut r, 0, tcp(H1, (IN, 80), client, false));
+    assert_eq!(v, Verdict::Forward(1));
+    assert_eq!(tuple(&f), (PUB, 8080, client.0, client.1));
+    // Hairpin: an inside host at the public address and port reaches the
+    // server through the gateway, as the gateway, and hears back from the
+    // public address.
+    let (v, f) = one(&mut r, 0, tcp(H2, (IN2, 6000), (PUB, 8080), true));
+    assert_eq!(v, Verdict::Forward(0));
+    let (src, p, dst, dport) = tuple(&f);
+    assert_eq!((src, dst, dport), ([198, 18, 1, 1], IN, 80));
+    assert_eq!(&f[0..6], &H1);
+    let (_, f) = one(&mut r, 0, tcp(H1, (IN, 80), ([198, 18, 1, 1], p), false));
+    assert_eq!(tuple(&f), (PUB, 8080, IN2, 6000));
+    assert_eq!(&f[0..6], &H2);
+    // Masquerade never hands out the published port.
+    let (_, f) = one(&mut r, 0, tcp(H2, (IN2, 8080), (SRV, 80), true));
+    assert_ne!(tuple(&f).1, 8080);
+}
+
+#[test]
+fn icmp_errors_about_a_session_are_translated_back() {
+    let mut r = nat_rig(100, 4096);
+    let (_, out) = one(&mut r, 0, udp(H1, (IN, 4000), (SRV, 53)));
+    // The next hop answers the translated packet with time exceeded.
+    let mut err = Vec::new();
+    let quote = &out[14..out.len()];
+    PacketBuilder::ethernet2(NH_MAC, GW.0)
+        .ipv4(NH, PUB, 64)
+        .icmpv4(etherparse::Icmpv4Type::TimeExceeded(
+            etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+        ))
+        .write(&mut err, quote)
+        .unwrap();
+    let (v, f) = one(&mut r, 1, err);
+    assert_eq!(v, Verdict::Forward(0));
+    let ip = &f[14..34];
+    assert_eq!(csum::finish(csum::sum(ip)), 0);
+    assert_eq!((&ip[12..16], &ip[16..20]), (&NH[..], &IN[..]));
+    let icmp = &f[34..];
+    assert_eq!(csum::finish(csum::sum(icmp)), 0, "ICMP checksum");
+    // The quote is the packet as the inside host sent it (TTL aside).
+    let q = &icmp[8..];
+    assert_eq!(csum::finish(csum::sum(&q[..20])), 0, "quoted IPv4 checksum");
+    assert_eq!(&q[12..16], &IN);
+    assert_eq!(&q[16..20], &SRV);
+    assert_eq!(u16::from_be_bytes([q[20], q[21]]), 4000);
+    let pseudo = csum::sum(&q[12..20]) + 17 + (q.len() - 20) as u32;
+    assert_eq!(csum::finish(pseudo + csum::sum(&q[20..])), 0, "quoted UDP");
+}
+
+#[test]
+fn one_source_fills_only_its_share_and_expiry_gives_ports_back() {
+    let mut r = nat_rig(4, 4096);
+    let mut drops_seen = 0;
+    for p in 0..10u16 {
+        let (v, _) = one(&mut r, 0, udp(H1, (IN, 5000 + p), (SRV, 53)));
+        if v == Verdict::Drop(DropReason::NatSourceLimit) {
+            drops_seen += 1;
+        }
+    }
+    assert_eq!(drops_seen, 6);
+    // Another host still gets sessions.
+    let (v, f) = one(&mut r, 0, udp(H2, (IN2, 5000), (SRV, 53)));
+    assert_eq!(v, Verdict::Forward(1));
+    assert_ne!(tuple(&f).1, 5000, "5000 is IN's mapping");
+    // Past the UDP timeout the sweep frees them: the port comes back.
+    let later = r.now + 121 * S;
+    let nat = r.router.nat_mut().unwrap();
+    let flows = r.flows.as_mut().unwrap();
+    for _ in 0..8 {
+        nat.maintain(flows, later);
+    }
+    assert_eq!(flows.stats.occupied, 0);
+    r.now = later;
+    let (_, f) = one(&mut r, 0, udp(H2, (IN2, 5000), (SRV, 53)));
+    assert_eq!(tuple(&f).1, 5000);
+}
+
+#[test]
+fn a_full_table_is_counted_and_nothing_leaves_untranslated() {
+    let mut r = nat_rig(10_000, 64);
+    let mut full = 0;
+    for p in 0..200u16 {
+        let (v, f) = one(&mut r, 0, udp(H1, (IN, 2000 + p), (SRV, 53)));
+        match v {
+            Verdict::Forward(1) => assert_eq!(tuple(&f).0, PUB),
+            Verdict::Drop(DropReason::NatTableFull) => full += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(full > 100, "{full}");
+}
