@@ -5,7 +5,8 @@
 # (dpdk-test-fib's depth distribution), each side replaying FLOWS distinct
 # destinations in random order, beside the L2 switch and testpmd mac
 # forward on net_null, one core each, interleaved, the median of RUNS
-# runs of SECS seconds. Cycles per packet are ns x the clock
+# runs of SECS seconds; and the router with masquerade (`--nat`), 1 K
+# and 1 M sessions, replies coming back through NAT. Cycles per packet are ns x the clock
 # /proc/cpuinfo reports. Writes perf/results/router.json.
 #
 #   perf/router-bench.sh [seconds] [runs]    (needs: apt-get install dpdk-dev)
@@ -27,10 +28,13 @@ for ((i = 0; i < RUNS; i++)); do
   for n in 1 1000000; do
     R[r$n]+="$($PG bench --seconds "$SECS" --core "$CORE" --routes "$n" --flows "$FLOWS" --json 2>/dev/null | json_mpps) "
   done
+  for n in 1000 1000000; do
+    R[nat$n]+="$($PG bench --seconds "$SECS" --core "$CORE" --routes 1 --nat --flows "$n" --json 2>/dev/null | json_mpps) "
+  done
   R[testpmd]+="$(testpmd_mac "$SECS" "$CORE") "
 done
 MHZ=$(cpu_mhz)
-KEYS=(r1 r1000000 l2 testpmd)
+KEYS=(r1 r1000000 nat1000 nat1000000 l2 testpmd)
 echo "$(machine), ${MHZ} MHz"
 printf '%-56s %10s %9s %12s %10s\n' "64-byte frames, 1 core, median of $RUNS" "Mpps" "ns/pkt" "cycles/pkt" "x testpmd"
 declare -A M
@@ -42,6 +46,7 @@ for n in "${KEYS[@]}"; do
     testpmd) label="testpmd mac forward (net_null)" ;;
     l2) label="l2 switch, one MAC pair" ;;
     r*) label="router, ${n#r} routes, $FLOWS destinations per side" ;;
+    nat*) label="router + masquerade, ${n#nat} sessions, both ways" ;;
   esac
   printf '%-56s %10.2f %9.2f %12.1f %10.2f\n' "$label" "${M[$n]}" "$(echo "1000/${M[$n]}" | bc -l)" \
     "$(echo "$MHZ/${M[$n]}" | bc -l)" "$(echo "${M[$n]}/${M[testpmd]}" | bc -l)"

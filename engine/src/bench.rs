@@ -43,6 +43,9 @@ pub struct BenchParams {
     /// Route instead (`bench_router`): IPv4 through this many FIB routes
     /// (0: not routed).
     pub routes: usize,
+    /// With `routes`: side 0 is masqueraded through side 1's gateway,
+    /// `flows` sessions (`bench_router`).
+    pub nat: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -342,7 +345,11 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         forward: if let Some(s) = p.service {
             s.name().to_string()
         } else if p.routes > 0 {
-            format!("router ({} IPv4 routes)", p.routes)
+            format!(
+                "router{} ({} IPv4 routes)",
+                if p.nat { " + masquerade" } else { "" },
+                p.routes
+            )
         } else if p.gateway {
             "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string()
         } else if p.vxlan {

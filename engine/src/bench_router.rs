@@ -7,6 +7,10 @@
 //! came: every packet takes the FIB lookup, the TTL and checksum update,
 //! the neighbour and MAC rewrite, then the bridge's output port.
 //! `--flows N` sets how many distinct destinations each side replays.
+//! With `--nat`, side 0 is masqueraded through side 1's gateway address:
+//! one inside host (the next hop on side 0) on every port of 1024..65535 towards up to 16 servers
+//! a port (`flows` sessions), and side 1 replays the servers' replies to
+//! the public address and those ports, which NAT turns back.
 
 use crate::bench::BenchParams;
 use crate::bench_traffic::Rng;
@@ -75,7 +79,10 @@ pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
     let table = routes(p.routes.max(2));
     let flows = p.flows.clamp(1, 1 << 20);
     let mut rng = Rng(0xfeed_beef);
-    for side in 0..2usize {
+    if p.nat {
+        write_nat_flows(p, &table, flows, dir)?;
+    }
+    for side in (0..2usize).filter(|_| !p.nat) {
         // Destinations inside routes that lead to the other side.
         let towards: Vec<&(Prefix, usize)> = table.iter().filter(|r| r.1 != side).collect();
         let path = dir.join(format!("routed{side}.pcap"));
@@ -106,6 +113,17 @@ pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
     let pool = crate::bench::pool_section(p);
     let core = p.core.map_or(String::new(), |c| format!("core = {c}\n"));
     let groups = (p.routes * 2).max(1 << 16);
+    let nat = if p.nat {
+        // Two entries a session and a mapping per inside port, at a
+        // quarter of the table.
+        let size = (flows * 8).next_power_of_two().max(1 << 16);
+        format!(
+            "[conntrack]\nsize = {size}\n[[nat]]\nout = \"b\"\nsources = [\"198.18.1.0/24\"]\nper_source = {}\n",
+            flows * 2
+        )
+    } else {
+        String::new()
+    };
     let src = format!(
         r#"
 [engine]
@@ -134,7 +152,7 @@ static_macs = [{{ mac = "{h1}", port = "null1" }}]
 gateway = {{ addresses = ["198.18.2.1/24"], mac = "{r1}", neighbors = [{{ ip = "198.18.2.2", mac = "{h1}" }}] }}
 [[worker]]
 {core}ports = ["null0", "null1"]
-"#,
+{nat}"#,
         burst = p.burst,
         a = dir.join("routed0.pcap").display(),
         b = dir.join("routed1.pcap").display(),
@@ -144,6 +162,58 @@ gateway = {{ addresses = ["198.18.2.1/24"], mac = "{r1}", neighbors = [{{ ip = "
         r1 = ROUTER[1],
     );
     Ok(config::parse("<bench>", &src)?)
+}
+
+/// NAT's traffic: side 0 from 198.18.1.2, port `1024 + f % 64512`,
+/// to the `f / 64512`-th server (in a route towards side 1); side 1 the
+/// replies, to the public address 198.18.2.1 and the same port (which
+/// masquerade keeps: each inside port is its own mapping).
+fn write_nat_flows(
+    p: &BenchParams,
+    table: &[(Prefix, usize)],
+    flows: usize,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    const PORTS: usize = 65536 - 1024;
+    // Servers in the first prefix routed to side 1.
+    let Some((pfx, _)) = table.iter().find(|r| r.1 == 1 && r.0.len <= 24) else {
+        anyhow::bail!("--nat: no route towards side 1 holds the servers");
+    };
+    let base = (pfx.key >> 96) as u32;
+    let servers: Vec<[u8; 4]> = (0..flows.div_ceil(PORTS) as u32)
+        .map(|k| (base + 1 + k).to_be_bytes())
+        .collect();
+    let mut out = pollgate_pmd::pcap::PcapWriter::create(&dir.join("routed0.pcap"))?;
+    let mut back = pollgate_pmd::pcap::PcapWriter::create(&dir.join("routed1.pcap"))?;
+    let size = p.size.max(60);
+    for f in 0..flows {
+        let port = (1024 + f % PORTS) as u16;
+        let srv = servers[f / PORTS];
+        let inside = NEXT_HOP[0];
+        out.write(&udp4_frame(
+            size,
+            HOST[0],
+            ROUTER[0],
+            inside,
+            srv,
+            port,
+            53,
+            b"pollgate",
+        ))?;
+        back.write(&udp4_frame(
+            size,
+            HOST[1],
+            ROUTER[1],
+            srv,
+            [198, 18, 2, 1],
+            53,
+            port,
+            b"pollgate",
+        ))?;
+    }
+    out.flush()?;
+    back.flush()?;
+    Ok(())
 }
 
 /// The bench's routes, as the route table takes them.

@@ -93,6 +93,10 @@ enum Cmd {
         /// many FIB routes (dpdk-test-fib's depth distribution).
         #[arg(long, default_value_t = 0)]
         routes: usize,
+        /// With --routes: masquerade the first side through the second
+        /// side's gateway, --flows sessions (replies come back).
+        #[arg(long)]
+        nat: bool,
         /// Frame size on the wire, FCS included, as testpmd counts it.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -352,11 +356,13 @@ fn real_main() -> Result<()> {
             macs,
             flows,
             routes,
+            nat,
             size,
             burst,
             core,
             json,
         } => {
+            anyhow::ensure!(!nat || routes > 0, "--nat: give --routes N too");
             let max = pollgate::bench_traffic::MAX_FRAMES;
             anyhow::ensure!((1..=max).contains(&macs), "--macs {macs}: use 1..={max}");
             anyhow::ensure!((1..=max).contains(&flows), "--flows {flows}: use 1..={max}");
@@ -398,6 +404,7 @@ fn real_main() -> Result<()> {
                 macs,
                 flows,
                 routes,
+                nat,
             };
             let r = bench::run(&params)?;
             if json {

@@ -11,20 +11,9 @@
 
 mod common;
 
-use common::{ctl, ip, root_with_ip, run_engine, stop, Script};
+use common::{ctl, ip, root_with_ip, run_engine, sh, stop, Script};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sh(ns: &str, cmd: &str) -> (bool, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", cmd])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
 
 const PYTHON: &str = "/usr/bin/python3";
 

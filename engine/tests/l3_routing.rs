@@ -12,19 +12,7 @@
 
 mod common;
 
-use common::{ctl, ip, root_with_ip, run_engine, stop, Script};
-use std::process::{Command, Stdio};
-
-fn sh(ns: &str, cmd: &str) -> (bool, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", cmd])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use common::{ctl, ip, root_with_ip, run_engine, sh, stop, Script};
 
 fn pings(ns: &str, args: &str) -> bool {
     (0..5).any(|_| sh(ns, &format!("ping -c 1 -W 1 {args}")).0)

@@ -95,7 +95,11 @@ pub fn default_router_mac(d: usize) -> MacAddr {
     MacAddr([0x02, 0x70, 0x67, 0x00, (d >> 8) as u8, d as u8])
 }
 
-fn prefix_of(cx: &Ctx, s: &Spanned<String>, field: &str) -> Result<(IpAddr, u8), ConfigError> {
+pub(super) fn prefix_of(
+    cx: &Ctx,
+    s: &Spanned<String>,
+    field: &str,
+) -> Result<(IpAddr, u8), ConfigError> {
     let bad = |m: String| cx.err(s.span(), field, format!("{:?}: {m}", s.get_ref()));
     let (a, l) = s
         .get_ref()

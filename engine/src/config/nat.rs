@@ -70,18 +70,16 @@ pub(super) fn validate_nat(
         };
         let mut sources = Vec::new();
         for s in &n.sources {
-            let bad =
-                |m: String| cx.err(s.span(), "nat.sources", format!("{:?}: {m}", s.get_ref()));
-            let (a, l) = s
-                .get_ref()
-                .split_once('/')
-                .ok_or_else(|| bad("want ADDRESS/LENGTH".into()))?;
-            let a: Ipv4Addr = a.parse().map_err(|e| bad(format!("{e}")))?;
-            let l: u8 = l.parse().map_err(|e| bad(format!("{e}")))?;
-            if l > 32 {
-                return Err(bad(format!("length {l} is over 32")));
+            match super::l3::prefix_of(cx, s, "nat.sources")? {
+                (std::net::IpAddr::V4(a), l) => sources.push((a.octets(), l)),
+                _ => {
+                    return Err(cx.err(
+                        s.span(),
+                        "nat.sources",
+                        format!("{:?}: NAT is IPv4 (NAT44)", s.get_ref()),
+                    ))
+                }
             }
-            sources.push((a.octets(), l));
         }
         if n.sources.is_empty() {
             sources = interfaces
@@ -135,4 +133,61 @@ pub(super) fn validate_nat(
         });
     }
     Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+
+    const BASE: &str = r#"
+[[port]]
+name = "a"
+kind = "null"
+[[port]]
+name = "b"
+kind = "null"
+[[bridge]]
+name = "lan"
+members = [{ port = "a" }]
+gateway = { addresses = ["198.18.1.1/24"] }
+[[bridge]]
+name = "wan"
+members = [{ port = "b" }]
+gateway = { addresses = ["198.18.2.1/24"] }
+[[nat]]
+out = "wan"
+publish = ["tcp 8080 -> 198.18.1.10:80"]
+"#;
+
+    #[test]
+    fn masquerades_the_other_subnets_by_default() {
+        let t = parse("gw.toml", BASE).unwrap();
+        let nat = t.l3.unwrap().nat;
+        let m = &nat.masquerade[0];
+        assert_eq!((m.out, m.address), (1, [198, 18, 2, 1]));
+        assert_eq!(m.sources, vec![([198, 18, 1, 1], 24)]);
+        assert_eq!(nat.publish[0].public, ([198, 18, 2, 1], 8080));
+    }
+
+    #[test]
+    fn bad_nat_rules_name_the_line_and_field() {
+        let err = |src: String| parse("gw.toml", &src).unwrap_err();
+        let e = err(BASE.replace("out = \"wan\"", "out = \"nowhere\""));
+        assert_eq!((e.line, e.field.as_str()), (17, "nat.out"), "{e}");
+        let e = err(BASE.replace("tcp 8080", "sctp 8080"));
+        assert_eq!(e.field, "nat.publish", "{e}");
+        assert!(e.message.contains("sctp"), "{e}");
+        let e = err(BASE.replace(
+            "out = \"wan\"",
+            "out = \"wan\"\nsources = [\"2001:2::/48\"]",
+        ));
+        assert_eq!(e.field, "nat.sources", "{e}");
+        let e = err(BASE.replace("out = \"wan\"", "out = \"wan\"\nports = [2000, 1000]"));
+        assert_eq!(e.field, "nat.ports", "{e}");
+        let e = err(format!(
+            "{BASE}[[worker]]\nports = [\"a\"]\n[[worker]]\nports = [\"b\"]\n"
+        ));
+        assert_eq!(e.field, "nat", "{e}");
+        assert!(e.message.contains("per worker"), "{e}");
+    }
 }

@@ -417,3 +417,15 @@ pub fn tcp_echo(
     let _ = server.join();
     got
 }
+
+/// Runs `cmd` in namespace `ns` with sh: (success, stdout + stderr).
+pub fn sh(ns: &str, cmd: &str) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}

@@ -10,6 +10,9 @@ pub struct SourceCounts {
     /// source NAT makes a session for).
     slots: Box<[(u32, u32)]>,
     mask: usize,
+    /// Sources with sessions (kept as they come and go: published every
+    /// busy loop, never counted by a walk).
+    active: usize,
     /// A new source found its window full.
     pub full: u64,
 }
@@ -24,6 +27,7 @@ impl SourceCounts {
         SourceCounts {
             slots: vec![(0, 0); n].into_boxed_slice(),
             mask: n - 1,
+            active: 0,
             full: 0,
         }
     }
@@ -53,6 +57,7 @@ impl SourceCounts {
         {
             Some(i) => {
                 self.slots[i] = (a, 1);
+                self.active += 1;
                 true
             }
             None => {
@@ -67,13 +72,14 @@ impl SourceCounts {
             self.slots[i].1 -= 1;
             if self.slots[i].1 == 0 {
                 self.slots[i] = (0, 0);
+                self.active -= 1;
             }
         }
     }
 
     /// Sources with sessions.
     pub fn active(&self) -> usize {
-        self.slots.iter().filter(|s| s.0 != 0).count()
+        self.active
     }
 }
 
