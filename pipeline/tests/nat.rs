@@ -33,7 +33,6 @@ fn nat_rig(per_source: u32, flows: usize) -> Rig {
         }],
         publish: vec![Publish::parse("tcp 8080 -> 198.18.1.10:80", PUB, per_source).unwrap()],
         hairpin_ports: (1024, 65535),
-        hairpin_per_source: per_source,
     };
     let nat = Nat::new(Arc::new(rules), &[PUB, [198, 18, 1, 1]], 64, Arc::default());
     let r = rig_with(Some((nat, flows)));

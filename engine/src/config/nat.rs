@@ -40,7 +40,6 @@ pub(super) fn validate_nat(
 ) -> Result<NatRules, ConfigError> {
     let mut rules = NatRules {
         hairpin_ports: (1024, 65535),
-        hairpin_per_source: DEFAULT_PER_SOURCE,
         ..Default::default()
     };
     for n in &config.nat {

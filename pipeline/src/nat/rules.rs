@@ -110,8 +110,6 @@ pub struct NatRules {
     /// Ports hairpinned sessions (an inside host reaching a published
     /// port) take on the inside interface's address.
     pub hairpin_ports: (u16, u16),
-    /// Sessions per source for hairpinned traffic.
-    pub hairpin_per_source: u32,
 }
 
 impl NatRules {
