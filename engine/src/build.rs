@@ -20,7 +20,7 @@ use pollgate_pipeline::vxlan::{Vtep, VtepConfig};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{CrossConnect, DomainId, ForwardMode, Pipeline, PortId};
 use pollgate_pmd::afxdp::{
-    needs_multi_buffer, AfXdpConfig, AfXdpPort, BindMode, XdpAttachment, L2_OVERHEAD,
+    needs_multi_buffer, AfXdpConfig, AfXdpPort, BindMode, Steer, XdpAttachment, L2_OVERHEAD,
 };
 use pollgate_pmd::device::if_index;
 use pollgate_pmd::ethtool::RxVlanOff;
@@ -178,6 +178,18 @@ pub fn build_devices(topo: &Topology) -> Result<Vec<Option<Device>>, EngineError
         .collect()
 }
 
+/// What the XDP program of port `k` takes: all, unless it is an
+/// underlay the VTEP shares with the kernel stack.
+fn steer_for(topo: &Topology, k: usize) -> Steer {
+    match &topo.vtep {
+        Some(v) if v.port == k && v.share_underlay => Steer::Vxlan {
+            ip: v.ip,
+            udp_port: v.udp_port,
+        },
+        _ => Steer::All,
+    }
+}
+
 /// The device of port `k`, for AF_XDP ports (`None` for the others).
 pub fn build_device(topo: &Topology, k: usize) -> Result<Option<Device>, EngineError> {
     let spec = &topo.ports[k];
@@ -240,6 +252,7 @@ pub fn build_device(topo: &Topology, k: usize) -> Result<Option<Device>, EngineE
             spec.queues,
             spec.afxdp.xdp,
             spec.afxdp.force,
+            steer_for(topo, k),
         )
         .map_err(dev_err)?;
         let mac_filter =
@@ -482,13 +495,27 @@ pub fn worker_pipeline(
     (pipeline, Some(counters))
 }
 
+/// The VTEP's source MAC: its port's, or on an underlay shared with the
+/// kernel the device's own, the one the kernel answers ARP with.
+fn vtep_mac(topo: &Topology, spec: &crate::config::VtepSpec) -> MacAddr {
+    let port = &topo.ports[spec.port];
+    if spec.share_underlay {
+        if let Ok(Some(l)) =
+            pollgate_pmd::netlink::Netlink::open().and_then(|mut nl| nl.get_link(&port.iface))
+        {
+            return MacAddr(l.mac);
+        }
+    }
+    port.mac
+}
+
 /// The VTEP of the topology, its flood lists and static neighbors set.
 pub fn vtep_for(topo: &Topology) -> Option<Arc<Vtep>> {
     let spec = topo.vtep.as_ref()?;
     let vtep = Vtep::new(VtepConfig {
         port: spec.port as PortId,
         ip: spec.ip,
-        mac: topo.ports[spec.port].mac,
+        mac: vtep_mac(topo, spec),
         udp_port: spec.udp_port,
         ttl: spec.ttl,
         df: spec.df,
@@ -500,6 +527,7 @@ pub fn vtep_for(topo: &Topology) -> Option<Arc<Vtep>> {
             .map(|(v, d, _)| (*v, *d as DomainId))
             .collect(),
         domains: topo.bridges.len(),
+        kernel_neighbors: spec.share_underlay,
     });
     for (_, d, flood) in &spec.vnis {
         for ip in flood {
@@ -656,6 +684,11 @@ pub fn switch_for(topo: &Topology, table: &Arc<MacTable>) -> Option<Switch> {
             name: b.name.clone(),
             members,
             kind: domain_kind(topo, b),
+            learn_tunnels: !topo.vtep.as_ref().is_some_and(|v| {
+                v.vnis
+                    .iter()
+                    .any(|x| x.1 == d as usize && v.evpn.contains(&x.0))
+            }),
         });
     }
     for (k, pv) in ports_vlan.into_iter().enumerate() {

@@ -51,6 +51,8 @@ pub struct Engine {
     pub telemetry: Vec<SharedTelemetry>,
     /// What the XDP watchdog last found for each program id.
     xdp_seen: std::sync::Mutex<Vec<(u32, XdpCheck)>>,
+    /// The EVPN kernel mirror's thread.
+    evpn: Option<crate::evpn::Evpn>,
 }
 
 /// What the engine reports when it has stopped.
@@ -307,7 +309,13 @@ impl Engine {
             views,
             slot_bytes,
         }));
+        // The workers run already: a mirror that cannot start is said,
+        // and `show evpn` says it is not running.
+        let evpn = crate::evpn::Evpn::start(control.clone(), control.evpn.clone())
+            .map_err(|e| tracing::error!("the EVPN mirror cannot start: {e}"))
+            .ok();
         Ok(Engine {
+            evpn,
             workers: worker_counters,
             handles,
             stop,
@@ -324,6 +332,9 @@ impl Engine {
             .into_iter()
             .filter_map(|h| h.join().ok())
             .collect();
+        if let Some(mut e) = self.evpn.take() {
+            e.stop();
+        }
         // The workers closed their ports; what those ports' devices were
         // goes now, not when the last holder of the control lets go.
         self.control.release_devices();

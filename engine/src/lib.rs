@@ -16,6 +16,8 @@ pub mod config;
 pub mod ctl;
 pub mod demo;
 pub mod engine;
+pub mod evpn;
+pub mod evpn_ctl;
 pub mod fib_tool;
 pub mod live;
 pub mod metrics;

@@ -103,6 +103,8 @@ pub struct Control {
     /// The MAC table, never replaced: readable without waiting for a
     /// change in progress.
     table: Arc<MacTable>,
+    /// What the EVPN mirror last reported (`show evpn`).
+    pub evpn: Arc<Mutex<crate::evpn::EvpnStatus>>,
 }
 
 fn placeholder(k: usize) -> PortView {
@@ -320,6 +322,7 @@ impl Control {
         let view = ArcSwap::from_pointee(live.publish());
         Control {
             table: live.table.clone(),
+            evpn: Default::default(),
             live: Mutex::new(live),
             view,
         }

@@ -737,7 +737,7 @@ fn request_neighbors(
     pool: &mut FramePool,
     drops: &mut DropCounters,
 ) {
-    let Some(v) = pipeline.vxlan() else {
+    let Some(v) = pipeline.vxlan().filter(|v| !v.cfg.kernel_neighbors) else {
         return;
     };
     for ip in v.unresolved() {

@@ -13,6 +13,7 @@ use crate::stage::Stage;
 use crate::storm::StormControl;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
 use crate::vlan::NO_DOMAIN;
+use crate::vxlan::TUNNEL_BASE;
 use crate::wire::MacAddr;
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ pub struct Domain {
     pub name: String,
     pub members: Vec<PortId>,
     pub kind: DomainKind,
+    /// Learn inner source MACs against the remote VTEP they came from.
+    /// Off where a control plane (EVPN) says which MAC is behind which
+    /// VTEP: data-plane learning would fight its withdrawals and moves.
+    pub learn_tunnels: bool,
 }
 
 impl Domain {
@@ -37,6 +42,7 @@ impl Domain {
             name: name.into(),
             members,
             kind: DomainKind::Learning,
+            learn_tunnels: true,
         }
     }
 }
@@ -134,7 +140,8 @@ impl Stage for Bridge {
                 drops.count(DropReason::SrcMacMulticast);
                 continue;
             }
-            let kind = self.domains.get(domain as usize).map(|d| &d.kind);
+            let d = self.domains.get(domain as usize);
+            let kind = d.map(|d| &d.kind);
             let shared = match kind {
                 None | Some(DomainKind::Learning) => None,
                 Some(DomainKind::MacVlan(m)) => {
@@ -166,7 +173,9 @@ impl Stage for Bridge {
                 batch.verdict[i] = v;
                 continue;
             }
-            self.table.learn(domain, src, port, self.now_secs);
+            if port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels) {
+                self.table.learn(domain, src, port, self.now_secs);
+            }
             let verdict = if dst.is_multicast() {
                 match police_multicast(storm, dst, self.now_ns) {
                     Ok(()) => Verdict::Flood(domain),

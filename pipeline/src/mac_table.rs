@@ -15,6 +15,10 @@ const TOMBSTONE: u64 = u64::MAX;
 /// Longest probe sequence: past it a lookup misses and a learn overflows.
 const MAX_PROBE: usize = 32;
 const STATIC: u64 = 1 << 63;
+/// Put there by a control plane (EVPN: a MAC behind a remote VTEP): never
+/// aged, but a local port that sees the MAC takes it over (the host moved
+/// here), where a static entry would refuse the move.
+const REMOTE: u64 = 1 << 62;
 /// A learned entry's time is rewritten at most this often (seconds), so a
 /// busy flow does not write its table line on every packet.
 const REFRESH_SECS: u32 = 1;
@@ -79,6 +83,8 @@ pub struct MacEntry {
     pub mac: MacAddr,
     pub port: PortId,
     pub is_static: bool,
+    /// From the control plane ([`MacTable::add_remote`]).
+    pub remote: bool,
     pub age_secs: u32,
 }
 
@@ -238,6 +244,37 @@ impl MacTable {
         }
     }
 
+    /// Adds or replaces an entry a control plane owns: `mac` is behind
+    /// `port` (a tunnel) until [`remove_remote`](Self::remove_remote), or
+    /// until a local port learns it. A static entry is left alone.
+    pub fn add_remote(&self, domain: DomainId, mac: MacAddr, port: PortId) -> Learned {
+        let k = key(domain, mac);
+        let v = value(port, 0, false) | REMOTE;
+        match self.find(k) {
+            Some(i) => {
+                let cur = self.slots[i].val.load(Ordering::Relaxed);
+                if cur & STATIC != 0 {
+                    return Learned::StaticConflict;
+                }
+                self.slots[i].val.store(v, Ordering::Relaxed);
+                match port_of(cur) {
+                    Some(from) if from != port => Learned::Moved { from },
+                    _ => Learned::Known,
+                }
+            }
+            None => self.insert(k, v),
+        }
+    }
+
+    /// Removes `mac` if the control plane put it there (a withdrawal must
+    /// not remove what a local port has learned since).
+    pub fn remove_remote(&self, domain: DomainId, mac: MacAddr) -> bool {
+        match self.find(key(domain, mac)) {
+            Some(i) if self.slots[i].val.load(Ordering::Relaxed) & REMOTE != 0 => self.kill(i),
+            _ => false,
+        }
+    }
+
     /// Removes an entry; true if there was one.
     pub fn remove(&self, domain: DomainId, mac: MacAddr) -> bool {
         match self.find(key(domain, mac)) {
@@ -274,7 +311,7 @@ impl MacTable {
         let mut n = 0;
         for i in 0..self.slots.len() {
             let v = self.slots[i].val.load(Ordering::Relaxed);
-            if v == 0 || v & STATIC != 0 {
+            if v == 0 || v & (STATIC | REMOTE) != 0 {
                 continue;
             }
             if now.wrapping_sub(v as u32) > max_age && self.kill(i) {
@@ -334,7 +371,8 @@ impl MacTable {
                 mac: MacAddr([m[2], m[3], m[4], m[5], m[6], m[7]]),
                 port,
                 is_static: v & STATIC != 0,
-                age_secs: if v & STATIC != 0 {
+                remote: v & REMOTE != 0,
+                age_secs: if v & (STATIC | REMOTE) != 0 {
                     0
                 } else {
                     now.wrapping_sub(v as u32)
@@ -353,6 +391,30 @@ mod tests {
     fn mac(i: u32) -> MacAddr {
         let b = i.to_be_bytes();
         MacAddr([0x02, 0x50, b[0], b[1], b[2], b[3]])
+    }
+
+    #[test]
+    fn remote_entries_do_not_age_and_give_way_to_a_local_port() {
+        let t = MacTable::new(100);
+        let tunnel = 0x8001;
+        assert_eq!(t.add_remote(1, mac(1), tunnel), Learned::New);
+        assert_eq!(t.age(1_000, 300), 0);
+        assert_eq!(t.lookup(1, mac(1)), Some(tunnel));
+        assert!(t.entries(Some(1), 0)[0].remote);
+        // The host moved here: a local port learns it over the tunnel.
+        assert_eq!(t.learn(1, mac(1), 3, 5), Learned::Moved { from: tunnel });
+        assert!(!t.entries(Some(1), 5)[0].remote);
+        // A late withdrawal of the remote route leaves the local entry.
+        assert!(!t.remove_remote(1, mac(1)));
+        assert_eq!(t.lookup(1, mac(1)), Some(3));
+        // The control plane says it moved away again; then withdraws it.
+        assert_eq!(t.add_remote(1, mac(1), tunnel), Learned::Moved { from: 3 });
+        assert!(t.remove_remote(1, mac(1)));
+        assert_eq!(t.lookup(1, mac(1)), None);
+        // A static entry is the operator's: the control plane leaves it.
+        t.add_static(1, mac(2), 4);
+        assert_eq!(t.add_remote(1, mac(2), tunnel), Learned::StaticConflict);
+        assert_eq!(t.lookup(1, mac(2)), Some(4));
     }
 
     #[test]

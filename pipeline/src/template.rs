@@ -94,6 +94,7 @@ pub fn vxlan_frame(
         gateway: None,
         vnis: vec![(vni, 0)],
         domains: 1,
+        kernel_neighbors: false,
     });
     let Some(r) = remote.remote_or_insert(to.0) else {
         return Vec::new();

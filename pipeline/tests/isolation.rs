@@ -148,6 +148,7 @@ fn acl_is_not_bypassed_by_fragments_ipv6_ext_headers_or_tunnels() {
         gateway: None,
         vnis: vec![(5000, 0)],
         domains: 1,
+        kernel_neighbors: false,
     });
     let inner = ipv4_tcp(23, 0, 20);
     let outer = vxlan_frame(([198, 18, 100, 2], B), ([198, 18, 100, 1], A), 5000, &inner);

@@ -24,6 +24,7 @@ fn vtep(ip: [u8; 4], ttl: u8, df: bool, vni: u32) -> Vtep {
         gateway: None,
         vnis: vec![(vni, 0)],
         domains: 1,
+        kernel_neighbors: false,
     })
 }
 

@@ -5,6 +5,7 @@
 
 use pollgate_pmd::afxdp::attach::{XdpAttachment, XdpMode};
 use pollgate_pmd::afxdp::bpf;
+use pollgate_pmd::afxdp::Steer;
 use pollgate_pmd::netlink::Netlink;
 use std::os::fd::AsRawFd;
 
@@ -43,7 +44,7 @@ fn foreign_programs_are_refused_or_replaced_and_ours_only_removed() {
     assert_eq!(prog_on(&mut nl, &a), Some(foreign_id));
 
     // Refused, naming it; the foreign program stays.
-    let e = match XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, false) {
+    let e = match XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, false, Steer::All) {
         Ok(_) => panic!("attached over another tool's program"),
         Err(e) => e.to_string(),
     };
@@ -55,7 +56,7 @@ fn foreign_programs_are_refused_or_replaced_and_ours_only_removed() {
 
     // With force: replaced in one step (the device never goes without a
     // program), and on release ours is removed.
-    let ours = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, true).unwrap();
+    let ours = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, true, Steer::All).unwrap();
     assert!(ours.replaced());
     assert_eq!(prog_on(&mut nl, &a), Some(ours.prog_id()));
     drop(ours);
@@ -63,7 +64,7 @@ fn foreign_programs_are_refused_or_replaced_and_ours_only_removed() {
 
     // If someone attached a program after ours, release leaves it alone.
     nl.set_xdp(ifindex, foreign.as_raw_fd(), SKB, None).unwrap();
-    let ours = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, true).unwrap();
+    let ours = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, true, Steer::All).unwrap();
     let foreign2 = bpf::load_pass_prog("later_tool").unwrap();
     let ours_fd = bpf::prog_by_id(ours.prog_id()).unwrap();
     nl.set_xdp(
@@ -86,14 +87,14 @@ fn foreign_programs_are_refused_or_replaced_and_ours_only_removed() {
         Some(foreign2.as_raw_fd()),
     )
     .unwrap();
-    let stale = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, true).unwrap();
+    let stale = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, true, Steer::All).unwrap();
     assert!(stale.replaced());
     let stale_fd = bpf::prog_by_id(stale.prog_id()).unwrap();
     // Forget it the way a killed process would: the netlink attachment
     // stays, the attachment object is never dropped.
     std::mem::forget(stale);
     assert_eq!(prog_on(&mut nl, &a), Some(bpf::prog_id(&stale_fd).unwrap()));
-    let fresh = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, false).unwrap();
+    let fresh = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Generic, false, Steer::All).unwrap();
     assert!(fresh.replaced());
     assert_eq!(prog_on(&mut nl, &a), Some(fresh.prog_id()));
     drop(fresh);
@@ -123,7 +124,8 @@ fn a_handover_stays_at_exit_and_the_next_start_replaces_it_in_one_step() {
 
     // First start, on a device with no program: attached, and left in
     // place at exit.
-    let first = XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Native, false).unwrap();
+    let first =
+        XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Native, false, Steer::All).unwrap();
     assert!(first.native());
     let p1 = first.prog_id();
     drop(first);
@@ -131,7 +133,8 @@ fn a_handover_stays_at_exit_and_the_next_start_replaces_it_in_one_step() {
 
     // Next start: replaces it in one step (XDP_FLAGS_REPLACE against p1:
     // the device is never without a program), and leaves its own.
-    let second = XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Native, false).unwrap();
+    let second =
+        XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Native, false, Steer::All).unwrap();
     let p2 = second.prog_id();
     assert_ne!(p1, p2);
     assert_eq!(prog_on(&mut nl, &a), Some(p2));
@@ -140,7 +143,7 @@ fn a_handover_stays_at_exit_and_the_next_start_replaces_it_in_one_step() {
 
     // A start without hand-over takes over pollgate's own left program
     // the same way (by name), and removes it at exit.
-    let last = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Native, false).unwrap();
+    let last = XdpAttachment::attach(&a, ifindex, 1, XdpMode::Native, false, Steer::All).unwrap();
     assert!(last.replaced());
     drop(last);
     assert_eq!(prog_on(&mut nl, &a), None);
@@ -148,9 +151,10 @@ fn a_handover_stays_at_exit_and_the_next_start_replaces_it_in_one_step() {
     // Another tool's program is not handed over to without force.
     let foreign = bpf::load_pass_prog("other_tool").unwrap();
     nl.set_xdp(ifindex, foreign.as_raw_fd(), SKB, None).unwrap();
-    let e = match XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Generic, false) {
-        Ok(_) => panic!("handed over onto another tool's program"),
-        Err(e) => e.to_string(),
-    };
+    let e =
+        match XdpAttachment::attach_handover(&a, ifindex, 1, XdpMode::Generic, false, Steer::All) {
+            Ok(_) => panic!("handed over onto another tool's program"),
+            Err(e) => e.to_string(),
+        };
     assert!(e.contains("other_tool"), "{e}");
 }

@@ -84,6 +84,12 @@ pub struct BridgeSection {
     #[serde(default)]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flood: Vec<Spanned<String>>,
+    /// BGP EVPN through FRR finds this VNI's remote VTEPs and MACs: the
+    /// kernel mirror (vxlanN, brN, accN) is made for zebra to read and
+    /// write, and MACs are not learned from the tunnel.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub evpn: bool,
     /// "bridge" (learning, the default), "macvlan" or "ipvlan".
     pub driver: Option<Spanned<DriverCfg>>,
     /// macvlan/ipvlan: the uplink port the members share.
@@ -108,6 +114,7 @@ impl BridgeSection {
             acl_out: None,
             vni: None,
             flood: Vec::new(),
+            evpn: false,
             driver: None,
             parent: None,
             macvlan_mode: None,

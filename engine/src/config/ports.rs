@@ -293,6 +293,8 @@ pub(super) fn afxdp_config(
         queue: 0,
         // Decided per worker when the engine starts (the devices' MTUs).
         multi_buffer: false,
+        // Decided when the device is built: the VTEP's, if it shares it.
+        steer: pollgate_pmd::afxdp::Steer::All,
         rx_size: ring_size(cx, &a.rx_ring, "afxdp.rx_ring")?,
         tx_size: ring_size(cx, &a.tx_ring, "afxdp.tx_ring")?,
         fill_size: ring_size(cx, &a.fill_ring, "afxdp.fill_ring")?,

@@ -19,6 +19,14 @@ pub struct VtepSection {
     pub mtu: Option<Spanned<u16>>,
     /// Next hop for every remote VTEP (absent: remotes are on the link).
     pub gateway: Option<Spanned<String>>,
+    /// The kernel keeps the underlay's other traffic: pollgate's XDP
+    /// program takes only VXLAN to `address` (and UDP to it it cannot
+    /// rule out), and the kernel stack, which must hold `address` on the
+    /// device, answers ARP, resolves the next hops pollgate uses and
+    /// carries the host's own sessions (BGP to the route reflector).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub share_underlay: bool,
     /// Static ARP entries: `[{ ip = "...", mac = "..." }]`.
     #[serde(default)]
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -55,6 +63,9 @@ pub struct VtepSpec {
     pub neighbors: Vec<([u8; 4], MacAddr)>,
     /// (VNI, domain, flood list) per VNI-mapped bridge.
     pub vnis: Vec<(u32, usize, Vec<[u8; 4]>)>,
+    pub share_underlay: bool,
+    /// VNIs whose remotes come from BGP EVPN (`evpn = true`), sorted.
+    pub evpn: Vec<u32>,
 }
 
 pub(super) fn ipv4(cx: &Ctx, s: &Spanned<String>, field: &str) -> Result<[u8; 4], ConfigError> {
@@ -79,6 +90,7 @@ pub(super) fn validate_vtep(
     paired: &HashMap<usize, ()>,
 ) -> Result<Option<VtepSpec>, ConfigError> {
     let mut vnis: Vec<(u32, usize, Vec<[u8; 4]>)> = Vec::new();
+    let mut evpn = Vec::new();
     for (d, b) in config.bridge.iter().enumerate() {
         if let Some(v) = &b.vni {
             let vni = *v.get_ref();
@@ -98,6 +110,15 @@ pub(super) fn validate_vtep(
                 .map(|f| ipv4(cx, f, "bridge.flood"))
                 .collect::<Result<_, _>>()?;
             vnis.push((vni, d, flood));
+            if b.evpn {
+                evpn.push(vni);
+            }
+        } else if b.evpn {
+            return Err(cx.err(
+                b.name.span(),
+                "bridge.evpn",
+                "EVPN needs the bridge's `vni`",
+            ));
         } else if let Some(f) = b.flood.first() {
             return Err(cx.err(
                 f.span(),
@@ -162,5 +183,53 @@ pub(super) fn validate_vtep(
             .transpose()?,
         neighbors,
         vnis,
+        share_underlay: v.share_underlay,
+        evpn: {
+            evpn.sort_unstable();
+            evpn
+        },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+
+    const BASE: &str = r#"
+[[port]]
+name = "ul"
+kind = "null"
+[[port]]
+name = "c1"
+kind = "null"
+[[bridge]]
+name = "b100"
+vni = 100
+evpn = true
+members = [{ port = "c1" }]
+[[bridge]]
+name = "b200"
+vni = 200
+flood = ["198.18.0.9"]
+members = []
+[vtep]
+port = "ul"
+address = "198.18.0.3"
+share_underlay = true
+"#;
+
+    #[test]
+    fn evpn_vnis_and_a_shared_underlay() {
+        let t = parse("h.toml", BASE).unwrap();
+        let v = t.vtep.unwrap();
+        assert!(v.share_underlay);
+        assert_eq!(v.evpn, vec![100]);
+        assert_eq!(v.vnis.len(), 2);
+    }
+
+    #[test]
+    fn evpn_needs_a_vni() {
+        let e = parse("h.toml", &BASE.replace("vni = 100\n", "")).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (9, "bridge.evpn"), "{e}");
+    }
 }

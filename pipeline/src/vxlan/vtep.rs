@@ -36,6 +36,9 @@ pub struct VtepConfig {
     /// (VNI, domain) pairs.
     pub vnis: Vec<(u32, DomainId)>,
     pub domains: usize,
+    /// The kernel resolves next hops (an underlay shared with it): the
+    /// VTEP sends no ARP requests of its own, and sees no replies.
+    pub kernel_neighbors: bool,
 }
 
 pub struct Vtep {
@@ -275,6 +278,7 @@ mod tests {
             gateway,
             vnis: vec![(5000, 1), (10, 0)],
             domains: 2,
+            kernel_neighbors: false,
         })
     }
 

@@ -7,7 +7,7 @@
 
 use super::bpf;
 use super::sys::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST};
-use super::xdp_prog::PROG_NAME;
+use super::xdp_prog::{Steer, PROG_NAME};
 use crate::cleanup;
 use crate::netlink::Netlink;
 use std::io;
@@ -92,8 +92,9 @@ impl XdpAttachment {
         queues: u32,
         mode: XdpMode,
         force: bool,
+        steer: Steer,
     ) -> io::Result<XdpAttachment> {
-        Self::attach_with(ifname, ifindex, queues, mode, force, false)
+        Self::attach_with(ifname, ifindex, queues, mode, force, steer, false)
     }
 
     /// Like [`attach`](Self::attach), for a hand-over: the program is
@@ -108,8 +109,9 @@ impl XdpAttachment {
         queues: u32,
         mode: XdpMode,
         force: bool,
+        steer: Steer,
     ) -> io::Result<XdpAttachment> {
-        Self::attach_with(ifname, ifindex, queues, mode, force, true)
+        Self::attach_with(ifname, ifindex, queues, mode, force, steer, true)
     }
 
     fn attach_with(
@@ -118,6 +120,7 @@ impl XdpAttachment {
         queues: u32,
         mode: XdpMode,
         force: bool,
+        steer: Steer,
         keep: bool,
     ) -> io::Result<XdpAttachment> {
         let map = bpf::create_xskmap(queues.max(1))
@@ -129,7 +132,7 @@ impl XdpAttachment {
             .and_then(|mut nl| nl.get_link(ifname))?
             .map_or(1500, |l| l.mtu);
         let frags = mtu > 1500;
-        let prog = bpf::load_redirect_prog(&map, frags).map_err(|e| {
+        let prog = bpf::load_redirect_prog(&map, frags, steer).map_err(|e| {
             let hint = if frags {
                 format!(" (MTU {mtu} needs a multi-buffer program: Linux 5.18+)")
             } else {

@@ -4,7 +4,7 @@
 //! dying) detaches the program, so a crash never leaves it behind.
 
 use super::sys::*;
-use super::xdp_prog::{redirect_to_xskmap, Insn, PROG_NAME};
+use super::xdp_prog::{program, Insn, Steer, PROG_NAME};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -89,8 +89,8 @@ pub fn xskmap_clear(map: &OwnedFd, queue: u32) -> io::Result<()> {
 /// Loads the redirect program for `map`, marked as handling multi-buffer
 /// packets when `frags` is set (it only redirects: it never reads past
 /// the first buffer). On failure the verifier's log is part of the error.
-pub fn load_redirect_prog(map: &OwnedFd, frags: bool) -> io::Result<OwnedFd> {
-    let insns: Vec<Insn> = redirect_to_xskmap(map.as_raw_fd());
+pub fn load_redirect_prog(map: &OwnedFd, frags: bool, steer: Steer) -> io::Result<OwnedFd> {
+    let insns: Vec<Insn> = program(map.as_raw_fd(), steer);
     let license = b"GPL\0";
     let mut log = vec![0u8; 64 * 1024];
     let mut attempt = |log_level: u32, expected_attach_type: u32| {

@@ -12,3 +12,4 @@ pub mod xdp_prog;
 pub use attach::{XdpAttachment, XdpCheck, XdpMode};
 pub use port::{needs_multi_buffer, AfXdpConfig, AfXdpPort, L2_OVERHEAD};
 pub use socket::BindMode;
+pub use xdp_prog::Steer;

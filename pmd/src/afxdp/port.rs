@@ -6,6 +6,7 @@
 use super::attach::{XdpAttachment, XdpMode};
 use super::socket::{BindMode, XskConfig, XskSocket};
 use super::sys::{XdpDesc, XDP_PKT_CONTD};
+use super::xdp_prog::Steer;
 use crate::device::{if_index, DeviceProbe};
 use crate::ethtool::driver_name;
 use crate::pool::{FramePool, UmemLayout};
@@ -42,6 +43,9 @@ pub struct AfXdpConfig {
     /// a socket registering the UMEM also turns it on by itself when
     /// its own device's MTU needs it.
     pub multi_buffer: bool,
+    /// What the XDP program gives the socket (the rest goes to the
+    /// kernel stack).
+    pub steer: Steer,
 }
 
 impl Default for AfXdpConfig {
@@ -58,6 +62,7 @@ impl Default for AfXdpConfig {
             busy_poll_budget: 0,
             force: false,
             handover: false,
+            steer: Steer::All,
             multi_buffer: false,
         }
     }
@@ -160,7 +165,17 @@ impl AfXdpPort {
                 } else {
                     XdpAttachment::attach
                 };
-                Arc::new(attach(ifname, ifindex, cfg.queue + 1, cfg.xdp, cfg.force).map_err(err)?)
+                Arc::new(
+                    attach(
+                        ifname,
+                        ifindex,
+                        cfg.queue + 1,
+                        cfg.xdp,
+                        cfg.force,
+                        cfg.steer,
+                    )
+                    .map_err(err)?,
+                )
             }
         };
         let mtu = xdp.mtu();

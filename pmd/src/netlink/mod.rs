@@ -2,9 +2,13 @@
 //! needs (create veth pairs, move, configure and delete devices, read
 //! XDP attachment), synchronous, one request at a time with an ACK.
 
+mod fdb;
 mod message;
 mod neigh;
 mod route;
+mod vxlan_link;
+
+pub use fdb::{parse_neigh, NeighEntry, NeighMonitor, NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF};
 
 use message::{Attrs, MsgBuilder};
 use std::io;
@@ -188,6 +192,15 @@ impl Netlink {
         self.request(&mut m)
     }
 
+    /// Sets or clears a device's IFF_MULTICAST (as `ip link set
+    /// multicast`): without it, the kernel sends no IGMP or MLD on it.
+    pub fn set_multicast(&mut self, index: u32, on: bool) -> io::Result<()> {
+        let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+        let bit = libc::IFF_MULTICAST as u32;
+        m.ifinfo(index, if on { bit } else { 0 }, bit);
+        self.request(&mut m)
+    }
+
     /// Creates a veth pair `name` ↔ `peer` with `queues` RX and TX queues
     /// on each end; the peer is created directly in the namespace
     /// `peer_ns` when given.
@@ -305,6 +318,20 @@ impl Netlink {
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         );
         // struct ifaddrmsg { family, prefixlen, flags, scope, index }
+        let mut ifa = [0u8; 8];
+        ifa[0] = libc::AF_INET as u8;
+        ifa[1] = prefix;
+        ifa[4..8].copy_from_slice(&index.to_ne_bytes());
+        m.raw(&ifa);
+        m.attr(IFA_LOCAL, &addr);
+        m.attr(IFA_ADDRESS, &addr);
+        self.request(&mut m)
+    }
+
+    /// Removes what [`add_ipv4`](Self::add_ipv4) added.
+    pub fn del_ipv4(&mut self, index: u32, addr: [u8; 4], prefix: u8) -> io::Result<()> {
+        const RTM_DELADDR: u16 = 21;
+        let mut m = MsgBuilder::new(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK);
         let mut ifa = [0u8; 8];
         ifa[0] = libc::AF_INET as u8;
         ifa[1] = prefix;

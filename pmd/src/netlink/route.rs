@@ -30,6 +30,37 @@ fn route_address(ip: IpAddr) -> RouteAddress {
 }
 
 impl Netlink {
+    /// Every IPv4 address of the namespace, as (device index, address).
+    pub fn ipv4_addresses(&mut self) -> io::Result<Vec<(u32, std::net::Ipv4Addr)>> {
+        let mut out = Vec::new();
+        self.query_bytes(
+            |seq| {
+                let mut m = AddressMessage::default();
+                m.header.family = AddressFamily::Inet;
+                serialize(
+                    RouteNetlinkMessage::GetAddress(m),
+                    NLM_F_REQUEST | netlink_packet_core::NLM_F_DUMP,
+                    seq,
+                )
+            },
+            |ty, payload| {
+                use netlink_packet_core::Parseable;
+                const RTM_NEWADDR: u16 = 20;
+                if ty != RTM_NEWADDR {
+                    return;
+                }
+                if let Ok(m) = AddressMessage::parse(payload) {
+                    for a in m.attributes {
+                        if let AddressAttribute::Local(IpAddr::V4(ip)) = a {
+                            out.push((m.header.index, ip));
+                        }
+                    }
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
     /// Adds `addr/prefix` (IPv4 or IPv6) to device `index`.
     pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
         let mut m = AddressMessage::default();
