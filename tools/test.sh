@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 for cmd_pkg in ip:iproute2 ping:iputils-ping ethtool:ethtool bpftool:bpftool \
-  podman:podman runc:runc /usr/lib/cni/host-local:containernetworking-plugins /bin/busybox:busybox-static; do
+  podman:podman runc:runc /usr/lib/cni/host-local:containernetworking-plugins /bin/busybox:busybox-static \
+  /usr/lib/frr/bgpd:frr; do
   what=${cmd_pkg%%:*}
   if [ "${what#/}" != "$what" ]; then [ -e "$what" ]; else command -v "$what" >/dev/null; fi ||
     need_pkgs+=("${cmd_pkg#*:}")
@@ -22,6 +23,8 @@ if ((${#need_pkgs[@]})); then
     # the tests build (ip netns exec … ping). podman (with runc, the
     # reference CNI plugins for host-local, and busybox for an image-less
     # root filesystem) is the real runtime pollgate-cni is tested under.
+    # FRR (zebra, bgpd) is the EVPN control plane the fabric test runs
+    # pollgate under.
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
       echo "could not install ${need_pkgs[*]}: the tests that need them fail under CI, skip otherwise" >&2
   else
