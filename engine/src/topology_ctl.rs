@@ -78,21 +78,26 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
         }
         ["vxlan", "vni", "add", bridge, vni, rest @ ..] => {
             let (bridge, vni) = (bridge.to_string(), vni.to_string());
-            let flood: Vec<String> = match rest {
-                [] => Vec::new(),
-                [f] if f.starts_with("flood=") => f["flood=".len()..]
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                _ => return Some(Err("usage: vxlan vni add BRIDGE VNI [flood=IP,IP…]".into())),
-            };
+            let mut flood: Vec<String> = Vec::new();
+            let mut evpn = false;
+            for a in rest {
+                if let Some(f) = a.strip_prefix("flood=") {
+                    flood.extend(f.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+                } else if *a == "evpn" || *a == "evpn=true" {
+                    evpn = true;
+                } else {
+                    return Some(Err(
+                        "usage: vxlan vni add BRIDGE VNI [flood=IP,IP…] [evpn]".into()
+                    ));
+                }
+            }
             change(state, move |c| {
                 let i = bridge_index(c, &bridge)?;
                 let v: u32 = vni
                     .parse()
                     .map_err(|_| format!("bridge.vni: {vni:?} is not a number"))?;
                 c.bridge[i].vni = Some(toml::Spanned::new(0..0, v));
+                c.bridge[i].evpn = evpn;
                 c.bridge[i].flood = flood
                     .iter()
                     .map(|f| toml::Spanned::new(0..0, f.clone()))
@@ -108,6 +113,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                     return Err(format!("bridge.vni: {bridge:?} has no VNI"));
                 }
                 c.bridge[i].flood.clear();
+                c.bridge[i].evpn = false;
                 Ok(())
             })
         }

@@ -143,6 +143,8 @@ struct Host {
     dir: PathBuf,
     child: Option<Child>,
     containers: Vec<(String, usize)>,
+    /// Lines added to the bridge's section.
+    bridge_extra: String,
 }
 
 impl Host {
@@ -159,8 +161,9 @@ impl Host {
             members.push(format!("{{ port = \"c{j}\" }}"));
         }
         c += &format!(
-            "[[bridge]]\nname = \"b{VNI}\"\nvni = {VNI}\nevpn = true\nmembers = [{}]\n[vtep]\nport = \"ul\"\naddress = \"{}\"\nshare_underlay = true\n",
+            "[[bridge]]\nname = \"b{VNI}\"\nvni = {VNI}\nevpn = true\nmembers = [{}]\n{}[vtep]\nport = \"ul\"\naddress = \"{}\"\nshare_underlay = true\n",
             members.join(", "),
+            self.bridge_extra,
             host_ip(self.index())
         );
         c
@@ -403,6 +406,7 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
                 dir: std::env::temp_dir().join(format!("pollgate-evpn-{id}-h{h}")),
                 child: None,
                 containers,
+                bridge_extra: String::new(),
             };
             host.start();
             hosts.push(Some(host));
@@ -529,4 +533,113 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
     );
     drop(frr);
     drop(hosts);
+}
+
+/// Not a test: the scale figures of the closing note, printed (run by
+/// perf/evpn-scale.sh). 10 000 source MACs sent once each into host 1;
+/// how long until host 2 has all of them as tunnel entries, and what a
+/// paced flow through host 1 lost meanwhile, against the same flow
+/// with nothing learned.
+#[test]
+#[ignore]
+fn evpn_mac_scale() {
+    if !common::root_with_ip("evpn scale") || !have_frr() {
+        return;
+    }
+    let macs: usize = std::env::var("EVPN_MACS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let pps: u32 = std::env::var("EVPN_PPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let id = std::process::id() % 1000;
+    let n = |s: &str| format!("e{id}{s}");
+    let mut nss = Namespaces::default();
+    let ul = n("ul");
+    nss.add(&ul);
+    ip(&["-n", &ul, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", &ul, "link", "set", "br0", "up"]);
+    let rr = n("rr");
+    nss.add(&rr);
+    underlay(&ul, &rr, RR);
+    let mut hosts = Vec::new();
+    for h in 1..=2 {
+        let hn = n(&format!("h{h}"));
+        nss.add(&hn);
+        underlay(&ul, &hn, &host_ip(h));
+        let js: &[usize] = if h == 1 { &[1, 2, 3] } else { &[1] };
+        let mut containers = Vec::new();
+        for &j in js {
+            let c = n(&format!("c{h}{j}"));
+            nss.add(&c);
+            containers.push((c, j));
+        }
+        let mut host = Host {
+            ns: hn,
+            dir: std::env::temp_dir().join(format!("pollgate-evpn-{id}-h{h}")),
+            child: None,
+            containers,
+            // The paced flow's two ends and the learner's destination are
+            // known: nothing is flooded to the other VTEP.
+            bridge_extra: if h == 1 {
+                "static_macs = [{ mac = \"02:00:00:00:40:01\", port = \"c2\" }, { mac = \"02:00:00:00:40:02\", port = \"c3\" }, { mac = \"02:66:ff:ff:ff:ff\", port = \"c1\" }]\n".into()
+            } else {
+                String::new()
+            },
+        };
+        host.start();
+        hosts.push(host);
+    }
+    let _rr = Frr::start(&rr, &reflector_bgp());
+    let _frr: Vec<Frr> = (1..=2)
+        .map(|h| Frr::start(&n(&format!("h{h}")), &vtep_bgp(&host_ip(h))))
+        .collect();
+    let remote = |h: &Host| -> usize {
+        let s = h.ctl("show evpn --json");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
+        v["vnis"][0]["remote_macs"].as_u64().unwrap_or(0) as usize
+    };
+    // The session up, the three static MACs known on host 2.
+    wait_until("BGP up", Duration::from_secs(30), || remote(&hosts[1]) >= 3);
+    let base = remote(&hosts[1]);
+    let dir = std::env::temp_dir().join(format!("pollgate-evpn-{id}-flow"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = common::paced_flow(&dir, &n("c12"), &n("c13"), pps, 4.0);
+    let (s0, r0, l0, _) = common::flow_result(flow);
+    let spec = dir.join("learn.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"learn\"\nsrc_mac = \"02:66:00:00:00:00\"\ndst_mac = \"02:66:ff:ff:ff:ff\"\nvary_src_mac = true\n\
+             src_ip = \"198.18.66.0\"\ndst_ip = \"198.19.66.1\"\nproto = \"udp\"\nsport = 2000\ndport = 2001\n\
+             flows = {macs}\nsize = 64\nrate = \"max\"\n"
+        ),
+    )
+    .unwrap();
+    let flow = common::paced_flow(&dir, &n("c12"), &n("c13"), pps, 4.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let (ok, out) = sh(&format!(
+        "{} run {} --tx eth0 --tx-ns {} --rate 50000 --count {macs} --duration 10",
+        common::pktgen().display(),
+        spec.display(),
+        n("c11")
+    ));
+    assert!(ok, "{out}");
+    let sent = t.elapsed();
+    wait_until("every MAC on host 2", Duration::from_secs(120), || {
+        remote(&hosts[1]) >= base + macs
+    });
+    let took = t.elapsed();
+    let (s1, r1, l1, _) = common::flow_result(flow);
+    let local = hosts[0].ctl("show evpn");
+    println!(
+        "evpn scale: {macs} MACs sent into host 1 in {sent:.2?}; all on host 2 as tunnel entries {took:.2?} after the first was sent"
+    );
+    println!(
+        "paced flow through host 1 at {pps} pps: {l0} of {s0} lost ({r0} received) alone; {l1} of {s1} lost ({r1} received) while the mirror wrote"
+    );
+    println!("host 1: {local}");
 }
