@@ -62,7 +62,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
     let c = &s.counters;
     let _ = writeln!(
         out,
-        "mirror: {} FDB writes, {} deletes; {} notifications, {} remote MACs added, {} removed; {} ARP entries taken, {} resolve requests; {} resyncs, {} overflows, {} errors",
+        "mirror: {} FDB writes, {} deletes; {} notifications, {} remote MACs added, {} removed; {} ARP entries taken, {} resolve requests; {} resyncs, {} overflows, {} held while zebra was down, {} errors",
         c.fdb_writes,
         c.fdb_deletes,
         c.events,
@@ -72,6 +72,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
         c.resolve_requests,
         c.resyncs,
         c.overflows,
+        c.held,
         c.errors
     );
     if let Some(e) = &s.last_error {

@@ -510,13 +510,25 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
         ],
         Duration::from_secs(20),
     );
-    assert!(_rr
-        .vtysh("show bgp l2vpn evpn route")
-        .contains(&container_mac(3, 1)));
+    wait_until("host 3's MACs back", Duration::from_secs(5), || {
+        _rr.vtysh("show bgp l2vpn evpn route")
+            .contains(&container_mac(3, 1))
+    });
 
     // zebra restarted on host 2: the other hosts go on forwarding, and
     // host 2 reads its routes again when it is back.
     frr[1].kill("zebra");
+    // Host 2 itself keeps forwarding with what BGP said last: zebra's
+    // clean-up at exit is not taken for withdrawals.
+    std::thread::sleep(Duration::from_millis(500));
+    let h2 = hosts[1].as_ref().unwrap();
+    let (own, out) = sh(&format!(
+        "ip netns exec {} ping -c 3 -i 0.2 -W 1 {}",
+        n("c21"),
+        container_ip(3, 1)
+    ));
+    assert!(own, "{out}\n{}", h2.ctl("show evpn"));
+    assert!(h2.ctl("show evpn").contains("held while zebra was down"));
     let (ok, out) = sh(&format!(
         "ip netns exec {} ping -c 20 -i 0.1 -W 1 {}",
         n("c31"),
@@ -531,6 +543,22 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
         ],
         Duration::from_secs(30),
     );
+
+    // A VNI added live with `evpn` gets its kernel mirror, and zebra
+    // takes it up.
+    let h1 = hosts[0].as_ref().unwrap();
+    let r = h1.ctl("bridge add b200");
+    assert!(!r.contains("rror"), "{r}");
+    let r = h1.ctl("vxlan vni add b200 200 evpn");
+    assert!(!r.contains("rror"), "{r}");
+    wait_until("VNI 200 in zebra", Duration::from_secs(5), || {
+        frr[0].vtysh("show evpn vni").contains("vxlan200")
+    });
+    let r = h1.ctl("vxlan vni del b200");
+    assert!(!r.contains("rror"), "{r}");
+    wait_until("VNI 200 gone", Duration::from_secs(5), || {
+        !frr[0].vtysh("show evpn vni").contains("vxlan200")
+    });
     drop(frr);
     drop(hosts);
 }

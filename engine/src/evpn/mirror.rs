@@ -18,6 +18,28 @@ use pollgate_pmd::netlink::{NeighEntry, NeighMonitor, Netlink};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a deletion waits before it is applied: long enough to see
+/// whether zebra is stopping (it removes its entries, then exits).
+const HOLD: Duration = Duration::from_millis(300);
+/// How long a zebra that came back has to install its entries again
+/// before what it did not install goes.
+const REINSTALL: Duration = Duration::from_secs(3);
+
+/// Whether a zebra runs in this network namespace: a process named
+/// `zebra` whose `ns/net` is ours.
+fn zebra_running() -> bool {
+    let ours = std::fs::read_link("/proc/self/ns/net").ok();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.flatten().any(|e| {
+        let p = e.path();
+        std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "zebra")
+            && std::fs::read_link(p.join("ns/net")).ok() == ours
+    })
+}
 
 /// Receive buffer of the notification socket: 10 000 routes from zebra
 /// at once must not overflow it (each notification is about 100 bytes).
@@ -51,6 +73,12 @@ pub struct Mirror {
     /// The VTEP address, when the mirror put it on `lo` itself.
     lo_address: Option<(u32, Ipv4Addr)>,
     ports: usize,
+    /// Deletions zebra sent, not yet applied: (when, VNI, MAC, VTEP).
+    pending: Vec<(Instant, u32, [u8; 6], Ipv4Addr)>,
+    /// Since when zebra has been gone (its deletions kept), and since
+    /// when it has been back.
+    zebra_down: Option<Instant>,
+    zebra_back: Option<Instant>,
     /// A remote VTEP appeared: look its MAC up now, not at the next
     /// periodic pass.
     pub resolve_due: bool,
@@ -70,6 +98,9 @@ impl Mirror {
             underlay: None,
             lo_address: None,
             ports: 0,
+            pending: Vec::new(),
+            zebra_down: None,
+            zebra_back: None,
             resolve_due: false,
             counters: MirrorCounters::default(),
             last_error: None,
@@ -324,10 +355,78 @@ impl Mirror {
         let (Some(dst), Some(mac)) = (e.dst, e.mac) else {
             return;
         };
-        if mac == [0; 6] {
-            self.flood(vni, dst, !e.deleted);
+        if e.deleted {
+            // Held a moment: zebra deletes everything it installed when
+            // it stops, and a restart must not cut this host off.
+            self.pending.push((Instant::now(), vni, mac, dst));
+        } else if mac == [0; 6] {
+            self.pending
+                .retain(|p| !(p.1 == vni && p.2 == mac && p.3 == dst));
+            self.flood(vni, dst, true);
         } else {
-            self.remote_mac(vni, mac, (!e.deleted).then_some(dst));
+            self.remote_mac(vni, mac, Some(dst));
+        }
+    }
+
+    /// Applies the deletions older than [`HOLD`]: withdrawals if zebra
+    /// still runs; if it has gone, zebra's own clean-up at exit, which is
+    /// kept (forwarding goes on with what BGP said last) until zebra has
+    /// been back for [`REINSTALL`], when a re-read drops what it did not
+    /// install again.
+    pub fn settle(&mut self) {
+        let now = Instant::now();
+        if let Some(since) = self.zebra_down {
+            if zebra_running() {
+                let back = *self.zebra_back.get_or_insert(now);
+                if now.duration_since(back) >= REINSTALL {
+                    tracing::info!(
+                        "evpn: zebra is back ({:.1?} after it went): reading its entries again",
+                        now.duration_since(since)
+                    );
+                    self.zebra_down = None;
+                    self.zebra_back = None;
+                    self.pending.clear();
+                    self.resync();
+                }
+            } else {
+                self.zebra_back = None;
+            }
+            return;
+        }
+        if self
+            .pending
+            .first()
+            .is_none_or(|p| now.duration_since(p.0) < HOLD)
+        {
+            return;
+        }
+        if !zebra_running() {
+            tracing::warn!(
+                "evpn: zebra stopped and removed {} entries: kept until it is back",
+                self.pending.len()
+            );
+            self.counters.held += self.pending.len() as u64;
+            self.pending.clear();
+            self.zebra_down = Some(now);
+            return;
+        }
+        let due: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|p| now.duration_since(p.0) >= HOLD)
+            .copied()
+            .collect();
+        self.pending.retain(|p| now.duration_since(p.0) < HOLD);
+        for (_, vni, mac, dst) in due {
+            if mac == [0; 6] {
+                self.flood(vni, dst, false);
+            } else {
+                // A later install for the same MAC went through already.
+                let v = self.vnis.get(&vni);
+                if v.is_some_and(|v| v.remote.get(&mac) == Some(&dst)) {
+                    self.remote_mac(vni, mac, None);
+                }
+            }
         }
     }
 

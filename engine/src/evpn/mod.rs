@@ -54,6 +54,8 @@ pub struct MirrorCounters {
     pub resolve_requests: u64,
     /// Full re-reads (start, new VNI, lost notifications).
     pub resyncs: u64,
+    /// Deletions kept because zebra had stopped (its clean-up at exit).
+    pub held: u64,
     /// Notifications lost to a full socket buffer.
     pub overflows: u64,
     pub errors: u64,
@@ -84,6 +86,7 @@ impl Evpn {
                 while !flag.load(Ordering::Relaxed) {
                     mirror.follow_topology();
                     mirror.drain();
+                    mirror.settle();
                     if last_local.elapsed() >= LOCAL_PERIOD {
                         last_local = Instant::now();
                         mirror.sync_local();
