@@ -7,6 +7,7 @@ use crate::config::{
 };
 use crate::engine::EngineError;
 use pollgate_pipeline::acl::{AclHandle, AclSet, AclStage, FlowCounters, FlowTable};
+use pollgate_pipeline::arp_suppress::ArpCache;
 use pollgate_pipeline::bridge::{Bridge, Domain, DomainKind};
 use pollgate_pipeline::ipvlan::IpVlan;
 use pollgate_pipeline::l3::{Interfaces, Route, RouteTable, Router};
@@ -610,7 +611,7 @@ fn domain_kind(topo: &Topology, b: &BridgeSpec) -> DomainKind {
 
 /// The switch of `topo` over `table`, the engine's one MAC table (it
 /// outlives topology changes; `add_statics` fills it at start).
-pub fn switch_for(topo: &Topology, table: &Arc<MacTable>) -> Option<Switch> {
+pub fn switch_for(topo: &Topology, table: &Arc<MacTable>, arp: &Arc<ArpCache>) -> Option<Switch> {
     if topo.bridges.iter().all(|b| b.name.is_empty()) {
         return None;
     }
@@ -680,15 +681,17 @@ pub fn switch_for(topo: &Topology, table: &Arc<MacTable>) -> Option<Switch> {
         {
             members.push(pollgate_pipeline::vxlan::FLOOD_TUNNELS);
         }
+        let evpn = topo.vtep.as_ref().is_some_and(|v| {
+            v.vnis
+                .iter()
+                .any(|x| x.1 == d as usize && v.evpn.contains(&x.0))
+        });
         domains.push(Domain {
             name: b.name.clone(),
             members,
             kind: domain_kind(topo, b),
-            learn_tunnels: !topo.vtep.as_ref().is_some_and(|v| {
-                v.vnis
-                    .iter()
-                    .any(|x| x.1 == d as usize && v.evpn.contains(&x.0))
-            }),
+            suppress_arp: evpn,
+            learn_tunnels: !evpn,
         });
     }
     for (k, pv) in ports_vlan.into_iter().enumerate() {
@@ -704,7 +707,7 @@ pub fn switch_for(topo: &Topology, table: &Arc<MacTable>) -> Option<Switch> {
         .collect();
     Some(Switch {
         vlan: Arc::new(vlan),
-        bridge: Bridge::new(domains, table.clone(), storm),
+        bridge: Bridge::new(domains, table.clone(), storm).with_arp(arp.clone()),
         table,
     })
 }

@@ -10,6 +10,7 @@ use crate::live::{Control, Live, LiveView, WorkerLink};
 use crate::stats::{render_drops, render_ports, LiveStats, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, WorkerTelemetry};
 use crate::worker::{Idle, Worker, WorkerReport};
+use pollgate_pipeline::arp_suppress::ArpCache;
 use pollgate_pipeline::{DropCounters, PortId};
 use pollgate_pmd::afxdp::XdpCheck;
 use pollgate_pmd::spsc::{self, Consumer, Producer};
@@ -39,6 +40,10 @@ pub enum EngineError {
 }
 
 /// A running engine.
+/// Addresses the ARP cache of the EVPN domains holds (local and remote):
+/// 2 MB of slots.
+const ARP_CACHE: usize = 1 << 16;
+
 pub struct Engine {
     pub workers: Vec<SharedWorkerCounters>,
     handles: Vec<JoinHandle<WorkerReport>>,
@@ -141,7 +146,8 @@ impl Engine {
         pollgate_pmd::privileges::check(needs(topo))?;
         let mut rings = build_rings(topo);
         let table = mac_table_for(topo);
-        let switch = switch_for(topo, &table);
+        let arp = Arc::new(ArpCache::new(ARP_CACHE));
+        let switch = switch_for(topo, &table, &arp);
         let acls = acls_for(topo)?;
         let vtep = vtep_for(topo);
         let routes = routes_for(topo)?;
@@ -302,6 +308,7 @@ impl Engine {
             devices,
             workers: links,
             table,
+            arp,
             acls,
             flows: flow_counters,
             vtep,

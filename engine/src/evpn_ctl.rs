@@ -26,7 +26,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
         return Some(Ok(format!("evpn: {why}\n")));
     }
     let mut out = format!(
-        "underlay: {}\n{:<9} {:<12} {:>6} {:>7}  {:<8} {:<24} remote VTEPs\n",
+        "underlay: {}\n{:<9} {:<12} {:>6} {:>7} {:>5} {:>6}  {:<8} {:<24} remote VTEPs\n",
         if s.shared_underlay {
             "shared with the kernel"
         } else {
@@ -36,17 +36,21 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
         "bridge",
         "local",
         "remote",
+        "l-ip",
+        "r-ip",
         "state",
         "devices",
     );
     for v in &s.vnis {
         let _ = writeln!(
             out,
-            "{:<9} {:<12} {:>6} {:>7}  {:<8} {:<24} {}",
+            "{:<9} {:<12} {:>6} {:>7} {:>5} {:>6}  {:<8} {:<24} {}",
             v.vni,
             v.domain,
             v.local_macs,
             v.remote_macs,
+            v.local_ips,
+            v.remote_ips,
             v.state,
             v.devices.join(","),
             if v.remote_vteps.is_empty() {
@@ -62,9 +66,13 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
     let c = &s.counters;
     let _ = writeln!(
         out,
-        "mirror: {} FDB writes, {} deletes; {} notifications, {} remote MACs added, {} removed; {} ARP entries taken, {} resolve requests; {} resyncs, {} overflows, {} held while zebra was down, {} errors",
+        "mirror: {} FDB writes, {} deletes; {} ARP entries written, {} removed; ARP: {} requests answered here, {} senders recorded; {} notifications, {} remote MACs added, {} removed; {} ARP entries taken, {} resolve requests; {} resyncs, {} overflows, {} held while zebra was down, {} errors",
         c.fdb_writes,
         c.fdb_deletes,
+        c.neigh_writes,
+        c.neigh_deletes,
+        c.arp_suppressed,
+        c.arp_snooped,
         c.events,
         c.remote_added,
         c.remote_removed,

@@ -22,6 +22,7 @@ use crate::stats::PortView;
 use crate::worker::Command;
 use arc_swap::ArcSwap;
 use pollgate_pipeline::acl::{AclHandle, AclSet, FlowCounters};
+use pollgate_pipeline::arp_suppress::ArpCache;
 use pollgate_pipeline::l3::RouteTable;
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::vxlan::Vtep;
@@ -86,6 +87,8 @@ pub struct Live {
     pub devices: Vec<Option<Device>>,
     pub workers: Vec<WorkerLink>,
     pub table: Arc<MacTable>,
+    /// The ARP cache of the domains that suppress ARP (EVPN).
+    pub arp: Arc<ArpCache>,
     pub acls: Vec<Arc<AclHandle>>,
     /// Each worker's ACL flow counters (when the pipeline has ACLs).
     pub flows: Vec<Option<Arc<FlowCounters>>>,
@@ -103,6 +106,7 @@ pub struct Control {
     /// The MAC table, never replaced: readable without waiting for a
     /// change in progress.
     table: Arc<MacTable>,
+    arp: Arc<ArpCache>,
     /// What the EVPN mirror last reported (`show evpn`).
     pub evpn: Arc<Mutex<crate::evpn::EvpnStatus>>,
 }
@@ -280,7 +284,7 @@ impl Live {
     /// Sends every worker its pipeline for `topo` and waits until each
     /// has swapped it in.
     fn swap_pipelines(&mut self, topo: &Topology) -> Result<(), String> {
-        let switch = switch_for(topo, &self.table);
+        let switch = switch_for(topo, &self.table, &self.arp);
         let owner = Arc::new(owners(topo));
         let mut acks = Vec::new();
         for w in 0..self.workers.len() {
@@ -322,6 +326,7 @@ impl Control {
         let view = ArcSwap::from_pointee(live.publish());
         Control {
             table: live.table.clone(),
+            arp: live.arp.clone(),
             evpn: Default::default(),
             live: Mutex::new(live),
             view,
@@ -343,6 +348,10 @@ impl Control {
 
     pub fn table(&self) -> &Arc<MacTable> {
         &self.table
+    }
+
+    pub fn arp(&self) -> &Arc<ArpCache> {
+        &self.arp
     }
 
     /// Runs `f` on the route table (`None`: no gateway yet) and the

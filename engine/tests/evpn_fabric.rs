@@ -434,6 +434,38 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
             );
         }
     }
+    // pollgate's containers are advertised with their addresses (from
+    // their own ARP), and a host answers ARP for them locally.
+    wait_until("MAC+IP routes", Duration::from_secs(5), || {
+        let r = _rr.vtysh("show bgp l2vpn evpn route");
+        (1..=3).all(|h| {
+            (1..=2).all(|j| {
+                r.contains(&format!(
+                    "[2]:[0]:[48]:[{}]:[32]:[{}]",
+                    container_mac(h, j),
+                    container_ip(h, j)
+                ))
+            })
+        })
+    });
+    let answered = |h: &Host| -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_str(&h.ctl("show evpn --json")).unwrap_or_default();
+        v["counters"]["arp_suppressed"].as_u64().unwrap_or(0)
+    };
+    let h2 = hosts[1].as_ref().unwrap();
+    let before = answered(h2);
+    ip(&["-n", &n("c21"), "neigh", "flush", "all"]);
+    assert!(ping(&n("c21"), &container_ip(3, 1)));
+    wait_until(
+        "the request answered on host 2",
+        Duration::from_secs(1),
+        || answered(h2) > before,
+    );
+    // The kernel VTEP suppresses with pollgate's MAC+IP routes too.
+    let (_, k4) = sh(&format!("ip -n {} neigh show dev br{VNI}", n("h4")));
+    assert!(k4.contains(&container_ip(1, 1)), "{k4}");
+
     let h1 = hosts[0].as_ref().unwrap();
     let evpn = h1.ctl("show evpn");
     assert!(evpn.contains("in sync"), "{evpn}");

@@ -72,7 +72,11 @@ fn frames(data: &[u8]) -> Vec<(u16, u32, &[u8])> {
 /// inside its frame, after its headroom is used for pushed headers.
 pub fn pipeline(data: &[u8]) {
     let topo = gateway();
-    let switch = switch_for(topo, &pollgate::build::mac_table_for(topo));
+    let switch = switch_for(
+        topo,
+        &pollgate::build::mac_table_for(topo),
+        &std::sync::Arc::new(pollgate_pipeline::arp_suppress::ArpCache::new(1024)),
+    );
     let vtep = vtep_for(topo);
     let acls = acls_for(topo).expect("the gateway's ACLs compile");
     // The route table (its tries are 128 MiB) is made once: what the

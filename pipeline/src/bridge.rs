@@ -3,6 +3,7 @@
 //! storm control on what floods). A domain may instead share an uplink
 //! among containers without learning, as macvlan or ipvlan do.
 
+use crate::arp_suppress::ArpCache;
 use crate::batch::flags;
 use crate::batch::Batch;
 use crate::frame::FrameMemory;
@@ -14,7 +15,9 @@ use crate::storm::StormControl;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
 use crate::vlan::NO_DOMAIN;
 use crate::vxlan::TUNNEL_BASE;
+use crate::wire::arp::{self, ArpPacket};
 use crate::wire::MacAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Entries past which the table no longer sits in L2 (16 bytes each, at
@@ -33,6 +36,10 @@ pub struct Domain {
     /// Off where a control plane (EVPN) says which MAC is behind which
     /// VTEP: data-plane learning would fight its withdrawals and moves.
     pub learn_tunnels: bool,
+    /// Answer local ARP requests from the bridge's ARP cache, and record
+    /// local senders in it (EVPN: the control plane advertises them and
+    /// fills in the remote hosts).
+    pub suppress_arp: bool,
 }
 
 impl Domain {
@@ -43,6 +50,7 @@ impl Domain {
             members,
             kind: DomainKind::Learning,
             learn_tunnels: true,
+            suppress_arp: false,
         }
     }
 }
@@ -73,6 +81,8 @@ pub struct Bridge {
     /// For packets from tunnel ports (remote VTEPs), which have no
     /// per-port limits.
     tunnel_storm: StormControl,
+    /// The ARP cache of the domains that suppress ARP.
+    pub arp: Option<Arc<ArpCache>>,
 }
 
 impl Bridge {
@@ -84,7 +94,13 @@ impl Bridge {
             now_secs: 0,
             now_ns: 0,
             tunnel_storm: StormControl::unlimited(),
+            arp: None,
         }
+    }
+
+    pub fn with_arp(mut self, arp: Arc<ArpCache>) -> Self {
+        self.arp = Some(arp);
+        self
     }
 
     pub fn set_clock(&mut self, now_ns: u64) {
@@ -176,6 +192,15 @@ impl Stage for Bridge {
             if port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels) {
                 self.table.learn(domain, src, port, self.now_secs);
             }
+            if port < TUNNEL_BASE
+                && batch.ethertype[i] == ETH_ARP
+                && d.is_some_and(|d| d.suppress_arp)
+            {
+                if let Some(v) = suppress(self.arp.as_deref(), batch, i, mem, domain) {
+                    batch.verdict[i] = v;
+                    continue;
+                }
+            }
             let verdict = if dst.is_multicast() {
                 match police_multicast(storm, dst, self.now_ns) {
                     Ok(()) => Verdict::Flood(domain),
@@ -195,6 +220,42 @@ impl Stage for Bridge {
             batch.verdict[i] = verdict;
         }
     }
+}
+
+const ETH_ARP: u16 = 0x0806;
+
+/// A local ARP packet in a suppressing domain: its sender is recorded; a
+/// request for an address the cache has (of another host) is turned into
+/// the reply, in place, back to where it came from. `None`: it goes on as
+/// any frame (flooded if broadcast).
+fn suppress<M: FrameMemory + ?Sized>(
+    cache: Option<&ArpCache>,
+    batch: &mut Batch,
+    i: usize,
+    mem: &mut M,
+    domain: DomainId,
+) -> Option<Verdict> {
+    let cache = cache?;
+    // Untagged here only: a tagged frame keeps its tag bytes where
+    // the reply would be written.
+    if batch.tags[i] != 0 || batch.l3_off[i] != 14 || batch.tail_len[i] != 0 {
+        return None;
+    }
+    // A reply is 60 bytes, and an ARP frame off a veth only 42 (nothing
+    // pads it): its buffer still holds 60.
+    let f = mem.bytes_mut(batch.addr[i], batch.data_len[i].max(60))?;
+    let a = ArpPacket::new_checked(f.get(14..)?).ok()?;
+    let (op, smac, sip, tip) = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip());
+    cache.snoop(domain, sip, smac);
+    if op != arp::OP_REQUEST || sip == tip {
+        return None;
+    }
+    let (mac, _) = cache.lookup(domain, tip).filter(|(m, _)| *m != smac)?;
+    arp::emit_frame(&mut f[..42], mac, tip, Some(smac), sip);
+    f[42..60].fill(0);
+    batch.data_len[i] = 60;
+    cache.counters.suppressed.fetch_add(1, Ordering::Relaxed);
+    Some(Verdict::Forward(batch.in_port[i]))
 }
 
 /// Takes a token from the port's broadcast or multicast bucket, or names
@@ -316,6 +377,51 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+    }
+
+    #[test]
+    fn a_suppressing_domain_answers_arp_for_addresses_it_knows() {
+        let mut d = Domain::learning("evpn", vec![0, 1]);
+        d.suppress_arp = true;
+        let cache = Arc::new(ArpCache::new(64));
+        let mut b = Bridge::new(
+            vec![d],
+            Arc::new(MacTable::new(64)),
+            vec![StormControl::unlimited(), StormControl::unlimited()],
+        )
+        .with_arp(cache.clone());
+        let remote = MacAddr([2, 0, 0, 0, 0, 0xc]);
+        cache.set_remote(0, [198, 19, 0, 3], remote);
+        let request = |target: [u8; 4]| {
+            let mut f = vec![0u8; 60];
+            arp::emit_frame(&mut f, MacAddr(A), [198, 19, 0, 1], None, target);
+            f
+        };
+        let mut mem = request([198, 19, 0, 3]);
+        mem.extend(request([198, 19, 0, 9]));
+        let mut batch = Batch::new();
+        // The first as a veth hands it over: 42 bytes, unpadded.
+        batch.push(0, 42, 0, 0);
+        batch.push(60, 60, 0, 0);
+        for i in 0..2 {
+            batch.domain[i] = 0;
+            batch.ethertype[i] = ETH_ARP;
+            batch.l3_off[i] = 14;
+        }
+        let mut drops = DropCounters::default();
+        b.process(&mut batch, &mut mem, &mut drops);
+        // Known: answered back to the asker, as the remote host would.
+        assert_eq!(batch.verdict[0], Verdict::Forward(0));
+        assert_eq!(batch.data_len[0], 60);
+        let a = ArpPacket::new_checked(&mem[14..42]).unwrap();
+        assert_eq!(a.operation(), arp::OP_REPLY);
+        assert_eq!((a.sender_mac(), a.sender_ip()), (remote, [198, 19, 0, 3]));
+        assert_eq!(a.target_ip(), [198, 19, 0, 1]);
+        assert_eq!(&mem[0..12], &[A, remote.0].concat()[..]);
+        // Unknown: flooded as ever; the asker is recorded either way.
+        assert_eq!(batch.verdict[1], Verdict::Flood(0));
+        assert_eq!(cache.lookup(0, [198, 19, 0, 1]), Some((MacAddr(A), false)));
+        assert_eq!(cache.counters.suppressed.load(Ordering::Relaxed), 1);
     }
 
     #[test]

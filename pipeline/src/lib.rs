@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub mod arp_suppress;
 pub mod batch;
 pub mod bridge;
 pub mod conntrack;

@@ -7,6 +7,8 @@
 //! flood lists. Beside it, for an underlay shared with the kernel, the
 //! kernel's ARP entries become the VTEP's next-hop MACs.
 
+mod addresses;
+
 use super::kernel::VniDevices;
 use super::{EvpnStatus, MirrorCounters, VniStatus};
 use crate::config::Topology;
@@ -14,9 +16,10 @@ use crate::live::{Control, LiveView};
 use pollgate_pipeline::vxlan::{Vtep, TUNNEL_BASE};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::DomainId;
-use pollgate_pmd::netlink::{NeighEntry, NeighMonitor, Netlink};
+use pollgate_pmd::netlink::{NeighEntry, NeighMonitor, Netlink, NTF_EXT_LEARNED};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,10 @@ struct Vni {
     domain: DomainId,
     /// MACs written as static entries on `accN`.
     local: HashSet<[u8; 6]>,
+    /// Local hosts' addresses written as ARP entries on `brN` (zebra
+    /// advertises MAC+IP), and remote ones zebra installed there.
+    local_ips: HashMap<[u8; 4], [u8; 6]>,
+    remote_ips: HashMap<[u8; 4], [u8; 6]>,
     /// MACs zebra installed, and the VTEP behind each.
     remote: HashMap<[u8; 6], Ipv4Addr>,
     /// Remote VTEPs of the flood list (type-3 routes).
@@ -203,6 +210,8 @@ impl Mirror {
                             dev,
                             domain,
                             local: HashSet::new(),
+                            local_ips: HashMap::new(),
+                            remote_ips: HashMap::new(),
                             remote: HashMap::new(),
                             floods: BTreeSet::new(),
                             error: None,
@@ -306,11 +315,31 @@ impl Mirror {
                 self.flood(vni, ip, true);
             }
         }
-        if let Some(ul) = self.underlay {
+        if self.underlay.is_some() || !self.vnis.is_empty() {
             match self.nl.dump_neighbours(false) {
                 Ok(arp) => {
-                    for e in arp.iter().filter(|e| e.ifindex == ul) {
-                        self.arp(e);
+                    let mut installed: HashMap<u32, HashSet<[u8; 4]>> = HashMap::new();
+                    for e in &arp {
+                        if let Some(vni) = self.vni_of_bridge(e.ifindex) {
+                            if let Some(ip) = e.dst.filter(|_| e.flags & NTF_EXT_LEARNED != 0) {
+                                installed.entry(vni).or_default().insert(ip.octets());
+                            }
+                        }
+                        self.event(e);
+                    }
+                    let stale: Vec<(u32, [u8; 4])> = self
+                        .vnis
+                        .values()
+                        .flat_map(|v| {
+                            let have = installed.get(&v.dev.vni);
+                            v.remote_ips
+                                .keys()
+                                .filter(move |ip| !have.is_some_and(|h| h.contains(*ip)))
+                                .map(move |ip| (v.dev.vni, *ip))
+                        })
+                        .collect();
+                    for (vni, ip) in stale {
+                        self.remote_ip(vni, ip, None);
                     }
                 }
                 Err(e) => self.fail(format!("reading the ARP table: {e}")),
@@ -340,6 +369,14 @@ impl Mirror {
 
     fn event(&mut self, e: &NeighEntry) {
         if !e.bridge {
+            if let Some(vni) = self.vni_of_bridge(e.ifindex) {
+                // zebra's (extern_learn), not the ones the mirror wrote.
+                if let Some(ip) = e.dst.filter(|_| e.flags & NTF_EXT_LEARNED != 0) {
+                    let mac = e.mac.filter(|_| !e.deleted);
+                    self.remote_ip(vni, ip.octets(), mac);
+                }
+                return;
+            }
             return self.arp(e);
         }
         let Some(vni) = self
@@ -507,6 +544,7 @@ impl Mirror {
                 now.entry(e.domain).or_default().insert(e.mac.0);
             }
         }
+        self.sync_local_ips(&now);
         let empty = HashSet::new();
         for v in self.vnis.values_mut() {
             let have = now.get(&v.domain).unwrap_or(&empty);
@@ -581,6 +619,7 @@ impl Mirror {
     }
 
     pub fn status(&self) -> EvpnStatus {
+        let arp = &self.control.arp().counters;
         let names = self.view.as_ref().map(|v| v.domains()).unwrap_or_default();
         EvpnStatus {
             running: true,
@@ -601,6 +640,8 @@ impl Mirror {
                     ],
                     local_macs: v.local.len(),
                     remote_macs: v.remote.len(),
+                    local_ips: v.local_ips.len(),
+                    remote_ips: v.remote_ips.len(),
                     remote_vteps: v.floods.iter().map(|ip| ip.to_string()).collect(),
                     state: if v.error.is_some() {
                         "error"
@@ -611,7 +652,11 @@ impl Mirror {
                     last_error: v.error.clone(),
                 })
                 .collect(),
-            counters: self.counters.clone(),
+            counters: MirrorCounters {
+                arp_suppressed: arp.suppressed.load(Ordering::Relaxed),
+                arp_snooped: arp.snooped.load(Ordering::Relaxed),
+                ..self.counters.clone()
+            },
             last_error: self.last_error.clone(),
         }
     }

@@ -34,6 +34,11 @@ pub struct VniStatus {
     pub local_macs: usize,
     /// MACs zebra installed (type-2 routes of other VTEPs).
     pub remote_macs: usize,
+    /// Local hosts' addresses written for zebra (MAC+IP routes).
+    pub local_ips: usize,
+    /// Remote hosts' addresses zebra installed: answered here (ARP
+    /// suppression).
+    pub remote_ips: usize,
     /// The flood list (type-3 routes).
     pub remote_vteps: Vec<String>,
     pub state: String,
@@ -45,6 +50,12 @@ pub struct MirrorCounters {
     /// Static FDB entries written and removed on `accN`.
     pub fdb_writes: u64,
     pub fdb_deletes: u64,
+    /// ARP entries written and removed on `brN` (local MAC+IP).
+    pub neigh_writes: u64,
+    pub neigh_deletes: u64,
+    /// ARP requests the bridge answered, local senders it recorded.
+    pub arp_suppressed: u64,
+    pub arp_snooped: u64,
     /// Neighbour notifications read.
     pub events: u64,
     pub remote_added: u64,

@@ -178,6 +178,41 @@ impl Netlink {
         Ok(out)
     }
 
+    /// `ip neigh replace IP lladdr MAC dev INDEX nud noarp`: how a local
+    /// host's address is told to zebra (on the VNI's bridge, its SVI),
+    /// which advertises it in a type-2 route with the IP.
+    pub fn neigh_set(&mut self, ifindex: u32, ip: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
+        let mut n = neigh_msg(AddressFamily::Inet, ifindex, NeighbourState::Noarp);
+        n.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        n.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.request_bytes(|seq| {
+            serialize(
+                RouteNetlinkMessage::NewNeighbour(n),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                seq,
+            )
+        })
+    }
+
+    /// Removes an ARP entry; one already gone is not an error.
+    pub fn neigh_del(&mut self, ifindex: u32, ip: Ipv4Addr) -> io::Result<()> {
+        let mut n = neigh_msg(AddressFamily::Inet, ifindex, NeighbourState::None);
+        n.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        match self.request_bytes(|seq| {
+            serialize(
+                RouteNetlinkMessage::DelNeighbour(n),
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+            )
+        }) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            r => r,
+        }
+    }
+
     /// Asks the kernel to resolve `ip` on `ifindex` (NTF_USE: what a
     /// packet to it would do, an ARP request if the entry is not
     /// valid); the answer arrives as a neighbour notification.

@@ -1,0 +1,241 @@
+//! ARP suppression for domains whose remote hosts a control plane
+//! announces (EVPN type-2 routes with an IP): the bridge answers a local
+//! host's ARP request for an address it knows, so the broadcast never
+//! crosses the fabric, and records the sender of every local ARP packet,
+//! which the control plane advertises in turn. One table of every domain,
+//! shared by all workers without locks, like the MAC table: open
+//! addressing over (key, value) atomics, fixed capacity, a full table
+//! counted.
+
+use crate::verdict::DomainId;
+use crate::wire::MacAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+const EMPTY: u64 = 0;
+const TOMBSTONE: u64 = u64::MAX;
+const MAX_PROBE: usize = 32;
+/// A value with a MAC in it (0 is a slot claimed but not yet written).
+const VALID: u64 = 1 << 63;
+/// From the control plane (a remote host), not snooped here.
+const REMOTE: u64 = 1 << 62;
+
+#[inline(always)]
+fn key(domain: DomainId, ip: [u8; 4]) -> u64 {
+    ((domain as u64 + 1) << 32) | u32::from_be_bytes(ip) as u64
+}
+
+#[inline(always)]
+fn hash(k: u64) -> usize {
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 24) as usize
+}
+
+fn value(mac: MacAddr, remote: bool) -> u64 {
+    let m = mac.0;
+    VALID
+        | if remote { REMOTE } else { 0 }
+        | u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
+}
+
+fn mac_of(v: u64) -> MacAddr {
+    let b = v.to_be_bytes();
+    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+#[derive(Debug, Default)]
+pub struct ArpCounters {
+    /// Requests answered by the bridge instead of flooded.
+    pub suppressed: AtomicU64,
+    /// Local senders recorded (new or changed).
+    pub snooped: AtomicU64,
+    pub overflow: AtomicU64,
+}
+
+/// One entry, for the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArpEntry {
+    pub domain: DomainId,
+    pub ip: [u8; 4],
+    pub mac: MacAddr,
+    pub remote: bool,
+}
+
+#[derive(Default)]
+#[repr(C, align(16))]
+struct Slot {
+    key: AtomicU64,
+    val: AtomicU64,
+}
+
+pub struct ArpCache {
+    slots: Box<[Slot]>,
+    mask: usize,
+    limit: usize,
+    live: AtomicUsize,
+    pub counters: ArpCounters,
+}
+
+impl ArpCache {
+    pub fn new(limit: usize) -> ArpCache {
+        let n = (limit.max(16) * 2).next_power_of_two();
+        ArpCache {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            mask: n - 1,
+            limit,
+            live: AtomicUsize::new(0),
+            counters: ArpCounters::default(),
+        }
+    }
+
+    fn find(&self, k: u64) -> Option<usize> {
+        let mut i = hash(k) & self.mask;
+        for _ in 0..MAX_PROBE {
+            match self.slots[i].key.load(Ordering::Acquire) {
+                EMPTY => return None,
+                x if x == k => return Some(i),
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+        None
+    }
+
+    /// The MAC of `ip` in `domain`, and whether a remote host has it.
+    #[inline]
+    pub fn lookup(&self, domain: DomainId, ip: [u8; 4]) -> Option<(MacAddr, bool)> {
+        let v = self.slots[self.find(key(domain, ip))?]
+            .val
+            .load(Ordering::Relaxed);
+        (v & VALID != 0).then(|| (mac_of(v), v & REMOTE != 0))
+    }
+
+    fn put(&self, domain: DomainId, ip: [u8; 4], v: u64) -> bool {
+        let k = key(domain, ip);
+        if let Some(i) = self.find(k) {
+            return self.slots[i].val.swap(v, Ordering::Relaxed) != v;
+        }
+        if self.live.load(Ordering::Relaxed) >= self.limit {
+            self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut i = hash(k) & self.mask;
+        for _ in 0..MAX_PROBE {
+            let cur = self.slots[i].key.load(Ordering::Relaxed);
+            if (cur == EMPTY || cur == TOMBSTONE)
+                && self.slots[i]
+                    .key
+                    .compare_exchange(cur, k, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.slots[i].val.store(v, Ordering::Release);
+                self.live.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            if self.slots[i].key.load(Ordering::Relaxed) == k {
+                self.slots[i].val.store(v, Ordering::Relaxed);
+                return true;
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Records what a local ARP packet says of its sender (a host that
+    /// moved here takes its address over from the remote entry).
+    #[inline]
+    pub fn snoop(&self, domain: DomainId, ip: [u8; 4], mac: MacAddr) {
+        if ip == [0; 4] || mac.is_multicast() {
+            return;
+        }
+        let v = value(mac, false);
+        if let Some(i) = self.find(key(domain, ip)) {
+            if self.slots[i].val.load(Ordering::Relaxed) == v {
+                return;
+            }
+        }
+        if self.put(domain, ip, v) {
+            self.counters.snooped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A remote host's address, from the control plane.
+    pub fn set_remote(&self, domain: DomainId, ip: [u8; 4], mac: MacAddr) {
+        self.put(domain, ip, value(mac, true));
+    }
+
+    /// Removes `ip`; only a remote entry when `remote_only`.
+    pub fn remove(&self, domain: DomainId, ip: [u8; 4], remote_only: bool) -> bool {
+        let Some(i) = self.find(key(domain, ip)) else {
+            return false;
+        };
+        let v = self.slots[i].val.load(Ordering::Relaxed);
+        if remote_only && v & REMOTE == 0 {
+            return false;
+        }
+        self.slots[i].val.store(0, Ordering::Relaxed);
+        let k = self.slots[i].key.load(Ordering::Relaxed);
+        if k != EMPTY
+            && k != TOMBSTONE
+            && self.slots[i]
+                .key
+                .compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    pub fn entries(&self) -> Vec<ArpEntry> {
+        let mut out = Vec::new();
+        for s in self.slots.iter() {
+            let k = s.key.load(Ordering::Acquire);
+            if k == EMPTY || k == TOMBSTONE {
+                continue;
+            }
+            let v = s.val.load(Ordering::Relaxed);
+            if v & VALID == 0 {
+                continue;
+            }
+            out.push(ArpEntry {
+                domain: ((k >> 32) - 1) as DomainId,
+                ip: (k as u32).to_be_bytes(),
+                mac: mac_of(v),
+                remote: v & REMOTE != 0,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snooped_remote_and_moved_addresses() {
+        let c = ArpCache::new(4);
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        let ip = [198, 19, 0, 1];
+        c.set_remote(1, ip, a);
+        assert_eq!(c.lookup(1, ip), Some((a, true)));
+        assert_eq!(c.lookup(2, ip), None);
+        // The host shows up here: its own ARP takes the address over.
+        c.snoop(1, ip, b);
+        assert_eq!(c.lookup(1, ip), Some((b, false)));
+        assert!(
+            !c.remove(1, ip, true),
+            "a withdrawal leaves the local entry"
+        );
+        assert_eq!(c.counters.snooped.load(Ordering::Relaxed), 1);
+        c.snoop(1, ip, b);
+        assert_eq!(c.counters.snooped.load(Ordering::Relaxed), 1);
+        for k in 0..10u8 {
+            c.snoop(1, [198, 19, 1, k], a);
+        }
+        assert_eq!(c.entries().len(), 4);
+        assert!(c.counters.overflow.load(Ordering::Relaxed) > 0);
+        assert!(c.remove(1, ip, false));
+        assert_eq!(c.lookup(1, ip), None);
+    }
+}
