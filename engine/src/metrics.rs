@@ -42,6 +42,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkerLabel {
     worker: String,
 }
@@ -271,6 +276,37 @@ pub fn render(state: &CtlState) -> String {
             events,
         );
     });
+    // The EVPN mirror's counters, by kind (its struct's field names).
+    let evpn = match state.control.evpn.lock() {
+        Ok(s) => s.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    if evpn.running && !evpn.vnis.is_empty() {
+        let f = Family::<KindLabel, Counter>::default();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&evpn.counters) {
+            for (k, v) in m {
+                f.get_or_create(&KindLabel { kind: k })
+                    .inc_by(v.as_u64().unwrap_or(0));
+            }
+        }
+        reg.register(
+            "evpn_mirror",
+            "What the EVPN kernel mirror wrote, read and answered, by kind",
+            f,
+        );
+        let macs = Family::<KindLabel, Gauge>::default();
+        for (kind, n) in [
+            (
+                "local",
+                evpn.vnis.iter().map(|v| v.local_macs).sum::<usize>(),
+            ),
+            ("remote", evpn.vnis.iter().map(|v| v.remote_macs).sum()),
+        ] {
+            macs.get_or_create(&KindLabel { kind: kind.into() })
+                .set(n as i64);
+        }
+        reg.register("evpn_macs", "MACs of the EVPN VNIs, local and remote", macs);
+    }
     let mut out = String::new();
     let _ = encode(&mut out, &reg);
     out

@@ -266,6 +266,19 @@ fn underlay(ul: &str, ns: &str, addr: &str) {
     ip(&["-n", ns, "link", "set", "eth0", "up"]);
 }
 
+/// The underlay segment (a bridge in namespace `ul`) and the route
+/// reflector's namespace on it.
+fn segment_and_reflector(id: u32) -> (Namespaces, String, String) {
+    let mut nss = Namespaces::default();
+    let (ul, rr) = (format!("e{id}ul"), format!("e{id}rr"));
+    nss.add(&ul);
+    ip(&["-n", &ul, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", &ul, "link", "set", "br0", "up"]);
+    nss.add(&rr);
+    underlay(&ul, &rr, RR);
+    (nss, ul, rr)
+}
+
 /// The reference VTEP: FRR's documented setup on the kernel's devices.
 fn kernel_vtep(ns: &str, local: &str, containers: &[(String, usize)], h: usize) {
     let br = format!("br{VNI}");
@@ -375,14 +388,7 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
     }
     let id = std::process::id() % 1000;
     let n = |s: &str| format!("e{id}{s}");
-    let mut nss = Namespaces::default();
-    let ul = n("ul");
-    nss.add(&ul);
-    ip(&["-n", &ul, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", &ul, "link", "set", "br0", "up"]);
-    let rr = n("rr");
-    nss.add(&rr);
-    underlay(&ul, &rr, RR);
+    let (mut nss, ul, rr) = segment_and_reflector(id);
     // Hosts 1–3 run pollgate; host 4 is the kernel reference.
     let mut hosts = Vec::new();
     let mut all: Vec<(String, String)> = Vec::new();
@@ -616,14 +622,7 @@ fn evpn_mac_scale() {
         .unwrap_or(100_000);
     let id = std::process::id() % 1000;
     let n = |s: &str| format!("e{id}{s}");
-    let mut nss = Namespaces::default();
-    let ul = n("ul");
-    nss.add(&ul);
-    ip(&["-n", &ul, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", &ul, "link", "set", "br0", "up"]);
-    let rr = n("rr");
-    nss.add(&rr);
-    underlay(&ul, &rr, RR);
+    let (mut nss, ul, rr) = segment_and_reflector(id);
     let mut hosts = Vec::new();
     for h in 1..=2 {
         let hn = n(&format!("h{h}"));

@@ -138,6 +138,12 @@ impl Mirror {
             return;
         }
         self.view = Some(view.clone());
+        // No VTEP and nothing mirrored: nothing to follow, and no copy of
+        // the topology made on this thread at every change.
+        if view.vtep.is_none() && self.vnis.is_empty() && self.underlay.is_none() {
+            self.vtep = None;
+            return;
+        }
         let topo = self.control.topology();
         self.ports = topo.ports.len();
         let rebuilt = match (&self.vtep, &view.vtep) {

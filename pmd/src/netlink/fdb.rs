@@ -144,6 +144,11 @@ impl Netlink {
         n.header.flags = NeighbourFlags::Controller;
         n.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.del_neighbour(n)
+    }
+
+    /// RTM_DELNEIGH; an entry already gone is not an error.
+    fn del_neighbour(&mut self, n: NeighbourMessage) -> io::Result<()> {
         match self.request_bytes(|seq| {
             serialize(
                 RouteNetlinkMessage::DelNeighbour(n),
@@ -201,16 +206,7 @@ impl Netlink {
         let mut n = neigh_msg(AddressFamily::Inet, ifindex, NeighbourState::None);
         n.attributes
             .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
-        match self.request_bytes(|seq| {
-            serialize(
-                RouteNetlinkMessage::DelNeighbour(n),
-                NLM_F_REQUEST | NLM_F_ACK,
-                seq,
-            )
-        }) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            r => r,
-        }
+        self.del_neighbour(n)
     }
 
     /// Asks the kernel to resolve `ip` on `ifindex` (NTF_USE: what a

@@ -313,32 +313,20 @@ impl Netlink {
 
     /// Adds an IPv4 address with prefix length to a device.
     pub fn add_ipv4(&mut self, index: u32, addr: [u8; 4], prefix: u8) -> io::Result<()> {
-        let mut m = MsgBuilder::new(
+        let mut m = addr_msg(
             RTM_NEWADDR,
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            index,
+            addr,
+            prefix,
         );
-        // struct ifaddrmsg { family, prefixlen, flags, scope, index }
-        let mut ifa = [0u8; 8];
-        ifa[0] = libc::AF_INET as u8;
-        ifa[1] = prefix;
-        ifa[4..8].copy_from_slice(&index.to_ne_bytes());
-        m.raw(&ifa);
-        m.attr(IFA_LOCAL, &addr);
-        m.attr(IFA_ADDRESS, &addr);
         self.request(&mut m)
     }
 
     /// Removes what [`add_ipv4`](Self::add_ipv4) added.
     pub fn del_ipv4(&mut self, index: u32, addr: [u8; 4], prefix: u8) -> io::Result<()> {
         const RTM_DELADDR: u16 = 21;
-        let mut m = MsgBuilder::new(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK);
-        let mut ifa = [0u8; 8];
-        ifa[0] = libc::AF_INET as u8;
-        ifa[1] = prefix;
-        ifa[4..8].copy_from_slice(&index.to_ne_bytes());
-        m.raw(&ifa);
-        m.attr(IFA_LOCAL, &addr);
-        m.attr(IFA_ADDRESS, &addr);
+        let mut m = addr_msg(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, index, addr, prefix);
         self.request(&mut m)
     }
 
@@ -371,6 +359,20 @@ impl Netlink {
             Err(e) => Err(e),
         }
     }
+}
+
+/// An address request: `struct ifaddrmsg { family, prefixlen, flags,
+/// scope, index }` and the address as both local and peer.
+fn addr_msg(ty: u16, flags: u16, index: u32, addr: [u8; 4], prefix: u8) -> MsgBuilder {
+    let mut m = MsgBuilder::new(ty, flags);
+    let mut ifa = [0u8; 8];
+    ifa[0] = libc::AF_INET as u8;
+    ifa[1] = prefix;
+    ifa[4..8].copy_from_slice(&index.to_ne_bytes());
+    m.raw(&ifa);
+    m.attr(IFA_LOCAL, &addr);
+    m.attr(IFA_ADDRESS, &addr);
+    m
 }
 
 fn parse_link(payload: &[u8]) -> LinkInfo {
