@@ -11,7 +11,6 @@ mod addresses;
 
 use super::kernel::VniDevices;
 use super::{EvpnStatus, MirrorCounters, VniStatus};
-use crate::config::Topology;
 use crate::live::{Control, LiveView};
 use pollgate_pipeline::vxlan::{Vtep, TUNNEL_BASE};
 use pollgate_pipeline::wire::MacAddr;
@@ -198,7 +197,7 @@ impl Mirror {
                 continue;
             }
             let spec = topo.vtep.as_ref().expect("a VNI has a VTEP");
-            if let Err(e) = self.vtep_address(&topo, spec.ip) {
+            if let Err(e) = self.vtep_address(spec.ip) {
                 self.fail(e);
             }
             match VniDevices::create(&mut self.nl, vni, Ipv4Addr::from(spec.ip), spec.udp_port) {
@@ -245,7 +244,7 @@ impl Mirror {
     /// Makes sure a kernel device holds the VTEP address (zebra takes the
     /// VXLAN device's `local` as the VTEP's identity; FRR's guides put it
     /// on `lo`): if none does, it goes on `lo` as a /32 until exit.
-    fn vtep_address(&mut self, _topo: &Topology, ip: [u8; 4]) -> Result<(), String> {
+    fn vtep_address(&mut self, ip: [u8; 4]) -> Result<(), String> {
         let ip = Ipv4Addr::from(ip);
         if self.lo_address.is_some() {
             return Ok(());
@@ -622,6 +621,12 @@ impl Mirror {
                 }
             }
         }
+    }
+
+    /// Whether there is anything to mirror (an EVPN VNI, a shared
+    /// underlay).
+    pub fn active(&self) -> bool {
+        !self.vnis.is_empty() || self.underlay.is_some()
     }
 
     pub fn status(&self) -> EvpnStatus {

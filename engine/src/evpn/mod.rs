@@ -94,6 +94,7 @@ impl Evpn {
             .spawn(move || {
                 let mut last_local = Instant::now();
                 let mut last_resolve = Instant::now();
+                let (mut was_active, mut first) = (false, true);
                 while !flag.load(Ordering::Relaxed) {
                     mirror.follow_topology();
                     mirror.drain();
@@ -106,9 +107,15 @@ impl Evpn {
                         last_resolve = Instant::now();
                         mirror.resolve();
                     }
-                    if let Ok(mut s) = status.lock() {
-                        *s = mirror.status();
+                    // An idle mirror (no VTEP) publishes once and then
+                    // allocates nothing on its thread.
+                    let active = mirror.active();
+                    if active || was_active || first {
+                        if let Ok(mut s) = status.lock() {
+                            *s = mirror.status();
+                        }
                     }
+                    (was_active, first) = (active, false);
                     mirror.wait(LOCAL_PERIOD.as_millis() as i32);
                 }
                 mirror.close();

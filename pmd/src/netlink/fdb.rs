@@ -128,13 +128,7 @@ impl Netlink {
         n.header.flags = NeighbourFlags::Controller;
         n.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.request_bytes(|seq| {
-            serialize(
-                RouteNetlinkMessage::NewNeighbour(n),
-                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-                seq,
-            )
-        })
+        self.set_neighbour(n)
     }
 
     /// Removes what [`fdb_add_static`](Self::fdb_add_static) wrote; an
@@ -145,6 +139,17 @@ impl Netlink {
         n.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
         self.del_neighbour(n)
+    }
+
+    /// RTM_NEWNEIGH, creating or replacing.
+    fn set_neighbour(&mut self, n: NeighbourMessage) -> io::Result<()> {
+        self.request_bytes(|seq| {
+            serialize(
+                RouteNetlinkMessage::NewNeighbour(n),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                seq,
+            )
+        })
     }
 
     /// RTM_DELNEIGH; an entry already gone is not an error.
@@ -192,13 +197,7 @@ impl Netlink {
             .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
         n.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.request_bytes(|seq| {
-            serialize(
-                RouteNetlinkMessage::NewNeighbour(n),
-                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-                seq,
-            )
-        })
+        self.set_neighbour(n)
     }
 
     /// Removes an ARP entry; one already gone is not an error.
@@ -217,13 +216,7 @@ impl Netlink {
         n.header.flags = NeighbourFlags::Use;
         n.attributes
             .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
-        self.request_bytes(|seq| {
-            serialize(
-                RouteNetlinkMessage::NewNeighbour(n),
-                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-                seq,
-            )
-        })
+        self.set_neighbour(n)
     }
 }
 
