@@ -212,14 +212,18 @@ impl XdpAttachment {
         let mut nl = Netlink::open()?;
         let mut last = None;
         for &(flags, native) in modes {
+            // Outlives a kill -9: the reaper removes it if it is still the
+            // program there (not a hand-over's: that one is meant to
+            // stay). Journaled before the attach, so a kill between the
+            // attach and the journal write cannot leave it behind; the
+            // reaper only removes a program whose id matches, so an entry
+            // for an attach that never happened is harmless.
+            let entry = journal(ifname, ifindex, prog_id, flags);
+            if !keep {
+                cleanup::created(&entry);
+            }
             match nl.set_xdp(ifindex, prog.as_raw_fd(), flags | extra, expected) {
                 Ok(()) => {
-                    // Outlives a kill -9: the reaper removes it if it is
-                    // still the program there (not a hand-over's: that
-                    // one is meant to stay).
-                    if !keep {
-                        cleanup::created(&journal(ifname, ifindex, prog_id, flags));
-                    }
                     return Ok(XdpAttachment {
                         steered: Default::default(),
                         link: Mutex::new(None),
@@ -234,7 +238,12 @@ impl XdpAttachment {
                         frags,
                     });
                 }
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    if !keep {
+                        cleanup::removed(&entry);
+                    }
+                    last = Some(e)
+                }
             }
         }
         let last = last.unwrap_or_else(|| io::Error::other("no XDP mode to try"));
