@@ -13,7 +13,7 @@ use pollgate_pipeline::ipvlan::IpVlan;
 use pollgate_pipeline::l3::{Interfaces, Route, RouteTable, Router};
 use pollgate_pipeline::mac_table::MacTable;
 use pollgate_pipeline::macvlan::{MacVlan, MacVlanMode};
-use pollgate_pipeline::nat::Nat;
+use pollgate_pipeline::nat::{Nat, Share};
 use pollgate_pipeline::storm::StormControl;
 use pollgate_pipeline::template::udp4_frame;
 use pollgate_pipeline::vlan::{EgressTag, L2cp, PortVlan, VlanMap, VlanMode};
@@ -474,11 +474,18 @@ pub fn worker_pipeline(
                 .iter()
                 .flat_map(|i| i.v4.iter().map(|a| a.0))
                 .collect();
-            router = router.with_nat(Nat::new(
+            // Each worker hands out its share of the ports, so a
+            // reply's port names the worker holding its session.
+            let share = Share {
+                index: worker as u16,
+                of: topo.workers.len().max(1) as u16,
+            };
+            router = router.with_nat(Nat::shared(
                 Arc::new(l3.nat.clone()),
                 &addrs,
                 (*ct.size.get_ref() / 8).max(1024),
                 r.tables.nat_counters(worker),
+                share,
             ));
         }
         pipeline = pipeline.with_router(router);

@@ -398,17 +398,6 @@ fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
     let l3 = validate_l3(cx, &config, &bridges)?;
 
     let workers = validate_workers(cx, &config, &ports, &resolve, &mut pool)?;
-    if let (Some(n), true) = (config.nat.first(), workers.len() > 1) {
-        // Sessions are a worker's: a reply reaching another worker would
-        // find none (VPP hands such packets to the session's worker; that
-        // hand-off is not built).
-        return Err(cx.err(
-            n.out.span(),
-            "nat",
-            "NAT sessions are per worker: run one worker (no [[worker]] split) with [[nat]]",
-        ));
-    }
-
     Ok(Topology {
         source: cx.src.to_string(),
         config,

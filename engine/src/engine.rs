@@ -172,7 +172,10 @@ impl Engine {
         for (a, row) in to.iter_mut().enumerate() {
             for (b, slot) in row.iter_mut().enumerate() {
                 if a != b {
-                    let (p, c) = spsc::channel_sized(HANDOFF_SLOTS, slot_bytes);
+                    let (p, c) = spsc::channel_sized(
+                        HANDOFF_SLOTS,
+                        slot_bytes + crate::worker::RERUN_HEADER,
+                    );
                     *slot = Some(p);
                     from[b].push(c);
                 }

@@ -108,6 +108,7 @@ fn counters_json(c: &NatCounters) -> serde_json::Value {
         "table_full": c.table_full.load(r),
         "unsupported": c.unsupported.load(r),
         "icmp_translated": c.icmp_translated.load(r),
+        "handed_off": c.handed_off.load(r),
         "ports_used": c.ports_used.load(r),
         "sources": c.sources.load(r),
     })

@@ -18,6 +18,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+/// The hand-off ring tag of a packet for the receiving worker's
+/// pipeline (a NAT session's), not for one of its ports: no port id is
+/// this large.
+const RERUN: u16 = u16::MAX;
+/// What goes in front of such a packet in the ring: its ingress port
+/// and bridge domain.
+pub const RERUN_HEADER: usize = 4;
+
 /// How a worker waits when there is no traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idle {
@@ -197,6 +205,39 @@ impl Outputs {
         pool.free_packet(addr, tail);
     }
 
+    /// Packet `i` for worker `w`'s pipeline, which holds its NAT
+    /// session: copied across behind its ingress port and domain (the
+    /// stages before the router have run here: tags stripped, tunnel
+    /// decapsulated, ingress ACL applied), and freed here.
+    fn hand_over(
+        &mut self,
+        w: u16,
+        batch: &Batch,
+        i: usize,
+        pool: &mut FramePool,
+        drops: &mut DropCounters,
+    ) {
+        let (addr, len, tail) = (batch.addr[i], batch.data_len[i], batch.tail_len[i]);
+        let whole = (len + tail) as usize + RERUN_HEADER;
+        match self.to_workers.get_mut(w as usize).and_then(|r| r.as_mut()) {
+            Some(ring) if whole > ring.slot_bytes() => drops.count(DropReason::FrameTooBig),
+            Some(ring) => {
+                let (port, domain) = (batch.in_port[i], batch.domain[i]);
+                let pushed = ring.push_with(RERUN, whole, |dst| {
+                    let (head, rest) = dst.split_at_mut(RERUN_HEADER);
+                    head[0..2].copy_from_slice(&port.to_ne_bytes());
+                    head[2..4].copy_from_slice(&domain.to_ne_bytes());
+                    pool.copy_packet(addr, len, rest)
+                });
+                if !pushed {
+                    drops.count(DropReason::WorkerRingFull);
+                }
+            }
+            None => drops.count(DropReason::NoRoute),
+        }
+        pool.free_packet(addr, tail);
+    }
+
     fn flush_all(
         &mut self,
         ports: &mut [(PortId, AnyPort)],
@@ -228,6 +269,8 @@ impl Worker {
         };
         out.reindex(&self.ports);
         let mut batch = Batch::new();
+        // Packets other workers hand over for our NAT sessions.
+        let mut rerun = Batch::new();
         let mut drops = DropCounters::default();
         let mut idle_loops = 0u32;
         let burst = self.burst.min(BATCH_SIZE);
@@ -270,7 +313,7 @@ impl Worker {
                 self.pipeline
                     .set_clock(self.clock.elapsed().as_nanos() as u64);
             }
-            let mut moved = self.receive_handoffs(&mut out, &mut drops);
+            let mut moved = self.receive_handoffs(&mut out, &mut drops, &mut rerun);
             for p in 0..self.ports.len() {
                 let (id, port) = &mut self.ports[p];
                 port.poll(&mut self.pool);
@@ -355,7 +398,7 @@ impl Worker {
                     // Acquire: pairs with the other workers' Release. With
                     // everyone done, one last drain empties our rings.
                     if self.exhausted.load(Ordering::Acquire) == self.workers
-                        && self.receive_handoffs(&mut out, &mut drops) == 0
+                        && self.receive_handoffs(&mut out, &mut drops, &mut rerun) == 0
                     {
                         out.flush_all(&mut self.ports, &mut self.pool, &mut drops);
                         break;
@@ -502,35 +545,84 @@ impl Worker {
         }
     }
 
-    /// Frames other workers handed over for our ports: copied into our
-    /// pool and queued for TX, at most a batch per ring per loop.
-    fn receive_handoffs(&mut self, out: &mut Outputs, drops: &mut DropCounters) -> usize {
+    /// Frames other workers handed over: for our ports, copied into our
+    /// pool and queued for TX; for our NAT sessions (`RERUN`), copied
+    /// into `rerun` and run through our pipeline from the router on. At
+    /// most a batch per ring per loop.
+    fn receive_handoffs(
+        &mut self,
+        out: &mut Outputs,
+        drops: &mut DropCounters,
+        rerun: &mut Batch,
+    ) -> usize {
         let mut n = 0;
+        let headroom = self.pool.headroom() as u16;
+        rerun.clear();
         for r in 0..self.from_workers.len() {
             for _ in 0..BATCH_SIZE {
                 let pool = &mut self.pool;
-                let got = self.from_workers[r].pop_tagged(|port, bytes| {
-                    let frame = pool.alloc_chain(bytes);
-                    (port, frame, bytes.len() as u32)
+                let got = self.from_workers[r].pop_tagged(|tag, bytes| {
+                    if tag != RERUN {
+                        return Some((tag, None, pool.alloc_chain(bytes), bytes.len() as u32));
+                    }
+                    let (head, pkt) = bytes.split_at_checked(RERUN_HEADER)?;
+                    let port = PortId::from_ne_bytes([head[0], head[1]]);
+                    let domain = DomainId::from_ne_bytes([head[2], head[3]]);
+                    Some((port, Some(domain), pool.alloc_chain(pkt), pkt.len() as u32))
                 });
-                let Some((port, frame, whole)) = got else {
+                let Some(got) = got else {
                     break;
                 };
                 n += 1;
-                match frame {
-                    Some((addr, len)) => out.deliver(
+                let Some((port, domain, frame, whole)) = got else {
+                    drops.count(DropReason::BadDescriptor);
+                    continue;
+                };
+                let Some((addr, len)) = frame else {
+                    drops.count(DropReason::PoolEmpty);
+                    continue;
+                };
+                let Some(domain) = domain else {
+                    out.deliver(
                         port,
                         addr,
                         (len, whole - len),
                         &mut self.ports,
                         &mut self.pool,
                         drops,
-                    ),
-                    None => drops.count(DropReason::PoolEmpty),
+                    );
+                    continue;
+                };
+                if rerun.is_full() {
+                    self.run_handed(rerun, out, drops);
                 }
+                let k = rerun.len();
+                rerun.push(addr, len, headroom, port);
+                rerun.tail_len[k] = whole - len;
+                rerun.domain[k] = domain;
             }
         }
+        self.run_handed(rerun, out, drops);
         n
+    }
+
+    /// Runs packets other workers handed over for our NAT sessions.
+    fn run_handed(&mut self, batch: &mut Batch, out: &mut Outputs, drops: &mut DropCounters) {
+        if batch.is_empty() {
+            return;
+        }
+        self.pipeline.set_handed(true);
+        self.pipeline.run(batch, &mut self.pool, drops);
+        self.pipeline.set_handed(false);
+        dispatch(
+            batch,
+            out,
+            &mut self.ports,
+            &mut self.pool,
+            &mut self.pipeline,
+            drops,
+        );
+        batch.clear();
     }
 }
 
@@ -556,6 +648,7 @@ fn dispatch(
             Verdict::Local => local(batch, i, out, ports, pool, pipeline, drops),
             // The router keeps the frame until the next hop resolves.
             Verdict::Held => {}
+            Verdict::Handoff(w) => out.hand_over(w, batch, i, pool, drops),
             // Every stage decides; a packet none did is counted, not lost.
             Verdict::Pending => {
                 drops.count(DropReason::NoRoute);

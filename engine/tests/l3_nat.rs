@@ -123,6 +123,14 @@ fn masquerade_publish_hairpin_icmp_expiry_and_per_source_limit() {
     if !root_with_ip("l3_nat") {
         return;
     }
+    scenario("");
+    // Again with the uplink on a worker of its own: replies and
+    // published-port traffic reach the worker holding their session
+    // through the hand-off rings.
+    scenario("[[worker]]\nports = [\"c1\", \"c2\"]\n[[worker]]\nports = [\"up\"]\n");
+}
+
+fn scenario(workers: &str) {
     let dir = std::env::temp_dir().join(format!("pg-nat-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut s = Script::default();
@@ -167,7 +175,7 @@ fn masquerade_publish_hairpin_icmp_expiry_and_per_source_limit() {
     // the containers': only what pollgate translates gets an answer.
     sh("pgn-r1", "sysctl -qw net.ipv4.ip_forward=1");
 
-    let engine = run_engine(&dir, CONFIG);
+    let engine = run_engine(&dir, &format!("{CONFIG}{workers}"));
     let sock = dir.join("ctl.sock");
     let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
     std::thread::sleep(Duration::from_millis(500));
@@ -249,6 +257,11 @@ fn masquerade_publish_hairpin_icmp_expiry_and_per_source_limit() {
     assert!(limited >= 200, "source_limited {limited}");
     assert!(counter(&sock, "sessions") <= 64 + 4);
     assert_eq!(seen("pgn-n1", "tcp", "198.18.99.10", 7000), "198.18.30.1");
+
+    if !workers.is_empty() {
+        let handed = counter(&sock, "handed_off");
+        assert!(handed > 0, "{}", ctl(&sock, "show nat").unwrap());
+    }
 
     for c in &mut servers {
         let _ = c.kill();

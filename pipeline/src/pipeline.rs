@@ -190,6 +190,14 @@ impl Pipeline {
         }
     }
 
+    /// Marks the batches `run` gets next as packets other workers handed
+    /// over (`Verdict::Handoff`): NAT does not hand them on again.
+    pub fn set_handed(&mut self, handed: bool) {
+        if let Some(r) = &mut self.router {
+            r.set_handed(handed);
+        }
+    }
+
     /// Whether the stages need `set_clock` every loop.
     pub fn uses_clock(&self) -> bool {
         self.bridge.is_some() || self.acl.is_some() || self.router.is_some()
@@ -238,14 +246,20 @@ impl Pipeline {
         if let Some(parse) = &mut self.parse {
             parse.process(batch, mem, drops);
         }
-        if let Some(vtep) = &self.vxlan {
-            Decap { vtep }.process(batch, mem, drops);
-        }
-        if let Some(map) = &self.vlan {
-            VlanIngress { map }.process(batch, mem, drops);
-        }
-        if let (Some(acl), Some(t)) = (&mut self.acl, &mut self.flows) {
-            acl.ingress(batch, mem, drops, t);
+        // Packets another worker handed over (for a NAT session this
+        // worker holds) passed decap, VLAN ingress and the ingress ACL
+        // there, and come with their domain.
+        let handed = self.router.as_ref().is_some_and(|r| r.handed());
+        if !handed {
+            if let Some(vtep) = &self.vxlan {
+                Decap { vtep }.process(batch, mem, drops);
+            }
+            if let Some(map) = &self.vlan {
+                VlanIngress { map }.process(batch, mem, drops);
+            }
+            if let (Some(acl), Some(t)) = (&mut self.acl, &mut self.flows) {
+                acl.ingress(batch, mem, drops, t);
+            }
         }
         if let Some(router) = &mut self.router {
             router.process(batch, mem, drops, self.flows.as_mut());

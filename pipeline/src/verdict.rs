@@ -123,6 +123,10 @@ pub enum Verdict {
     /// Kept by the router while its next hop resolves: the frame is the
     /// router's until it puts the packet back into a later batch.
     Held,
+    /// For another worker, which holds the packet's NAT session: the
+    /// worker copies it across, and that worker runs it through its own
+    /// pipeline as if it had received it.
+    Handoff(u16),
 }
 
 /// Per-worker drop counters, one per reason. Plain integers: a worker owns

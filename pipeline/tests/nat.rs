@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use etherparse::PacketBuilder;
 use pollgate_pipeline::l3::csum;
-use pollgate_pipeline::nat::{Masquerade, Nat, NatRules, Publish};
+use pollgate_pipeline::nat::{Masquerade, Nat, NatRules, Publish, Share};
 use pollgate_pipeline::{DropReason, Verdict};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +23,11 @@ const NH_MAC: [u8; 6] = [2, 0, 0, 0, 2, 2];
 const S: u64 = 1_000_000_000;
 
 fn nat_rig(per_source: u32, flows: usize) -> Rig {
+    nat_rig_shared(per_source, flows, Share::WHOLE)
+}
+
+/// Worker `share.index`'s rig of `share.of`.
+fn nat_rig_shared(per_source: u32, flows: usize, share: Share) -> Rig {
     let rules = NatRules {
         masquerade: vec![Masquerade {
             out: 1,
@@ -34,7 +39,13 @@ fn nat_rig(per_source: u32, flows: usize) -> Rig {
         publish: vec![Publish::parse("tcp 8080 -> 198.18.1.10:80", PUB, per_source).unwrap()],
         hairpin_ports: (1024, 65535),
     };
-    let nat = Nat::new(Arc::new(rules), &[PUB, [198, 18, 1, 1]], 64, Arc::default());
+    let nat = Nat::shared(
+        Arc::new(rules),
+        &[PUB, [198, 18, 1, 1]],
+        64,
+        Arc::default(),
+        share,
+    );
     let r = rig_with(Some((nat, flows)));
     let n = &r.routes.tables.neighbors;
     n.update(1, IpAddr::from(NH), Some(NH_MAC), true, 0, true);
@@ -250,4 +261,81 @@ fn a_full_table_is_counted_and_nothing_leaves_untranslated() {
         }
     }
     assert!(full > 100, "{full}");
+}
+
+/// `f` into worker `w` on `port`; a packet handed to another worker is
+/// run there as a handed-over packet. The verdict, the bytes, and the
+/// worker that finished it.
+fn on_workers(rigs: &mut [Rig], w: usize, port: u16, f: Vec<u8>) -> (Verdict, Vec<u8>, usize) {
+    let (v, b) = one(&mut rigs[w], port, f.clone());
+    let Verdict::Handoff(to) = v else {
+        return (v, b, w);
+    };
+    let to = to as usize;
+    assert_ne!(to, w, "handed to itself");
+    // The receiving worker gets the packet as it was handed over.
+    rigs[to].router.set_handed(true);
+    let (v, b) = one(&mut rigs[to], port, b);
+    rigs[to].router.set_handed(false);
+    assert!(!matches!(v, Verdict::Handoff(_)), "handed on again");
+    (v, b, to)
+}
+
+#[test]
+fn with_two_workers_every_packet_of_a_session_reaches_the_worker_holding_it() {
+    let mut rigs: Vec<Rig> = (0..2)
+        .map(|index| nat_rig_shared(1000, 4096, Share { index, of: 2 }))
+        .collect();
+    let mut holder = [None, None];
+    for (h, (mac, ip)) in [(H1, IN), (H2, IN2)].into_iter().enumerate() {
+        for k in 0..32u16 {
+            let sport = 5000 + k;
+            // Outgoing, entering either worker: every session of one
+            // inside address is made on one worker.
+            let (v, f, at) = on_workers(
+                &mut rigs,
+                (k % 2) as usize,
+                0,
+                udp(mac, (ip, sport), (SRV, 53)),
+            );
+            assert_eq!(v, Verdict::Forward(1));
+            assert_eq!(*holder[h].get_or_insert(at), at, "{ip:?} sessions split");
+            let (src, public, ..) = tuple(&f);
+            assert_eq!(src, PUB);
+            // The public port is of the holder's share.
+            assert_eq!(public as usize % 2, at, "port {public}");
+            // The reply, entering either worker, is translated back by
+            // the holder.
+            for first in 0..2 {
+                let (v, f, by) =
+                    on_workers(&mut rigs, first, 1, udp(NH_MAC, (SRV, 53), (PUB, public)));
+                assert_eq!((v, by), (Verdict::Forward(0), at));
+                assert_eq!(tuple(&f), (SRV, 53, ip, sport));
+            }
+        }
+    }
+    // A published port, from outside into either worker: one holder,
+    // the inside host's; its answers entering either worker go there too.
+    let mut published = None;
+    for first in 0..2 {
+        let (v, f, at) = on_workers(
+            &mut rigs,
+            first,
+            1,
+            tcp(NH_MAC, (SRV, 40000 + first as u16), (PUB, 8080), true),
+        );
+        assert_eq!(v, Verdict::Forward(0));
+        assert_eq!(tuple(&f), (SRV, 40000 + first as u16, IN, 80));
+        assert_eq!(*published.get_or_insert(at), at);
+        for back in 0..2 {
+            let (v, f, by) = on_workers(
+                &mut rigs,
+                back,
+                0,
+                tcp(H1, (IN, 80), (SRV, 40000 + first as u16), false),
+            );
+            assert_eq!((v, by), (Verdict::Forward(1), at));
+            assert_eq!(tuple(&f), (PUB, 8080, SRV, 40000 + first as u16));
+        }
+    }
 }

@@ -110,6 +110,9 @@ pub struct Router {
     requests: Vec<(u16, IpAddr)>,
     /// NAT44 at prerouting and postrouting, when rules exist.
     nat: Option<Nat>,
+    /// The batch is packets other workers handed over for their NAT
+    /// sessions: this worker holds them, they are never handed on.
+    handed: bool,
 }
 
 /// Marks a packet the batched FIB pass did not look up.
@@ -162,7 +165,18 @@ impl Router {
             held: Vec::with_capacity(HOLD_MAX),
             requests: Vec::with_capacity(MAX_REQUESTS),
             nat: None,
+            handed: false,
         }
+    }
+
+    /// Marks the batches `process` gets next as handed over by other
+    /// workers (or not).
+    pub fn set_handed(&mut self, handed: bool) {
+        self.handed = handed;
+    }
+
+    pub fn handed(&self) -> bool {
+        self.handed
     }
 
     /// Adds NAT (its sessions go in the flow table `process` is given).
@@ -552,6 +566,16 @@ impl Router {
         mut flows: Option<&mut FlowTable>,
     ) {
         let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+        if let (Some(nat), false) = (&mut self.nat, self.handed) {
+            let has_l4 = batch.flags[i] & flags::L4 != 0;
+            let owner = mem
+                .bytes(batch.addr[i], batch.data_len[i])
+                .and_then(|f| nat.owner(f, l3, l4, has_l4));
+            if let Some(w) = owner {
+                batch.verdict[i] = Verdict::Handoff(w);
+                return;
+            }
+        }
         let mut pre = Pre::Off;
         let mut looked_up = None;
         if let (Some(nat), Some(ct)) = (&mut self.nat, flows.as_deref_mut()) {

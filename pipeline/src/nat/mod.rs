@@ -13,7 +13,7 @@ pub mod rules;
 pub mod sources;
 pub mod stage;
 
-pub use ports::PortPool;
+pub use ports::{PortPool, Share};
 pub use rules::{Masquerade, NatRules, Publish, PublishError};
 pub use sources::SourceCounts;
 pub use stage::{Nat, NatCounters, NatSession, Pre};

@@ -15,17 +15,45 @@ fn space(proto: u8) -> Option<usize> {
     }
 }
 
+/// Which worker's pool this is, of how many: worker `index` of `of`
+/// hands out only the ports `p` with `p % of == index`, so that the
+/// destination port of a reply names the worker that holds its session
+/// (VPP's nat44 splits its port space per thread the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub index: u16,
+    pub of: u16,
+}
+
+impl Share {
+    pub const WHOLE: Share = Share { index: 0, of: 1 };
+
+    /// The worker whose ports `port` is of.
+    #[inline]
+    pub fn owner_of_port(&self, port: u16) -> u16 {
+        port % self.of.max(1)
+    }
+}
+
 pub struct PortPool {
     addrs: Vec<([u8; 4], Box<[u64]>)>,
-    /// Ports in use, over every address and protocol.
+    share: Share,
+    /// Ports in use, over every address and protocol (other workers'
+    /// share not counted).
     pub used: u64,
 }
 
 impl PortPool {
     /// A pool for `addrs` (each gets every port of every protocol).
     pub fn new(addrs: &[[u8; 4]]) -> PortPool {
+        Self::shared(addrs, Share::WHOLE)
+    }
+
+    /// A pool for `addrs` holding only `share`'s ports.
+    pub fn shared(addrs: &[[u8; 4]], share: Share) -> PortPool {
         let mut p = PortPool {
             addrs: Vec::new(),
+            share,
             used: 0,
         };
         for a in addrs {
@@ -34,12 +62,28 @@ impl PortPool {
         p
     }
 
-    /// Adds an address (nothing if it is there already).
+    /// Whether `a` is one of the pool's addresses.
+    pub fn knows(&self, a: [u8; 4]) -> bool {
+        self.addrs.iter().any(|(x, _)| *x == a)
+    }
+
+    /// Adds an address (nothing if it is there already). Other workers'
+    /// ports start out taken.
     pub fn add(&mut self, a: [u8; 4]) {
-        if !self.addrs.iter().any(|(x, _)| *x == a) {
-            self.addrs
-                .push((a, vec![0u64; SPACES * WORDS].into_boxed_slice()));
+        if self.knows(a) {
+            return;
         }
+        let mut bits = vec![0u64; SPACES * WORDS].into_boxed_slice();
+        if self.share.of > 1 {
+            for s in 0..SPACES {
+                for port in 0..=u16::MAX {
+                    if self.share.owner_of_port(port) != self.share.index {
+                        bits[s * WORDS + port as usize / 64] |= 1 << (port % 64);
+                    }
+                }
+            }
+        }
+        self.addrs.push((a, bits));
     }
 
     /// Takes over what `old` has in use for the addresses both have.
@@ -148,6 +192,25 @@ mod tests {
         }
         // TCP has its own space.
         assert_eq!(p.alloc(A, 6, (1024, 65535), 5000, 0), Some(5000));
+    }
+
+    #[test]
+    fn a_worker_hands_out_only_its_share() {
+        let a = [198, 18, 0, 1];
+        for index in 0..3 {
+            let share = Share { index, of: 3 };
+            let mut p = PortPool::shared(&[a], share);
+            // The inside port is kept only where it is this worker's.
+            let got = p.alloc(a, 17, (1024, 65535), 5000, 0).unwrap();
+            assert_eq!(got == 5000, share.owner_of_port(5000) == index);
+            let mut n = 1;
+            while let Some(port) = p.alloc(a, 17, (1024, 2047), 1024, n) {
+                assert_eq!(share.owner_of_port(port), index);
+                n += 1;
+            }
+            assert_eq!(p.used, n as u64);
+            assert!(n >= 1024 / 3, "{n}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! with the sessions in the worker's flow table and the ports and
 //! per-source counts they hold.
 
-use super::ports::PortPool;
+use super::ports::{PortPool, Share};
 use super::rewrite::{self, Read, L4};
 use super::rules::{NatRules, Publish};
 use super::sources::SourceCounts;
@@ -48,6 +48,8 @@ pub struct NatCounters {
     pub table_full: AtomicU64,
     pub unsupported: AtomicU64,
     pub icmp_translated: AtomicU64,
+    /// Packets given to the worker that holds their session.
+    pub handed_off: AtomicU64,
     pub ports_used: AtomicU64,
     pub sources: AtomicU64,
 }
@@ -62,6 +64,7 @@ struct Stats {
     table_full: u64,
     unsupported: u64,
     icmp_translated: u64,
+    handed_off: u64,
 }
 
 /// One session as `show nat` lists it.
@@ -80,6 +83,7 @@ const SWEEP: usize = 1024;
 
 pub struct Nat {
     pub rules: Arc<NatRules>,
+    share: Share,
     ports: PortPool,
     sources: SourceCounts,
     stats: Stats,
@@ -95,7 +99,20 @@ impl Nat {
         sources: usize,
         counters: Arc<NatCounters>,
     ) -> Nat {
-        let mut ports = PortPool::new(addrs);
+        Self::shared(rules, addrs, sources, counters, Share::WHOLE)
+    }
+
+    /// Worker `share.index`'s NAT, of `share.of` workers: it hands out
+    /// its share of the ports, and [`Nat::owner`] names the worker that
+    /// holds a packet's session.
+    pub fn shared(
+        rules: Arc<NatRules>,
+        addrs: &[[u8; 4]],
+        sources: usize,
+        counters: Arc<NatCounters>,
+        share: Share,
+    ) -> Nat {
+        let mut ports = PortPool::shared(addrs, share);
         for p in &rules.publish {
             ports.add(p.public.0);
             ports.reserve(p.public.0, p.proto, p.public.1);
@@ -105,6 +122,7 @@ impl Nat {
         }
         Nat {
             rules,
+            share,
             ports,
             sources: SourceCounts::new(sources),
             stats: Stats::default(),
@@ -141,6 +159,7 @@ impl Nat {
         c.table_full.store(s.table_full, r);
         c.unsupported.store(s.unsupported, r);
         c.icmp_translated.store(s.icmp_translated, r);
+        c.handed_off.store(s.handed_off, r);
         c.ports_used.store(self.ports.used, r);
         c.sources.store(self.sources.active() as u64, r);
     }
@@ -160,6 +179,58 @@ impl Nat {
             })
             .take(max)
             .collect()
+    }
+
+    /// With several workers: the worker that holds (or will make) the
+    /// session of this IPv4 packet, when it is not this one. Every
+    /// session of an inside address lives on the worker its hash names
+    /// (so endpoint-independent mappings and per-source limits see all of
+    /// them, as VPP's nat44-ei hands off by inside address); a packet to
+    /// a translated address goes to the worker whose share holds its
+    /// destination port, or, for a published port, to the inside host's;
+    /// an ICMP error goes where the packet it quotes came from.
+    #[inline]
+    pub fn owner(&mut self, f: &[u8], l3: usize, l4: usize, has_l4: bool) -> Option<u16> {
+        if self.share.of <= 1 {
+            return None;
+        }
+        let r = rewrite::read(f, l3, l4, has_l4)?;
+        let (t, proto) = match r.l4 {
+            L4::Error => {
+                let q = rewrite::quoted(f, l4)?;
+                (q.read.tuple.reversed(), q.read.proto)
+            }
+            L4::Opaque => (
+                Tuple4 {
+                    sport: 0,
+                    dport: 0,
+                    ..r.tuple
+                },
+                r.proto,
+            ),
+            L4::Ports | L4::Query => (r.tuple, r.proto),
+        };
+        let w = if self.ports.knows(t.dst) {
+            match self.rules.published(proto, t.dst, t.dport) {
+                Some(p) => self.owner_of_inside(p.inside.0),
+                None => self.share.owner_of_port(t.dport),
+            }
+        } else if self.rules.inside(t.src) || self.rules.publish.iter().any(|p| p.inside.0 == t.src)
+        {
+            self.owner_of_inside(t.src)
+        } else {
+            return None;
+        };
+        if w == self.share.index {
+            return None;
+        }
+        self.stats.handed_off += 1;
+        Some(w)
+    }
+
+    fn owner_of_inside(&self, a: [u8; 4]) -> u16 {
+        let h = u32::from_be_bytes(a).wrapping_mul(0x9e37_79b1);
+        ((h >> 16) % self.share.of as u32) as u16
     }
 
     /// Prerouting: an existing session's destination side, a published
