@@ -351,8 +351,9 @@ impl Worker {
                 self.flood_frames(&frames, &mut out, &mut drops);
             }
             // NAT's sweep gives expired sessions' ports back, traffic
-            // or not.
-            if needs_clock && loops.is_multiple_of(64) {
+            // or not: every 64th busy loop, and every idle one (an idle
+            // loop may sleep a millisecond, and nothing else wants it).
+            if needs_clock && (idle_loops > 0 || loops.is_multiple_of(64)) {
                 self.pipeline
                     .maintain(self.clock.elapsed().as_nanos() as u64);
             }
