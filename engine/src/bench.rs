@@ -73,6 +73,9 @@ pub struct BenchResult {
     /// Mpps transmitted by each port (for `--vxlan`: null0 carries the
     /// encapsulated direction, null1 the decapsulated one).
     pub port_mpps: Vec<(String, f64)>,
+    /// With `--nat`: sessions made per second while the first pass of
+    /// the flows makes them all.
+    pub nat_sessions_per_second: Option<f64>,
 }
 
 impl BenchResult {
@@ -111,7 +114,9 @@ impl BenchResult {
             format!("; encap (out of null0) {:.2} Mpps, decap (out of null1) {:.2} Mpps", m("null0"), m("null1"))
         } else {
             String::new()
-        }
+        } + &self.nat_sessions_per_second.map_or(String::new(), |r| {
+            format!("; {:.2} M new NAT sessions per second while they were made", r / 1e6)
+        })
     }
 }
 
@@ -308,6 +313,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
             t.elapsed().as_secs_f64() * 1e3
         );
     }
+    let nat_setup = p.nat.then(|| nat_setup_rate(&engine, p.flows));
     let workers = topo.workers.len();
     let per_port = |e: &Engine| -> Vec<u64> {
         e.view()
@@ -381,5 +387,41 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         frames_balanced: summary.frames_balanced(),
         acl_rules: topo.acls.first().map(|a| a.rules.len()),
         port_mpps,
+        nat_sessions_per_second: nat_setup.flatten(),
     })
+}
+
+/// New NAT sessions per second from the start of traffic: the NAT
+/// counters sampled every millisecond until 99 % of `flows` sessions
+/// exist (a few find their window of the flow table full; the replies
+/// of side 1 run meanwhile, dropped until their session is made).
+/// `None` if that took under 10 ms (too short to time: a small table)
+/// or over 5 s.
+fn nat_setup_rate(engine: &Engine, flows: usize) -> Option<f64> {
+    let created = || -> u64 {
+        engine.control.with_routes(|t, _| {
+            t.map_or(0, |t| {
+                t.tables
+                    .all_nat_counters()
+                    .iter()
+                    .map(|c| c.created.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum()
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut first = None;
+    while Instant::now() < deadline {
+        let (n, now) = (created(), Instant::now());
+        match first {
+            None if n > 0 => first = Some((n, now)),
+            Some((n0, t0)) if n >= flows as u64 * 99 / 100 => {
+                let secs = now.duration_since(t0).as_secs_f64();
+                return (secs > 0.01).then(|| (n - n0) as f64 / secs);
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
 }
