@@ -22,7 +22,7 @@ cargo build --release -q -p pollgate
 PG=target/release/pollgate
 OUT=perf/results/acl-$(date +%Y%m%d-%H%M%S).json
 mkdir -p perf/results
-printf '%-9s %-12s %-10s %-9s %-14s %-14s %-14s\n' rules classifier "build ms" "MiB" "pollgate Mpps" "rte_acl Mpps" "rte_acl scalar"
+printf '%-9s %-12s %-10s %-9s %-14s %-14s %-14s %-14s\n' rules classifier "build ms" "MiB" "pollgate Mpps" "rte_acl Mpps" "rte_acl scalar" "1-rule edit us"
 echo "[" > "$OUT"
 first=1
 CB=${CLASSBENCH:-../shared/classbench}
@@ -54,7 +54,9 @@ for n in "${NAMES[@]}"; do
   build=$(echo "$pj" | sed -n 's/.*"build_ms":\([0-9.]*\).*/\1/p')
   mem=$(echo "$pj" | sed -n 's/.*"memory_bytes":\([0-9]*\).*/\1/p')
   kind=$(echo "$pj" | sed -n 's/.*"classifier":"\([^"]*\)".*/\1/p')
-  printf '%-9s %-12s %-10s %-9.1f %-14s %-14s %-14s\n' "$n" "$kind" "$build" "$(echo "$mem/1048576" | bc -l)" "$mpps" "$d_def" "$d_sc"
+  # One rule added or deleted live, median/max (before the background compile).
+  upd=$(echo "$pj" | sed -n 's/.*"update_us_median":\([0-9.]*\),"update_us_max":\([0-9.]*\).*/\1\/\2/p')
+  printf '%-9s %-12s %-10s %-9.1f %-14s %-14s %-14s %-14s\n' "$n" "$kind" "$build" "$(echo "$mem/1048576" | bc -l)" "$mpps" "$d_def" "$d_sc" "$upd"
   [ $first = 1 ] || echo "," >> "$OUT"
   first=0
   echo "{\"rules\":\"$n\",\"pollgate\":$pj,\"rte_acl_default_mpps\":${d_def:-null},\"rte_acl_scalar_mpps\":${d_sc:-null}}" >> "$OUT"

@@ -1,11 +1,15 @@
 //! The ACLs as `pollgate ctl` sees them: `show acl`, `acl add`, `acl del`.
-//! An update compiles the new rule set here, on the control thread, and
-//! swaps it in; workers pick it up at their next batch.
+//! An edit of one rule swaps in, at once, a set that carries it as an
+//! overlay on the compiled classifiers (`AclSet::edited`: microseconds
+//! whatever the size of the list); a thread of its own then compiles the
+//! whole list and swaps that in, unless another edit came first (it then
+//! compiles the newer list). Workers pick each set up at their next batch.
 
 use crate::config::Topology;
-use pollgate_pipeline::acl::{AclHandle, AclSet, FlowCounters, Rule};
+use pollgate_pipeline::acl::classifier::MAX_RULES;
+use pollgate_pipeline::acl::{AclHandle, AclSet, Edit, FlowCounters, Rule};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 pub struct AclControl {
     names: Vec<String>,
@@ -19,7 +23,9 @@ pub struct AclControl {
     /// (VNI, domain) of VNI-mapped bridges, for `vni=` in rules.
     vnis: Vec<(u32, u16)>,
     /// One update at a time: each is a read-modify-write of a rule list.
-    update: Mutex<()>,
+    update: Arc<Mutex<()>>,
+    /// ACLs whose overlay the background compiler should fold in.
+    compile: Mutex<mpsc::Sender<usize>>,
 }
 
 impl AclControl {
@@ -50,20 +56,31 @@ impl AclControl {
                 v
             })
             .collect();
+        let update = Arc::new(Mutex::new(()));
+        let workers = topo.workers.len();
+        let (tx, rx) = mpsc::channel();
+        {
+            let (handles, update) = (handles.clone(), update.clone());
+            // Ends when the control goes (its sender with it).
+            let _ = std::thread::Builder::new()
+                .name("pg-acl-compile".into())
+                .spawn(move || compile_in_background(rx, handles, update, workers));
+        }
         AclControl {
             names: topo.acls.iter().map(|a| a.name.clone()).collect(),
+            compile: Mutex::new(tx),
             handles,
             flows,
             attached,
             ports,
             domains,
-            workers: topo.workers.len(),
+            workers,
             vnis: topo
                 .vtep
                 .as_ref()
                 .map(|v| v.vnis.iter().map(|x| (x.0, x.1 as u16)).collect())
                 .unwrap_or_default(),
-            update: Mutex::new(()),
+            update,
         }
     }
 
@@ -198,11 +215,13 @@ impl AclControl {
         out
     }
 
-    /// Replaces ACL `a`'s rules with `edit(rules)`, compiled here.
+    /// Replaces ACL `a`'s rules with `edit(rules)`: at once as an overlay
+    /// on the compiled set, the whole list compiled in the background; or
+    /// compiled here when the overlay is full.
     fn edit(
         &self,
         name: &str,
-        edit: impl FnOnce(&mut Vec<Rule>) -> Result<String, String>,
+        edit: impl FnOnce(&mut Vec<Rule>) -> Result<(String, Edit), String>,
     ) -> Result<String, String> {
         let a = self.find(name)?;
         let _one = self
@@ -211,16 +230,36 @@ impl AclControl {
             .map_err(|_| "internal error".to_string())?;
         let old = self.handles[a].load();
         let mut rules = old.rules().to_vec();
-        let msg = edit(&mut rules)?;
+        let (msg, change) = edit(&mut rules)?;
         let t = std::time::Instant::now();
-        let set =
-            AclSet::compile(name, rules, old.default, self.workers).map_err(|e| e.to_string())?;
+        let quick = (rules.len() <= MAX_RULES)
+            .then(|| old.edited(rules.clone(), change, self.workers))
+            .flatten();
+        let (set, how) = match quick {
+            Some(set) => (set, "applied"),
+            None => (
+                AclSet::compile(name, rules, old.default, self.workers)
+                    .map_err(|e| e.to_string())?,
+                "compiled",
+            ),
+        };
         let kinds = set.kinds();
+        let pending = !set.is_compiled();
         self.handles[a].replace(set);
+        if pending {
+            if let Ok(tx) = self.compile.lock() {
+                let _ = tx.send(a);
+            }
+        }
         Ok(format!(
-            "{msg}; compiled in {:.1} ms ({})\n",
+            "{msg}; {how} in {:.3} ms ({}){}\n",
             t.elapsed().as_secs_f64() * 1e3,
-            kinds[0]
+            kinds[0],
+            if pending {
+                "; compiling the whole list in the background"
+            } else {
+                ""
+            }
         ))
     }
 
@@ -246,7 +285,7 @@ impl AclControl {
                 ));
             }
             rules.insert(i, rule);
-            Ok(format!("added as rule {i} of {name}"))
+            Ok((format!("added as rule {i} of {name}"), Edit::Insert(i)))
         })
     }
 
@@ -260,7 +299,7 @@ impl AclControl {
                 return Err(format!("{name} has no rule {i} ({} rules)", rules.len()));
             }
             rules.remove(i);
-            Ok(format!("deleted rule {i} of {name}"))
+            Ok((format!("deleted rule {i} of {name}"), Edit::Remove(i)))
         })
     }
 
@@ -274,6 +313,53 @@ impl AclControl {
     pub fn clear(&self) {
         for h in &self.handles {
             h.load().clear_hits();
+        }
+    }
+}
+
+/// The background compiler: for each ACL it is told of, compiles the
+/// current list while workers run on the overlay, and swaps the result in
+/// if no edit came meanwhile (else compiles the newer list).
+fn compile_in_background(
+    rx: mpsc::Receiver<usize>,
+    handles: Vec<Arc<AclHandle>>,
+    update: Arc<Mutex<()>>,
+    workers: usize,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut todo = vec![first];
+        todo.extend(rx.try_iter());
+        todo.sort_unstable();
+        todo.dedup();
+        for a in todo {
+            let Some(h) = handles.get(a) else { continue };
+            loop {
+                let snap = h.load();
+                if snap.is_compiled() {
+                    break;
+                }
+                let t = std::time::Instant::now();
+                let set =
+                    match AclSet::compile(&snap.name, snap.rules().to_vec(), snap.default, workers)
+                    {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(acl = %snap.name, "background compile failed: {e}");
+                            break;
+                        }
+                    };
+                let Ok(_one) = update.lock() else { return };
+                if Arc::ptr_eq(&h.load(), &snap) {
+                    h.replace(set);
+                    tracing::info!(
+                        acl = %snap.name,
+                        "{} rules compiled in {:.0} ms",
+                        snap.rules().len(),
+                        t.elapsed().as_secs_f64() * 1e3
+                    );
+                    break;
+                }
+            }
         }
     }
 }

@@ -56,6 +56,21 @@ fn runtime_rules_change_forwarding_at_once() {
 
     let r = request(&sock, "acl add in0 at 0 permit proto=udp dport=1025").unwrap();
     assert!(r.contains("added as rule 0"), "{r}");
+    // Applied at once over the compiled classifier; the whole list is
+    // compiled in the background and swapped in.
+    assert!(r.contains("applied in") && r.contains("+ 1 pending"), "{r}");
+    assert!(
+        eventually(|| {
+            let acl: serde_json::Value =
+                serde_json::from_str(&request(&sock, "show acl in0 --json").unwrap()).unwrap();
+            let kind = acl["acls"][0]["classifier"]["ipv4"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            !kind.contains("pending")
+        }),
+        "the background compile never landed"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while through() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -14,5 +14,5 @@ pub mod stage;
 pub use crate::conntrack::{FlowCounters, FlowTable, FlowTimeouts};
 pub use key::{AclKey, Family};
 pub use rule::{Action, IpPrefix, PortRange, Rule, RuleError};
-pub use set::{AclError, AclHandle, AclSet, AclView, Decision};
+pub use set::{AclError, AclHandle, AclSet, AclView, Decision, Edit, MAX_OVERLAY};
 pub use stage::{AclAttachments, AclStage};

@@ -1,8 +1,16 @@
 //! A compiled ACL: its rules, default action, one classifier per packet
 //! family, and per-worker hit counters. A set is immutable once built; a
-//! change compiles a new set on the control thread and swaps it in through
+//! change makes a new set on the control thread and swaps it in through
 //! an [`AclHandle`], so a worker sees the old set or the new one for a
 //! whole batch, never a mixture.
+//!
+//! Compiling thousands of rules takes seconds, which one `acl add` under
+//! a live policy cannot wait for. So an edit of one rule makes a set that
+//! shares the old set's classifiers and carries the difference as an
+//! overlay ([`AclSet::edited`], microseconds): the added rules, checked
+//! in order after the classifier's answer, and which compiled rules are
+//! gone. The control thread compiles the whole list in the background
+//! and swaps that in when it is done.
 
 use super::classifier::{Classifier, MAX_RULES};
 use super::key::{AclKey, Family};
@@ -42,13 +50,37 @@ pub struct AclSet {
     pub name: String,
     pub default: Action,
     rules: Vec<Rule>,
-    v4: Classifier,
-    v6: Classifier,
-    other: Classifier,
+    v4: Arc<Classifier>,
+    v6: Arc<Classifier>,
+    other: Arc<Classifier>,
+    /// Edits since the classifiers were compiled.
+    overlay: Option<Overlay>,
     /// `[worker][rule]`, with the default action at index `rules.len()`.
     hits: Box<[WorkerHits]>,
     /// Counts carried over from the set this one replaced.
     base: Box<[(u64, u64)]>,
+}
+
+/// What an [`AclSet`] has changed since its classifiers were compiled.
+#[derive(Clone)]
+struct Overlay {
+    /// Compiled rule index -> index in `rules` (`GONE`: deleted since).
+    map: Vec<u32>,
+    /// Indices in `rules` of the rules added since, ascending.
+    added: Vec<u32>,
+}
+
+const GONE: u32 = u32::MAX;
+
+/// Rules an overlay may carry before an edit compiles the whole list
+/// itself: each is a per-packet check.
+pub const MAX_OVERLAY: usize = 32;
+
+/// One rule added or removed, by its index in the new or old list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    Insert(usize),
+    Remove(usize),
 }
 
 /// What the ACL decided for one packet.
@@ -90,32 +122,129 @@ impl AclSet {
                 .collect();
             Classifier::compile(&subset)
         };
-        let v4 = pick(|f| f.v4);
-        let v6 = pick(|f| f.v6);
-        let other = pick(|f| f.other);
-        let slots = rules.len() + 1;
-        let hits = (0..workers.max(1))
-            .map(|_| WorkerHits((0..slots).map(|_| Hits::default()).collect()))
-            .collect();
+        let v4 = Arc::new(pick(|f| f.v4));
+        let v6 = Arc::new(pick(|f| f.v6));
+        let other = Arc::new(pick(|f| f.other));
+        let hits = worker_hits(workers, rules.len());
         Ok(AclSet {
             name: name.to_string(),
             default,
-            base: vec![(0, 0); slots].into_boxed_slice(),
+            base: vec![(0, 0); rules.len() + 1].into_boxed_slice(),
             rules,
             v4,
             v6,
             other,
+            overlay: None,
             hits,
         })
+    }
+
+    /// This set with one rule added or removed, without compiling:
+    /// `rules` is the new list, `edit` what changed from this set's.
+    /// `None` when the edit does not fit an overlay (too many pending
+    /// rules, or an edit that does not match the lists): compile then.
+    pub fn edited(&self, rules: Vec<Rule>, edit: Edit, workers: usize) -> Option<AclSet> {
+        let (n_old, n_new) = (self.rules.len(), rules.len());
+        let mut o = self.overlay.clone().unwrap_or_else(|| Overlay {
+            map: (0..n_old as u32).collect(),
+            added: Vec::new(),
+        });
+        match edit {
+            Edit::Insert(i) if n_new == n_old + 1 && i < n_new => {
+                rules[i].validate().ok()?;
+                let i = i as u32;
+                for c in o.map.iter_mut().chain(o.added.iter_mut()) {
+                    if *c != GONE && *c >= i {
+                        *c += 1;
+                    }
+                }
+                let at = o.added.partition_point(|&a| a < i);
+                o.added.insert(at, i);
+            }
+            Edit::Remove(i) if n_new + 1 == n_old && i < n_old => {
+                let i = i as u32;
+                o.added.retain(|&a| a != i);
+                for c in o.map.iter_mut().chain(o.added.iter_mut()) {
+                    if *c == i {
+                        *c = GONE;
+                    } else if *c != GONE && *c > i {
+                        *c -= 1;
+                    }
+                }
+            }
+            _ => return None,
+        }
+        if o.added.len() > MAX_OVERLAY {
+            return None;
+        }
+        Some(AclSet {
+            name: self.name.clone(),
+            default: self.default,
+            base: vec![(0, 0); n_new + 1].into_boxed_slice(),
+            hits: worker_hits(workers, n_new),
+            rules,
+            v4: self.v4.clone(),
+            v6: self.v6.clone(),
+            other: self.other.clone(),
+            overlay: Some(o),
+        })
+    }
+
+    /// Rules added since the classifiers were compiled (checked one by
+    /// one per packet until the background compile replaces this set).
+    pub fn pending(&self) -> usize {
+        self.overlay.as_ref().map_or(0, |o| o.added.len())
+    }
+
+    /// Whether the classifiers know every rule.
+    pub fn is_compiled(&self) -> bool {
+        self.overlay.is_none()
+    }
+
+    /// The first match among the current rules, given the classifier's
+    /// answer `compiled` (an index among the rules it was compiled from).
+    #[inline]
+    fn resolve(&self, key: &AclKey, compiled: Option<u32>) -> Option<u32> {
+        let Some(o) = &self.overlay else {
+            return compiled;
+        };
+        let best = match compiled {
+            Some(c) => match o.map.get(c as usize) {
+                // The compiled first match is gone: what matches first
+                // now may be any later rule. Rare, and only until the
+                // background compile lands.
+                Some(&GONE) | None => return super::linear::first_match(&self.rules, key),
+                Some(&cur) => Some(cur),
+            },
+            None => None,
+        };
+        for &a in &o.added {
+            if best.is_some_and(|b| a > b) {
+                break;
+            }
+            if self.rules[a as usize].matches(key) {
+                return Some(a);
+            }
+        }
+        best
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
-    /// How each family's rules were compiled.
+    /// How each family's rules were compiled (and how many rules wait
+    /// for the background compile).
     pub fn kinds(&self) -> [String; 3] {
-        [self.v4.kind(), self.v6.kind(), self.other.kind()]
+        let p = match self.pending() {
+            0 if self.overlay.is_none() => String::new(),
+            n => format!(" + {n} pending"),
+        };
+        [
+            self.v4.kind() + &p,
+            self.v6.kind() + &p,
+            self.other.kind() + &p,
+        ]
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -125,7 +254,8 @@ impl AclSet {
     /// Index of the first matching rule.
     #[inline]
     pub fn lookup(&self, key: &AclKey) -> Option<u32> {
-        self.classifier(key.family).classify(key)
+        let c = self.classifier(key.family).classify(key);
+        self.resolve(key, c)
     }
 
     /// Index of the first matching rule of each key (`u32::MAX`: none).
@@ -135,6 +265,12 @@ impl AclSet {
         let Some(first) = keys.first() else { return };
         if keys.iter().all(|k| k.family == first.family) {
             self.classifier(first.family).classify_many(keys, out);
+            if self.overlay.is_some() {
+                for (o, k) in out.iter_mut().zip(keys) {
+                    let c = (*o != u32::MAX).then_some(*o);
+                    *o = self.resolve(k, c).unwrap_or(u32::MAX);
+                }
+            }
         } else {
             for (o, k) in out.iter_mut().zip(keys) {
                 *o = self.lookup(k).unwrap_or(u32::MAX);
@@ -199,11 +335,19 @@ impl AclSet {
 
     /// Starts this set's counters where `old`'s left off, for each rule
     /// both sets have (matched by content, in order), and for the default.
+    /// Linear: a rule is looked for where the last match leaves off, a
+    /// few places on (an edit shifts the rest by one), then everywhere.
     pub fn carry_hits_from(&mut self, old: &AclSet) {
         let mut used = vec![false; old.rules.len()];
+        let mut next = 0usize;
         for (i, r) in self.rules.iter().enumerate() {
-            if let Some(j) = (0..old.rules.len()).find(|&j| !used[j] && old.rules[j] == *r) {
+            let near =
+                (next..old.rules.len().min(next + 4)).find(|&j| !used[j] && old.rules[j] == *r);
+            let found =
+                near.or_else(|| (0..old.rules.len()).find(|&j| !used[j] && old.rules[j] == *r));
+            if let Some(j) = found {
                 used[j] = true;
+                next = j + 1;
                 self.base[i] = old.hits(j);
             }
         }
@@ -221,6 +365,12 @@ impl AclSet {
             }
         }
     }
+}
+
+fn worker_hits(workers: usize, rules: usize) -> Box<[WorkerHits]> {
+    (0..workers.max(1))
+        .map(|_| WorkerHits((0..rules + 1).map(|_| Hits::default()).collect()))
+        .collect()
 }
 
 #[inline(always)]
