@@ -6,6 +6,10 @@ use pollgate::Engine;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Large tables (FIB, MAC and flow tables) in transparent huge pages.
+#[global_allocator]
+static ALLOC: pollgate_pmd::HugePageAlloc = pollgate_pmd::HugePageAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "pollgate",

@@ -7,6 +7,7 @@ pub mod any_port;
 pub mod cleanup;
 pub mod device;
 pub mod ethtool;
+pub mod huge_alloc;
 pub mod mac_filter;
 pub mod mmap;
 pub mod netlink;
@@ -26,6 +27,7 @@ pub mod veth;
 pub mod veth_peer;
 
 pub use any_port::AnyPort;
+pub use huge_alloc::HugePageAlloc;
 pub use null_port::NullPort;
 pub use pcap_port::PcapPort;
 pub use pool::{FramePool, PoolConfig, UmemLayout};
