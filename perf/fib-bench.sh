@@ -4,7 +4,8 @@
 # table (its own depth distribution) and writes it and its lookup
 # addresses out (-w, -u); both then look those addresses up. rte_fib runs
 # its default algorithms (dir24_8 for IPv4, trie for IPv6) with 4-byte
-# next hops and tbl8 groups enough for the table; cycles are its rdtsc
+# next hops and tbl8 groups enough for the table, in hugepages (pollgate's
+# tables in transparent huge pages); cycles are its rdtsc
 # figure, pollgate's are ns x the core clock /proc/cpuinfo reports.
 #
 #   perf/fib-bench.sh [LOOKUPS]     (default 2 000 000 addresses, 5 passes)
@@ -19,7 +20,18 @@ trap 'rm -rf "$WORK"' EXIT
 command -v dpdk-test-fib >/dev/null || { echo "dpdk-test-fib missing: apt-get install dpdk-dev"; exit 1; }
 cargo build --release -q -p pollgate
 PG=target/release/pollgate
-EAL=(--no-huge -m 8000 -l "$CORE" --no-pci --log-level=lib.eal:error)
+# Both in huge pages: pollgate's tables are 2 MiB-aligned blocks advised
+# for transparent huge pages (its allocator); rte_fib gets EAL memory from
+# 2 MiB hugepages reserved here. HUGE=0 runs rte_fib without them.
+EAL=(-m 8000 -l "$CORE" --no-pci --log-level=lib.eal:error)
+if [ "${HUGE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
+  was=$(cat /proc/sys/vm/nr_hugepages)
+  echo 4200 >/proc/sys/vm/nr_hugepages
+  trap 'rm -rf "$WORK"; echo "$was" >/proc/sys/vm/nr_hugepages' EXIT
+  echo "hugepages for rte_fib: $(cat /proc/sys/vm/nr_hugepages) x 2 MiB"
+else
+  EAL=(--no-huge "${EAL[@]}")
+fi
 OUT=perf/results/fib-$(date +%Y%m%d-%H%M%S).json
 mkdir -p perf/results
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | xargs) MHz"
