@@ -27,7 +27,11 @@ EAL=(-m 8000 -l "$CORE" --no-pci --log-level=lib.eal:error)
 if [ "${HUGE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
   was=$(cat /proc/sys/vm/nr_hugepages)
   echo 4200 >/proc/sys/vm/nr_hugepages
-  trap 'rm -rf "$WORK"; echo "$was" >/proc/sys/vm/nr_hugepages' EXIT
+  # EAL finds them through a hugetlbfs mount of our own.
+  mkdir -p "$WORK/huge"
+  mount -t hugetlbfs -o pagesize=2M nodev "$WORK/huge"
+  EAL+=(--huge-dir "$WORK/huge")
+  trap 'umount "$WORK/huge"; rm -rf "$WORK"; echo "$was" >/proc/sys/vm/nr_hugepages' EXIT
   echo "hugepages for rte_fib: $(cat /proc/sys/vm/nr_hugepages) x 2 MiB"
 else
   EAL=(--no-huge "${EAL[@]}")

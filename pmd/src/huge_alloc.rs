@@ -1,6 +1,6 @@
-//! The engine's global allocator: large blocks (the FIB's tbl24, the MAC
-//! table, the flow table, trie chunks) get their own mapping, 2 MiB
-//! aligned and advised `MADV_HUGEPAGE`, so the kernel backs them with
+//! The engine's global allocator: blocks of 2 MiB and more (the FIB's
+//! tbl24 and trie chunks, the MAC table, the flow table) get their own
+//! mapping, 2 MiB aligned and advised `MADV_HUGEPAGE`, so the kernel backs them with
 //! transparent huge pages where it can. Their lookups go to random places
 //! in tens of MiB: with 4 KiB pages every one is a TLB miss as well as a
 //! cache miss (DPDK puts the same tables in hugepages). Everything else
@@ -13,8 +13,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 
 const HUGEPAGE: usize = 2 << 20;
-/// Blocks from this size on are mapped on their own.
-const LARGE: usize = 4 << 20;
+/// Blocks from this size on are mapped on their own (the FIB's trie
+/// chunks are 2 MiB).
+const LARGE: usize = HUGEPAGE;
 
 pub struct HugePageAlloc;
 
@@ -67,9 +68,10 @@ fn map_large(size: usize) -> *mut u8 {
     aligned as *mut u8
 }
 
-// SAFETY: large blocks are mappings of their own, aligned to 2 MiB (at
-// least any alignment `is_large` admits), zero-filled by the kernel, and
-// unmapped whole with the span their size gives; every other layout is
+// SAFETY: large blocks are mappings of their own, aligned to 2 MiB when
+// made (a page after an mremap: at least any alignment `is_large`
+// admits), zero-filled by the kernel, and unmapped whole with the span
+// their size gives; every other layout is
 // passed to the system allocator unchanged, alloc and dealloc alike,
 // since `is_large` depends on the layout alone.
 unsafe impl GlobalAlloc for HugePageAlloc {
@@ -113,9 +115,29 @@ unsafe impl GlobalAlloc for HugePageAlloc {
             // for `realloc` is System's.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
-        if is_large(&layout) && is_large(&new) && span(layout.size()) == span(new_size) {
-            // The mapping already spans the new size.
-            return ptr;
+        if is_large(&layout) && is_large(&new) {
+            if span(layout.size()) == span(new_size) {
+                // The mapping already spans the new size.
+                return ptr;
+            }
+            // A growing vector: the kernel moves the pages (no copy, no
+            // new faults), and the mapping keeps its huge-page advice.
+            // SAFETY: `ptr` is the start of a mapping of exactly
+            // `span(layout.size())` bytes made by `map_large` (or an
+            // earlier mremap here); on failure it is left as it was.
+            let q = unsafe {
+                libc::mremap(
+                    ptr as *mut libc::c_void,
+                    span(layout.size()),
+                    span(new_size),
+                    libc::MREMAP_MAYMOVE,
+                )
+            };
+            return if q == libc::MAP_FAILED {
+                std::ptr::null_mut()
+            } else {
+                q as *mut u8
+            };
         }
         // SAFETY: `new` is a valid layout (above); on success the old
         // block is copied up to the smaller size and freed with the
@@ -138,7 +160,7 @@ mod tests {
     #[test]
     fn large_blocks_are_aligned_zeroed_and_grow_and_shrink() {
         let a = HugePageAlloc;
-        let l = Layout::from_size_align(LARGE + 123, 8).unwrap();
+        let l = Layout::from_size_align(2 * LARGE + 123, 8).unwrap();
         // SAFETY: a valid non-zero layout; the block is written within its
         // size, then freed with the same layout.
         unsafe {
@@ -148,11 +170,16 @@ mod tests {
             let s = std::slice::from_raw_parts_mut(p, l.size());
             assert!(s.iter().all(|&b| b == 0));
             s[l.size() - 1] = 7;
-            // Grown past its span, shrunk below the threshold: the bytes
-            // come along.
-            let q = a.realloc(p, l, 3 * LARGE);
+            // Grown past its span (moved by the kernel), shrunk below the
+            // threshold (copied): the bytes come along.
+            let q = a.realloc(p, l, 5 * LARGE);
             assert_eq!(*q.add(l.size() - 1), 7);
-            let big = Layout::from_size_align(3 * LARGE, 8).unwrap();
+            assert!(
+                std::slice::from_raw_parts(q.add(l.size()), 5 * LARGE - l.size())
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+            let big = Layout::from_size_align(5 * LARGE, 8).unwrap();
             let r = a.realloc(q, big, 100);
             assert!(!r.is_null());
             a.dealloc(r, Layout::from_size_align(100, 8).unwrap());
