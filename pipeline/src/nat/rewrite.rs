@@ -124,9 +124,7 @@ pub fn write(f: &mut [u8], l3: usize, l4: usize, r: &Read, to: &Tuple4) -> bool 
             let c = be16(&f[at..]);
             // UDP's zero means "no checksum" and stays so.
             if r.proto == 6 || c != 0 {
-                let old = [old_a.as_slice(), &ports(from)].concat();
-                let new = [new_a.as_slice(), &ports(to)].concat();
-                let mut c = adjust(c, &old, &new);
+                let mut c = adjust(c, &addrs_ports(from), &addrs_ports(to));
                 if r.proto == 17 && c == 0 {
                     c = 0xffff;
                 }
@@ -156,6 +154,15 @@ fn addrs(t: &Tuple4) -> [u8; 8] {
     a[..4].copy_from_slice(&t.src);
     a[4..].copy_from_slice(&t.dst);
     a
+}
+
+/// Addresses then ports: what an L4 checksum covers of a tuple (on the
+/// stack: this runs for every translated packet).
+fn addrs_ports(t: &Tuple4) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..8].copy_from_slice(&addrs(t));
+    b[8..].copy_from_slice(&ports(t));
+    b
 }
 
 fn ports(t: &Tuple4) -> [u8; 4] {
@@ -219,8 +226,7 @@ pub fn write_error(
             if at + 2 <= end {
                 let c = be16(&f[at..]);
                 if q.read.proto == 6 || c != 0 {
-                    let old = [addrs(&from).as_slice(), &ports(&from)].concat();
-                    let new = [addrs(inner).as_slice(), &ports(inner)].concat();
+                    let (old, new) = (addrs_ports(&from), addrs_ports(inner));
                     put16(f, at, adjust(c, &old, &new));
                 }
             }
