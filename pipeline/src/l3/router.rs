@@ -18,7 +18,7 @@ use super::tables::{bump, L3Tables};
 use crate::batch::{flags, Batch, BATCH_SIZE};
 use crate::conntrack::FlowTable;
 use crate::frame::FrameMemory;
-use crate::mac_table::MacTable;
+use crate::mac_table::{Learned, MacTable};
 use crate::nat::{Nat, Pre};
 use crate::storm::TokenBucket;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
@@ -102,6 +102,11 @@ pub struct Router {
     /// The last neighbour resolved in this batch: (interface, address,
     /// MAC). A burst mostly goes to one next hop.
     last_neighbor: Option<(u16, IpAddr, [u8; 6])>,
+    /// The last source learned and the last next-hop MAC looked up in
+    /// this batch (VPP's l2 nodes keep their last key the same way): a
+    /// burst mostly comes from one host and goes to one next hop.
+    last_learned: Option<(DomainId, MacAddr, PortId)>,
+    last_port: Option<(DomainId, [u8; 6], Option<PortId>)>,
     /// Packets held while their next hop resolves (`HOLD_MAX`, allocated
     /// once).
     held: Vec<Held>,
@@ -162,6 +167,8 @@ impl Router {
             now_secs: 0,
             fib4: [NO_FIB; BATCH_SIZE],
             last_neighbor: None,
+            last_learned: None,
+            last_port: None,
             held: Vec::with_capacity(HOLD_MAX),
             requests: Vec::with_capacity(MAX_REQUESTS),
             nat: None,
@@ -335,6 +342,8 @@ impl Router {
         let ifs = self.ifs.clone();
         let nhs = self.tables.next_hops.load();
         self.last_neighbor = None;
+        self.last_learned = None;
+        self.last_port = None;
         self.lookup_batch(batch, mem, &ifs, flows.as_deref());
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
@@ -355,7 +364,16 @@ impl Router {
             }
             let et = batch.ethertype[i];
             if dst == ifc.mac {
-                self.macs.learn(d, src, batch.in_port[i], self.now_secs);
+                let seen = (d, src, batch.in_port[i]);
+                if self.last_learned != Some(seen) {
+                    // Only an entry in place is remembered: a refused
+                    // learn is counted every time.
+                    self.last_learned = match self.macs.learn(d, src, seen.2, self.now_secs) {
+                        Learned::Known | Learned::New | Learned::Moved { .. } => Some(seen),
+                        Learned::StaticConflict | Learned::Overflow => None,
+                    };
+                    self.last_port = None;
+                }
                 match et {
                     ETH_ARP => {
                         if let Some(v) = self.arp(batch, i, mem, ifc, true) {
@@ -755,7 +773,7 @@ impl Router {
     /// the port the MAC table knows the next hop on, or flooded.
     #[inline(always)]
     fn forward_to(
-        &self,
+        &mut self,
         batch: &mut Batch,
         i: usize,
         f: &mut [u8],
@@ -768,7 +786,15 @@ impl Router {
         batch.domain[i] = d;
         batch.in_port[i] = ROUTER_PORT;
         batch.flags[i] &= !flags::TUNNEL;
-        batch.verdict[i] = match self.macs.lookup(d, MacAddr(mac)) {
+        let port = match self.last_port {
+            Some((ld, lm, p)) if ld == d && lm == mac => p,
+            _ => {
+                let p = self.macs.lookup(d, MacAddr(mac));
+                self.last_port = Some((d, mac, p));
+                p
+            }
+        };
+        batch.verdict[i] = match port {
             Some(p) => Verdict::Forward(p),
             None => Verdict::Flood(d),
         };
