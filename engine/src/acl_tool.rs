@@ -42,9 +42,9 @@ pub struct BenchReport {
     pub matched_pct: f64,
     pub verified: usize,
     pub kind: String,
-    /// One rule added (at a random place) and then deleted, as `ctl acl
+    /// One rule added (at a random place) or deleted, as `ctl acl
     /// add|del` applies them before the background compile: median and
-    /// slowest of 20 each, microseconds.
+    /// slowest of 40 edits (20 of each), microseconds.
     pub update_us: (f64, f64),
 }
 

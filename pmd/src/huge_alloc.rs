@@ -1,7 +1,7 @@
 //! The engine's global allocator: blocks of 2 MiB and more (the FIB's
 //! tbl24 and trie chunks, the MAC table, the flow table) get their own
-//! mapping, 2 MiB aligned and advised `MADV_HUGEPAGE`, so the kernel backs them with
-//! transparent huge pages where it can. Their lookups go to random places
+//! mapping, 2 MiB aligned and advised `MADV_HUGEPAGE`, so the kernel
+//! backs them with transparent huge pages where it can. Their lookups go to random places
 //! in tens of MiB: with 4 KiB pages every one is a TLB miss as well as a
 //! cache miss (DPDK puts the same tables in hugepages). Everything else
 //! goes to the system allocator unchanged.
