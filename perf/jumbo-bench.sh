@@ -46,14 +46,7 @@ run() { # DUT FRAME-SIZE MTU
 [engine]
 forward = "io"
 idle = "poll"
-[[port]]
-name = "a"
-kind = "afxdp"
-iface = "$A"
-[[port]]
-name = "b"
-kind = "afxdp"
-iface = "$B"
+$(afxdp_pair "$A" "$B")
 [[xconnect]]
 ports = ["a", "b"]
 [[worker]]

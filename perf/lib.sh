@@ -17,6 +17,13 @@ ns_veth() { # HOSTDEV NS MAC
   ip link set "$1" up
 }
 
+afxdp_pair() { # HOSTDEV_A HOSTDEV_B [RING] -> config text: ports a and b, AF_XDP on the two devices ([afxdp] rings of RING entries if given)
+  if [ -n "${3:-}" ]; then
+    printf '[afxdp]\nrx_ring = %s\nfill_ring = %s\ntx_ring = %s\ncomp_ring = %s\n' "$3" "$3" "$3" "$3"
+  fi
+  printf '[[port]]\nname = "a"\nkind = "afxdp"\niface = "%s"\n[[port]]\nname = "b"\nkind = "afxdp"\niface = "%s"\n' "$1" "$2"
+}
+
 ns_veth_del() { # HOSTDEV NS [HOSTDEV NS …]
   while [ $# -ge 2 ]; do
     ip link del "$1" 2>/dev/null || true

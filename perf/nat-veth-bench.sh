@@ -91,19 +91,7 @@ topology
 cat >"$WORK/pg.toml" <<CFG
 [engine]
 idle = "poll"
-[afxdp]
-rx_ring = $RING
-fill_ring = $RING
-tx_ring = $RING
-comp_ring = $RING
-[[port]]
-name = "a"
-kind = "afxdp"
-iface = "$A"
-[[port]]
-name = "b"
-kind = "afxdp"
-iface = "$B"
+$(afxdp_pair "$A" "$B" "$RING")
 [[bridge]]
 name = "lan"
 members = [{ port = "a" }]

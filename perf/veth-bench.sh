@@ -89,19 +89,7 @@ cat >"$WORK/pg.toml" <<CFG
 forward = "io"
 parse = false
 idle = "poll"
-[afxdp]
-rx_ring = $RING
-fill_ring = $RING
-tx_ring = $RING
-comp_ring = $RING
-[[port]]
-name = "a"
-kind = "afxdp"
-iface = "$A"
-[[port]]
-name = "b"
-kind = "afxdp"
-iface = "$B"
+$(afxdp_pair "$A" "$B" "$RING")
 [[xconnect]]
 ports = ["a", "b"]
 [[worker]]
