@@ -24,8 +24,10 @@ pub struct AclControl {
     vnis: Vec<(u32, u16)>,
     /// One update at a time: each is a read-modify-write of a rule list.
     update: Arc<Mutex<()>>,
-    /// ACLs whose overlay the background compiler should fold in.
-    compile: Mutex<mpsc::Sender<usize>>,
+    /// ACLs whose overlay the background compiler should fold in; the
+    /// compiler's thread starts with the first edit that needs it (a
+    /// control is made anew at every topology change).
+    compile: Mutex<Option<mpsc::Sender<usize>>>,
 }
 
 impl AclControl {
@@ -56,31 +58,21 @@ impl AclControl {
                 v
             })
             .collect();
-        let update = Arc::new(Mutex::new(()));
-        let workers = topo.workers.len();
-        let (tx, rx) = mpsc::channel();
-        {
-            let (handles, update) = (handles.clone(), update.clone());
-            // Ends when the control goes (its sender with it).
-            let _ = std::thread::Builder::new()
-                .name("pg-acl-compile".into())
-                .spawn(move || compile_in_background(rx, handles, update, workers));
-        }
         AclControl {
             names: topo.acls.iter().map(|a| a.name.clone()).collect(),
-            compile: Mutex::new(tx),
+            compile: Mutex::new(None),
             handles,
             flows,
             attached,
             ports,
             domains,
-            workers,
+            workers: topo.workers.len(),
             vnis: topo
                 .vtep
                 .as_ref()
                 .map(|v| v.vnis.iter().map(|x| (x.0, x.1 as u16)).collect())
                 .unwrap_or_default(),
-            update,
+            update: Arc::new(Mutex::new(())),
         }
     }
 
@@ -247,7 +239,17 @@ impl AclControl {
         let pending = !set.is_compiled();
         self.handles[a].replace(set);
         if pending {
-            if let Ok(tx) = self.compile.lock() {
+            if let Ok(mut tx) = self.compile.lock() {
+                let tx = tx.get_or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel();
+                    let (handles, update) = (self.handles.clone(), self.update.clone());
+                    let workers = self.workers;
+                    // Ends when the control goes (its sender with it).
+                    let _ = std::thread::Builder::new()
+                        .name("pg-acl-compile".into())
+                        .spawn(move || compile_in_background(rx, handles, update, workers));
+                    tx
+                });
                 let _ = tx.send(a);
             }
         }
