@@ -94,9 +94,15 @@ pub fn delegate(args: &Args, command: &str) -> Result<Option<CNIResult>, Error> 
         .spawn()
         .map_err(|e| Error::IOFailure(format!("{}: {e}", exe.display())))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&conf)
-            .map_err(|e| Error::IOFailure(format!("{}: {e}", exe.display())))?;
+        // A plugin that exits before reading (a refusal of its
+        // environment) closes the pipe: its exit status and its error
+        // on stdout say why, which beats a bare "broken pipe".
+        match stdin.write_all(&conf) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::IOFailure(format!("{}: {e}", exe.display())));
+            }
+            _ => {}
+        }
     }
     let out = child
         .wait_with_output()
