@@ -8,7 +8,7 @@ use crate::batch::flags;
 use crate::batch::Batch;
 use crate::frame::FrameMemory;
 use crate::ipvlan::{self, IpVlan};
-use crate::mac_table::MacTable;
+use crate::mac_table::{Learned, MacTable};
 use crate::macvlan::{self, MacVlan};
 use crate::stage::Stage;
 use crate::storm::StormControl;
@@ -138,6 +138,11 @@ impl Stage for Bridge {
                 }
             }
         }
+        // The last source learned and the last destination looked up in
+        // this batch (VPP's l2-learn and l2-fwd keep their last key the
+        // same way): a burst mostly comes from one host and goes to one.
+        let mut learned: Option<(DomainId, MacAddr, PortId)> = None;
+        let mut looked: Option<(DomainId, MacAddr, Option<PortId>)> = None;
         for i in 0..batch.len() {
             let domain = batch.domain[i];
             if batch.verdict[i] != Verdict::Pending || domain == NO_DOMAIN {
@@ -189,8 +194,19 @@ impl Stage for Bridge {
                 batch.verdict[i] = v;
                 continue;
             }
-            if port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels) {
-                self.table.learn(domain, src, port, self.now_secs);
+            let seen = (domain, src, port);
+            if learned != Some(seen) && (port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels)) {
+                // Only an entry in place is remembered (a refused learn is
+                // counted every time); a new or moved one may change what
+                // the remembered lookup found.
+                learned = match self.table.learn(domain, src, port, self.now_secs) {
+                    Learned::Known => Some(seen),
+                    Learned::New | Learned::Moved { .. } => {
+                        looked = None;
+                        Some(seen)
+                    }
+                    Learned::StaticConflict | Learned::Overflow => None,
+                };
             }
             if port < TUNNEL_BASE
                 && batch.ethertype[i] == ETH_ARP
@@ -207,7 +223,15 @@ impl Stage for Bridge {
                     Err(r) => Verdict::Drop(r),
                 }
             } else {
-                match self.table.lookup(domain, dst) {
+                let found = match looked {
+                    Some((ld, lm, p)) if ld == domain && lm == dst => p,
+                    _ => {
+                        let p = self.table.lookup(domain, dst);
+                        looked = Some((domain, dst, p));
+                        p
+                    }
+                };
+                match found {
                     Some(p) if p == port => Verdict::Drop(DropReason::SameSegment),
                     Some(p) => Verdict::Forward(p),
                     None if storm.unknown_unicast.take(self.now_ns) => Verdict::Flood(domain),
@@ -376,6 +400,40 @@ mod tests {
                 .moves
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
+        );
+    }
+
+    /// The batch remembers its last learn and lookup: what a frame earlier
+    /// in the same batch teaches is seen by the frames after it.
+    #[test]
+    fn a_batch_sees_what_its_own_frames_taught() {
+        let mut b = bridge(StormControl::unlimited());
+        let (v, _) = run(
+            &mut b,
+            &[
+                (0, frame(B, A)),
+                (0, frame(B, A)),
+                (1, frame(A, B)),
+                (0, frame(B, A)),
+                (2, frame(A, B)),
+                (0, frame(B, A)),
+                // B moves by a broadcast, which looks nothing up.
+                (1, frame(BC, B)),
+                (0, frame(B, A)),
+            ],
+        );
+        assert_eq!(
+            v,
+            vec![
+                Verdict::Flood(0),
+                Verdict::Flood(0),
+                Verdict::Forward(0),
+                Verdict::Forward(1),
+                Verdict::Forward(0),
+                Verdict::Forward(2),
+                Verdict::Flood(0),
+                Verdict::Forward(1)
+            ]
         );
     }
 

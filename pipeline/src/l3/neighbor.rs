@@ -83,14 +83,20 @@ pub struct NeighborTable {
 }
 
 #[inline(always)]
-fn key_of(ip: IpAddr) -> u128 {
+pub fn key_of(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => u128::from(u32::from_be_bytes(a.octets())) | (0xffff << 32),
         IpAddr::V6(a) => u128::from_be_bytes(a.octets()),
     }
 }
 
-fn ip_of(key: u128) -> IpAddr {
+/// The table's key of an IPv4 address given as a FIB key (`fib::key_v4`).
+#[inline(always)]
+pub fn key_v4(fib_key: u128) -> u128 {
+    (fib_key >> 96) | (0xffff << 32)
+}
+
+pub fn ip_of(key: u128) -> IpAddr {
     if key >> 32 == 0xffff {
         IpAddr::from((key as u32).to_be_bytes())
     } else {
@@ -174,7 +180,13 @@ impl NeighborTable {
     /// The neighbour `ip` on interface `ifx`, as of `now`.
     #[inline]
     pub fn lookup(&self, ifx: u16, ip: IpAddr, now: u64) -> Option<Found> {
-        let key = key_of(ip);
+        self.lookup_key(ifx, key_of(ip), now)
+    }
+
+    /// As `lookup`, by the table's key of the address (`key_of`): the
+    /// forwarding path carries addresses as integers in registers.
+    #[inline]
+    pub fn lookup_key(&self, ifx: u16, key: u128, now: u64) -> Option<Found> {
         let i = self.find(ifx, key)?;
         let (_, _, flags, mac, confirmed) = self.read(i)?;
         Some(Found {

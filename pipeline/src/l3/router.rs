@@ -13,6 +13,7 @@ use super::fib::{key_v4, key_v6};
 use super::icmp::{self, V4_GROWTH, V6_GROWTH};
 use super::interface::{Interfaces, L3Interface};
 use super::nd::{self, ICMP6_NA, ICMP6_NS};
+use super::neighbor;
 use super::nexthop::{flow_hash, NextHop, NextHops};
 use super::tables::{bump, L3Tables};
 use crate::batch::{flags, Batch, BATCH_SIZE};
@@ -43,7 +44,6 @@ struct IpHeader {
     v6: bool,
     src: u128,
     dst: u128,
-    dst_ip: IpAddr,
     /// TTL or hop limit.
     hop: u8,
     /// Bytes of the IP packet, header included.
@@ -101,7 +101,9 @@ pub struct Router {
     fib4: [u32; BATCH_SIZE],
     /// The last neighbour resolved in this batch: (interface, address,
     /// MAC). A burst mostly goes to one next hop.
-    last_neighbor: Option<(u16, IpAddr, [u8; 6])>,
+    /// The address is the neighbour table's key: an `IpAddr` built per
+    /// packet and read back cost a store-forwarding stall each time.
+    last_neighbor: Option<(u16, u128, [u8; 6])>,
     /// The last source learned and the last next-hop MAC looked up in
     /// this batch (VPP's l2 nodes keep their last key the same way): a
     /// burst mostly comes from one host and goes to one next hop.
@@ -632,7 +634,6 @@ impl Router {
             v6: false,
             src: key_v4([h[12], h[13], h[14], h[15]]),
             dst: key_v4(dst),
-            dst_ip: IpAddr::from(dst),
             hop: h[8],
             total: u16::from_be_bytes([h[2], h[3]]) as u32,
             df: h[6] & 0x40 != 0,
@@ -686,7 +687,6 @@ impl Router {
             v6: true,
             src: key_v6(src),
             dst: key_v6(dst),
-            dst_ip: IpAddr::from(dst),
             hop: h[7],
             total: 40 + u16::from_be_bytes([h[4], h[5]]) as u32,
             // IPv6 routers never fragment: every packet is "DF".
@@ -722,8 +722,9 @@ impl Router {
             other => other,
         };
         let (ifx, neigh) = match nh {
-            NextHop::Connected { ifx } => (ifx, hdr.dst_ip),
-            NextHop::Gateway { ifx, ip } => (ifx, ip),
+            NextHop::Connected { ifx } if hdr.v6 => (ifx, hdr.dst),
+            NextHop::Connected { ifx } => (ifx, neighbor::key_v4(hdr.dst)),
+            NextHop::Gateway { ifx, ip } => (ifx, neighbor::key_of(ip)),
             NextHop::Local { .. } if hdr.v6 => return self.input_v6(batch, i, mem, drops),
             NextHop::Local { .. } => return self.input_v4(batch, i, mem, drops),
             NextHop::Blackhole => {
@@ -811,23 +812,23 @@ impl Router {
         mem: &mut M,
         drops: &mut DropCounters,
         out: &L3Interface,
-        ip: IpAddr,
+        key: u128,
     ) -> Option<[u8; 6]> {
-        if let Some((ifx, a, mac)) = self.last_neighbor {
-            if ifx == out.domain && a == ip {
+        if let Some((ifx, k, mac)) = self.last_neighbor {
+            if ifx == out.domain && k == key {
                 return Some(mac);
             }
         }
         let neigh = &self.tables.neighbors;
         let now = self.now_ns;
-        let slot = match neigh.lookup(out.domain, ip, now) {
-            Some(found) => match found.mac {
-                Some(mac) => {
-                    self.last_neighbor = Some((out.domain, ip, mac));
-                    return Some(mac);
-                }
-                None => Some(found.slot),
-            },
+        let found = neigh.lookup_key(out.domain, key, now);
+        if let Some(mac) = found.and_then(|f| f.mac) {
+            self.last_neighbor = Some((out.domain, key, mac));
+            return Some(mac);
+        }
+        let ip = neighbor::ip_of(key);
+        let slot = match found {
+            Some(found) => Some(found.slot),
             None => neigh.update(out.domain, ip, None, false, now, false),
         };
         let waiting = self
