@@ -9,6 +9,7 @@ pub mod interface;
 pub mod nd;
 pub mod neighbor;
 pub mod nexthop;
+mod recent;
 pub mod router;
 pub mod routes;
 pub mod tables;

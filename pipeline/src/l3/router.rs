@@ -15,6 +15,7 @@ use super::interface::{Interfaces, L3Interface};
 use super::nd::{self, ICMP6_NA, ICMP6_NS};
 use super::neighbor;
 use super::nexthop::{flow_hash, NextHop, NextHops};
+use super::recent::Recent;
 use super::tables::{bump, L3Tables};
 use crate::batch::{flags, Batch, BATCH_SIZE};
 use crate::conntrack::FlowTable;
@@ -50,8 +51,8 @@ struct IpHeader {
     total: u32,
     df: bool,
     proto: u8,
-    /// Source and destination port (TCP, UDP), for ECMP.
-    ports: u32,
+    /// Where the TCP/UDP ports are, read only for an ECMP hash.
+    l4: usize,
 }
 
 /// The ICMP errors of each family, for the same conditions.
@@ -99,16 +100,15 @@ pub struct Router {
     /// Each packet's IPv4 FIB result, looked up for the whole batch
     /// before the per-packet pass (`NO_FIB`: not looked up).
     fib4: [u32; BATCH_SIZE],
-    /// The last neighbour resolved in this batch: (interface, address,
-    /// MAC). A burst mostly goes to one next hop.
-    /// The address is the neighbour table's key: an `IpAddr` built per
-    /// packet and read back cost a store-forwarding stall each time.
-    last_neighbor: Option<(u16, u128, [u8; 6])>,
-    /// The last source learned and the last next-hop MAC looked up in
-    /// this batch (VPP's l2 nodes keep their last key the same way): a
-    /// burst mostly comes from one host and goes to one next hop.
+    /// The neighbours resolved in this batch: (interface, address) to
+    /// MAC. The address is the neighbour table's key: an `IpAddr` built
+    /// per packet and read back cost a store-forwarding stall each time.
+    neighbors: Recent<(u16, u128), [u8; 6], 4>,
+    /// The last source learned and the next-hop MACs looked up in this
+    /// batch (VPP's l2 nodes keep their last key the same way): a burst
+    /// mostly comes from one host and goes to a few next hops.
     last_learned: Option<(DomainId, MacAddr, PortId)>,
-    last_port: Option<(DomainId, [u8; 6], Option<PortId>)>,
+    ports: Recent<(DomainId, [u8; 6]), Option<PortId>, 4>,
     /// Packets held while their next hop resolves (`HOLD_MAX`, allocated
     /// once).
     held: Vec<Held>,
@@ -168,9 +168,9 @@ impl Router {
             now_ns: 0,
             now_secs: 0,
             fib4: [NO_FIB; BATCH_SIZE],
-            last_neighbor: None,
+            neighbors: Recent::default(),
             last_learned: None,
-            last_port: None,
+            ports: Recent::default(),
             held: Vec::with_capacity(HOLD_MAX),
             requests: Vec::with_capacity(MAX_REQUESTS),
             nat: None,
@@ -343,9 +343,9 @@ impl Router {
     ) {
         let ifs = self.ifs.clone();
         let nhs = self.tables.next_hops.load();
-        self.last_neighbor = None;
+        self.neighbors.clear();
         self.last_learned = None;
-        self.last_port = None;
+        self.ports.clear();
         self.lookup_batch(batch, mem, &ifs, flows.as_deref());
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
@@ -374,7 +374,7 @@ impl Router {
                         Learned::Known | Learned::New | Learned::Moved { .. } => Some(seen),
                         Learned::StaticConflict | Learned::Overflow => None,
                     };
-                    self.last_port = None;
+                    self.ports.clear();
                 }
                 match et {
                     ETH_ARP => {
@@ -638,7 +638,7 @@ impl Router {
             total: u16::from_be_bytes([h[2], h[3]]) as u32,
             df: h[6] & 0x40 != 0,
             proto: h[9],
-            ports: ports(batch, i, f, l4, h[9]),
+            l4,
         };
         // DNAT changed the destination the batch was looked up by.
         let dnat = looked_up.is_some_and(|a| a != dst);
@@ -692,7 +692,7 @@ impl Router {
             // IPv6 routers never fragment: every packet is "DF".
             df: true,
             proto,
-            ports: ports(batch, i, f, l4, proto),
+            l4,
         };
         let id = self.tables.v6.lookup(hdr.dst);
         self.route(batch, i, mem, ifs, nhs, id, &hdr, drops, Pre::Off, flows);
@@ -718,7 +718,12 @@ impl Router {
     ) {
         let codes = if hdr.v6 { &V6_CODES } else { &V4_CODES };
         let nh = match nhs.get(id) {
-            NextHop::Ecmp { .. } => nhs.path(id, flow_hash(hdr.src, hdr.dst, hdr.proto, hdr.ports)),
+            NextHop::Ecmp { .. } => {
+                let ports = mem
+                    .bytes(batch.addr[i], batch.data_len[i])
+                    .map_or(0, |f| ports(batch, i, f, hdr.l4, hdr.proto));
+                nhs.path(id, flow_hash(hdr.src, hdr.dst, hdr.proto, ports))
+            }
             other => other,
         };
         let (ifx, neigh) = match nh {
@@ -759,8 +764,12 @@ impl Router {
                 return set(batch, i, Verdict::Drop(r), drops);
             }
         }
-        let Some(mac) = self.resolve(batch, i, mem, drops, out, neigh) else {
-            return;
+        let mac = match self.neighbors.get((out.domain, neigh)) {
+            Some(mac) => mac,
+            None => match self.resolve(batch, i, mem, drops, out, neigh) {
+                Some(mac) => mac,
+                None => return,
+            },
         };
         let l3 = batch.l3_off[i] as usize;
         let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
@@ -787,11 +796,11 @@ impl Router {
         batch.domain[i] = d;
         batch.in_port[i] = ROUTER_PORT;
         batch.flags[i] &= !flags::TUNNEL;
-        let port = match self.last_port {
-            Some((ld, lm, p)) if ld == d && lm == mac => p,
-            _ => {
+        let port = match self.ports.get((d, mac)) {
+            Some(p) => p,
+            None => {
                 let p = self.macs.lookup(d, MacAddr(mac));
-                self.last_port = Some((d, mac, p));
+                self.ports.put((d, mac), p);
                 p
             }
         };
@@ -804,7 +813,9 @@ impl Router {
     /// The next hop's MAC, or `None` with the packet dealt with: turned
     /// into an ARP request / NS for it (at most one per neighbour per
     /// retry interval, whichever worker asks) or dropped while it
-    /// resolves. Counted either way: pollgate does not queue.
+    /// resolves. Counted either way: pollgate does not queue. The caller
+    /// checks the batch's last neighbour first, inline.
+    #[inline(never)]
     fn resolve<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &mut Batch,
@@ -814,16 +825,11 @@ impl Router {
         out: &L3Interface,
         key: u128,
     ) -> Option<[u8; 6]> {
-        if let Some((ifx, k, mac)) = self.last_neighbor {
-            if ifx == out.domain && k == key {
-                return Some(mac);
-            }
-        }
         let neigh = &self.tables.neighbors;
         let now = self.now_ns;
         let found = neigh.lookup_key(out.domain, key, now);
         if let Some(mac) = found.and_then(|f| f.mac) {
-            self.last_neighbor = Some((out.domain, key, mac));
+            self.neighbors.put((out.domain, key), mac);
             return Some(mac);
         }
         let ip = neighbor::ip_of(key);
@@ -1055,14 +1061,20 @@ impl Router {
 #[inline(always)]
 fn decrement_hop(f: &mut [u8], l3: usize, v6: bool) {
     if v6 {
-        f[l3 + 7] = f[l3 + 7].saturating_sub(1);
+        if let Some(h) = f.get_mut(l3 + 7) {
+            *h = h.saturating_sub(1);
+        }
         return;
     }
-    let old = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-    f[l3 + 8] = f[l3 + 8].saturating_sub(1);
-    let new = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-    let hc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
-    f[l3 + 10..l3 + 12].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
+    // TTL, protocol and checksum: one slice, one bounds check.
+    let Some(h) = f.get_mut(l3 + 8..l3 + 12) else {
+        return;
+    };
+    let old = u16::from_be_bytes([h[0], h[1]]);
+    h[0] = h[0].saturating_sub(1);
+    let new = u16::from_be_bytes([h[0], h[1]]);
+    let hc = u16::from_be_bytes([h[2], h[3]]);
+    h[2..4].copy_from_slice(&super::csum::update(hc, old, new).to_be_bytes());
 }
 
 /// Sends packet `i`, rewritten to `len` bytes, back out of the port it
