@@ -138,11 +138,14 @@ impl Stage for Bridge {
                 }
             }
         }
-        // The last source learned and the last destination looked up in
-        // this batch (VPP's l2-learn and l2-fwd keep their last key the
-        // same way): a burst mostly comes from one host and goes to one.
-        let mut learned: Option<(DomainId, MacAddr, PortId)> = None;
-        let mut looked: Option<(DomainId, MacAddr, Option<PortId>)> = None;
+        // The last frame forwarded, as its first 12 bytes (destination
+        // and source) in two words, its ingress port and domain: a frame
+        // with the same is forwarded the same way without the learn and
+        // the lookup (VPP's l2-learn and l2-fwd keep their last key
+        // likewise). Words, not MAC tuples: a tuple stored per packet and
+        // compared by the next stalled on store forwarding in a mix of
+        // many MACs. NO_PORT: nothing remembered.
+        let mut last = (0u64, 0u32, NO_PORT, NO_DOMAIN, 0 as PortId);
         for i in 0..batch.len() {
             let domain = batch.domain[i];
             if batch.verdict[i] != Verdict::Pending || domain == NO_DOMAIN {
@@ -153,9 +156,19 @@ impl Stage for Bridge {
                 drops.count(DropReason::RuntFrame);
                 continue;
             };
+            let port = batch.in_port[i];
+            let words = (
+                u64::from_ne_bytes([
+                    eth[0], eth[1], eth[2], eth[3], eth[4], eth[5], eth[6], eth[7],
+                ]),
+                u32::from_ne_bytes([eth[8], eth[9], eth[10], eth[11]]),
+            );
+            if (words.0, words.1, port, domain) == (last.0, last.1, last.2, last.3) {
+                batch.verdict[i] = Verdict::Forward(last.4);
+                continue;
+            }
             let dst = MacAddr::from_bytes(&eth[0..6]);
             let src = MacAddr::from_bytes(&eth[6..12]);
-            let port = batch.in_port[i];
             if src.is_multicast() {
                 batch.verdict[i] = Verdict::Drop(DropReason::SrcMacMulticast);
                 drops.count(DropReason::SrcMacMulticast);
@@ -194,19 +207,14 @@ impl Stage for Bridge {
                 batch.verdict[i] = v;
                 continue;
             }
-            let seen = (domain, src, port);
-            if learned != Some(seen) && (port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels)) {
-                // Only an entry in place is remembered (a refused learn is
-                // counted every time); a new or moved one may change what
-                // the remembered lookup found.
-                learned = match self.table.learn(domain, src, port, self.now_secs) {
-                    Learned::Known => Some(seen),
-                    Learned::New | Learned::Moved { .. } => {
-                        looked = None;
-                        Some(seen)
-                    }
-                    Learned::StaticConflict | Learned::Overflow => None,
-                };
+            if port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels) {
+                // A new or moved entry may change where the remembered
+                // frame's destination is.
+                if let Learned::New | Learned::Moved { .. } =
+                    self.table.learn(domain, src, port, self.now_secs)
+                {
+                    last.2 = NO_PORT;
+                }
             }
             if port < TUNNEL_BASE
                 && batch.ethertype[i] == ETH_ARP
@@ -223,17 +231,16 @@ impl Stage for Bridge {
                     Err(r) => Verdict::Drop(r),
                 }
             } else {
-                let found = match looked {
-                    Some((ld, lm, p)) if ld == domain && lm == dst => p,
-                    _ => {
-                        let p = self.table.lookup(domain, dst);
-                        looked = Some((domain, dst, p));
-                        p
-                    }
-                };
-                match found {
+                match self.table.lookup(domain, dst) {
                     Some(p) if p == port => Verdict::Drop(DropReason::SameSegment),
-                    Some(p) => Verdict::Forward(p),
+                    Some(p) => {
+                        // ARP may be answered in a suppressing domain:
+                        // such frames are judged one by one.
+                        if d.is_some_and(|d| !d.suppress_arp) {
+                            last = (words.0, words.1, port, domain, p);
+                        }
+                        Verdict::Forward(p)
+                    }
                     None if storm.unknown_unicast.take(self.now_ns) => Verdict::Flood(domain),
                     None => Verdict::Drop(DropReason::StormUnknownUnicast),
                 }
@@ -247,6 +254,8 @@ impl Stage for Bridge {
 }
 
 const ETH_ARP: u16 = 0x0806;
+/// No port: the bridge's "nothing remembered".
+const NO_PORT: PortId = PortId::MAX;
 
 /// A local ARP packet in a suppressing domain: its sender is recorded; a
 /// request for an address the cache has (of another host) is turned into
