@@ -100,15 +100,15 @@ pub struct Router {
     /// Each packet's IPv4 FIB result, looked up for the whole batch
     /// before the per-packet pass (`NO_FIB`: not looked up).
     fib4: [u32; BATCH_SIZE],
-    /// The neighbours resolved in this batch: (interface, address) to
-    /// MAC. The address is the neighbour table's key: an `IpAddr` built
-    /// per packet and read back cost a store-forwarding stall each time.
-    neighbors: Recent<(u16, u128), [u8; 6], 4>,
-    /// The last source learned and the next-hop MACs looked up in this
-    /// batch (VPP's l2 nodes keep their last key the same way): a burst
-    /// mostly comes from one host and goes to a few next hops.
+    /// The next hops resolved in this batch, an adjacency as VPP's: the
+    /// (interface, neighbour address) to its MAC and the port the MAC
+    /// table has it on. A burst goes to a few next hops. The address is
+    /// the neighbour table's key: an `IpAddr` built per packet and read
+    /// back cost a store-forwarding stall each time.
+    hops: Recent<(u16, u128), ([u8; 6], Option<PortId>), 4>,
+    /// The last source learned in this batch (VPP's l2 nodes keep their
+    /// last key the same way): a burst mostly comes from one host.
     last_learned: Option<(DomainId, MacAddr, PortId)>,
-    ports: Recent<(DomainId, [u8; 6]), Option<PortId>, 4>,
     /// Packets held while their next hop resolves (`HOLD_MAX`, allocated
     /// once).
     held: Vec<Held>,
@@ -168,9 +168,8 @@ impl Router {
             now_ns: 0,
             now_secs: 0,
             fib4: [NO_FIB; BATCH_SIZE],
-            neighbors: Recent::default(),
+            hops: Recent::default(),
             last_learned: None,
-            ports: Recent::default(),
             held: Vec::with_capacity(HOLD_MAX),
             requests: Vec::with_capacity(MAX_REQUESTS),
             nat: None,
@@ -282,7 +281,8 @@ impl Router {
             match (mac, out, f) {
                 (Some(mac), Some(out), Some(f)) => {
                     decrement_hop(f, h.l3_off as usize, h.flags & flags::IPV6 != 0);
-                    self.forward_to(batch, i, f, out, mac);
+                    let port = self.macs.lookup(out.domain, MacAddr(mac));
+                    forward_to(batch, i, f, out, mac, port);
                 }
                 _ => {
                     bump(&self.tables.counters.held_expired);
@@ -343,9 +343,8 @@ impl Router {
     ) {
         let ifs = self.ifs.clone();
         let nhs = self.tables.next_hops.load();
-        self.neighbors.clear();
+        self.hops.clear();
         self.last_learned = None;
-        self.ports.clear();
         self.lookup_batch(batch, mem, &ifs, flows.as_deref());
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
@@ -374,7 +373,7 @@ impl Router {
                         Learned::Known | Learned::New | Learned::Moved { .. } => Some(seen),
                         Learned::StaticConflict | Learned::Overflow => None,
                     };
-                    self.ports.clear();
+                    self.hops.clear();
                 }
                 match et {
                     ETH_ARP => {
@@ -764,10 +763,14 @@ impl Router {
                 return set(batch, i, Verdict::Drop(r), drops);
             }
         }
-        let mac = match self.neighbors.get((out.domain, neigh)) {
-            Some(mac) => mac,
+        let (mac, port) = match self.hops.get((out.domain, neigh)) {
+            Some(hop) => hop,
             None => match self.resolve(batch, i, mem, drops, out, neigh) {
-                Some(mac) => mac,
+                Some(mac) => {
+                    let port = self.macs.lookup(out.domain, MacAddr(mac));
+                    self.hops.put((out.domain, neigh), (mac, port));
+                    (mac, port)
+                }
                 None => return,
             },
         };
@@ -776,38 +779,7 @@ impl Router {
             return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
         };
         decrement_hop(f, l3, hdr.v6);
-        self.forward_to(batch, i, f, out, mac);
-    }
-
-    /// Rewrites the MACs and hands the packet to the egress domain: to
-    /// the port the MAC table knows the next hop on, or flooded.
-    #[inline(always)]
-    fn forward_to(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        f: &mut [u8],
-        out: &L3Interface,
-        mac: [u8; 6],
-    ) {
-        f[0..6].copy_from_slice(&mac);
-        f[6..12].copy_from_slice(&out.mac.0);
-        let d: DomainId = out.domain;
-        batch.domain[i] = d;
-        batch.in_port[i] = ROUTER_PORT;
-        batch.flags[i] &= !flags::TUNNEL;
-        let port = match self.ports.get((d, mac)) {
-            Some(p) => p,
-            None => {
-                let p = self.macs.lookup(d, MacAddr(mac));
-                self.ports.put((d, mac), p);
-                p
-            }
-        };
-        batch.verdict[i] = match port {
-            Some(p) => Verdict::Forward(p),
-            None => Verdict::Flood(d),
-        };
+        forward_to(batch, i, f, out, mac, port);
     }
 
     /// The next hop's MAC, or `None` with the packet dealt with: turned
@@ -829,7 +801,6 @@ impl Router {
         let now = self.now_ns;
         let found = neigh.lookup_key(out.domain, key, now);
         if let Some(mac) = found.and_then(|f| f.mac) {
-            self.neighbors.put((out.domain, key), mac);
             return Some(mac);
         }
         let ip = neighbor::ip_of(key);
@@ -1055,6 +1026,29 @@ impl Router {
         batch.flags[i] = flags::PARSED | flags::L4 | if v4 { flags::IPV4 } else { flags::IPV6 };
         batch.verdict[i] = reply(batch, i, n);
     }
+}
+
+/// Rewrites the MACs and hands the packet to the egress domain: to the
+/// port the MAC table knows the next hop on (`port`), or flooded.
+#[inline(always)]
+fn forward_to(
+    batch: &mut Batch,
+    i: usize,
+    f: &mut [u8],
+    out: &L3Interface,
+    mac: [u8; 6],
+    port: Option<PortId>,
+) {
+    f[0..6].copy_from_slice(&mac);
+    f[6..12].copy_from_slice(&out.mac.0);
+    let d: DomainId = out.domain;
+    batch.domain[i] = d;
+    batch.in_port[i] = ROUTER_PORT;
+    batch.flags[i] &= !flags::TUNNEL;
+    batch.verdict[i] = match port {
+        Some(p) => Verdict::Forward(p),
+        None => Verdict::Flood(d),
+    };
 }
 
 /// TTL − 1 with the IPv4 checksum updated (RFC 1624), or hop limit − 1.
