@@ -306,6 +306,7 @@ mod tests {
         }
         let live: Vec<_> = rib.into_iter().collect();
         let mut x = seed.wrapping_mul(31) | 1;
+        let mut batch = Vec::with_capacity(64);
         for k in 0..probes {
             x ^= x << 13;
             x ^= x >> 7;
@@ -327,6 +328,21 @@ mod tests {
                 f.trie.lookup_many_v4(&[(key >> 96) as u32], &mut many);
             }
             assert_eq!(many[0], f.lookup(key));
+            // Whole batches too: keys of different depths side by side.
+            batch.push(key);
+            if batch.len() == 64 || k + 1 == probes {
+                let mut out = [0u32; 64];
+                if v6 {
+                    f.trie.lookup_many(&batch, &mut out);
+                } else {
+                    let v4: Vec<u32> = batch.iter().map(|k| (k >> 96) as u32).collect();
+                    f.trie.lookup_many_v4(&v4, &mut out);
+                }
+                for (j, k) in batch.iter().enumerate() {
+                    assert_eq!(out[j], f.lookup(*k), "key {k:#x} in a batch");
+                }
+                batch.clear();
+            }
         }
     }
 

@@ -114,33 +114,40 @@ impl StrideTrie {
     /// Looks up every key of `keys` (at most 64) into `out`, walking all
     /// of them one level per round: each round's loads are independent
     /// of each other, so their cache misses overlap instead of queueing
-    /// behind one another as one lookup's chain of levels does.
+    /// behind one another as one lookup's chain of levels does. Each
+    /// key's bytes are taken apart once: a level's index is then a byte
+    /// load, not a 128-bit shift, and a round is a plain pass over the
+    /// batch rather than a walk of a bit mask (a serial chain of its own).
     #[inline]
     pub fn lookup_many(&self, keys: &[u128], out: &mut [NextHopId]) {
+        const { assert!(STRIDE == 8) };
         let n = keys.len().min(out.len()).min(64);
-        let mut bits = self.top_bits;
-        let mut pending = 0u64;
-        for (i, k) in keys[..n].iter().enumerate() {
+        let mut bytes = [[0u8; 16]; 64];
+        let mut deeper = false;
+        for i in 0..n {
+            let k = keys[i];
+            bytes[i] = k.to_be_bytes();
             let e = self.top[(k >> (128 - self.top_bits)) as usize].load(Ordering::Acquire);
             out[i] = e;
-            pending |= ((e & GROUP != 0) as u64) << i;
+            deeper |= e & GROUP != 0;
         }
-        while pending != 0 && bits < 128 {
-            bits += STRIDE;
-            let mut left = pending;
-            while left != 0 {
-                let i = left.trailing_zeros() as usize;
-                left &= left - 1;
-                let idx = ((keys[i] >> (128 - bits)) as usize) & (GROUP_LEN - 1);
-                let e = match self.group(out[i] & !GROUP).get(idx) {
-                    Some(x) => x.load(Ordering::Acquire),
-                    None => NO_ROUTE,
-                };
-                out[i] = e;
-                if e & GROUP == 0 {
-                    pending &= !(1 << i);
+        // The top level resolves whole bytes (24 bits): level k's index is
+        // byte top_bits / 8 + k.
+        let mut byte = (self.top_bits / 8) as usize;
+        while deeper && byte < 16 {
+            deeper = false;
+            for i in 0..n {
+                let e = out[i];
+                if e & GROUP != 0 {
+                    let e = match self.group(e & !GROUP).get(bytes[i][byte] as usize) {
+                        Some(x) => x.load(Ordering::Acquire),
+                        None => NO_ROUTE,
+                    };
+                    out[i] = e;
+                    deeper |= e & GROUP != 0;
                 }
             }
+            byte += 1;
         }
         for o in &mut out[..n] {
             *o &= !GROUP;
