@@ -8,7 +8,7 @@ use crate::batch::flags;
 use crate::batch::Batch;
 use crate::frame::FrameMemory;
 use crate::ipvlan::{self, IpVlan};
-use crate::mac_table::{Learned, MacTable};
+use crate::mac_table::MacTable;
 use crate::macvlan::{self, MacVlan};
 use crate::stage::Stage;
 use crate::storm::StormControl;
@@ -138,124 +138,152 @@ impl Stage for Bridge {
                 }
             }
         }
-        // The last frame forwarded, as its first 12 bytes (destination
-        // and source) in two words, its ingress port and domain: a frame
-        // with the same is forwarded the same way without the learn and
-        // the lookup (VPP's l2-learn and l2-fwd keep their last key
-        // likewise). Words, not MAC tuples: a tuple stored per packet and
-        // compared by the next stalled on store forwarding in a mix of
-        // many MACs. NO_PORT: nothing remembered.
-        let mut last = (0u64, 0u32, NO_PORT, NO_DOMAIN, 0 as PortId);
-        for i in 0..batch.len() {
-            let domain = batch.domain[i];
-            if batch.verdict[i] != Verdict::Pending || domain == NO_DOMAIN {
-                continue;
-            }
-            let Some(eth) = mem.bytes(batch.addr[i], 12) else {
-                batch.verdict[i] = Verdict::Drop(DropReason::RuntFrame);
-                drops.count(DropReason::RuntFrame);
-                continue;
-            };
-            let port = batch.in_port[i];
-            let words = (
-                u64::from_ne_bytes([
-                    eth[0], eth[1], eth[2], eth[3], eth[4], eth[5], eth[6], eth[7],
-                ]),
-                u32::from_ne_bytes([eth[8], eth[9], eth[10], eth[11]]),
-            );
-            if (words.0, words.1, port, domain) == (last.0, last.1, last.2, last.3) {
-                batch.verdict[i] = Verdict::Forward(last.4);
-                continue;
-            }
-            let dst = MacAddr::from_bytes(&eth[0..6]);
-            let src = MacAddr::from_bytes(&eth[6..12]);
-            if src.is_multicast() {
-                batch.verdict[i] = Verdict::Drop(DropReason::SrcMacMulticast);
-                drops.count(DropReason::SrcMacMulticast);
-                continue;
-            }
-            let d = self.domains.get(domain as usize);
-            let kind = d.map(|d| &d.kind);
-            let shared = match kind {
-                None | Some(DomainKind::Learning) => None,
-                Some(DomainKind::MacVlan(m)) => {
-                    let (v, skip) = macvlan::decide(m, &self.table, domain, port, dst, src);
-                    if let Some(s) = skip {
-                        batch.flood_skip[i] = s;
-                    }
-                    Some(v)
+        // A batch that starts with frames of one destination, source,
+        // ingress port and domain (one flow, as a burst off one queue
+        // often is): the first is decided, and the others take its
+        // forwarding without the learn and the lookup (VPP's l2-learn and
+        // l2-fwd keep their last key likewise). Only the leading run is
+        // looked for, once a batch: tracking every packet's key in a mix
+        // of many MACs cost more than the repeats saved.
+        let n = batch.len();
+        let run = leading_run(batch, mem);
+        if n > 0 {
+            self.decide(batch, 0, mem, drops);
+        }
+        let copied = match batch.verdict.first() {
+            Some(&Verdict::Forward(p)) if run > 1 && !self.suppresses(batch.domain[0]) => {
+                for i in 1..run {
+                    batch.verdict[i] = Verdict::Forward(p);
                 }
-                Some(DomainKind::IpVlan(v)) => Some(ipvlan_decide(v, batch, i, mem)),
-            };
-            let storm = match self.storm.get_mut(port as usize) {
-                Some(s) => s,
-                None => &mut self.tunnel_storm,
-            };
-            if let Some(v) = shared {
-                // Shared uplinks learn nothing; their floods are policed
-                // as a bridge's are.
-                let v = match v {
-                    Verdict::Flood(d) => match police_multicast(storm, dst, self.now_ns) {
-                        Ok(()) => Verdict::Flood(d),
-                        Err(r) => Verdict::Drop(r),
-                    },
-                    v => v,
-                };
-                if let Verdict::Drop(r) = v {
-                    drops.count(r);
-                }
-                batch.verdict[i] = v;
-                continue;
+                run
             }
-            if port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels) {
-                // A new or moved entry may change where the remembered
-                // frame's destination is.
-                if let Learned::New | Learned::Moved { .. } =
-                    self.table.learn(domain, src, port, self.now_secs)
-                {
-                    last.2 = NO_PORT;
-                }
-            }
-            if port < TUNNEL_BASE
-                && batch.ethertype[i] == ETH_ARP
-                && d.is_some_and(|d| d.suppress_arp)
-            {
-                if let Some(v) = suppress(self.arp.as_deref(), batch, i, mem, domain) {
-                    batch.verdict[i] = v;
-                    continue;
-                }
-            }
-            let verdict = if dst.is_multicast() {
-                match police_multicast(storm, dst, self.now_ns) {
-                    Ok(()) => Verdict::Flood(domain),
-                    Err(r) => Verdict::Drop(r),
-                }
-            } else {
-                match self.table.lookup(domain, dst) {
-                    Some(p) if p == port => Verdict::Drop(DropReason::SameSegment),
-                    Some(p) => {
-                        // ARP may be answered in a suppressing domain:
-                        // such frames are judged one by one.
-                        if d.is_some_and(|d| !d.suppress_arp) {
-                            last = (words.0, words.1, port, domain, p);
-                        }
-                        Verdict::Forward(p)
-                    }
-                    None if storm.unknown_unicast.take(self.now_ns) => Verdict::Flood(domain),
-                    None => Verdict::Drop(DropReason::StormUnknownUnicast),
-                }
-            };
-            if let Verdict::Drop(r) = verdict {
-                drops.count(r);
-            }
-            batch.verdict[i] = verdict;
+            _ => 1,
+        };
+        for i in copied..n {
+            self.decide(batch, i, mem, drops);
         }
     }
 }
 
+impl Bridge {
+    /// ARP may be answered in a domain that suppresses it: its frames
+    /// are judged one by one.
+    fn suppresses(&self, domain: DomainId) -> bool {
+        self.domains
+            .get(domain as usize)
+            .is_some_and(|d| d.suppress_arp)
+    }
+
+    /// Learns packet `i`'s source and decides where it goes.
+    #[inline(always)]
+    fn decide<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &mut Batch,
+        i: usize,
+        mem: &mut M,
+        drops: &mut DropCounters,
+    ) {
+        let domain = batch.domain[i];
+        if batch.verdict[i] != Verdict::Pending || domain == NO_DOMAIN {
+            return;
+        }
+        let Some(eth) = mem.bytes(batch.addr[i], 12) else {
+            batch.verdict[i] = Verdict::Drop(DropReason::RuntFrame);
+            drops.count(DropReason::RuntFrame);
+            return;
+        };
+        let dst = MacAddr::from_bytes(&eth[0..6]);
+        let src = MacAddr::from_bytes(&eth[6..12]);
+        let port = batch.in_port[i];
+        if src.is_multicast() {
+            batch.verdict[i] = Verdict::Drop(DropReason::SrcMacMulticast);
+            drops.count(DropReason::SrcMacMulticast);
+            return;
+        }
+        let d = self.domains.get(domain as usize);
+        let kind = d.map(|d| &d.kind);
+        let shared = match kind {
+            None | Some(DomainKind::Learning) => None,
+            Some(DomainKind::MacVlan(m)) => {
+                let (v, skip) = macvlan::decide(m, &self.table, domain, port, dst, src);
+                if let Some(s) = skip {
+                    batch.flood_skip[i] = s;
+                }
+                Some(v)
+            }
+            Some(DomainKind::IpVlan(v)) => Some(ipvlan_decide(v, batch, i, mem)),
+        };
+        let storm = match self.storm.get_mut(port as usize) {
+            Some(s) => s,
+            None => &mut self.tunnel_storm,
+        };
+        if let Some(v) = shared {
+            // Shared uplinks learn nothing; their floods are policed
+            // as a bridge's are.
+            let v = match v {
+                Verdict::Flood(d) => match police_multicast(storm, dst, self.now_ns) {
+                    Ok(()) => Verdict::Flood(d),
+                    Err(r) => Verdict::Drop(r),
+                },
+                v => v,
+            };
+            if let Verdict::Drop(r) = v {
+                drops.count(r);
+            }
+            batch.verdict[i] = v;
+            return;
+        }
+        if port < TUNNEL_BASE || d.is_none_or(|d| d.learn_tunnels) {
+            self.table.learn(domain, src, port, self.now_secs);
+        }
+        if port < TUNNEL_BASE && batch.ethertype[i] == ETH_ARP && d.is_some_and(|d| d.suppress_arp)
+        {
+            if let Some(v) = suppress(self.arp.as_deref(), batch, i, mem, domain) {
+                batch.verdict[i] = v;
+                return;
+            }
+        }
+        let verdict = if dst.is_multicast() {
+            match police_multicast(storm, dst, self.now_ns) {
+                Ok(()) => Verdict::Flood(domain),
+                Err(r) => Verdict::Drop(r),
+            }
+        } else {
+            match self.table.lookup(domain, dst) {
+                Some(p) if p == port => Verdict::Drop(DropReason::SameSegment),
+                Some(p) => Verdict::Forward(p),
+                None if storm.unknown_unicast.take(self.now_ns) => Verdict::Flood(domain),
+                None => Verdict::Drop(DropReason::StormUnknownUnicast),
+            }
+        };
+        if let Verdict::Drop(r) = verdict {
+            drops.count(r);
+        }
+        batch.verdict[i] = verdict;
+    }
+}
+
+/// How many frames from the batch's first have its first 12 bytes
+/// (destination and source), ingress port and domain, all pending.
+fn leading_run<M: FrameMemory + ?Sized>(batch: &Batch, mem: &M) -> usize {
+    let n = batch.len();
+    let pending = n > 1 && batch.verdict[0] == Verdict::Pending;
+    let Some(first) = pending.then(|| mem.bytes(batch.addr[0], 12)).flatten() else {
+        return n.min(1);
+    };
+    let mut run = 1;
+    while run < n
+        && batch.verdict[run] == Verdict::Pending
+        && batch.in_port[run] == batch.in_port[0]
+        && batch.domain[run] == batch.domain[0]
+        && mem.bytes(batch.addr[run], 12) == Some(first)
+    {
+        run += 1;
+    }
+    run
+}
+
 const ETH_ARP: u16 = 0x0806;
-/// No port: the bridge's "nothing remembered".
-const NO_PORT: PortId = PortId::MAX;
 
 /// A local ARP packet in a suppressing domain: its sender is recorded; a
 /// request for an address the cache has (of another host) is turned into
@@ -412,8 +440,8 @@ mod tests {
         );
     }
 
-    /// The batch remembers its last learn and lookup: what a frame earlier
-    /// in the same batch teaches is seen by the frames after it.
+    /// What a frame earlier in a batch teaches is seen by the frames after
+    /// it; a leading run of one flow is forwarded as its first frame is.
     #[test]
     fn a_batch_sees_what_its_own_frames_taught() {
         let mut b = bridge(StormControl::unlimited());
@@ -444,6 +472,27 @@ mod tests {
                 Verdict::Forward(1)
             ]
         );
+    }
+
+    #[test]
+    fn a_leading_run_of_one_flow_goes_where_its_first_frame_goes() {
+        let mut b = bridge(StormControl::unlimited());
+        // B unknown: each frame of the run is flooded (and policed) in turn.
+        let (v, _) = run(
+            &mut b,
+            &[(0, frame(B, A)), (0, frame(B, A)), (0, frame(B, A))],
+        );
+        assert_eq!(v, vec![Verdict::Flood(0); 3]);
+        run(&mut b, &[(1, frame(A, B))]);
+        let mut frames = vec![(0, frame(B, A)); 5];
+        // The run ends at a frame from another port.
+        frames.push((2, frame(B, A)));
+        frames.push((0, frame(B, A)));
+        let (v, _) = run(&mut b, &frames);
+        assert_eq!(v[..5], [Verdict::Forward(1); 5]);
+        // A moved to port 2, and back to 0.
+        assert_eq!(v[5..], [Verdict::Forward(1), Verdict::Forward(1)]);
+        assert_eq!(b.table.lookup(0, MacAddr(A)), Some(0));
     }
 
     #[test]
