@@ -97,9 +97,9 @@ pub struct Router {
     icmp: TokenBucket,
     now_ns: u64,
     now_secs: u32,
-    /// Each packet's IPv4 FIB result, looked up for the whole batch
-    /// before the per-packet pass (`NO_FIB`: not looked up).
-    fib4: [u32; BATCH_SIZE],
+    /// Each packet's FIB result (IPv4 or IPv6), looked up for the whole
+    /// batch before the per-packet pass (`NO_FIB`: not looked up).
+    fib: [u32; BATCH_SIZE],
     /// The next hops resolved in this batch, an adjacency as VPP's: the
     /// (interface, neighbour address) to its MAC and the port the MAC
     /// table has it on. A burst goes to a few next hops. The address is
@@ -167,7 +167,7 @@ impl Router {
             icmp: TokenBucket::new(icmp_rate),
             now_ns: 0,
             now_secs: 0,
-            fib4: [NO_FIB; BATCH_SIZE],
+            fib: [NO_FIB; BATCH_SIZE],
             hops: Recent::default(),
             last_learned: None,
             held: Vec::with_capacity(HOLD_MAX),
@@ -413,10 +413,11 @@ impl Router {
         }
     }
 
-    /// Looks up the destination of every IPv4 packet to a router MAC in
-    /// one pass: the tbl24 loads of a burst are independent, so their
-    /// cache and TLB misses overlap (a large or sparse table is far
-    /// outside the caches).
+    /// Looks up the destination of every IPv4 and IPv6 packet to a
+    /// router MAC in one pass per family: the loads of a burst are
+    /// independent, so their cache and TLB misses overlap (a large or
+    /// sparse table is far outside the caches), and the IPv6 trie is
+    /// walked a level at a time for the whole burst.
     fn lookup_batch<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &Batch,
@@ -427,12 +428,20 @@ impl Router {
         let mut addrs = [0u32; BATCH_SIZE];
         let mut which = [0u8; BATCH_SIZE];
         let mut n = 0;
+        let mut which6 = [0u8; BATCH_SIZE];
+        let mut n6 = 0;
         for i in 0..batch.len() {
-            self.fib4[i] = NO_FIB;
+            self.fib[i] = NO_FIB;
             if batch.verdict[i] != Verdict::Pending
                 || batch.flags[i] & flags::IPV4 == 0
                 || batch.tags[i] != 0
             {
+                // IPv6 is only noted here, so that an IPv4 burst runs the
+                // loop it ran before IPv6 was batched too.
+                if batch.flags[i] & flags::IPV6 != 0 {
+                    which6[n6] = i as u8;
+                    n6 += 1;
+                }
                 continue;
             }
             let Some(ifc) = ifs.get(batch.domain[i]) else {
@@ -467,7 +476,54 @@ impl Router {
         let mut out = [0u32; BATCH_SIZE];
         self.tables.v4.lookup_many_v4(&addrs[..n], &mut out[..n]);
         for k in 0..n {
-            self.fib4[which[k] as usize] = out[k];
+            self.fib[which[k] as usize] = out[k];
+        }
+        if n6 > 0 {
+            self.lookup_batch_v6(batch, mem, ifs, &which6[..n6]);
+        }
+    }
+
+    /// `lookup_batch`'s IPv6 half, for the packets it noted: those to a
+    /// router MAC are looked up together, the trie a level at a time.
+    fn lookup_batch_v6<M: FrameMemory + ?Sized>(
+        &mut self,
+        batch: &Batch,
+        mem: &M,
+        ifs: &Interfaces,
+        noted: &[u8],
+    ) {
+        let mut keys = [0u128; BATCH_SIZE];
+        let mut which = [0u8; BATCH_SIZE];
+        let mut n = 0;
+        for &i in noted {
+            let i = i as usize;
+            if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
+                continue;
+            }
+            let (Some(ifc), Some(f)) = (
+                ifs.get(batch.domain[i]),
+                mem.bytes(batch.addr[i], batch.data_len[i]),
+            ) else {
+                continue;
+            };
+            let l3 = batch.l3_off[i] as usize;
+            let (Some(d), Some(a)) = (f.get(0..6), f.get(l3 + 24..l3 + 40)) else {
+                continue;
+            };
+            let Ok(a) = <[u8; 16]>::try_from(a) else {
+                continue;
+            };
+            if d != ifc.mac.0 {
+                continue;
+            }
+            keys[n] = key_v6(a);
+            which[n] = i as u8;
+            n += 1;
+        }
+        let mut out = [0u32; BATCH_SIZE];
+        self.tables.v6.lookup_many(&keys[..n], &mut out[..n]);
+        for k in 0..n {
+            self.fib[which[k] as usize] = out[k];
         }
     }
 
@@ -641,7 +697,7 @@ impl Router {
         };
         // DNAT changed the destination the batch was looked up by.
         let dnat = looked_up.is_some_and(|a| a != dst);
-        let id = match self.fib4[i] {
+        let id = match self.fib[i] {
             _ if dnat => self.tables.v4.lookup_v4(u32::from_be_bytes(dst)),
             NO_FIB => self.tables.v4.lookup_v4(u32::from_be_bytes(dst)),
             id => id,
@@ -693,7 +749,10 @@ impl Router {
             proto,
             l4,
         };
-        let id = self.tables.v6.lookup(hdr.dst);
+        let id = match self.fib[i] {
+            NO_FIB => self.tables.v6.lookup(hdr.dst),
+            id => id,
+        };
         self.route(batch, i, mem, ifs, nhs, id, &hdr, drops, Pre::Off, flows);
     }
 
