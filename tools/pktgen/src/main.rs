@@ -90,6 +90,10 @@ enum Cmd {
         /// DUT, so their latencies compare at equal load.
         #[arg(long)]
         latency_rate: Option<f64>,
+        /// Also measure latency at this fraction of the DUT's own
+        /// zero-loss rate (0.8: at 80 %), where each DUT has headroom.
+        #[arg(long)]
+        latency_fraction: Option<f64>,
     },
     /// Write the generator's frames (zero stamps) to a pcap file.
     Dump {
@@ -232,7 +236,11 @@ fn main() -> Result<()> {
             steps,
             tolerance,
             latency_rate,
+            latency_fraction,
         } => {
+            if let Some(f) = latency_fraction.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
+                bail!("--latency-fraction {f}: a fraction of the zero-loss rate, above 0 and at most 1");
+            }
             let spec = Spec::load(&spec)?;
             if ports.rx.is_none() {
                 bail!("search needs --rx: the receiving side behind the device under test");
@@ -244,6 +252,7 @@ fn main() -> Result<()> {
                 tolerance,
                 resolution: 0.01,
                 latency_rate,
+                latency_fraction,
             };
             let r = search(&mut g, &cfg, |t| {
                 eprintln!(

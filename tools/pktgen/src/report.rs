@@ -30,6 +30,9 @@ struct Row {
     at_zero_loss_us: [f64; 3],
     at_common_us: Option<[f64; 3]>,
     common_mpps: f64,
+    /// At a fraction of the DUT's own zero-loss rate, and the fraction.
+    at_fraction_us: Option<[f64; 3]>,
+    fraction: f64,
 }
 
 fn quantiles_us(t: &Value) -> [f64; 3] {
@@ -51,6 +54,10 @@ fn rows(entries: &[Entry]) -> Vec<Row> {
                 at_zero_loss_us: quantiles_us(&r["zero_loss"]),
                 at_common_us: common.is_object().then(|| quantiles_us(common)),
                 common_mpps: num(common, &["target_pps"]) / 1e6,
+                at_fraction_us: r["latency_at_fraction"]
+                    .is_object()
+                    .then(|| quantiles_us(&r["latency_at_fraction"])),
+                fraction: num(r, &["latency_fraction"]),
             }
         })
         .collect()
@@ -79,8 +86,21 @@ pub fn markdown(entries: &[Entry]) -> String {
     if let Some(c) = common {
         let _ = write!(o, " latency at {c:.2} Mpps p50 / p99 / p99.9 µs |");
     }
+    let fraction = rows
+        .iter()
+        .find_map(|r| r.at_fraction_us.map(|_| r.fraction));
+    if let Some(f) = fraction {
+        let _ = write!(
+            o,
+            " latency at {:.0} % of its own zero-loss rate p50 / p99 / p99.9 µs |",
+            f * 100.0
+        );
+    }
     o.push_str("\n|---|---|---|---|---|");
     if common.is_some() {
+        o.push_str("---|");
+    }
+    if fraction.is_some() {
         o.push_str("---|");
     }
     o.push('\n');
@@ -101,6 +121,13 @@ pub fn markdown(entries: &[Entry]) -> String {
                 o,
                 " {} |",
                 r.at_common_us.map(q).unwrap_or_else(|| "-".into())
+            );
+        }
+        if fraction.is_some() {
+            let _ = write!(
+                o,
+                " {} |",
+                r.at_fraction_us.map(q).unwrap_or_else(|| "-".into())
             );
         }
         o.push('\n');
@@ -248,8 +275,21 @@ mod tests {
                            "zero_loss": {"latency": {"p50_ns": 20000, "p99_ns": 90000, "p999_ns": 150000}},
                            "latency_at": {"target_pps": 5e5, "latency": {"p50_ns": 1000, "p99_ns": 2000, "p999_ns": 3000}}}),
         };
-        let es = [e("pollgate", 2.0e6), e("testpmd", 2.5e4)];
+        let mut es = [e("pollgate", 2.0e6), e("testpmd", 2.5e4)];
         let md = markdown(&es);
+        assert!(!md.contains("of its own zero-loss rate"), "{md}");
+        es[1].result["latency_fraction"] = json!(0.8);
+        es[1].result["latency_at_fraction"] = json!({"target_pps": 2e4, "latency": {"p50_ns": 4000, "p99_ns": 5000, "p999_ns": 6000}});
+        let with = markdown(&es);
+        assert!(
+            with.contains("latency at 80 % of its own zero-loss rate"),
+            "{with}"
+        );
+        assert!(
+            with.contains("| 1.0 / 2.0 / 3.0 | 4.0 / 5.0 / 6.0 |"),
+            "{with}"
+        );
+        assert!(with.contains("| 1.0 / 2.0 / 3.0 | - |"), "{with}");
         assert!(md.contains("latency at 0.50 Mpps"), "{md}");
         assert!(
             md.contains(

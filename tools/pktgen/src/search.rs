@@ -22,6 +22,10 @@ pub struct SearchResult {
     /// A trial at a rate chosen by the caller, the same for every DUT, so
     /// latencies compare at equal load.
     pub latency_at: Option<Trial>,
+    /// A trial at a fraction of this DUT's own zero-loss rate (the
+    /// fraction below), so each is compared where it has headroom.
+    pub latency_fraction: Option<f64>,
+    pub latency_at_fraction: Option<Trial>,
     pub trials: Vec<Trial>,
 }
 
@@ -33,6 +37,9 @@ pub struct SearchConfig {
     /// Stop when the bracket is narrower than this fraction of its top.
     pub resolution: f64,
     pub latency_rate: Option<f64>,
+    /// Also measure latency at this fraction (0 < f ≤ 1) of the zero-loss
+    /// rate found.
+    pub latency_fraction: Option<f64>,
 }
 
 fn passes(t: &Trial, tolerance: f64) -> bool {
@@ -76,8 +83,15 @@ pub fn search(g: &mut Generator, cfg: &SearchConfig, mut log: impl FnMut(&Trial)
         trials.push(t);
     }
     let latency_at = cfg.latency_rate.map(|r| run(g, Rate::Pps(r)));
+    let zero_loss_pps = best.as_ref().map(|t| t.offered_pps);
+    let latency_at_fraction = match (cfg.latency_fraction, zero_loss_pps) {
+        (Some(f), Some(z)) => Some(run(g, Rate::Pps(z * f))),
+        _ => None,
+    };
     SearchResult {
-        zero_loss_pps: best.as_ref().map(|t| t.offered_pps),
+        latency_fraction: cfg.latency_fraction,
+        latency_at_fraction,
+        zero_loss_pps,
         zero_loss: best,
         generator_bound,
         latency_at,
