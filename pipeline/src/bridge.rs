@@ -151,7 +151,7 @@ impl Stage for Bridge {
             self.decide(batch, 0, mem, drops);
         }
         let copied = match batch.verdict.first() {
-            Some(&Verdict::Forward(p)) if run > 1 && !self.suppresses(batch.domain[0]) => {
+            Some(&Verdict::Forward(p)) if run > 1 && !self.judged_alone(batch.domain[0]) => {
                 for i in 1..run {
                     batch.verdict[i] = Verdict::Forward(p);
                 }
@@ -166,12 +166,15 @@ impl Stage for Bridge {
 }
 
 impl Bridge {
-    /// ARP may be answered in a domain that suppresses it: its frames
-    /// are judged one by one.
-    fn suppresses(&self, domain: DomainId) -> bool {
+    /// Whether frames of one destination and source may still go
+    /// different ways: ARP answered in a domain that suppresses it, an
+    /// ipvlan domain's members told apart by IP behind one MAC (a
+    /// macvlan's too, kept simple). Only a learning domain's leading run
+    /// takes its first frame's forwarding.
+    fn judged_alone(&self, domain: DomainId) -> bool {
         self.domains
             .get(domain as usize)
-            .is_some_and(|d| d.suppress_arp)
+            .is_none_or(|d| d.suppress_arp || !matches!(d.kind, DomainKind::Learning))
     }
 
     /// Learns packet `i`'s source and decides where it goes.
@@ -493,6 +496,48 @@ mod tests {
         // A moved to port 2, and back to 0.
         assert_eq!(v[5..], [Verdict::Forward(1), Verdict::Forward(1)]);
         assert_eq!(b.table.lookup(0, MacAddr(A)), Some(0));
+    }
+
+    /// An ipvlan domain's members share the parent's MAC: a run of frames
+    /// from the parent with one destination and source MAC still goes to
+    /// as many members as it has destination addresses.
+    #[test]
+    fn an_ipvlan_run_goes_to_each_frames_own_member() {
+        let shared = MacAddr([2, 0, 0, 0, 0, 0x50]);
+        let mut v = IpVlan::new(0, shared);
+        v.add_v4([198, 18, 9, 1], 1, MacAddr([2, 0, 0, 0, 0, 1]));
+        v.add_v4([198, 18, 9, 2], 2, MacAddr([2, 0, 0, 0, 0, 2]));
+        let mut d = Domain::learning("ipv", vec![0, 1, 2]);
+        d.kind = DomainKind::IpVlan(Arc::new(v));
+        let storm = StormControl::unlimited();
+        let mut b = Bridge::new(
+            vec![d],
+            Arc::new(MacTable::new(64)),
+            vec![storm.clone(), storm.clone(), storm],
+        );
+        let mut mem = Vec::new();
+        let mut batch = Batch::new();
+        for last in [1u8, 1, 2, 2] {
+            // An ARP reply (not a request, which would be answered), its
+            // target address the member's.
+            let mut f = frame(shared.0, A);
+            f[14 + 24..14 + 28].copy_from_slice(&[198, 18, 9, last]);
+            batch.push(mem.len() as u64, f.len() as u32, 0, 0);
+            mem.extend_from_slice(&f);
+        }
+        for i in 0..batch.len() {
+            batch.domain[i] = 0;
+            batch.ethertype[i] = ETH_ARP;
+            batch.l3_off[i] = 14;
+        }
+        let mut drops = DropCounters::default();
+        b.process(&mut batch, &mut mem, &mut drops);
+        let got: Vec<Verdict> = (0..batch.len()).map(|i| batch.verdict[i]).collect();
+        assert_eq!(
+            got,
+            [1, 1, 2, 2].map(Verdict::Forward).to_vec(),
+            "{drops:?}"
+        );
     }
 
     #[test]
