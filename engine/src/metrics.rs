@@ -347,14 +347,24 @@ impl MetricsServer {
 fn answer(mut s: TcpStream, state: &CtlState) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    // The request head may come in several segments (a client writing
+    // "GET ", the path and the rest one by one): read to its blank line,
+    // the buffer's end, or the timeout.
     let mut head = [0u8; 1024];
-    let n = s.read(&mut head).unwrap_or(0);
+    let mut n = 0;
+    while n < head.len() && !head[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
     let (status, body) = if head[..n].starts_with(b"GET /metrics") {
         ("200 OK", render(state))
     } else {
         ("404 Not Found", "try GET /metrics\n".to_string())
     };
-    let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let reply = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let _ = s.write_all(reply.as_bytes());
 }
 
 impl Drop for MetricsServer {
