@@ -268,8 +268,11 @@ print(int(20000 / (time.time() - t)))
     );
     // At this rate some never reach NAT: the port's ring (512 here) or,
     // with two workers, the hand-off ring overflows, and the kernel or
-    // the worker counts them.
-    assert!(limited >= 10_000, "source_limited {limited}");
+    // the worker counts them. How many do depends on the machine's load
+    // (16 000-20 000 reached the limit in one session's runs, 4 400-5 500
+    // in another's, 3 443 once in CI), so the bound is only that the
+    // limit refused thousands while the sessions stayed at the share.
+    assert!(limited >= 1_000, "source_limited {limited}");
     assert!(counter(&sock, "sessions") <= 64 + 4);
     assert_eq!(seen("pgn-n1", "tcp", "198.18.99.10", 7000), "198.18.30.1");
 
