@@ -92,7 +92,7 @@ pub fn key_of(ip: IpAddr) -> u128 {
 
 /// The table's key of an IPv4 address given as a FIB key (`fib::key_v4`).
 #[inline(always)]
-pub fn key_v4(fib_key: u128) -> u128 {
+pub fn key_of_fib_v4(fib_key: u128) -> u128 {
     (fib_key >> 96) | (0xffff << 32)
 }
 

@@ -432,10 +432,10 @@ impl Router {
         let mut n6 = 0;
         for i in 0..batch.len() {
             self.fib[i] = NO_FIB;
-            if batch.verdict[i] != Verdict::Pending
-                || batch.flags[i] & flags::IPV4 == 0
-                || batch.tags[i] != 0
-            {
+            if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
+                continue;
+            }
+            if batch.flags[i] & flags::IPV4 == 0 {
                 // IPv6 is only noted here, so that an IPv4 burst runs the
                 // loop it ran before IPv6 was batched too.
                 if batch.flags[i] & flags::IPV6 != 0 {
@@ -444,20 +444,10 @@ impl Router {
                 }
                 continue;
             }
-            let Some(ifc) = ifs.get(batch.domain[i]) else {
+            let Some(a) = routed_dst::<4, M>(batch, i, mem, ifs, 16) else {
                 continue;
             };
-            let l3 = batch.l3_off[i] as usize;
-            let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
-                continue;
-            };
-            let (Some(d), Some(a)) = (f.get(0..6), f.get(l3 + 16..l3 + 20)) else {
-                continue;
-            };
-            if d != ifc.mac.0 {
-                continue;
-            }
-            addrs[n] = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+            addrs[n] = u32::from_be_bytes(a);
             which[n] = i as u8;
             n += 1;
         }
@@ -483,8 +473,9 @@ impl Router {
         }
     }
 
-    /// `lookup_batch`'s IPv6 half, for the packets it noted: those to a
-    /// router MAC are looked up together, the trie a level at a time.
+    /// `lookup_batch`'s IPv6 half, for the pending, untagged packets it
+    /// noted: those to a router MAC are looked up together, the trie a
+    /// level at a time.
     fn lookup_batch_v6<M: FrameMemory + ?Sized>(
         &mut self,
         batch: &Batch,
@@ -497,25 +488,9 @@ impl Router {
         let mut n = 0;
         for &i in noted {
             let i = i as usize;
-            if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
-                continue;
-            }
-            let (Some(ifc), Some(f)) = (
-                ifs.get(batch.domain[i]),
-                mem.bytes(batch.addr[i], batch.data_len[i]),
-            ) else {
+            let Some(a) = routed_dst::<16, M>(batch, i, mem, ifs, 24) else {
                 continue;
             };
-            let l3 = batch.l3_off[i] as usize;
-            let (Some(d), Some(a)) = (f.get(0..6), f.get(l3 + 24..l3 + 40)) else {
-                continue;
-            };
-            let Ok(a) = <[u8; 16]>::try_from(a) else {
-                continue;
-            };
-            if d != ifc.mac.0 {
-                continue;
-            }
             keys[n] = key_v6(a);
             which[n] = i as u8;
             n += 1;
@@ -786,7 +761,7 @@ impl Router {
         };
         let (ifx, neigh) = match nh {
             NextHop::Connected { ifx } if hdr.v6 => (ifx, hdr.dst),
-            NextHop::Connected { ifx } => (ifx, neighbor::key_v4(hdr.dst)),
+            NextHop::Connected { ifx } => (ifx, neighbor::key_of_fib_v4(hdr.dst)),
             NextHop::Gateway { ifx, ip } => (ifx, neighbor::key_of(ip)),
             NextHop::Local { .. } if hdr.v6 => return self.input_v6(batch, i, mem, drops),
             NextHop::Local { .. } => return self.input_v4(batch, i, mem, drops),
@@ -845,7 +820,7 @@ impl Router {
     /// into an ARP request / NS for it (at most one per neighbour per
     /// retry interval, whichever worker asks) or dropped while it
     /// resolves. Counted either way: pollgate does not queue. The caller
-    /// checks the batch's last neighbour first, inline.
+    /// looks in the batch's `hops` first, inline.
     #[inline(never)]
     fn resolve<M: FrameMemory + ?Sized>(
         &mut self,
@@ -1085,6 +1060,27 @@ impl Router {
         batch.flags[i] = flags::PARSED | flags::L4 | if v4 { flags::IPV4 } else { flags::IPV6 };
         batch.verdict[i] = reply(batch, i, n);
     }
+}
+
+/// Packet `i`'s destination address (`N` bytes at `at` past its L3
+/// header) when the frame is to its interface's router MAC: what the
+/// batched FIB pass looks up, for either family.
+#[inline(always)]
+fn routed_dst<const N: usize, M: FrameMemory + ?Sized>(
+    batch: &Batch,
+    i: usize,
+    mem: &M,
+    ifs: &Interfaces,
+    at: usize,
+) -> Option<[u8; N]> {
+    let ifc = ifs.get(batch.domain[i])?;
+    let f = mem.bytes(batch.addr[i], batch.data_len[i])?;
+    let l3 = batch.l3_off[i] as usize + at;
+    let (d, a) = (f.get(0..6)?, f.get(l3..l3 + N)?);
+    if d != ifc.mac.0 {
+        return None;
+    }
+    a.try_into().ok()
 }
 
 /// Rewrites the MACs and hands the packet to the egress domain: to the
