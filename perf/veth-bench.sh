@@ -12,8 +12,8 @@
 # can send, the RFC 2544 zero-loss rate (binary search) and the latency
 # percentiles at that rate, at one rate common to all, and at 80 % of
 # each DUT's own zero-loss rate (where the issue compares p99). First,
-# the generator itself against trafgen
-# on the same core, so a reader sees it is not the bottleneck.
+# the generator itself against trafgen on the same core, so a reader sees
+# it is not the bottleneck.
 #
 # Writes perf/results/veth-bench.{json,svg} and prints a Markdown table.
 #

@@ -77,32 +77,33 @@ pub fn result_value(r: &SearchResult) -> Value {
 
 pub fn markdown(entries: &[Entry]) -> String {
     let rows = rows(entries);
-    let common = rows
+    // The optional latency columns, present when any DUT has the trial:
+    // each a header and a row's cell.
+    type Cell = fn(&Row) -> Option<[f64; 3]>;
+    let mut extra: Vec<(String, Cell)> = Vec::new();
+    if let Some(c) = rows
         .iter()
-        .find_map(|r| r.at_common_us.map(|_| r.common_mpps));
+        .find_map(|r| r.at_common_us.map(|_| r.common_mpps))
+    {
+        extra.push((format!("latency at {c:.2} Mpps"), |r| r.at_common_us));
+    }
+    if let Some(f) = rows
+        .iter()
+        .find_map(|r| r.at_fraction_us.map(|_| r.fraction))
+    {
+        extra.push((
+            format!("latency at {:.0} % of its own zero-loss rate", f * 100.0),
+            |r| r.at_fraction_us,
+        ));
+    }
     let mut o = String::from(
         "| DUT | zero-loss Mpps | offered at max | delivered at max | latency at zero-loss rate p50 / p99 / p99.9 µs |",
     );
-    if let Some(c) = common {
-        let _ = write!(o, " latency at {c:.2} Mpps p50 / p99 / p99.9 µs |");
-    }
-    let fraction = rows
-        .iter()
-        .find_map(|r| r.at_fraction_us.map(|_| r.fraction));
-    if let Some(f) = fraction {
-        let _ = write!(
-            o,
-            " latency at {:.0} % of its own zero-loss rate p50 / p99 / p99.9 µs |",
-            f * 100.0
-        );
+    for (header, _) in &extra {
+        let _ = write!(o, " {header} p50 / p99 / p99.9 µs |");
     }
     o.push_str("\n|---|---|---|---|---|");
-    if common.is_some() {
-        o.push_str("---|");
-    }
-    if fraction.is_some() {
-        o.push_str("---|");
-    }
+    o.push_str(&"---|".repeat(extra.len()));
     o.push('\n');
     let q = |v: [f64; 3]| format!("{:.1} / {:.1} / {:.1}", v[0], v[1], v[2]);
     for r in rows {
@@ -116,19 +117,8 @@ pub fn markdown(entries: &[Entry]) -> String {
             r.max_delivered_mpps,
             q(r.at_zero_loss_us)
         );
-        if common.is_some() {
-            let _ = write!(
-                o,
-                " {} |",
-                r.at_common_us.map(q).unwrap_or_else(|| "-".into())
-            );
-        }
-        if fraction.is_some() {
-            let _ = write!(
-                o,
-                " {} |",
-                r.at_fraction_us.map(q).unwrap_or_else(|| "-".into())
-            );
+        for (_, cell) in &extra {
+            let _ = write!(o, " {} |", cell(&r).map(q).unwrap_or_else(|| "-".into()));
         }
         o.push('\n');
     }
