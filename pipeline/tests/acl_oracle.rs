@@ -216,6 +216,8 @@ fn check(seed: u64, n_rules: usize, n_packets: usize, specific: bool) -> usize {
     let mut matched = 0;
     let mut depth = 0;
     let mut deepest = 0;
+    // Keys and answers per family, for the batched lookup after.
+    let mut by_family: [Vec<(AclKey, Option<u32>)>; 3] = Default::default();
     for _ in 0..n_packets {
         let k = packet(&mut rng, &rules);
         let want = first_match(&rules, &k);
@@ -234,9 +236,21 @@ fn check(seed: u64, n_rules: usize, n_packets: usize, specific: bool) -> usize {
             want,
             "bit-vector: seed {seed}, key {k:?}"
         );
+        by_family[f].push((k, want));
         matched += want.is_some() as usize;
         depth += want.map_or(n_rules, |w| w as usize);
         deepest = deepest.max(want.map_or(0, |w| w as usize));
+    }
+    // Batches walk their keys together, step by step: each key still gets
+    // its own first match.
+    for (f, cases) in by_family.iter().enumerate() {
+        let keys: Vec<AclKey> = cases.iter().map(|c| c.0).collect();
+        let mut out = vec![0u32; keys.len()];
+        bv[f].classify_many(&keys, &mut out);
+        for ((k, want), got) in cases.iter().zip(&out) {
+            let got = (*got != u32::MAX).then_some(*got);
+            assert_eq!(got, *want, "bit-vector batch: seed {seed}, key {k:?}");
+        }
     }
     // The generator aims inside rules: most packets must hit one, or the
     // comparison says little.
