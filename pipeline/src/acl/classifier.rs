@@ -30,54 +30,30 @@ const PRODUCT_MAX: usize = 1 << 20;
 /// second or so).
 const PRODUCT_WORK: usize = 1 << 28;
 
-/// Where a chunk's class comes from: one key chunk's table, or the cross
-/// product of two other chunks' classes (the later phases of Gupta and
-/// McKeown's recursive flow classification).
-enum Source {
-    Key {
-        /// Position of the chunk in `AclKey::c`.
-        key: usize,
-        /// Chunk value → class; values past the end share the last class.
-        table: Box<[u16]>,
-    },
-    Product {
-        a: Box<Source>,
-        b: Box<Source>,
-        b_classes: usize,
-        /// `a`'s class × `b_classes` + `b`'s class → class.
-        table: Box<[u16]>,
-    },
+/// A key chunk's table: the chunk value → its class. Values past the end
+/// share the last class.
+struct Leaf {
+    /// Position of the chunk in `AclKey::c`.
+    key: usize,
+    table: Box<[u16]>,
 }
 
-impl Source {
-    #[inline]
-    fn class(&self, k: &AclKey) -> usize {
-        match self {
-            Source::Key { key, table } => {
-                let v = k.c[*key] as usize;
-                table[v.min(table.len() - 1)] as usize
-            }
-            Source::Product {
-                a,
-                b,
-                b_classes,
-                table,
-            } => table[a.class(k) * b_classes + b.class(k)] as usize,
-        }
-    }
-
-    fn table_bytes(&self) -> usize {
-        match self {
-            Source::Key { table, .. } => 2 * table.len(),
-            Source::Product { a, b, table, .. } => {
-                2 * table.len() + a.table_bytes() + b.table_bytes()
-            }
-        }
-    }
+/// The cross product of two classes (the later phases of Gupta and
+/// McKeown's recursive flow classification): `a`'s class × `b_classes` +
+/// `b`'s class → class. `a` and `b` are registers: the leaves' classes
+/// first, then each product's in order, so a key's classes are computed
+/// in one pass without recursion.
+struct Product {
+    a: usize,
+    b: usize,
+    b_classes: usize,
+    table: Box<[u16]>,
 }
 
+/// The classes a chunk's vectors are indexed by, and the register its
+/// class is found in.
 struct Chunk {
-    source: Source,
+    reg: usize,
     /// Class-major bit vectors, `words` per class.
     bits: Box<[u64]>,
     /// Class-major aggregates, `agg_words` per class.
@@ -85,7 +61,13 @@ struct Chunk {
     classes: usize,
 }
 
+/// Registers a key's classes take: one per leaf, one per product (each
+/// product replaces two chunks with one, so fewer than leaves).
+const REGS: usize = 2 * chunk::COUNT;
+
 pub struct BitVector {
+    leaves: Vec<Leaf>,
+    products: Vec<Product>,
     chunks: Vec<Chunk>,
     /// Rule index (in the whole ACL) of each local bit, ascending.
     rules: Box<[u32]>,
@@ -101,6 +83,7 @@ impl BitVector {
         let n = rules.len();
         let words = n.div_ceil(64).max(1);
         let agg_words = words.div_ceil(64);
+        let mut leaves = Vec::new();
         let mut chunks = Vec::new();
         for key in 0..chunk::COUNT {
             let ranges: Vec<(u32, u32)> = rules
@@ -111,8 +94,16 @@ impl BitVector {
             if ranges.iter().all(|&(lo, hi)| lo == 0 && hi == 0xffff) {
                 continue;
             }
-            chunks.push(build_chunk(key, &ranges, words, agg_words));
+            let (table, bits, classes) = build_chunk(&ranges, words);
+            chunks.push(Chunk {
+                reg: leaves.len(),
+                agg: aggregate(&bits, classes, words, agg_words),
+                bits,
+                classes,
+            });
+            leaves.push(Leaf { key, table });
         }
+        let mut products: Vec<Product> = Vec::new();
         // The two chunks with the fewest classes (ports and protocol, then
         // address halves where few rules cut them) merged into one, while
         // their cross product is small: fewer vectors to AND for every
@@ -130,13 +121,14 @@ impl BitVector {
             };
             let b = chunks.remove(1);
             let a = chunks.remove(0);
+            products.push(Product {
+                a: a.reg,
+                b: b.reg,
+                b_classes: b.classes,
+                table,
+            });
             chunks.push(Chunk {
-                source: Source::Product {
-                    b_classes: b.classes,
-                    a: Box::new(a.source),
-                    b: Box::new(b.source),
-                    table,
-                },
+                reg: leaves.len() + products.len() - 1,
                 agg: aggregate(&bits, classes, words, agg_words),
                 bits,
                 classes,
@@ -145,6 +137,8 @@ impl BitVector {
         // Most selective first: a lookup that fails early stops early.
         chunks.sort_by_key(|c| std::cmp::Reverse(c.classes));
         BitVector {
+            leaves,
+            products,
             chunks,
             rules: rules.iter().map(|(i, _)| *i).collect(),
             words,
@@ -162,10 +156,14 @@ impl BitVector {
 
     /// Bytes of lookup structure.
     pub fn memory_bytes(&self) -> usize {
-        self.chunks
-            .iter()
-            .map(|c| c.source.table_bytes() + 8 * (c.bits.len() + c.agg.len()))
-            .sum::<usize>()
+        let tables = self.leaves.iter().map(|l| &l.table);
+        let tables = tables.chain(self.products.iter().map(|p| &p.table));
+        tables.map(|t| 2 * t.len()).sum::<usize>()
+            + self
+                .chunks
+                .iter()
+                .map(|c| 8 * (c.bits.len() + c.agg.len()))
+                .sum::<usize>()
             + 4 * self.rules.len()
     }
 
@@ -205,8 +203,15 @@ impl BitVector {
         let nch = self.chunks.len();
         let mut class = [[0usize; chunk::COUNT]; GROUP];
         for (k, key) in keys[..n].iter().enumerate() {
+            let mut reg = [0usize; REGS];
+            for (r, l) in reg.iter_mut().zip(&self.leaves) {
+                *r = l.table[(key.c[l.key] as usize).min(l.table.len() - 1)] as usize;
+            }
+            for (i, p) in self.products.iter().enumerate() {
+                reg[self.leaves.len() + i] = p.table[reg[p.a] * p.b_classes + reg[p.b]] as usize;
+            }
             for (c, ch) in class[k].iter_mut().zip(&self.chunks) {
-                *c = ch.source.class(key);
+                *c = reg[ch.reg];
             }
         }
         let (w, aw) = (self.words, self.agg_words);
@@ -265,7 +270,7 @@ impl BitVector {
 }
 
 /// Keys a bit-vector lookup walks together.
-const GROUP: usize = 16;
+const GROUP: usize = 32;
 
 /// A compiled classifier for one packet family: the DFA where it fits its
 /// memory budget (the usual case, measured faster at every size), the
@@ -294,7 +299,37 @@ impl Classifier {
         let chunks: Vec<usize> = chunks.into_iter().map(|(_, c)| c).collect();
 
         match DfaSet::build(rules, &chunks) {
-            Some(d) => Classifier::Dfa(d),
+            Some(d) if d.groups() == 1 => Classifier::Dfa(d),
+            // Several DFAs are walked one after the other, and the merged
+            // bit vectors were faster than two on ClassBench's acl1 10 K
+            // (and several times slower than one DFA at 1 K): the faster
+            // of the two on keys made from the rules is kept, as the
+            // kernel picks its RAID and checksum routines at boot.
+            Some(d) => {
+                let b = BitVector::compile(rules);
+                let probes = probe_keys(rules);
+                let time = |f: &dyn Fn(&[AclKey], &mut [u32])| {
+                    let mut out = [0u32; 64];
+                    (0..3)
+                        .map(|_| {
+                            let t = std::time::Instant::now();
+                            for batch in probes.chunks(64) {
+                                f(batch, &mut out[..batch.len()]);
+                            }
+                            t.elapsed()
+                        })
+                        .min()
+                };
+                let (t_dfa, t_bv) = (
+                    time(&|k, o| d.classify_many(k, o)),
+                    time(&|k, o| b.classify_many(k, o)),
+                );
+                if t_bv < t_dfa {
+                    Classifier::BitVector(b)
+                } else {
+                    Classifier::Dfa(d)
+                }
+            }
             None => Classifier::BitVector(BitVector::compile(rules)),
         }
     }
@@ -332,6 +367,28 @@ impl Classifier {
     }
 }
 
+/// Keys inside the rules (each field at one end of the rule's range,
+/// which end by a hash of the rule and the field), up to 4 096 of them
+/// from rules spread over the list: what a classifier's speed is
+/// compared on at compile time.
+fn probe_keys(rules: &[(u32, &Rule)]) -> Vec<AclKey> {
+    let step = rules.len().div_ceil(4096).max(1);
+    rules
+        .iter()
+        .step_by(step)
+        .enumerate()
+        .map(|(i, (_, r))| {
+            let mut k = AclKey::EMPTY;
+            for (c, v) in k.c.iter_mut().enumerate() {
+                let (lo, hi) = chunk_range(r, c);
+                let h = (i as u32 ^ (c as u32).wrapping_mul(0x9e37_79b9)).wrapping_mul(0x85eb_ca6b);
+                *v = if h & (1 << 16) != 0 { hi } else { lo };
+            }
+            k
+        })
+        .collect()
+}
+
 /// The inclusive range a rule accepts on one chunk.
 pub fn chunk_range(r: &Rule, key: usize) -> (u16, u16) {
     const ANY: (u16, u16) = (0, 0xffff);
@@ -364,7 +421,9 @@ pub fn chunk_range(r: &Rule, key: usize) -> (u16, u16) {
 /// Sweeps the chunk's value space once: at every range boundary the set
 /// of rules covering the value changes, and each distinct set becomes a
 /// class.
-fn build_chunk(key: usize, ranges: &[(u32, u32)], words: usize, agg_words: usize) -> Chunk {
+/// Returns the value → class table, the classes' vectors and their number.
+#[allow(clippy::type_complexity)]
+fn build_chunk(ranges: &[(u32, u32)], words: usize) -> (Box<[u16]>, Box<[u64]>, usize) {
     let mut events: Vec<(u32, usize, bool)> = Vec::with_capacity(2 * ranges.len());
     for (i, &(lo, hi)) in ranges.iter().enumerate() {
         events.push((lo, i, true));
@@ -403,16 +462,11 @@ fn build_chunk(key: usize, ranges: &[(u32, u32)], words: usize, agg_words: usize
         table[start as usize..end as usize].fill(id);
         start = end;
     }
-    let n_classes = classes.len();
-    Chunk {
-        source: Source::Key {
-            key,
-            table: table.into_boxed_slice(),
-        },
-        agg: aggregate(&bits, n_classes, words, agg_words),
-        bits: bits.into_boxed_slice(),
-        classes: n_classes,
-    }
+    (
+        table.into_boxed_slice(),
+        bits.into_boxed_slice(),
+        classes.len(),
+    )
 }
 
 /// One bit per word of each class's vector: set where the word is not 0.
