@@ -298,38 +298,13 @@ impl Classifier {
         chunks.sort_unstable();
         let chunks: Vec<usize> = chunks.into_iter().map(|(_, c)| c).collect();
 
-        match DfaSet::build(rules, &chunks) {
-            Some(d) if d.groups() == 1 => Classifier::Dfa(d),
-            // Several DFAs are walked one after the other, and the merged
-            // bit vectors were faster than two on ClassBench's acl1 10 K
-            // (and several times slower than one DFA at 1 K): the faster
-            // of the two on keys made from the rules is kept, as the
-            // kernel picks its RAID and checksum routines at boot.
-            Some(d) => {
-                let b = BitVector::compile(rules);
-                let probes = probe_keys(rules);
-                let time = |f: &dyn Fn(&[AclKey], &mut [u32])| {
-                    let mut out = [0u32; 64];
-                    (0..3)
-                        .map(|_| {
-                            let t = std::time::Instant::now();
-                            for batch in probes.chunks(64) {
-                                f(batch, &mut out[..batch.len()]);
-                            }
-                            t.elapsed()
-                        })
-                        .min()
-                };
-                let (t_dfa, t_bv) = (
-                    time(&|k, o| d.classify_many(k, o)),
-                    time(&|k, o| b.classify_many(k, o)),
-                );
-                if t_bv < t_dfa {
-                    Classifier::BitVector(b)
-                } else {
-                    Classifier::Dfa(d)
-                }
-            }
+        // One DFA, or the merged bit vectors: on ClassBench's acl1 10 K,
+        // the one set here that fits in two DFAs and not in one, the bit
+        // vectors classified faster than the two DFAs walked in turn
+        // (33-40 against 30-33 Mpps over several runs), and a second DFA's failed build
+        // costs seconds. One DFA stays several times faster at 1 K.
+        match DfaSet::build(rules, &chunks, 1) {
+            Some(d) => Classifier::Dfa(d),
             None => Classifier::BitVector(BitVector::compile(rules)),
         }
     }
@@ -365,28 +340,6 @@ impl Classifier {
             Classifier::BitVector(b) => b.classify(key),
         }
     }
-}
-
-/// Keys inside the rules (each field at one end of the rule's range,
-/// which end by a hash of the rule and the field), up to 4 096 of them
-/// from rules spread over the list: what a classifier's speed is
-/// compared on at compile time.
-fn probe_keys(rules: &[(u32, &Rule)]) -> Vec<AclKey> {
-    let step = rules.len().div_ceil(4096).max(1);
-    rules
-        .iter()
-        .step_by(step)
-        .enumerate()
-        .map(|(i, (_, r))| {
-            let mut k = AclKey::EMPTY;
-            for (c, v) in k.c.iter_mut().enumerate() {
-                let (lo, hi) = chunk_range(r, c);
-                let h = (i as u32 ^ (c as u32).wrapping_mul(0x9e37_79b9)).wrapping_mul(0x85eb_ca6b);
-                *v = if h & (1 << 16) != 0 { hi } else { lo };
-            }
-            k
-        })
-        .collect()
 }
 
 /// The inclusive range a rule accepts on one chunk.

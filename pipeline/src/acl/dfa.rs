@@ -26,8 +26,6 @@ use std::collections::HashMap;
 pub const MAX_STATES: usize = 65_535;
 /// Most transition entries one DFA may have (4 bytes each).
 pub const MAX_ENTRIES: usize = 8 << 20;
-/// Most DFAs one rule set may split into before giving up on DFAs.
-pub const MAX_GROUPS: usize = 8;
 
 const NO_RULE: u32 = u32::MAX;
 
@@ -466,11 +464,11 @@ pub struct DfaSet {
 }
 
 impl DfaSet {
-    /// Builds DFAs for `rules`, splitting into up to [`MAX_GROUPS`] groups
+    /// Builds DFAs for `rules`, splitting into up to `max_groups` groups
     /// of consecutive rules; `None` when even that exceeds the budget.
-    pub fn build(rules: &[(u32, &Rule)], chunks: &[usize]) -> Option<DfaSet> {
+    pub fn build(rules: &[(u32, &Rule)], chunks: &[usize], max_groups: usize) -> Option<DfaSet> {
         let mut parts = 1;
-        while parts <= MAX_GROUPS {
+        while parts <= max_groups {
             let size = rules.len().div_ceil(parts).max(1);
             let groups: Option<Vec<Dfa>> =
                 rules.chunks(size).map(|g| Dfa::build(g, chunks)).collect();
