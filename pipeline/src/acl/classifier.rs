@@ -29,6 +29,9 @@ const PRODUCT_MAX: usize = 1 << 20;
 /// Most vector words a merge may AND at compile time (a quarter of a
 /// second or so).
 const PRODUCT_WORK: usize = 1 << 28;
+/// Most bytes all merged chunks' vectors may take together: a merge can
+/// make tens of thousands of classes, each a whole vector.
+const MERGED_BYTES: usize = 32 << 20;
 
 /// A key chunk's table: the chunk value → its class. Values past the end
 /// share the last class.
@@ -104,6 +107,7 @@ impl BitVector {
             leaves.push(Leaf { key, table });
         }
         let mut products: Vec<Product> = Vec::new();
+        let mut merged_bytes = 0;
         // The two chunks with the fewest classes (ports and protocol, then
         // address halves where few rules cut them) merged into one, while
         // their cross product is small: fewer vectors to AND for every
@@ -116,11 +120,13 @@ impl BitVector {
             if product > PRODUCT_MAX || product * words > PRODUCT_WORK {
                 break;
             }
-            let Some((table, bits, classes)) = cross(a, b, words) else {
+            let room = MERGED_BYTES.saturating_sub(merged_bytes) / (8 * words);
+            let Some((table, bits, classes)) = cross(a, b, words, room) else {
                 break;
             };
             let b = chunks.remove(1);
             let a = chunks.remove(0);
+            merged_bytes += 8 * bits.len();
             products.push(Product {
                 a: a.reg,
                 b: b.reg,
@@ -437,9 +443,15 @@ fn aggregate(bits: &[u64], classes: usize, words: usize, agg_words: usize) -> Bo
 
 /// The cross product of `a`'s and `b`'s classes: the table from a pair
 /// to its class, the classes' vectors (the ANDs of theirs, one class per
-/// distinct AND) and their number. `None` past u16's class ids.
+/// distinct AND) and their number. `None` past `max_classes` or u16's
+/// class ids.
 #[allow(clippy::type_complexity)]
-fn cross(a: &Chunk, b: &Chunk, words: usize) -> Option<(Box<[u16]>, Box<[u64]>, usize)> {
+fn cross(
+    a: &Chunk,
+    b: &Chunk,
+    words: usize,
+    max_classes: usize,
+) -> Option<(Box<[u16]>, Box<[u64]>, usize)> {
     let mut classes: HashMap<Vec<u64>, usize> = HashMap::new();
     let mut bits: Vec<u64> = Vec::new();
     let mut table = vec![0u16; a.classes * b.classes];
@@ -458,6 +470,9 @@ fn cross(a: &Chunk, b: &Chunk, words: usize) -> Option<(Box<[u16]>, Box<[u64]>, 
                 bits.extend_from_slice(&v);
                 next_id
             });
+            if id >= max_classes {
+                return None;
+            }
             table[ca * b.classes + cb] = u16::try_from(id).ok()?;
         }
     }
@@ -466,4 +481,113 @@ fn cross(a: &Chunk, b: &Chunk, words: usize) -> Option<(Box<[u16]>, Box<[u64]>, 
         bits.into_boxed_slice(),
         classes.len(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::key::Family;
+    use crate::acl::linear::first_match;
+
+    fn none(_: &str, _: &str) -> Option<u16> {
+        None
+    }
+
+    /// Rules over ports and protocol (few classes each, so they merge)
+    /// and addresses, and keys across them.
+    fn rules_and_keys() -> (Vec<Rule>, Vec<AclKey>) {
+        let mut rules = Vec::new();
+        for i in 0..300u32 {
+            let t = format!(
+                "permit src=198.18.{}.0/24 dst=198.19.{}.{}/32 proto={} sport={}-{} dport={}",
+                i % 7,
+                i % 5,
+                i % 250,
+                ["tcp", "udp", "icmp"][i as usize % 3],
+                1000 + i % 4,
+                2000 + i % 9,
+                [22, 80, 443, 53][i as usize % 4],
+            );
+            rules.push(Rule::parse_text(&t, &none).unwrap());
+        }
+        rules.push(Rule::parse_text("deny dport=80", &none).unwrap());
+        let mut keys = Vec::new();
+        let mut x = 0x2545_f491u32;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let mut k = AclKey::EMPTY;
+            k.family = Family::V4;
+            // Half the keys inside rule j, half anywhere near the rules.
+            let j = x % 300;
+            let inside = x & 1 == 0;
+            let (c, d) = if inside {
+                (j % 7, j % 5 << 8 | j % 250)
+            } else {
+                (x % 8, x % 1536)
+            };
+            k.set_src(((0xc612_0000 | c << 8 | (x >> 8) % 256) as u128) << 96);
+            k.set_dst(((0xc613_0000 | d) as u128) << 96);
+            let i = if inside {
+                j as usize
+            } else {
+                (x >> 20) as usize
+            };
+            k.c[chunk::PROTO] = [6, 17, 1, 47][i % if inside { 3 } else { 4 }];
+            k.c[chunk::SPORT] = if inside {
+                1000 + (j % 4) as u16
+            } else {
+                998 + (x >> 22) as u16 % 8
+            };
+            k.c[chunk::DPORT] = [22, 80, 443, 53, 8080][i % if inside { 4 } else { 5 }];
+            keys.push(k);
+        }
+        (rules, keys)
+    }
+
+    #[test]
+    fn merged_chunks_answer_as_the_linear_scan() {
+        let (rules, keys) = rules_and_keys();
+        let indexed: Vec<(u32, &Rule)> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u32, r))
+            .collect();
+        let b = BitVector::compile(&indexed);
+        assert!(!b.products.is_empty(), "ports and protocol merge");
+        assert!(b.chunks.len() < b.leaves.len());
+        let mut specific = 0;
+        let mut out = vec![0u32; keys.len()];
+        b.classify_many(&keys, &mut out);
+        let mut matched = 0;
+        for (k, got) in keys.iter().zip(&out) {
+            let want = first_match(&rules, k);
+            assert_eq!((*got != u32::MAX).then_some(*got), want, "key {k:?}");
+            matched += want.is_some() as usize;
+            specific += want.is_some_and(|w| w < 300) as usize;
+        }
+        assert!(matched > keys.len() / 10, "only {matched} keys matched");
+        assert!(
+            specific > 50,
+            "only {specific} keys matched an address rule"
+        );
+    }
+
+    #[test]
+    fn a_merge_past_its_class_budget_is_refused() {
+        let (rules, _) = rules_and_keys();
+        let indexed: Vec<(u32, &Rule)> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u32, r))
+            .collect();
+        let b = BitVector::compile(&indexed);
+        // A chunk crossed with itself has its own classes again.
+        let x = &b.chunks[0];
+        assert!(x.classes > 1);
+        assert!(cross(x, x, b.words, x.classes - 1).is_none());
+        let (_, _, classes) = cross(x, x, b.words, x.classes).unwrap();
+        assert_eq!(classes, x.classes);
+    }
 }
