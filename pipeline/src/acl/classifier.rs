@@ -523,11 +523,11 @@ mod tests {
             let j = x % 300;
             let inside = x & 1 == 0;
             let (c, d) = if inside {
-                (j % 7, j % 5 << 8 | j % 250)
+                (j % 7, ((j % 5) << 8) | (j % 250))
             } else {
                 (x % 8, x % 1536)
             };
-            k.set_src(((0xc612_0000 | c << 8 | (x >> 8) % 256) as u128) << 96);
+            k.set_src(((0xc612_0000 | (c << 8) | ((x >> 8) % 256)) as u128) << 96);
             k.set_dst(((0xc613_0000 | d) as u128) << 96);
             let i = if inside {
                 j as usize
