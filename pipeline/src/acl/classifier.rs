@@ -546,15 +546,15 @@ mod tests {
         (rules, keys)
     }
 
+    fn compile_all(rules: &[Rule]) -> BitVector {
+        let indexed: Vec<(u32, &Rule)> = (0..).zip(rules).collect();
+        BitVector::compile(&indexed)
+    }
+
     #[test]
     fn merged_chunks_answer_as_the_linear_scan() {
         let (rules, keys) = rules_and_keys();
-        let indexed: Vec<(u32, &Rule)> = rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as u32, r))
-            .collect();
-        let b = BitVector::compile(&indexed);
+        let b = compile_all(&rules);
         assert!(!b.products.is_empty(), "ports and protocol merge");
         assert!(b.chunks.len() < b.leaves.len());
         let mut specific = 0;
@@ -577,12 +577,7 @@ mod tests {
     #[test]
     fn a_merge_past_its_class_budget_is_refused() {
         let (rules, _) = rules_and_keys();
-        let indexed: Vec<(u32, &Rule)> = rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as u32, r))
-            .collect();
-        let b = BitVector::compile(&indexed);
+        let b = compile_all(&rules);
         // A chunk crossed with itself has its own classes again.
         let x = &b.chunks[0];
         assert!(x.classes > 1);
