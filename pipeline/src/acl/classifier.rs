@@ -234,9 +234,16 @@ impl BitVector {
             let mut a = agg[k];
             if a != 0 {
                 let word = a.trailing_zeros() as usize;
+                // A false candidate (every aggregate has the word, no
+                // rule has it in all chunks) is mostly 0 after the most
+                // selective chunks, which come first: the rest of its
+                // vectors are not read.
                 let mut m = !0u64;
                 for (ch, &c) in self.chunks.iter().zip(class) {
                     m &= ch.bits[c * w + word];
+                    if m == 0 {
+                        break;
+                    }
                 }
                 if m != 0 {
                     out[k] = self.rules[word * 64 + m.trailing_zeros() as usize];
@@ -264,6 +271,9 @@ impl BitVector {
                 let mut m = !0u64;
                 for (ch, &c) in self.chunks.iter().zip(class) {
                     m &= ch.bits[c * w + word];
+                    if m == 0 {
+                        break;
+                    }
                 }
                 if m != 0 {
                     return Some(self.rules[word * 64 + m.trailing_zeros() as usize]);
