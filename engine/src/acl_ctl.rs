@@ -224,12 +224,14 @@ impl AclControl {
         let mut rules = old.rules().to_vec();
         let (msg, change) = edit(&mut rules)?;
         let t = std::time::Instant::now();
-        let quick = (rules.len() <= MAX_RULES)
-            .then(|| old.edited(rules.clone(), change, self.workers))
-            .flatten();
+        let quick = if rules.len() <= MAX_RULES {
+            old.edited(rules, change, self.workers)
+        } else {
+            Err(rules)
+        };
         let (set, how) = match quick {
-            Some(set) => (set, "applied"),
-            None => (
+            Ok(set) => (set, "applied"),
+            Err(rules) => (
                 AclSet::compile(name, rules, old.default, self.workers)
                     .map_err(|e| e.to_string())?,
                 "compiled",

@@ -316,10 +316,12 @@ fn check_edits(seed: u64, n_rules: usize, edits: usize) {
             Edit::Remove(i)
         };
         set = match set.edited(rules.clone(), edit, 1) {
-            Some(s) => s,
-            None => {
+            Ok(s) => s,
+            Err(back) => {
                 assert!(e >= MAX_OVERLAY, "edit {e} refused");
-                AclSet::compile("t", rules.clone(), Action::Deny, 1).unwrap()
+                // A refused edit hands the list back as it was given.
+                assert_eq!(back, rules);
+                AclSet::compile("t", back, Action::Deny, 1).unwrap()
             }
         };
         assert_eq!(set.rules(), &rules[..]);

@@ -141,9 +141,16 @@ impl AclSet {
 
     /// This set with one rule added or removed, without compiling:
     /// `rules` is the new list, `edit` what changed from this set's.
-    /// `None` when the edit does not fit an overlay (too many pending
-    /// rules, or an edit that does not match the lists): compile then.
-    pub fn edited(&self, rules: Vec<Rule>, edit: Edit, workers: usize) -> Option<AclSet> {
+    /// `Err` with `rules` back when the edit does not fit an overlay (too
+    /// many pending rules, or an edit that does not match the lists):
+    /// compile them then. (Handed back, not cloned ahead: a copy of ten
+    /// thousand rules was a third of an edit's time.)
+    pub fn edited(
+        &self,
+        rules: Vec<Rule>,
+        edit: Edit,
+        workers: usize,
+    ) -> Result<AclSet, Vec<Rule>> {
         let (n_old, n_new) = (self.rules.len(), rules.len());
         let mut o = self.overlay.clone().unwrap_or_else(|| Overlay {
             map: (0..n_old as u32).collect(),
@@ -151,7 +158,9 @@ impl AclSet {
         });
         match edit {
             Edit::Insert(i) if n_new == n_old + 1 && i < n_new => {
-                rules[i].validate().ok()?;
+                if rules[i].validate().is_err() {
+                    return Err(rules);
+                }
                 let i = i as u32;
                 for c in o.map.iter_mut().chain(o.added.iter_mut()) {
                     if *c != GONE && *c >= i {
@@ -172,12 +181,12 @@ impl AclSet {
                     }
                 }
             }
-            _ => return None,
+            _ => return Err(rules),
         }
         if o.added.len() > MAX_OVERLAY {
-            return None;
+            return Err(rules);
         }
-        Some(AclSet {
+        Ok(AclSet {
             name: self.name.clone(),
             default: self.default,
             base: vec![(0, 0); n_new + 1].into_boxed_slice(),
