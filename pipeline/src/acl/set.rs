@@ -143,8 +143,8 @@ impl AclSet {
     /// `rules` is the new list, `edit` what changed from this set's.
     /// `Err` with `rules` back when the edit does not fit an overlay (too
     /// many pending rules, or an edit that does not match the lists):
-    /// compile them then. (Handed back, not cloned ahead: a copy of ten
-    /// thousand rules was a third of an edit's time.)
+    /// compile them then (handed back, so a caller need not copy the
+    /// list ahead for that case).
     pub fn edited(
         &self,
         rules: Vec<Rule>,
