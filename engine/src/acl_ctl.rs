@@ -229,17 +229,23 @@ impl AclControl {
         } else {
             Err(rules)
         };
-        let (set, how) = match quick {
-            Ok(set) => (set, "applied"),
+        let (set, overlaid) = match quick {
+            Ok(set) => (set, true),
             Err(rules) => (
                 AclSet::compile(name, rules, old.default, self.workers)
                     .map_err(|e| e.to_string())?,
-                "compiled",
+                false,
             ),
         };
+        let how = if overlaid { "applied" } else { "compiled" };
         let kinds = set.kinds();
         let pending = !set.is_compiled();
-        self.handles[a].replace(set);
+        // Under `update`: the handle still holds `old`, the set edited.
+        if overlaid {
+            self.handles[a].replace_edited(set, change);
+        } else {
+            self.handles[a].replace(set);
+        }
         if pending {
             if let Ok(mut tx) = self.compile.lock() {
                 let tx = tx.get_or_insert_with(|| {

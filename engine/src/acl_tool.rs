@@ -163,7 +163,7 @@ fn time_updates(set: AclSet, rules: &[Rule], keys: &[AclKey]) -> Result<(f64, f6
         let Ok(new) = old.edited(list, edit, 1) else {
             bail!("edit {k} did not fit the overlay");
         };
-        handle.replace(new);
+        handle.replace_edited(new, edit);
         times.push(t.elapsed().as_secs_f64() * 1e6);
         let now = handle.load();
         let list = now.rules();

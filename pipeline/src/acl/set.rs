@@ -364,6 +364,27 @@ impl AclSet {
         self.base[d] = old.hits(old.rules.len());
     }
 
+    /// `carry_hits_from` for a set [`edited`](Self::edited) from `old`:
+    /// the edit says where each rule was, so no rule is compared (that
+    /// comparison was a fifth to a third of an edit's time at 10 K rules).
+    pub fn carry_hits_across(&mut self, old: &AclSet, edit: Edit) {
+        let n = self.rules.len();
+        for i in 0..n {
+            let j = match edit {
+                Edit::Insert(at) if i == at => continue,
+                Edit::Insert(at) if i > at => i - 1,
+                Edit::Remove(at) if i >= at => i + 1,
+                _ => i,
+            };
+            if let Some(b) = self.base.get_mut(i) {
+                *b = old.hits(j);
+            }
+        }
+        if let Some(b) = self.base.get_mut(n) {
+            *b = old.hits(old.rules.len());
+        }
+    }
+
     pub fn clear_hits(&self) {
         // Workers may add to a counter while it is zeroed; the count it
         // loses is one burst at most, as with `clear stats` everywhere.
@@ -409,6 +430,18 @@ impl AclHandle {
     /// Swaps in `set`, carrying the hit counts of unchanged rules over.
     pub fn replace(&self, mut set: AclSet) {
         set.carry_hits_from(&self.current.load());
+        self.publish(set);
+    }
+
+    /// `replace` for a set [`AclSet::edited`] made from the current one
+    /// by `edit`: the counts follow the edit instead of a comparison of
+    /// every rule.
+    pub fn replace_edited(&self, mut set: AclSet, edit: Edit) {
+        set.carry_hits_across(&self.current.load(), edit);
+        self.publish(set);
+    }
+
+    fn publish(&self, set: AclSet) {
         self.current.store(Arc::new(set));
         // After the store: a worker that sees the new generation loads a
         // set at least this new.
@@ -447,5 +480,61 @@ impl AclView {
     #[inline]
     pub fn set(&self) -> &AclSet {
         &self.set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(t: &str) -> Rule {
+        Rule::parse_text(t, &|_, _| None).unwrap()
+    }
+
+    #[test]
+    fn an_edit_carries_each_rules_hits_to_where_the_rule_went() {
+        let list: Vec<Rule> = (0..6)
+            .map(|i| rule(&format!("permit dport={}", 1000 + i)))
+            .collect();
+        let handle = AclHandle::new(AclSet::compile("t", list.clone(), Action::Deny, 2).unwrap());
+        let old = handle.load();
+        for i in 0..6u32 {
+            for _ in 0..=i {
+                old.count(i as usize % 2, &old.decision(Some(i)), 100);
+            }
+        }
+        old.count(1, &old.decision(None), 60);
+        for edit in [
+            Edit::Insert(2),
+            Edit::Insert(6),
+            Edit::Remove(0),
+            Edit::Remove(5),
+        ] {
+            let mut new = list.clone();
+            match edit {
+                Edit::Insert(i) => new.insert(i, rule("deny dport=7")),
+                Edit::Remove(i) => drop(new.remove(i)),
+            }
+            let mut by_edit = old.edited(new.clone(), edit, 2).ok().unwrap();
+            by_edit.carry_hits_across(&old, edit);
+            // What matching every rule by value gives.
+            let mut by_value = old.edited(new.clone(), edit, 2).ok().unwrap();
+            by_value.carry_hits_from(&old);
+            for i in 0..=new.len() {
+                assert_eq!(by_edit.hits(i), by_value.hits(i), "{edit:?}, rule {i}");
+            }
+            if let Edit::Insert(i) = edit {
+                assert_eq!(by_edit.hits(i), (0, 0));
+            }
+            assert_eq!(by_edit.hits(new.len()), (1, 60), "the default's count");
+        }
+        // Through the handle: rule 3 (4 hits) becomes rule 4.
+        let mut new = list.clone();
+        new.insert(1, rule("deny dport=7"));
+        handle.replace_edited(
+            old.edited(new, Edit::Insert(1), 2).ok().unwrap(),
+            Edit::Insert(1),
+        );
+        assert_eq!(handle.load().hits(4), (4, 400));
     }
 }
