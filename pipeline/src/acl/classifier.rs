@@ -176,8 +176,10 @@ impl BitVector {
     /// The first matching rule's index in the ACL.
     #[inline]
     pub fn classify(&self, key: &AclKey) -> Option<u32> {
+        // A group of one: a lone lookup (a batch of mixed families goes
+        // key by key) does not set up a whole group's arrays.
         let mut out = [u32::MAX];
-        self.classify_many(std::slice::from_ref(key), &mut out);
+        self.classify_in_groups::<1>(std::slice::from_ref(key), &mut out);
         (out[0] != u32::MAX).then_some(out[0])
     }
 
@@ -190,6 +192,11 @@ impl BitVector {
     /// first candidate word does not decide finishes alone.
     #[inline]
     pub fn classify_many(&self, keys: &[AclKey], out: &mut [u32]) {
+        self.classify_in_groups::<GROUP>(keys, out);
+    }
+
+    #[inline]
+    fn classify_in_groups<const N: usize>(&self, keys: &[AclKey], out: &mut [u32]) {
         if self.rules.is_empty() {
             out.iter_mut().for_each(|o| *o = u32::MAX);
             return;
@@ -198,16 +205,16 @@ impl BitVector {
             out.iter_mut().for_each(|o| *o = self.rules[0]);
             return;
         }
-        for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            self.classify_group(keys, out);
+        for (keys, out) in keys.chunks(N).zip(out.chunks_mut(N)) {
+            self.classify_group::<N>(keys, out);
         }
     }
 
     #[inline]
-    fn classify_group(&self, keys: &[AclKey], out: &mut [u32]) {
-        let n = keys.len().min(out.len()).min(GROUP);
+    fn classify_group<const N: usize>(&self, keys: &[AclKey], out: &mut [u32]) {
+        let n = keys.len().min(out.len()).min(N);
         let nch = self.chunks.len();
-        let mut class = [[0usize; chunk::COUNT]; GROUP];
+        let mut class = [[0usize; chunk::COUNT]; N];
         for (k, key) in keys[..n].iter().enumerate() {
             let mut reg = [0usize; REGS];
             for (r, l) in reg.iter_mut().zip(&self.leaves) {
@@ -221,7 +228,7 @@ impl BitVector {
             }
         }
         let (w, aw) = (self.words, self.agg_words);
-        let mut agg = [0u64; GROUP];
+        let mut agg = [0u64; N];
         for k in 0..n {
             let mut a = !0u64;
             for (ch, &c) in self.chunks.iter().zip(&class[k][..nch]) {
