@@ -326,7 +326,7 @@ impl Classifier {
         // vectors classified faster than the two DFAs walked in turn
         // (33-40 against 30-33 Mpps over several runs), and a second DFA's failed build
         // costs seconds. One DFA stays several times faster at 1 K.
-        match DfaSet::build(rules, &chunks, 1) {
+        match DfaSet::build(rules, &chunks) {
             Some(d) => Classifier::Dfa(d),
             None => Classifier::BitVector(BitVector::compile(rules)),
         }

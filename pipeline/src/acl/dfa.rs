@@ -14,8 +14,9 @@
 //! order. Once the first of them matches whatever the remaining bytes are,
 //! every later rule is dropped from the state: that pruning is what keeps
 //! the state count near the rule count instead of exploding. Where it does
-//! grow past the budget the rules are split into groups (as rte_acl splits
-//! into tries), one DFA each, and the lowest matching index wins.
+//! grow past the budget the rule set is classified by bit vectors instead
+//! (`classifier.rs`); a `DfaSet` still walks its DFAs as groups, each
+//! lowest matching index winning, though it is built with one.
 
 use super::classifier::chunk_range;
 use super::key::{chunk, AclKey};
@@ -464,23 +465,13 @@ pub struct DfaSet {
 }
 
 impl DfaSet {
-    /// Builds DFAs for `rules`, splitting into up to `max_groups` groups
-    /// of consecutive rules; `None` when even that exceeds the budget.
-    pub fn build(rules: &[(u32, &Rule)], chunks: &[usize], max_groups: usize) -> Option<DfaSet> {
-        let mut parts = 1;
-        while parts <= max_groups {
-            let size = rules.len().div_ceil(parts).max(1);
-            let groups: Option<Vec<Dfa>> =
-                rules.chunks(size).map(|g| Dfa::build(g, chunks)).collect();
-            if let Some(mut groups) = groups {
-                if groups.is_empty() {
-                    groups.push(Dfa::build(&[], chunks)?);
-                }
-                return Some(DfaSet { groups });
-            }
-            parts *= 2;
-        }
-        None
+    /// Builds the DFA for `rules`; `None` when it exceeds the budget (the
+    /// classifier then uses bit vectors: splitting the rules over several
+    /// DFAs walked in turn measured slower than those).
+    pub fn build(rules: &[(u32, &Rule)], chunks: &[usize]) -> Option<DfaSet> {
+        Some(DfaSet {
+            groups: vec![Dfa::build(rules, chunks)?],
+        })
     }
 
     pub fn groups(&self) -> usize {
