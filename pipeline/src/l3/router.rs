@@ -9,6 +9,8 @@
 //! answered here instead of being flooded. Every other frame passes on
 //! to the bridge untouched.
 
+mod adjacency;
+
 use super::fib::{key_v4, key_v6};
 use super::icmp::{self, V4_GROWTH, V6_GROWTH};
 use super::interface::{Interfaces, L3Interface};
@@ -20,7 +22,7 @@ use super::tables::{bump, L3Tables};
 use crate::batch::{flags, Batch, BATCH_SIZE};
 use crate::conntrack::FlowTable;
 use crate::frame::FrameMemory;
-use crate::mac_table::{Learned, MacTable};
+use crate::mac_table::MacTable;
 use crate::nat::{Nat, Pre};
 use crate::storm::TokenBucket;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
@@ -109,6 +111,10 @@ pub struct Router {
     /// The last source learned in this batch (VPP's l2 nodes keep their
     /// last key the same way): a burst mostly comes from one host.
     last_learned: Option<(DomainId, MacAddr, PortId)>,
+    /// The fast pass's next hops of this batch, by FIB result.
+    adj: adjacency::Adjacencies,
+    /// Whether the fast pass runs (tests turn it off to compare).
+    fast: bool,
     /// Packets held while their next hop resolves (`HOLD_MAX`, allocated
     /// once).
     held: Vec<Held>,
@@ -170,6 +176,8 @@ impl Router {
             fib: [NO_FIB; BATCH_SIZE],
             hops: Recent::default(),
             last_learned: None,
+            adj: Default::default(),
+            fast: true,
             held: Vec::with_capacity(HOLD_MAX),
             requests: Vec::with_capacity(MAX_REQUESTS),
             nat: None,
@@ -185,6 +193,14 @@ impl Router {
 
     pub fn handed(&self) -> bool {
         self.handed
+    }
+
+    /// Leaves every packet to the general pass: tests hold the fast pass
+    /// to the general one's answers with it.
+    #[doc(hidden)]
+    pub fn general_pass_only(mut self) -> Router {
+        self.fast = false;
+        self
     }
 
     /// Adds NAT (its sessions go in the flow table `process` is given).
@@ -282,7 +298,7 @@ impl Router {
                 (Some(mac), Some(out), Some(f)) => {
                     decrement_hop(f, h.l3_off as usize, h.flags & flags::IPV6 != 0);
                     let port = self.macs.lookup(out.domain, MacAddr(mac));
-                    forward_to(batch, i, f, out, mac, port);
+                    forward_to(batch, i, f, out.domain, out.mac.0, mac, port);
                 }
                 _ => {
                     bump(&self.tables.counters.held_expired);
@@ -346,6 +362,9 @@ impl Router {
         self.hops.clear();
         self.last_learned = None;
         self.lookup_batch(batch, mem, &ifs, flows.as_deref());
+        if self.fast && self.nat.is_none() {
+            self.forward_plain(batch, mem, &ifs, &nhs);
+        }
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.tags[i] != 0 {
                 continue;
@@ -365,16 +384,7 @@ impl Router {
             }
             let et = batch.ethertype[i];
             if dst == ifc.mac {
-                let seen = (d, src, batch.in_port[i]);
-                if self.last_learned != Some(seen) {
-                    // Only an entry in place is remembered: a refused
-                    // learn is counted every time.
-                    self.last_learned = match self.macs.learn(d, src, seen.2, self.now_secs) {
-                        Learned::Known | Learned::New | Learned::Moved { .. } => Some(seen),
-                        Learned::StaticConflict | Learned::Overflow => None,
-                    };
-                    self.hops.clear();
-                }
+                self.learn_sender(d, src, batch.in_port[i]);
                 match et {
                     ETH_ARP => {
                         if let Some(v) = self.arp(batch, i, mem, ifc, true) {
@@ -813,7 +823,7 @@ impl Router {
             return set(batch, i, Verdict::Drop(DropReason::BadDescriptor), drops);
         };
         decrement_hop(f, l3, hdr.v6);
-        forward_to(batch, i, f, out, mac, port);
+        forward_to(batch, i, f, out.domain, out.mac.0, mac, port);
     }
 
     /// The next hop's MAC, or `None` with the packet dealt with: turned
@@ -1086,17 +1096,18 @@ fn routed_dst<const N: usize, M: FrameMemory + ?Sized>(
 /// Rewrites the MACs and hands the packet to the egress domain: to the
 /// port the MAC table knows the next hop on (`port`), or flooded.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn forward_to(
     batch: &mut Batch,
     i: usize,
     f: &mut [u8],
-    out: &L3Interface,
-    mac: [u8; 6],
+    d: DomainId,
+    src: [u8; 6],
+    dst: [u8; 6],
     port: Option<PortId>,
 ) {
-    f[0..6].copy_from_slice(&mac);
-    f[6..12].copy_from_slice(&out.mac.0);
-    let d: DomainId = out.domain;
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
     batch.domain[i] = d;
     batch.in_port[i] = ROUTER_PORT;
     batch.flags[i] &= !flags::TUNNEL;

@@ -57,6 +57,15 @@ pub fn rig() -> Rig {
 
 /// The rig with NAT (its flow table of `flows` entries).
 pub fn rig_with(nat: Option<(Nat, usize)>) -> Rig {
+    rig_built(nat, false)
+}
+
+/// The rig whose router leaves every packet to its general pass.
+pub fn rig_general() -> Rig {
+    rig_built(None, true)
+}
+
+fn rig_built(nat: Option<(Nat, usize)>, general: bool) -> Rig {
     let macs = Arc::new(MacTable::new(1024));
     let mut routes = RouteTable::new(256, 256, 256);
     let ifs = Arc::new(Interfaces::new(
@@ -76,6 +85,9 @@ pub fn rig_with(nat: Option<(Nat, usize)>) -> Rig {
         })
         .unwrap();
     let mut router = Router::new(ifs, routes.tables.clone(), macs.clone(), 1000);
+    if general {
+        router = router.general_pass_only();
+    }
     let mut flows = None;
     if let Some((nat, n)) = nat {
         router = router.with_nat(nat);

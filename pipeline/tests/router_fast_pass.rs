@@ -1,0 +1,156 @@
+//! The router's fast pass (one gateway next hop with a known MAC, a
+//! burst at a time) against its general pass on random bursts: the same
+//! verdicts, bytes, ingress ports, drop counts and ARP requests, whatever
+//! mix of next hops, TTLs, sizes, source MACs and resolved or unresolved
+//! neighbours the bursts hold.
+
+mod common;
+
+use common::*;
+use pollgate_pipeline::l3::{Route, Source, Target};
+use pollgate_pipeline::PortId;
+use proptest::prelude::*;
+use std::net::IpAddr;
+
+/// Gateways on each link: 198.18.2.2 (the rig's route to 198.19.0.0/16),
+/// 198.18.2.3 and 198.18.1.20.
+const GATEWAYS: [[u8; 4]; 3] = [[198, 18, 2, 2], [198, 18, 2, 3], [198, 18, 1, 20]];
+const GATEWAY_MACS: [[u8; 6]; 3] = [[2, 0, 0, 0, 2, 2], [2, 0, 0, 0, 2, 3], [2, 0, 0, 0, 1, 20]];
+
+/// Destinations, one per kind of route: through each gateway, ECMP over
+/// two, connected on either link, blackhole, unreachable, no route, the
+/// gateway's own address, and a broadcast.
+const DESTINATIONS: [[u8; 4]; 10] = [
+    [198, 19, 7, 7],
+    [198, 19, 200, 1],
+    [198, 19, 100, 9],
+    [198, 18, 2, 77],
+    [198, 18, 1, 77],
+    [198, 18, 250, 1],
+    [198, 18, 251, 1],
+    [198, 18, 252, 1],
+    [198, 18, 1, 1],
+    [255, 255, 255, 255],
+];
+
+fn with_routes(mut r: Rig) -> Rig {
+    let via = |p: &str, gws: &[[u8; 4]]| Route {
+        prefix: p.parse().unwrap(),
+        target: Target::Via(gws.iter().map(|g| IpAddr::from(*g)).collect()),
+        metric: 0,
+        source: Source::Static,
+    };
+    let to = |p: &str, target| Route {
+        prefix: p.parse().unwrap(),
+        target,
+        metric: 0,
+        source: Source::Static,
+    };
+    r.routes
+        .add(via("198.19.200.0/24", &[GATEWAYS[2]]))
+        .unwrap();
+    r.routes
+        .add(via("198.19.100.0/24", &[GATEWAYS[0], GATEWAYS[1]]))
+        .unwrap();
+    r.routes
+        .add(to("198.18.250.0/24", Target::Blackhole))
+        .unwrap();
+    r.routes
+        .add(to("198.18.251.0/24", Target::Unreachable))
+        .unwrap();
+    r
+}
+
+/// One frame of a burst, as drawn.
+#[derive(Debug, Clone)]
+struct Pkt {
+    port: PortId,
+    /// Index into the sender MACs; the last is a multicast one.
+    sender: usize,
+    dst: usize,
+    ttl: u8,
+    payload: usize,
+    df: bool,
+    /// Addressed to another MAC than the router's.
+    not_to_router: bool,
+}
+
+const SENDERS: [[u8; 6]; 3] = [H1, H2, [3, 0, 0, 0, 0, 1]];
+
+fn frame(p: &Pkt) -> (PortId, Vec<u8>) {
+    let src = [198, 18, 1 + p.port as u8, 10];
+    let mut f = udp4(
+        SENDERS[p.sender],
+        src,
+        DESTINATIONS[p.dst],
+        p.ttl,
+        p.payload,
+        p.df,
+    );
+    if p.not_to_router {
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
+    }
+    (p.port, f)
+}
+
+fn pkt() -> impl Strategy<Value = Pkt> {
+    (
+        0..2u16,
+        prop::sample::select(vec![0usize, 0, 0, 1, 2]),
+        0..DESTINATIONS.len(),
+        prop::sample::select(vec![0u8, 1, 2, 64, 255]),
+        prop::sample::select(vec![18usize, 100, 1300]),
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(port, sender, dst, ttl, payload, df, not_to_router)| Pkt {
+            port,
+            sender,
+            dst,
+            ttl,
+            payload,
+            df,
+            not_to_router,
+        })
+}
+
+/// A step: a burst, or a gateway's ARP reply (which resolves it).
+#[derive(Debug, Clone)]
+enum Step {
+    Burst(Vec<Pkt>),
+    Resolve(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => prop::collection::vec(pkt(), 1..40).prop_map(Step::Burst),
+        1 => (0..GATEWAYS.len()).prop_map(Step::Resolve),
+    ]
+}
+
+fn arp_from_gateway(g: usize) -> (PortId, Vec<u8>) {
+    let port = if GATEWAYS[g][2] == 2 { 1 } else { 0 };
+    let ours = [198, 18, GATEWAYS[g][2], 1];
+    (port, arp_reply(GATEWAY_MACS[g], GATEWAYS[g], GW.0, ours))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn the_fast_pass_decides_as_the_general_one(steps in prop::collection::vec(step(), 1..8)) {
+        let mut fast = with_routes(rig());
+        let mut general = with_routes(rig_general());
+        for s in &steps {
+            let frames: Vec<_> = match s {
+                Step::Burst(pkts) => pkts.iter().map(frame).collect(),
+                Step::Resolve(g) => vec![arp_from_gateway(*g)],
+            };
+            let (a, da) = fast.run(&frames);
+            let (b, db) = general.run(&frames);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(da.nonzero().collect::<Vec<_>>(), db.nonzero().collect::<Vec<_>>());
+            prop_assert_eq!(fast.router.take_requests(), general.router.take_requests());
+        }
+    }
+}
