@@ -33,7 +33,50 @@ fn be16(b: &[u8], at: usize) -> u16 {
 /// Parses one frame. Pure: the same bytes always give the same answer.
 #[inline(always)]
 pub fn parse_frame(buf: &[u8]) -> Result<Parsed, DropReason> {
-    parse::<false>(buf, buf.len())
+    match common_case(buf) {
+        Some(p) => Ok(p),
+        None => parse::<false>(buf, buf.len()),
+    }
+}
+
+/// The frame most traffic is, decided with a few loads and compares (as
+/// DPDK's packet-type fast path): untagged IPv4 without options or
+/// fragments carrying a well-formed UDP or TCP header. `None` for
+/// anything else, which the full parser then takes, errors included;
+/// for what it accepts the answer is the full parser's (a property test
+/// holds the two together).
+#[inline(always)]
+fn common_case(buf: &[u8]) -> Option<Parsed> {
+    const L3: usize = ethernet::HEADER_LEN;
+    const L4: usize = L3 + 20;
+    let h = buf.get(..L4)?;
+    if be16(h, 12) != EtherType::IPV4 || h[L3] != 0x45 || be16(h, L3 + 6) & 0x3fff != 0 {
+        return None;
+    }
+    let total = be16(h, L3 + 2) as usize;
+    if total < 20 || total > buf.len() - L3 {
+        return None;
+    }
+    let (proto, payload) = (h[L3 + 9], total - 20);
+    let l4_ok = match proto {
+        protocol::UDP => {
+            let ul = buf.get(L4 + 4..L4 + 6).map(|b| be16(b, 0) as usize);
+            ul.is_some_and(|ul| (8..=payload).contains(&ul))
+        }
+        protocol::TCP => {
+            let hl = buf.get(L4 + 12).map(|b| (b >> 4) as usize * 4);
+            hl.is_some_and(|hl| (20..=payload).contains(&hl))
+        }
+        _ => false,
+    };
+    l4_ok.then_some(Parsed {
+        l3_off: L3 as u16,
+        l4_off: L4 as u16,
+        ethertype: EtherType::IPV4,
+        l4_proto: proto,
+        flags: flags::PARSED | flags::IPV4 | flags::L4,
+        ..Parsed::default()
+    })
 }
 
 /// Parses a frame of `frame_len` bytes of which `buf` holds the first
@@ -476,5 +519,59 @@ mod tests {
         Parse.process(&mut b, &mut mem, &mut drops);
         assert_eq!(b.verdict[0], Verdict::Drop(DropReason::BadDescriptor));
         assert_eq!(drops.get(DropReason::BadDescriptor), 1);
+    }
+
+    /// A TCP/IPv4 frame (20-byte TCP header, 6 payload bytes).
+    fn ipv4_tcp() -> Vec<u8> {
+        let mut f = ipv4_udp(&[]);
+        f.truncate(34);
+        f[23] = protocol::TCP;
+        f[16..18].copy_from_slice(&46u16.to_be_bytes());
+        f.extend_from_slice(&[0x30, 0x39, 0x00, 0x50, 1, 2, 3, 4, 0, 0, 0, 0]);
+        f.extend_from_slice(&[0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, 9, 8, 7, 6, 5, 4]);
+        f
+    }
+
+    #[test]
+    fn the_common_case_takes_plain_udp_and_tcp() {
+        for f in [ipv4_udp(&[]), ipv4_tcp()] {
+            let p = common_case(&f).expect("taken by the common case");
+            assert_eq!(Ok(p), parse::<false>(&f, f.len()));
+        }
+        assert_eq!(common_case(&ipv4_udp(&[0x8100])), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever the common case accepts, the full parser answers the
+        /// same: frames from UDP and TCP bases with bytes overwritten at
+        /// the fields it reads (and anywhere else) and any length.
+        #[test]
+        fn the_common_case_agrees_with_the_full_parser(
+            tcp: bool,
+            edits in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![12usize, 13, 14, 16, 17, 20, 21, 23, 38, 39, 46, 0, 30, 50]),
+                    // Lengths and offsets near the frame's own.
+                    proptest::prop_oneof![0u8..=64, proptest::prelude::any::<u8>()],
+                ),
+                0..4,
+            ),
+            // Mostly whole frames: a cut one is mostly refused.
+            cut in proptest::prop_oneof![3 => proptest::strategy::Just(0usize), 1 => 0usize..64],
+            extra in 0usize..8,
+        ) {
+            let mut f = if tcp { ipv4_tcp() } else { ipv4_udp(&[]) };
+            for (at, v) in edits {
+                if let Some(b) = f.get_mut(at) {
+                    *b = v;
+                }
+            }
+            f.extend(std::iter::repeat_n(0xee, extra));
+            f.truncate(f.len().saturating_sub(cut));
+            if let Some(p) = common_case(&f) {
+                proptest::prop_assert_eq!(Ok(p), parse::<false>(&f, f.len()));
+            }
+        }
     }
 }
