@@ -2,7 +2,8 @@
 //! burst at a time) against its general pass on random bursts: the same
 //! verdicts, bytes, ingress ports, drop counts and ARP requests, whatever
 //! mix of next hops, TTLs, sizes, source MACs and resolved or unresolved
-//! neighbours the bursts hold.
+//! neighbours the bursts hold, ARP replies that resolve a gateway in the
+//! middle of a burst included.
 
 mod common;
 
@@ -65,7 +66,7 @@ fn with_routes(mut r: Rig) -> Rig {
 #[derive(Debug, Clone)]
 struct Pkt {
     port: PortId,
-    /// Index into the sender MACs; the last is a multicast one.
+    /// Index into `SENDERS`.
     sender: usize,
     dst: usize,
     ttl: u8,
@@ -75,7 +76,9 @@ struct Pkt {
     not_to_router: bool,
 }
 
-const SENDERS: [[u8; 6]; 3] = [H1, H2, [3, 0, 0, 0, 0, 1]];
+/// Senders: two hosts, a multicast MAC, and gateway 198.18.2.2's MAC (a
+/// next hop that sends traffic of its own).
+const SENDERS: [[u8; 6]; 4] = [H1, H2, [3, 0, 0, 0, 0, 1], GATEWAY_MACS[0]];
 
 fn frame(p: &Pkt) -> (PortId, Vec<u8>) {
     let src = [198, 18, 1 + p.port as u8, 10];
@@ -96,7 +99,7 @@ fn frame(p: &Pkt) -> (PortId, Vec<u8>) {
 fn pkt() -> impl Strategy<Value = Pkt> {
     (
         0..2u16,
-        prop::sample::select(vec![0usize, 0, 0, 1, 2]),
+        prop::sample::select(vec![0usize, 0, 0, 1, 2, 3]),
         0..DESTINATIONS.len(),
         prop::sample::select(vec![0u8, 1, 2, 64, 255]),
         prop::sample::select(vec![18usize, 100, 1300]),
@@ -114,18 +117,23 @@ fn pkt() -> impl Strategy<Value = Pkt> {
         })
 }
 
-/// A step: a burst, or a gateway's ARP reply (which resolves it).
+/// A frame of a burst: a packet to route, or a gateway's ARP reply,
+/// which resolves it for the packets behind it in the burst.
 #[derive(Debug, Clone)]
-enum Step {
-    Burst(Vec<Pkt>),
+enum Frame {
+    Data(Pkt),
     Resolve(usize),
 }
 
+/// A step: a burst of frames.
+type Step = Vec<Frame>;
+
 fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        4 => prop::collection::vec(pkt(), 1..40).prop_map(Step::Burst),
-        1 => (0..GATEWAYS.len()).prop_map(Step::Resolve),
-    ]
+    let frame = prop_oneof![
+        12 => pkt().prop_map(Frame::Data),
+        1 => (0..GATEWAYS.len()).prop_map(Frame::Resolve),
+    ];
+    prop::collection::vec(frame, 1..40)
 }
 
 fn arp_from_gateway(g: usize) -> (PortId, Vec<u8>) {
@@ -142,10 +150,13 @@ proptest! {
         let mut fast = with_routes(rig());
         let mut general = with_routes(rig_general());
         for s in &steps {
-            let frames: Vec<_> = match s {
-                Step::Burst(pkts) => pkts.iter().map(frame).collect(),
-                Step::Resolve(g) => vec![arp_from_gateway(*g)],
-            };
+            let frames: Vec<_> = s
+                .iter()
+                .map(|f| match f {
+                    Frame::Data(p) => frame(p),
+                    Frame::Resolve(g) => arp_from_gateway(*g),
+                })
+                .collect();
             let (a, da) = fast.run(&frames);
             let (b, db) = general.run(&frames);
             prop_assert_eq!(a, b);
