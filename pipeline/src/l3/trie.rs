@@ -26,6 +26,8 @@ const GROUP_LEN: usize = 1 << STRIDE;
 /// each: one huge page where the allocator gives them (the engine's
 /// does), so a second-level load is not a TLB miss too.
 const CHUNK_GROUPS: usize = 2048;
+type Chunk = [AtomicU32; CHUNK_GROUPS * GROUP_LEN];
+
 /// How long an unlinked group waits before reuse: far longer than any
 /// reader spends on one lookup, even a descheduled one in a VM.
 const GRACE: Duration = Duration::from_secs(1);
@@ -44,7 +46,9 @@ pub enum TrieError {
 
 pub struct StrideTrie {
     top: Box<[AtomicU32]>,
-    chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    /// Fixed-size chunks: a group's slice and an entry's index in it
+    /// need no bounds check on the lookup path.
+    chunks: Box<[OnceLock<Box<Chunk>>]>,
     /// The writer's bookkeeping; readers never touch it.
     arena: Mutex<Arena>,
     max_groups: usize,
@@ -88,7 +92,10 @@ impl StrideTrie {
     fn group(&self, g: u32) -> &[AtomicU32] {
         let g = g as usize;
         match self.chunks.get(g / CHUNK_GROUPS).and_then(|c| c.get()) {
-            Some(c) => &c[(g % CHUNK_GROUPS) * GROUP_LEN..][..GROUP_LEN],
+            Some(c) => {
+                let at = (g % CHUNK_GROUPS) * GROUP_LEN;
+                &c[at..at + GROUP_LEN]
+            }
             // Never linked: every group id in an entry was allocated first.
             None => &[],
         }
@@ -215,9 +222,11 @@ impl StrideTrie {
                 }
                 let g = a.used;
                 self.chunks[g / CHUNK_GROUPS].get_or_init(|| {
-                    (0..CHUNK_GROUPS * GROUP_LEN)
+                    let c: Box<[AtomicU32]> = (0..CHUNK_GROUPS * GROUP_LEN)
                         .map(|_| AtomicU32::new(0))
-                        .collect()
+                        .collect();
+                    c.try_into()
+                        .unwrap_or_else(|_| unreachable!("a chunk's length"))
                 });
                 a.used += 1;
                 g as u32
