@@ -104,7 +104,10 @@ impl Batch {
 
     #[inline(always)]
     pub fn len(&self) -> usize {
-        self.len
+        // Never above BATCH_SIZE (`push` sees to it); said here so that a
+        // stage's `for i in 0..batch.len()` indexes the metadata arrays
+        // without a bounds check per access.
+        self.len.min(BATCH_SIZE)
     }
 
     #[inline(always)]
