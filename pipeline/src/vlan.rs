@@ -381,16 +381,23 @@ impl Stage for VlanEgress<'_> {
                 continue;
             }
             let tag = self.map.egress(d, out);
-            let pushed = egress_allowed(tag, batch.tags[i]).and_then(|()| {
-                push_tags(
+            let pushed = match tag {
+                EgressTag::Push { .. } | EgressTag::PushPair { .. } => push_tags(
                     mem,
                     batch.addr[i],
                     batch.data_len[i],
                     batch.headroom[i],
                     tag,
                     batch.prio[i],
-                )
-            });
+                ),
+                // Nothing to push: the frame leaves as it is (most of
+                // them: access ports, native VLANs), unless it carries a
+                // tag out of an untagged port.
+                _ => match egress_allowed(tag, batch.tags[i]) {
+                    Ok(()) => continue,
+                    Err(reason) => Err(reason),
+                },
+            };
             match pushed {
                 Ok((addr, len, headroom)) => {
                     batch.addr[i] = addr;
