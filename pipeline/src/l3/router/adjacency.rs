@@ -25,7 +25,7 @@ const SLOTS: usize = 8;
 
 /// Next-hop id → where its packets go, for one burst: the egress
 /// interface's domain, router MAC and MTU, the neighbour's MAC, the port
-/// the MAC table has the neighbour on (`NO_PORT`: flooded). Kept as
+/// the MAC table has the neighbour on (`None`: flooded). Kept as
 /// arrays read field by field in the loop: an adjacency struct copied out
 /// of the cache went through the stack and stalled on store forwarding.
 /// An id the fast pass leaves to the general one is cached too (`ok`
