@@ -100,9 +100,10 @@ impl Summary {
         }
         for r in &self.reports {
             out.push_str(&format!(
-                "worker {} (core {}): frames {}/{} accounted{}\n",
+                "worker {} (core {}): longest pause between polls {:.1} ms; frames {}/{} accounted{}\n",
                 r.id,
                 r.pinned.map_or("-".to_string(), |c| c.to_string()),
+                r.longest_pause.as_secs_f64() * 1e3,
                 r.frames_accounted,
                 r.frames_total,
                 if r.frames_accounted == r.frames_total {

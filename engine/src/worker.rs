@@ -122,6 +122,10 @@ pub struct WorkerReport {
     pub frames_accounted: usize,
     pub frames_total: usize,
     pub pinned: Option<usize>,
+    /// The longest time between two of the worker's polls (sampled
+    /// every 64 busy loops and every idle one, so it includes idle
+    /// back-off sleeps of up to about 1 ms).
+    pub longest_pause: Duration,
 }
 
 /// Where frames leave a worker: the TX buffers of its own ports, and the
@@ -279,6 +283,7 @@ impl Worker {
         let (mut needs_clock, mut serves_underlay) = self.pipeline_needs(&out);
         let mut next_arp = Instant::now();
         let mut loops = 0u64;
+        let (mut last_check, mut longest_pause) = (Instant::now(), Duration::ZERO);
         // Worker 0 announces the gateway addresses (gratuitous ARP,
         // unsolicited NA) at start and after every topology change.
         let mut announce = self.id == 0;
@@ -289,6 +294,13 @@ impl Worker {
             // check stays off the per-burst path, and a change lands
             // at once either way.
             if idle_loops > 0 || loops.is_multiple_of(64) {
+                // The same points time the loop: a pause longer than a
+                // fill ring lasts loses frames, whether a command, a
+                // syscall or the scheduler (a core shared with other
+                // busy threads) caused it.
+                let now = Instant::now();
+                longest_pause = longest_pause.max(now - last_check);
+                last_check = now;
                 while let Ok(cmd) = self.commands.try_recv() {
                     self.apply(cmd, &mut out);
                     (needs_clock, serves_underlay) = self.pipeline_needs(&out);
@@ -432,6 +444,7 @@ impl Worker {
             frames_accounted: self.pool.available() + held + self.retired,
             frames_total: self.pool.total() as usize,
             pinned,
+            longest_pause,
         }
     }
 

@@ -237,6 +237,12 @@ pub fn paced_flow(
             tx_ns,
         ])
         .args(["--rx", "eth0", "--rx-ns", rx_ns, "--ring", "2048", "--json"])
+        // A generator spinning on one of two cores leaves pollgate's
+        // worker to share the other with its control thread and the
+        // kernel: `perf sched` saw the worker preempted for up to 52 ms
+        // here, and a flow in CI stalled for 115 ms, longer than a
+        // 2048-entry fill ring lasts at 20 kpps.
+        .arg("--sleep-idle")
         .args(["--rate", &pps.to_string(), "--duration", &secs.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

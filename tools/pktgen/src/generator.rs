@@ -81,6 +81,15 @@ struct Attack {
     next: usize,
 }
 
+/// How long a sleeping generator waits: until frame `sent` is due at
+/// `pps`, `elapsed` ns into the trial, at least 50 µs (a sleep shorter
+/// than the timer's slack buys nothing) and at most 1 ms (what it
+/// receives meanwhile waits in its RX ring).
+fn until_due(sent: u64, pps: f64, elapsed: u64) -> Duration {
+    let due_ns = ((sent + 1) as f64 * 1e9 / pps) as u64;
+    Duration::from_nanos(due_ns.saturating_sub(elapsed).clamp(50_000, 1_000_000))
+}
+
 pub struct Generator {
     templates: Vec<Template>,
     /// Index into `templates` of the frame for packet k: flow k % flows,
@@ -97,6 +106,11 @@ pub struct Generator {
     seq: u64,
     clock: Instant,
     pub progress: bool,
+    /// At a paced rate, sleep while no frame is due and none arrived,
+    /// instead of polling: a generator that spins takes a whole core,
+    /// which a two-core machine cannot spare beside the device under
+    /// test. Latency then includes up to one sleep (at most 1 ms).
+    pub sleep_idle: bool,
 }
 
 /// Copies `bytes` into fresh frames after their headroom (a chain of
@@ -214,6 +228,7 @@ impl Generator {
             seq: 0,
             clock: Instant::now(),
             progress: false,
+            sleep_idle: false,
         })
     }
 
@@ -378,8 +393,11 @@ impl Generator {
                 sent_bytes += b;
             }
             self.tx.poll(&mut self.pool);
-            self.receive(&mut rcv, &mut returned, &mut batch);
+            let got = self.receive(&mut rcv, &mut returned, &mut batch);
             attack_sent += self.send_attack(&mut batch);
+            if let (true, Rate::Pps(pps), 0, 0) = (self.sleep_idle, rate, n, got) {
+                std::thread::sleep(until_due(sent, pps, elapsed));
+            }
             if self.progress && last_report.elapsed() >= Duration::from_secs(1) {
                 let secs = last_report.elapsed().as_secs_f64();
                 eprintln!(

@@ -47,6 +47,11 @@ struct Ports {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// At a paced --rate, sleep while no frame is due instead of
+    /// polling (latency then includes up to 1 ms of sleep): leaves the
+    /// CPU to the device under test on a machine with few cores.
+    #[arg(long)]
+    sleep_idle: bool,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +162,7 @@ fn open(spec: &Spec, p: &Ports) -> Result<Generator> {
     let mut g = Generator::open(spec, &tx, rx.as_ref(), p.ring, p.tx_ring)
         .context("opening the AF_XDP sockets")?;
     g.progress = p.progress;
+    g.sleep_idle = p.sleep_idle;
     for m in g.modes() {
         eprintln!("pollgate-pktgen: {m}");
     }
