@@ -145,6 +145,17 @@ impl Engine {
         // Before anything is created: one message naming all that is
         // missing, rather than an EPERM from the first syscall.
         pollgate_pmd::privileges::check(needs(topo))?;
+        // The frame pools before the tables: both take reserved hugepages
+        // first, and the pools' UMEMs are what the reservation the README
+        // suggests is sized for; the tables fall back to transparent huge
+        // pages where the pools left none.
+        let mut pools = Vec::new();
+        for w in 0..topo.workers.len() {
+            pools.push(
+                FramePool::new(topo.pool)
+                    .map_err(|source| EngineError::Pool { worker: w, source })?,
+            );
+        }
         let mut rings = build_rings(topo);
         let table = mac_table_for(topo);
         let arp = Arc::new(ArpCache::new(ARP_CACHE));
@@ -186,9 +197,7 @@ impl Engine {
         let mut links = Vec::new();
         let mut from = from.into_iter();
         let mut to = to.into_iter();
-        for (w, spec) in topo.workers.iter().enumerate() {
-            let pool = FramePool::new(topo.pool)
-                .map_err(|source| EngineError::Pool { worker: w, source })?;
+        for ((w, spec), pool) in topo.workers.iter().enumerate().zip(pools) {
             let mut umem_owner = None;
             let layout = pool.layout();
             let multi_buffer = worker_needs_multi_buffer(&spec.queues, &devices, &layout);
