@@ -470,3 +470,22 @@ impl Generator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::until_due;
+    use std::time::Duration;
+
+    #[test]
+    fn a_sleeping_generator_wakes_for_its_next_frame_within_bounds() {
+        // 1 kpps, frame 0 due at 1 ms: sleep until then.
+        assert_eq!(until_due(0, 1000.0, 0), Duration::from_millis(1));
+        // 20 kpps, frame 10 due at 550 µs, 400 µs in: 150 µs to go.
+        assert_eq!(until_due(10, 20_000.0, 400_000), Duration::from_micros(150));
+        // Overdue, or due sooner than the timer's slack: the floor.
+        assert_eq!(until_due(10, 1000.0, 20_000_000), Duration::from_micros(50));
+        assert_eq!(until_due(0, 1e6, 0), Duration::from_micros(50));
+        // A slow rate never sleeps past 1 ms: replies wait in the RX ring.
+        assert_eq!(until_due(0, 10.0, 0), Duration::from_millis(1));
+    }
+}
