@@ -27,6 +27,11 @@ const GROUP_LEN: usize = 1 << STRIDE;
 /// does), so a second-level load is not a TLB miss too.
 const CHUNK_GROUPS: usize = 2048;
 type Chunk = [AtomicU32; CHUNK_GROUPS * GROUP_LEN];
+/// Bits the first level resolves (tbl24).
+const TOP_BITS: u32 = 24;
+/// The first level, fixed-size: an index built from the top 24 bits of
+/// a key needs no bounds check.
+type Top = [AtomicU32; 1 << TOP_BITS];
 
 /// How long an unlinked group waits before reuse: far longer than any
 /// reader spends on one lookup, even a descheduled one in a VM.
@@ -45,14 +50,13 @@ pub enum TrieError {
 }
 
 pub struct StrideTrie {
-    top: Box<[AtomicU32]>,
+    top: Box<Top>,
     /// Fixed-size chunks: a group's slice and an entry's index in it
     /// need no bounds check on the lookup path.
     chunks: Box<[OnceLock<Box<Chunk>>]>,
     /// The writer's bookkeeping; readers never touch it.
     arena: Mutex<Arena>,
     max_groups: usize,
-    top_bits: u32,
     /// Levels below the top the family's keys reach (1 for IPv4).
     levels: usize,
 }
@@ -77,10 +81,14 @@ impl StrideTrie {
     /// `width`: the family's address bits (32 or 128).
     pub fn new(max_groups: usize, width: u32) -> StrideTrie {
         let chunks = max_groups.div_ceil(CHUNK_GROUPS);
-        let top_bits = 24;
+        let top_bits = TOP_BITS;
         StrideTrie {
-            top_bits,
-            top: (0..1usize << top_bits).map(|_| AtomicU32::new(0)).collect(),
+            top: {
+                let t: Box<[AtomicU32]> =
+                    (0..1usize << top_bits).map(|_| AtomicU32::new(0)).collect();
+                t.try_into()
+                    .unwrap_or_else(|_| unreachable!("the first level's length"))
+            },
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             arena: Mutex::new(Arena::default()),
             max_groups,
@@ -105,8 +113,8 @@ impl StrideTrie {
     /// bits).
     #[inline(always)]
     pub fn lookup(&self, key: u128) -> NextHopId {
-        let mut e = self.top[(key >> (128 - self.top_bits)) as usize].load(Ordering::Acquire);
-        let mut bits = self.top_bits;
+        let mut e = self.top[(key >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
+        let mut bits = TOP_BITS;
         while e & GROUP != 0 && bits < 128 {
             bits += STRIDE;
             let idx = ((key >> (128 - bits)) as usize) & (GROUP_LEN - 1);
@@ -134,13 +142,13 @@ impl StrideTrie {
         for i in 0..n {
             let k = keys[i];
             bytes[i] = k.to_be_bytes();
-            let e = self.top[(k >> (128 - self.top_bits)) as usize].load(Ordering::Acquire);
+            let e = self.top[(k >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
             out[i] = e;
             deeper |= e & GROUP != 0;
         }
         // The top level resolves whole bytes (24 bits): level k's index is
         // byte top_bits / 8 + k.
-        let mut byte = (self.top_bits / 8) as usize;
+        let mut byte = (TOP_BITS / 8) as usize;
         while deeper && byte < 16 {
             deeper = false;
             for i in 0..n {
@@ -263,7 +271,7 @@ impl StrideTrie {
         if available < 2 * self.levels {
             return Err(TrieError::Full(self.max_groups));
         }
-        self.write_table(&mut a, None, 0, self.top_bits, lo, hi, nh)
+        self.write_table(&mut a, None, 0, TOP_BITS, lo, hi, nh)
     }
 
     fn entry(&self, table: Option<u32>, idx: usize) -> &AtomicU32 {
