@@ -6,7 +6,8 @@ use pollgate::Engine;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Large tables (FIB, MAC and flow tables) in transparent huge pages.
+/// Large tables (FIB, MAC and flow tables) in huge pages: reserved ones
+/// where there are any free, transparent ones otherwise.
 #[global_allocator]
 static ALLOC: pollgate_pmd::HugePageAlloc = pollgate_pmd::HugePageAlloc;
 

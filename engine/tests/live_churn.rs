@@ -92,7 +92,7 @@ members = [{ port = "a" }, { port = "b" }, { port = "d" }]
     std::thread::sleep(Duration::from_millis(500));
     let (mut add_ms, mut del_ms) = (Vec::new(), Vec::new());
     // RSS after each cycle from the tenth on: glibc's per-thread arenas
-    // and the 2 MiB huge pages of large tables move it in steps of
+    // and the transparent huge pages of large tables move it in steps of
     // megabytes either way, so medians of ten cycles are compared.
     let mut rss = Vec::new();
     let started = Instant::now();

@@ -39,23 +39,10 @@ fn span(size: usize) -> usize {
 /// advised for huge pages; null if the kernel refuses.
 fn map_large(size: usize) -> *mut u8 {
     let len = span(size);
-    // SAFETY: an anonymous private mapping at an address of the kernel's
-    // choice touches no existing memory; checked against MAP_FAILED. A
-    // hugetlb mapping starts on a 2 MiB boundary and `len` is a multiple
-    // of 2 MiB; when too few hugepages are free it fails (ENOMEM) having
-    // mapped nothing.
-    let huge = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
-            -1,
-            0,
-        )
-    };
-    if huge != libc::MAP_FAILED {
-        return huge as *mut u8;
+    // 2 MiB pages start on a 2 MiB boundary, and `len` is a multiple of
+    // them, so `dealloc`'s munmap of `span(size)` unmaps it whole.
+    if let Some(p) = crate::mmap::map_huge_2m(len) {
+        return p.as_ptr();
     }
     // Over-map by one huge page, then trim to an aligned window.
     // SAFETY: an anonymous private mapping at an address of the kernel's
@@ -161,8 +148,8 @@ unsafe impl GlobalAlloc for HugePageAlloc {
             if q != libc::MAP_FAILED {
                 return q as *mut u8;
             }
-            // A kernel that cannot move this mapping (hugetlb, before
-            // Linux 5.16): copied below instead.
+            // mremap does not grow a hugetlb mapping: such a block is
+            // copied below, the old and the new pages held at once.
         }
         // SAFETY: `new` is a valid layout (above); on success the old
         // block is copied up to the smaller size and freed with the
@@ -181,9 +168,16 @@ unsafe impl GlobalAlloc for HugePageAlloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// The tests that map large blocks run one at a time: where hugepages
+    /// are reserved they share them, and the one that reserves its own
+    /// counts on finding them free.
+    static LARGE_BLOCKS: Mutex<()> = Mutex::new(());
 
     #[test]
     fn large_blocks_are_aligned_zeroed_and_grow_and_shrink() {
+        let _one_at_a_time = LARGE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner());
         let a = HugePageAlloc;
         let l = Layout::from_size_align(2 * LARGE + 123, 8).unwrap();
         // SAFETY: a valid non-zero layout; the block is written within its
@@ -246,12 +240,21 @@ mod tests {
             eprintln!("SKIP: no {KNOB}");
             return;
         };
-        // Growing the 2-page block to 3 pages holds both at once, moved
-        // or copied.
+        /// Puts the system's reservation back however the test ends.
+        struct Restore(u64);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let _ = std::fs::write(KNOB, self.0.to_string());
+            }
+        }
+        let _one_at_a_time = LARGE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        // Growing the 2-page block to 3 pages copies it (mremap does not
+        // grow a hugetlb mapping): both are held at once.
         if std::fs::write(KNOB, (was + 5).to_string()).is_err() {
             eprintln!("SKIP: reserving hugepages needs root ({KNOB} not writable)");
             return;
         }
+        let _restore = Restore(was);
         let a = HugePageAlloc;
         let l = Layout::from_size_align(3 << 20, 8).unwrap();
         // SAFETY: a valid non-zero layout; the block is written within its
@@ -268,7 +271,6 @@ mod tests {
             a.dealloc(q, Layout::from_size_align(6 << 20, 8).unwrap());
             (huge, grown, kept)
         };
-        let _ = std::fs::write(KNOB, was.to_string());
         // The kernel may have found fewer pages than asked (fragmented
         // memory): then there is nothing to check.
         if huge == Some(4) {

@@ -25,7 +25,7 @@ impl MmapRegion {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
         }
         if try_huge && len.is_multiple_of(HUGEPAGE) {
-            if let Ok(ptr) = Self::map(len, libc::MAP_HUGETLB) {
+            if let Some(ptr) = map_huge_2m(len) {
                 return Ok(MmapRegion {
                     ptr,
                     len,
@@ -76,6 +76,44 @@ impl MmapRegion {
     pub fn is_huge(&self) -> bool {
         self.huge
     }
+}
+
+/// `len` bytes (a multiple of 2 MiB) of reserved 2 MiB hugepages,
+/// faulted in; `None` when there are too few free. The size is asked
+/// for explicitly: with `default_hugepagesz=1G` (a common DPDK host) a
+/// plain `MAP_HUGETLB` would take a whole 1 GiB page per mapping. The
+/// pages are faulted in here because a cgroup's hugetlb limit is charged
+/// at fault time (Kubernetes sets it to 0 for pods that ask for no
+/// hugepages): past it the first touch is a SIGBUS, here a fallback.
+pub(crate) fn map_huge_2m(len: usize) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choice touches no existing memory; checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | libc::MAP_HUGE_2MB,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: `p..p + len` is the mapping just made, which nothing else
+    // refers to yet; on failure it is unmapped whole, as mapped.
+    unsafe {
+        if libc::madvise(p, len, libc::MADV_POPULATE_WRITE) != 0
+            // EINVAL: a kernel before 5.14, which cannot populate this
+            // way; the mapping is kept, as it was before the check.
+            && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+        {
+            libc::munmap(p, len);
+            return None;
+        }
+    }
+    NonNull::new(p.cast())
 }
 
 impl Drop for MmapRegion {

@@ -395,7 +395,9 @@ impl Generator {
             self.tx.poll(&mut self.pool);
             let got = self.receive(&mut rcv, &mut returned, &mut batch);
             attack_sent += self.send_attack(&mut batch);
-            if let (true, Rate::Pps(pps), 0, 0) = (self.sleep_idle, rate, n, got) {
+            // Never with an attack stream: it runs at full rate in the gaps.
+            let idle = self.sleep_idle && self.attack.is_none();
+            if let (true, Rate::Pps(pps), 0, 0) = (idle, rate, n, got) {
                 std::thread::sleep(until_due(sent, pps, elapsed));
             }
             if self.progress && last_report.elapsed() >= Duration::from_secs(1) {

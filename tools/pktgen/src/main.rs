@@ -48,8 +48,9 @@ struct Ports {
     #[arg(long)]
     json: bool,
     /// At a paced --rate, sleep while no frame is due instead of
-    /// polling (latency then includes up to 1 ms of sleep): leaves the
-    /// CPU to the device under test on a machine with few cores.
+    /// polling (latency then includes up to 1 ms of sleep, plus the
+    /// timer's slack): leaves the CPU to the device under test on a
+    /// machine with few cores. No effect at --rate max or with --attack.
     #[arg(long)]
     sleep_idle: bool,
 }
