@@ -33,7 +33,7 @@ impl MmapRegion {
                 });
             }
         }
-        let ptr = Self::map(len, 0)?;
+        let ptr = Self::map(len)?;
         Ok(MmapRegion {
             ptr,
             len,
@@ -41,7 +41,8 @@ impl MmapRegion {
         })
     }
 
-    fn map(len: usize, extra: libc::c_int) -> io::Result<NonNull<u8>> {
+    /// Ordinary pages, faulted in.
+    fn map(len: usize) -> io::Result<NonNull<u8>> {
         // SAFETY: an anonymous private mapping at an address of the
         // kernel's choice touches no existing memory; the result is checked
         // against MAP_FAILED before use.
@@ -50,7 +51,7 @@ impl MmapRegion {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | extra,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
                 -1,
                 0,
             )

@@ -70,6 +70,14 @@ struct Arena {
     quarantine: VecDeque<(Instant, u32)>,
 }
 
+/// A fixed-size table of zero entries, on the heap (built there: an
+/// array this size on the stack would overflow it).
+fn zeroed<const N: usize>() -> Box<[AtomicU32; N]> {
+    let t: Box<[AtomicU32]> = (0..N).map(|_| AtomicU32::new(0)).collect();
+    t.try_into()
+        .unwrap_or_else(|_| unreachable!("collected exactly N entries"))
+}
+
 #[inline(always)]
 fn span_bits(bits_before: u32, stride: u32) -> u32 {
     128 - bits_before - stride
@@ -81,18 +89,12 @@ impl StrideTrie {
     /// `width`: the family's address bits (32 or 128).
     pub fn new(max_groups: usize, width: u32) -> StrideTrie {
         let chunks = max_groups.div_ceil(CHUNK_GROUPS);
-        let top_bits = TOP_BITS;
         StrideTrie {
-            top: {
-                let t: Box<[AtomicU32]> =
-                    (0..1usize << top_bits).map(|_| AtomicU32::new(0)).collect();
-                t.try_into()
-                    .unwrap_or_else(|_| unreachable!("the first level's length"))
-            },
+            top: zeroed(),
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             arena: Mutex::new(Arena::default()),
             max_groups,
-            levels: (width.saturating_sub(top_bits) / STRIDE) as usize,
+            levels: (width.saturating_sub(TOP_BITS) / STRIDE) as usize,
         }
     }
 
@@ -147,7 +149,7 @@ impl StrideTrie {
             deeper |= e & GROUP != 0;
         }
         // The top level resolves whole bytes (24 bits): level k's index is
-        // byte top_bits / 8 + k.
+        // byte TOP_BITS / 8 + k.
         let mut byte = (TOP_BITS / 8) as usize;
         while deeper && byte < 16 {
             deeper = false;
@@ -229,13 +231,7 @@ impl StrideTrie {
                     return Err(TrieError::Full(self.max_groups));
                 }
                 let g = a.used;
-                self.chunks[g / CHUNK_GROUPS].get_or_init(|| {
-                    let c: Box<[AtomicU32]> = (0..CHUNK_GROUPS * GROUP_LEN)
-                        .map(|_| AtomicU32::new(0))
-                        .collect();
-                    c.try_into()
-                        .unwrap_or_else(|_| unreachable!("a chunk's length"))
-                });
+                self.chunks[g / CHUNK_GROUPS].get_or_init(zeroed);
                 a.used += 1;
                 g as u32
             }
