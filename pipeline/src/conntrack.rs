@@ -12,6 +12,7 @@
 //! port and source count are given back with them.
 
 use crate::acl::key::{chunk, AclKey, Family};
+use crate::frame::FrameMemory;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Idle timeouts, in nanoseconds.
@@ -314,12 +315,17 @@ impl FlowTable {
         self.slots.len() > 1 << 17
     }
 
-    /// Loads the first slot `key` would be in, so that a burst's misses
-    /// overlap before the packets are looked up one by one.
+    /// Prefetches the first slot `key` would be in, so that a burst's
+    /// misses overlap before the packets are looked up one by one. Both
+    /// ends of it: an entry spans two cache lines.
     #[inline]
-    pub fn warm(&self, key: &FlowKey) {
+    pub fn warm<M: FrameMemory + ?Sized>(&self, key: &FlowKey, mem: &M) {
         let i = key.hash() as usize & self.mask;
-        std::hint::black_box(self.slots[i].as_ref().map(|f| f.expires));
+        if let Some(s) = self.slots.get(i) {
+            let at: *const u8 = (s as *const Option<Flow>).cast();
+            mem.prefetch(at);
+            mem.prefetch(at.wrapping_add(std::mem::size_of::<Option<Flow>>() - 1));
+        }
     }
 
     pub fn get(&self, slot: usize) -> Option<&Flow> {

@@ -10,6 +10,18 @@
 pub trait FrameMemory {
     fn bytes(&self, addr: u64, len: u32) -> Option<&[u8]>;
     fn bytes_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]>;
+
+    /// Starts loading the cache line at `line` into the caches and does
+    /// not wait for it: a stage that looks a whole burst up in a table
+    /// past the caches issues one per packet first, so that the misses
+    /// are in flight together. A hint: any address may be passed, and
+    /// nothing is read. It lives here because the memory's owner (pmd)
+    /// is the one crate allowed the `unsafe` a prefetch takes on stable
+    /// Rust; the default does nothing.
+    #[inline(always)]
+    fn prefetch(&self, line: *const u8) {
+        let _ = line;
+    }
 }
 
 /// A plain byte vector as frame memory: tests and tools address it like a

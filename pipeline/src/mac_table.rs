@@ -6,6 +6,7 @@
 //! entries out. A full table is counted, never grown: capacity is fixed at
 //! start, and each entry costs 16 bytes at a load factor of at most 1/2.
 
+use crate::frame::FrameMemory;
 use crate::verdict::{DomainId, PortId};
 use crate::wire::MacAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -146,14 +147,15 @@ impl MacTable {
         None
     }
 
-    /// Loads the first slot `mac` would be found in, so that a batch's
-    /// misses overlap (memory-level parallelism) before the lookups that
-    /// need them: stable Rust has no prefetch outside `unsafe`, and a plain
-    /// load the CPU need not wait for does the same work.
+    /// Prefetches the first slot `mac` would be found in, so that a
+    /// batch's misses overlap (memory-level parallelism) before the
+    /// lookups that need them.
     #[inline(always)]
-    pub fn warm(&self, domain: DomainId, mac: MacAddr) {
+    pub fn warm<M: FrameMemory + ?Sized>(&self, domain: DomainId, mac: MacAddr, mem: &M) {
         let i = hash(key(domain, mac)) & self.mask;
-        std::hint::black_box(self.slots[i].key.load(Ordering::Relaxed));
+        if let Some(s) = self.slots.get(i) {
+            mem.prefetch((s as *const Slot).cast());
+        }
     }
 
     /// The port `mac` was learned on in `domain`.

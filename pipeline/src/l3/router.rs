@@ -462,14 +462,14 @@ impl Router {
             n += 1;
         }
         // NAT's sessions, in a table of up to millions of entries: their
-        // slots are loaded for the whole burst here too.
+        // slots are prefetched for the whole burst here too.
         if let (Some(nat), Some(ct)) = (&self.nat, flows.filter(|t| t.worth_warming())) {
             for &i in &which[..n] {
                 let i = i as usize;
                 if let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) {
                     let has_l4 = batch.flags[i] & flags::L4 != 0;
                     let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
-                    nat.warm(f, l3, l4, has_l4, ct);
+                    nat.warm((f, l3, l4, has_l4), ct, mem);
                 }
             }
         }

@@ -8,6 +8,7 @@ use super::rewrite::{self, Read, L4};
 use super::rules::{NatRules, Publish};
 use super::sources::SourceCounts;
 use crate::conntrack::{Flow, FlowData, FlowKey, FlowTable, Kind, Mapping, Tuple4};
+use crate::frame::FrameMemory;
 use crate::l3::L3Interface;
 use crate::verdict::{DomainId, DropReason};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -237,10 +238,15 @@ impl Nat {
     /// pass over the burst before the per-packet one, so that a large
     /// table's misses overlap).
     #[inline]
-    pub fn warm(&self, f: &[u8], l3: usize, l4: usize, has_l4: bool, flows: &FlowTable) {
+    pub fn warm<M: FrameMemory + ?Sized>(
+        &self,
+        (f, l3, l4, has_l4): (&[u8], usize, usize, bool),
+        flows: &FlowTable,
+        mem: &M,
+    ) {
         if let Some(r) = rewrite::read(f, l3, l4, has_l4) {
             if matches!(r.l4, L4::Ports | L4::Query) {
-                flows.warm(&r.tuple.key(r.proto, Kind::Nat));
+                flows.warm(&r.tuple.key(r.proto, Kind::Nat), mem);
             }
         }
     }
