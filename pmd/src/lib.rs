@@ -18,6 +18,7 @@ pub mod pcap;
 pub mod pcap_port;
 pub mod pool;
 pub mod port;
+pub mod prefetch;
 pub mod privileges;
 pub mod ring_port;
 pub mod spsc;

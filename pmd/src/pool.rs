@@ -385,28 +385,10 @@ impl FramePool {
     }
 }
 
-/// A software prefetch into all cache levels. A plain load would do the
-/// same work, but the core cannot retire it, nor anything after it,
-/// until the line arrives: a burst's loads then stall the window instead
-/// of overlapping (the gateway at 64 K MACs ran 15-20 % faster with
-/// prefetches in place of such loads; the L2 switch at 1 M MACs 48 %).
-#[inline(always)]
-fn prefetch(line: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 is a hint: it never faults, whatever the address
-    // (unmapped or not ours), and changes no memory or register; SSE,
-    // which it needs, is part of the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast())
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = line;
-}
-
 impl FrameMemory for FramePool {
     #[inline(always)]
     fn prefetch(&self, line: *const u8) {
-        prefetch(line)
+        crate::prefetch::prefetch(line)
     }
 
     #[inline(always)]
@@ -447,18 +429,6 @@ mod tests {
             headroom: 256,
             hugepages: false,
         }
-    }
-
-    #[test]
-    fn a_prefetch_of_any_address_is_harmless() {
-        // The SAFETY claim of `prefetch`: a hint never faults, not even
-        // on an address that is not mapped.
-        for a in [0usize, 0x1000, usize::MAX - 63] {
-            prefetch(a as *const u8);
-        }
-        let v = [7u8; 64];
-        prefetch(v.as_ptr());
-        assert_eq!(v[0], 7);
     }
 
     #[test]
