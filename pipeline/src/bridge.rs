@@ -133,12 +133,10 @@ impl Stage for Bridge {
                     continue;
                 }
                 if let Some(eth) = mem.bytes(batch.addr[i], 12) {
-                    let (dst, src) = (
-                        MacAddr::from_bytes(&eth[0..6]),
-                        MacAddr::from_bytes(&eth[6..12]),
-                    );
-                    self.table.warm(domain, dst, &*mem);
-                    self.table.warm(domain, src, &*mem);
+                    self.table
+                        .warm(domain, MacAddr::from_bytes(&eth[0..6]), &*mem);
+                    self.table
+                        .warm(domain, MacAddr::from_bytes(&eth[6..12]), &*mem);
                 }
             }
         }

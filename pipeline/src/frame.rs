@@ -2,7 +2,8 @@
 //! (an AF_XDP UMEM or an in-memory region); the pipeline only sees them
 //! through this trait, so it stays free of `unsafe` and of syscalls.
 
-/// Byte access to the frames of one pool, by address within the pool.
+/// Byte access to the frames of one pool, by address within the pool,
+/// and the pool's owner's prefetch, which the pipeline's tables borrow.
 ///
 /// Implementations must return `None` for any range outside the pool or
 /// crossing a frame boundary, so a corrupt descriptor becomes a counted
@@ -11,13 +12,13 @@ pub trait FrameMemory {
     fn bytes(&self, addr: u64, len: u32) -> Option<&[u8]>;
     fn bytes_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]>;
 
-    /// Starts loading the cache line at `line` into the caches and does
-    /// not wait for it: a stage that looks a whole burst up in a table
-    /// past the caches issues one per packet first, so that the misses
-    /// are in flight together. A hint: any address may be passed, and
-    /// nothing is read. It lives here because the memory's owner (pmd)
-    /// is the one crate allowed the `unsafe` a prefetch takes on stable
-    /// Rust; the default does nothing.
+    /// Starts bringing the cache line at `line` in, without waiting for
+    /// it: a stage that looks a whole burst up in a table past the caches
+    /// issues one per packet first, so that the misses overlap. Callers
+    /// pass addresses of their own tables; implementations must never
+    /// dereference `line` (any address may come). It is here because the
+    /// memory's owner (pmd) is the one crate allowed the `unsafe` a
+    /// prefetch takes on stable Rust; the default does nothing.
     #[inline(always)]
     fn prefetch(&self, line: *const u8) {
         let _ = line;

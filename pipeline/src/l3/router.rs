@@ -469,7 +469,7 @@ impl Router {
                 if let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) {
                     let has_l4 = batch.flags[i] & flags::L4 != 0;
                     let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
-                    nat.warm((f, l3, l4, has_l4), ct, mem);
+                    nat.warm(f, l3, l4, has_l4, ct, mem);
                 }
             }
         }

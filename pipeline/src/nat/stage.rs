@@ -238,9 +238,13 @@ impl Nat {
     /// pass over the burst before the per-packet one, so that a large
     /// table's misses overlap).
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub fn warm<M: FrameMemory + ?Sized>(
         &self,
-        (f, l3, l4, has_l4): (&[u8], usize, usize, bool),
+        f: &[u8],
+        l3: usize,
+        l4: usize,
+        has_l4: bool,
         flows: &FlowTable,
         mem: &M,
     ) {
