@@ -19,8 +19,6 @@ pub struct NullPort {
     start: usize,
     /// The byte offset in `frames` up to which the replay is prefetched.
     fetched: usize,
-    /// Whether the replay is large enough to prefetch at all.
-    stream: bool,
     counters: SharedCounters,
 }
 
@@ -41,7 +39,6 @@ impl NullPort {
         }
         NullPort {
             name: name.to_string(),
-            stream: all.len() > STREAM_ABOVE,
             frames: all,
             ends,
             next: 0,
@@ -108,9 +105,10 @@ impl Port for NullPort {
         let want = batch.room().min(max);
         let mut n = 0;
         let mut bytes = 0u64;
+        let stream = self.frames.len() > STREAM_ABOVE;
         while n < want {
             let end = self.ends[self.next] as usize;
-            if self.stream {
+            if stream {
                 self.read_ahead(end);
             }
             let frame = &self.frames[self.start..end];

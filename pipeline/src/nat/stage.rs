@@ -238,7 +238,6 @@ impl Nat {
     /// pass over the burst before the per-packet one, so that a large
     /// table's misses overlap).
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     pub fn warm<M: FrameMemory + ?Sized>(
         &self,
         f: &[u8],
