@@ -338,6 +338,12 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         .map(|(v, (a, b))| (v.name.clone(), (b - a) as f64 / secs / 1e6))
         .collect();
     let summary = engine.shutdown();
+    // A switch that moves or overflows measures churn, not forwarding.
+    if let Some([n, learned, moves, overflow, _]) = summary.macs {
+        tracing::info!(
+            "mac table: {n} entries; learned {learned}, moves {moves}, overflows {overflow}"
+        );
+    }
     for (reason, n) in summary.drops().nonzero() {
         tracing::info!(
             reason = reason.name(),

@@ -33,10 +33,16 @@ fn key(domain: DomainId, mac: MacAddr) -> u64 {
     ((domain as u64 + 1) << 48) | mac
 }
 
+/// Where `k`'s probe sequence starts in a table of `64 - shift` bits.
 #[inline(always)]
-fn hash(k: u64) -> usize {
-    // Fibonacci hashing: MACs share their vendor prefix, so mix well.
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20) as usize
+fn first_slot(k: u64, shift: u32) -> usize {
+    // Fibonacci hashing, from the product's top bits: only they depend on
+    // every bit of the key. Lower bits ignore the key's upper ones, so
+    // the domain did not count: one MAC in many domains (a router's, a
+    // VRRP address) shared one probe sequence, overflowing it past
+    // MAX_PROBE domains, and workers serving different domains shared
+    // every table line.
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
 }
 
 #[inline(always)]
@@ -102,6 +108,8 @@ struct Slot {
 pub struct MacTable {
     slots: Box<[Slot]>,
     mask: usize,
+    /// 64 - log2(slots): the product bits [`first_slot`] keeps.
+    shift: u32,
     limit: usize,
     live: AtomicUsize,
     pub counters: MacCounters,
@@ -114,6 +122,7 @@ impl MacTable {
         MacTable {
             slots: (0..slots).map(|_| Slot::default()).collect(),
             mask: slots - 1,
+            shift: 64 - slots.trailing_zeros(),
             limit,
             live: AtomicUsize::new(0),
             counters: MacCounters::default(),
@@ -134,7 +143,7 @@ impl MacTable {
 
     #[inline(always)]
     fn find(&self, k: u64) -> Option<usize> {
-        let mut i = hash(k) & self.mask;
+        let mut i = first_slot(k, self.shift);
         for _ in 0..MAX_PROBE {
             // Acquire: a key seen here comes with the value stored before it
             // was published (or 0, read as a miss).
@@ -152,7 +161,7 @@ impl MacTable {
     /// lookups that need them.
     #[inline(always)]
     pub fn warm<M: FrameMemory + ?Sized>(&self, domain: DomainId, mac: MacAddr, mem: &M) {
-        let i = hash(key(domain, mac)) & self.mask;
+        let i = first_slot(key(domain, mac), self.shift);
         if let Some(s) = self.slots.get(i) {
             mem.prefetch((s as *const Slot).cast());
         }
@@ -204,7 +213,7 @@ impl MacTable {
             self.counters.overflow.fetch_add(1, Ordering::Relaxed);
             return Learned::Overflow;
         }
-        let mut i = hash(k) & self.mask;
+        let mut i = first_slot(k, self.shift);
         for _ in 0..MAX_PROBE {
             let cur = self.slots[i].key.load(Ordering::Relaxed);
             if cur == EMPTY || cur == TOMBSTONE {
@@ -437,6 +446,29 @@ mod tests {
             "domain 0, port 0 and an all-zero-ish MAC work"
         );
         assert_eq!(t.lookup(0, mac(0)), Some(0));
+    }
+
+    #[test]
+    fn one_mac_in_many_domains_is_spread_over_the_table() {
+        // A router's MAC in every VLAN: more domains than one probe
+        // sequence holds must all learn it.
+        let t = MacTable::new(4096);
+        for d in 0..200 {
+            assert_eq!(t.learn(d, mac(7), 1, 0), Learned::New, "domain {d}");
+        }
+        assert!((0..200).all(|d| t.lookup(d, mac(7)) == Some(1)));
+        // Workers serving different domains with the same hosts touch
+        // different lines: the domain moves where a MAC starts.
+        let shared = (0..1000)
+            .filter(|&m| {
+                let line = |d| first_slot(key(d, mac(m)), t.shift) / 4;
+                line(1) == line(2)
+            })
+            .count();
+        assert!(
+            shared < 10,
+            "{shared} of 1000 MACs share a line across domains"
+        );
     }
 
     #[test]
