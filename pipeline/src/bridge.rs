@@ -20,11 +20,6 @@ use crate::wire::MacAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Entries past which the table no longer sits in L2 (16 bytes each, at
-/// half load: 32 K entries are 1 MiB of slots), and the bridge warms a
-/// batch's slots before it looks them up.
-const WARM_ABOVE: usize = 32 * 1024;
-
 /// A bridge domain: its name, the ports it floods to, and how it
 /// forwards.
 #[derive(Debug, Clone)]
@@ -126,7 +121,7 @@ impl Stage for Bridge {
     ) {
         // A table past the caches: touch every packet's slots first, so
         // their misses are in flight together.
-        if self.table.len() > WARM_ABOVE {
+        if self.table.worth_warming() {
             for i in 0..batch.len() {
                 let domain = batch.domain[i];
                 if domain == NO_DOMAIN {
