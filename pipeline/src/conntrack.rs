@@ -209,7 +209,14 @@ pub struct FlowTable {
     /// Where the next sweep starts.
     cursor: usize,
     pub stats: FlowStats,
+    /// NAT sessions a burst found, with the TCP flags of their packets,
+    /// refreshed after it ([`FlowTable::touch_later`]).
+    later: [(u32, u8); LATER],
+    n_later: usize,
 }
+
+/// Touches held for the end of a burst: one a packet.
+const LATER: usize = crate::batch::BATCH_SIZE;
 
 /// A worker's flow-table counters, published for `ctl show acl` and
 /// `show nat`.
@@ -258,6 +265,8 @@ impl FlowTable {
             timeouts,
             cursor: 0,
             stats: FlowStats::default(),
+            later: [(0, 0); LATER],
+            n_later: 0,
         }
     }
 
@@ -367,6 +376,29 @@ impl FlowTable {
                 g.tcp = state;
                 g.expires = expires;
             }
+        }
+    }
+
+    /// [`FlowTable::touch`], held until [`FlowTable::touch_held`]. A NAT
+    /// session's twin is a line of its own at a random place: refreshed
+    /// at once, each packet stalled on its miss; refreshed together
+    /// after the burst, the misses overlap. A session found alive stays
+    /// alive through its burst (`now` does not move), so nothing in the
+    /// burst sees the difference, and the touches keep their order.
+    #[inline]
+    pub fn touch_later(&mut self, slot: usize, tcp: u8, now: u64) {
+        if self.n_later == LATER {
+            self.touch_held(now);
+        }
+        self.later[self.n_later] = (slot as u32, tcp);
+        self.n_later += 1;
+    }
+
+    /// Applies the touches [`FlowTable::touch_later`] held, in order.
+    pub fn touch_held(&mut self, now: u64) {
+        for k in 0..std::mem::take(&mut self.n_later) {
+            let (slot, tcp) = self.later[k];
+            self.touch(slot as usize, tcp, now);
         }
     }
 
@@ -624,6 +656,51 @@ mod tests {
         t.sweep(64, 300 * S, |_, f| gone.push(f.key));
         assert_eq!(gone, vec![orig.key(17, Kind::Nat)]);
         assert_eq!(t.stats.occupied, 0);
+    }
+
+    #[test]
+    fn held_touches_end_where_touches_at_once_do() {
+        // A TCP session's packets, both ways, in one burst and past the
+        // hold's size: held and applied after, both entries end as they
+        // do touched at once, and nothing moves before.
+        let mut now_t = FlowTable::new(64, FlowTimeouts::default());
+        let mut later = FlowTable::new(64, FlowTimeouts::default());
+        let orig = tuple(4000);
+        let to = Tuple4 {
+            src: [198, 18, 100, 1],
+            sport: 1024,
+            ..orig
+        };
+        let a = now_t.insert_session(orig, to, 6, true, tcp_flags::SYN, 0);
+        let b = later.insert_session(orig, to, 6, true, tcp_flags::SYN, 0);
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b);
+        let reply = now_t.find(&to.reversed().key(6, Kind::Nat), 0).unwrap();
+        let before = |t: &FlowTable| {
+            let (x, y) = (t.get(a).unwrap(), t.get(reply).unwrap());
+            (x.tcp, x.expires, y.tcp, y.expires)
+        };
+        let start = before(&later);
+        let mut packets = vec![
+            (reply, tcp_flags::SYN | tcp_flags::ACK),
+            (a, tcp_flags::ACK),
+        ];
+        packets.extend((0..2 * LATER).map(|k| ([a, reply][k % 2], tcp_flags::ACK)));
+        packets.push((a, tcp_flags::FIN | tcp_flags::ACK));
+        packets.push((reply, tcp_flags::FIN | tcp_flags::ACK));
+        let t = 5 * S;
+        for &(slot, flags) in &packets[..3] {
+            now_t.touch(slot, flags, t);
+            later.touch_later(slot, flags, t);
+        }
+        assert_eq!(before(&later), start, "held, not applied");
+        for &(slot, flags) in &packets[3..] {
+            now_t.touch(slot, flags, t);
+            later.touch_later(slot, flags, t);
+        }
+        later.touch_held(t);
+        assert_eq!(before(&later), before(&now_t));
+        assert_ne!(before(&later), start);
     }
 
     #[test]

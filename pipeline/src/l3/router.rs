@@ -421,6 +421,9 @@ impl Router {
         if !self.held.is_empty() {
             self.release(batch, mem, &ifs, drops);
         }
+        if let Some(t) = flows {
+            t.touch_held(self.now_ns);
+        }
     }
 
     /// Looks up the destination of every IPv4 and IPv6 packet to a

@@ -289,7 +289,7 @@ impl Nat {
                 return Pre::Off;
             };
             let to = side.to;
-            flows.touch(slot, r.tcp, now);
+            flows.touch_later(slot, r.tcp, now);
             // The destination side now, so the route lookup sees it; the
             // source side after routing, so that pollgate's own ICMP
             // errors (TTL, MTU) still go to the inside sender. A query's
