@@ -634,15 +634,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_session_is_found_from_both_ends_and_ages_as_one() {
-        let mut t = FlowTable::new(64, FlowTimeouts::default());
+    /// An inside sender's tuple, and the one masquerade gives it.
+    fn masqueraded() -> (Tuple4, Tuple4) {
         let orig = tuple(4000);
         let to = Tuple4 {
             src: [198, 18, 100, 1],
             sport: 1024,
             ..orig
         };
+        (orig, to)
+    }
+
+    #[test]
+    fn a_session_is_found_from_both_ends_and_ages_as_one() {
+        let mut t = FlowTable::new(64, FlowTimeouts::default());
+        let (orig, to) = masqueraded();
         let a = t.insert_session(orig, to, 17, true, 0, 0).unwrap();
         let b = t.find(&to.reversed().key(17, Kind::Nat), 0).unwrap();
         let FlowData::Nat(side) = t.get(b).unwrap().data else {
@@ -665,12 +671,7 @@ mod tests {
         // do touched at once, and nothing moves before.
         let mut now_t = FlowTable::new(64, FlowTimeouts::default());
         let mut later = FlowTable::new(64, FlowTimeouts::default());
-        let orig = tuple(4000);
-        let to = Tuple4 {
-            src: [198, 18, 100, 1],
-            sport: 1024,
-            ..orig
-        };
+        let (orig, to) = masqueraded();
         let a = now_t.insert_session(orig, to, 6, true, tcp_flags::SYN, 0);
         let b = later.insert_session(orig, to, 6, true, tcp_flags::SYN, 0);
         let (a, b) = (a.unwrap(), b.unwrap());
