@@ -677,11 +677,11 @@ mod tests {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a, b);
         let reply = now_t.find(&to.reversed().key(6, Kind::Nat), 0).unwrap();
-        let before = |t: &FlowTable| {
+        let state = |t: &FlowTable| {
             let (x, y) = (t.get(a).unwrap(), t.get(reply).unwrap());
             (x.tcp, x.expires, y.tcp, y.expires)
         };
-        let start = before(&later);
+        let start = state(&later);
         let mut packets = vec![
             (reply, tcp_flags::SYN | tcp_flags::ACK),
             (a, tcp_flags::ACK),
@@ -694,14 +694,14 @@ mod tests {
             now_t.touch(slot, flags, t);
             later.touch_later(slot, flags, t);
         }
-        assert_eq!(before(&later), start, "held, not applied");
+        assert_eq!(state(&later), start, "held, not applied");
         for &(slot, flags) in &packets[3..] {
             now_t.touch(slot, flags, t);
             later.touch_later(slot, flags, t);
         }
         later.touch_held(t);
-        assert_eq!(before(&later), before(&now_t));
-        assert_ne!(before(&later), start);
+        assert_eq!(state(&later), state(&now_t));
+        assert_ne!(state(&later), start);
     }
 
     #[test]
