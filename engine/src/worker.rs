@@ -209,6 +209,52 @@ impl Outputs {
         pool.free_packet(addr, tail);
     }
 
+    /// Queues the run of packets from `i` on that go to port `p`, one of
+    /// ours (TX buffer `l`), and returns where the run ends. A burst
+    /// mostly goes one way: the buffer's fill count stays in a register
+    /// for the run, where `deliver`, one packet at a time, loaded and
+    /// stored it for each, a dependency through memory that bounded the
+    /// loop.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn queue_run(
+        &mut self,
+        l: usize,
+        p: PortId,
+        batch: &Batch,
+        mut i: usize,
+        ports: &mut [(PortId, AnyPort)],
+        pool: &mut FramePool,
+        drops: &mut DropCounters,
+    ) -> usize {
+        let chains = self.chains[l];
+        let buf = &mut self.tx[l];
+        let mut len = buf.len;
+        while i < batch.len() && batch.verdict[i] == Verdict::Forward(p) {
+            let (addr, tail) = (batch.addr[i], batch.tail_len[i]);
+            i += 1;
+            if tail != 0 && !chains {
+                drops.count(DropReason::FrameTooBig);
+                pool.free_packet(addr, tail);
+                continue;
+            }
+            let data_len = batch.data_len[i - 1];
+            buf.descs[len % BATCH_SIZE] = TxDesc {
+                addr,
+                len: data_len,
+                tail,
+            };
+            len += 1;
+            if len == BATCH_SIZE {
+                buf.len = len;
+                flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
+                len = buf.len;
+            }
+        }
+        buf.len = len;
+        i
+    }
+
     /// Packet `i` for worker `w`'s pipeline, which holds its NAT
     /// session: copied across behind its ingress port and domain (the
     /// stages before the router have run here: tags stripped, tunnel
@@ -658,7 +704,14 @@ fn dispatch(
     pipeline: &mut Pipeline,
     drops: &mut DropCounters,
 ) {
-    for i in 0..batch.len() {
+    let mut i = 0;
+    while i < batch.len() {
+        if let Verdict::Forward(p) = batch.verdict[i] {
+            if let Some(l) = out.local.get(p as usize).copied().flatten() {
+                i = out.queue_run(l, p, batch, i, ports, pool, drops);
+                continue;
+            }
+        }
         let (addr, tail) = (batch.addr[i], batch.tail_len[i]);
         match batch.verdict[i] {
             Verdict::Forward(p) => {
@@ -676,6 +729,7 @@ fn dispatch(
                 pool.free_packet(addr, tail);
             }
         }
+        i += 1;
     }
 }
 
