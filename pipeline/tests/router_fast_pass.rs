@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use pollgate_pipeline::l3::{Route, Source, Target};
-use pollgate_pipeline::PortId;
+use pollgate_pipeline::{PortId, Verdict};
 use proptest::prelude::*;
 use std::net::IpAddr;
 
@@ -147,10 +147,21 @@ proptest! {
     // an unoptimised build spends most of a second on that.
     #![proptest_config(ProptestConfig::with_cases(if cfg!(debug_assertions) { 40 } else { 200 }))]
 
+    /// `quick`: the bursts come 1 µs apart, so the fast pass's resolved
+    /// next hops carry over from one burst to the next (they are kept
+    /// 100 µs); the ARP replies and new senders among them must still
+    /// show at once.
     #[test]
-    fn the_fast_pass_decides_as_the_general_one(steps in prop::collection::vec(step(), 1..8)) {
+    fn the_fast_pass_decides_as_the_general_one(
+        steps in prop::collection::vec(step(), 1..8),
+        quick in any::<bool>(),
+    ) {
         let mut fast = with_routes(rig());
         let mut general = with_routes(rig_general());
+        if quick {
+            fast.step_ns = 1_000;
+            general.step_ns = 1_000;
+        }
         for s in &steps {
             let frames: Vec<_> = s
                 .iter()
@@ -166,4 +177,78 @@ proptest! {
             prop_assert_eq!(fast.router.take_requests(), general.router.take_requests());
         }
     }
+}
+
+/// A burst from port 0 to 198.19.7.7, through gateway 0; the MAC it
+/// leaves with.
+fn via_gateway_0(r: &mut Rig) -> [u8; 6] {
+    let p = Pkt {
+        port: 0,
+        sender: 0,
+        dst: 0,
+        ttl: 64,
+        payload: 0,
+        df: false,
+        not_to_router: false,
+    };
+    let (out, _) = r.run(&[frame(&p)]);
+    assert!(
+        matches!(out[0].0, Verdict::Forward(1) | Verdict::Flood(1)),
+        "{:?}",
+        out[0].0
+    );
+    out[0].1[0..6].try_into().unwrap()
+}
+
+/// The rig with gateway 0 resolved and its adjacency in the fast pass's
+/// cache, bursts 1 µs apart (within the cache's 100 µs).
+fn resolved_and_cached() -> Rig {
+    let mut r = with_routes(rig());
+    r.step_ns = 1_000;
+    r.run(&[arp_from_gateway(0)]);
+    // The first burst also teaches the sender, which empties the cache.
+    for _ in 0..2 {
+        assert_eq!(via_gateway_0(&mut r), GATEWAY_MACS[0]);
+    }
+    r
+}
+
+/// A neighbour changed outside the data path (`neighbor add` through
+/// `ctl`, another worker's ARP) reaches the fast pass within its
+/// adjacencies' lifetime, 100 µs, however busy the router is.
+#[test]
+fn a_neighbour_changed_elsewhere_reaches_the_fast_pass() {
+    let mut r = resolved_and_cached();
+    let moved = [2, 0, 0, 0, 2, 99];
+    let tables = r.routes.tables.clone();
+    tables.neighbors.update(
+        1,
+        IpAddr::from(GATEWAYS[0]),
+        Some(moved),
+        false,
+        r.now,
+        true,
+    );
+    let seen = (0..150).position(|_| via_gateway_0(&mut r) == moved);
+    assert!(
+        seen.is_some_and(|k| k <= 100),
+        "new MAC first used at burst {seen:?}"
+    );
+}
+
+/// An ARP reply the router reads that moves a gateway to another MAC, one
+/// the MAC table knows already (so no new sender empties the cache), is
+/// used by the very next burst.
+#[test]
+fn an_arp_answer_reaches_the_fast_pass_at_once() {
+    let mut r = resolved_and_cached();
+    // Gateway 1's MAC, known on port 1, answers for gateway 0's address.
+    let (port, f) = arp_from_gateway(1);
+    r.run(&[(port, f)]);
+    // That taught a new sender: the cache is filled again.
+    assert_eq!(via_gateway_0(&mut r), GATEWAY_MACS[0]);
+    let ours = [198, 18, 2, 1];
+    let moved = arp_reply(GATEWAY_MACS[1], GATEWAYS[0], GW.0, ours);
+    r.run(&[(1, moved)]);
+    assert_eq!(via_gateway_0(&mut r), GATEWAY_MACS[1]);
 }

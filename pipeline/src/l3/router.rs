@@ -111,7 +111,7 @@ pub struct Router {
     /// The last source learned in this batch (VPP's l2 nodes keep their
     /// last key the same way): a burst mostly comes from one host.
     last_learned: Option<(DomainId, MacAddr, PortId)>,
-    /// The fast pass's next hops of this batch, by FIB result.
+    /// The fast pass's next hops, by FIB result (see `Adjacencies`).
     adj: adjacency::Adjacencies,
     /// Whether the fast pass runs (tests turn it off to compare).
     fast: bool,
@@ -525,6 +525,8 @@ impl Router {
         ifc: &L3Interface,
         to_router: bool,
     ) -> Option<Verdict> {
+        // It may teach a neighbour the fast pass has cached.
+        self.adj.clear();
         let not_ours = to_router.then_some(Verdict::Drop(DropReason::ArpIgnored));
         let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
             return not_ours;
@@ -587,6 +589,7 @@ impl Router {
         ifc: &L3Interface,
         to_router: bool,
     ) -> Option<Verdict> {
+        self.adj.clear();
         let not_ours = to_router.then_some(Verdict::Drop(DropReason::L3LocalDropped));
         let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
         let f = mem.bytes(batch.addr[i], batch.data_len[i])?;

@@ -31,6 +31,8 @@ pub struct Rig {
     pub routes: RouteTable,
     pub mem: Vec<u8>,
     pub now: u64,
+    /// How far the clock moves before each run.
+    pub step_ns: u64,
     /// The worker's flow table, for NAT.
     pub flows: Option<FlowTable>,
     /// The next frame slot: held packets keep theirs across runs.
@@ -107,6 +109,7 @@ fn rig_built(nat: Option<(Nat, usize)>, general: bool) -> Rig {
         routes,
         mem: vec![0; SLOT * 256],
         now: 1_000_000_000,
+        step_ns: 1_000_000,
         flows,
         slot: 0,
     }
@@ -131,7 +134,7 @@ impl Rig {
         for k in 0..b.len() {
             b.domain[k] = b.in_port[k];
         }
-        self.now += 1_000_000;
+        self.now += self.step_ns;
         self.router.set_clock(self.now);
         self.bridge.set_clock(self.now);
         self.router
