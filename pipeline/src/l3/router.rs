@@ -8,17 +8,28 @@
 //! ARP requests and ND solicitations for the gateway's addresses are
 //! answered here instead of being flooded. Every other frame passes on
 //! to the bridge untouched.
+//!
+//! This file has the stage's two passes over a burst (the batched FIB
+//! lookup and the general per-packet pass) and forwarding; beside it,
+//! `adjacency` is the fast pass of the common case, `discovery` ARP and
+//! ND, `hold` the packets waiting for a neighbour, `input` the input hook
+//! and the ICMP errors.
 
 mod adjacency;
+mod discovery;
+mod hold;
+mod input;
+
+use hold::{Held, HOLD_MAX, MAX_REQUESTS};
 
 use super::fib::{key_v4, key_v6};
-use super::icmp::{self, V4_GROWTH, V6_GROWTH};
-use super::interface::{Interfaces, L3Interface};
-use super::nd::{self, ICMP6_NA, ICMP6_NS};
+use super::icmp;
+use super::interface::Interfaces;
+use super::nd;
 use super::neighbor;
 use super::nexthop::{flow_hash, NextHop, NextHops};
 use super::recent::Recent;
-use super::tables::{bump, L3Tables};
+use super::tables::L3Tables;
 use crate::batch::{flags, Batch, BATCH_SIZE};
 use crate::conntrack::FlowTable;
 use crate::frame::FrameMemory;
@@ -26,7 +37,6 @@ use crate::mac_table::MacTable;
 use crate::nat::{Nat, Pre};
 use crate::storm::TokenBucket;
 use crate::verdict::{DomainId, DropCounters, DropReason, PortId, Verdict};
-use crate::wire::arp::OP_REQUEST;
 use crate::wire::MacAddr;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -131,34 +141,6 @@ pub struct Router {
 /// Marks a packet the batched FIB pass did not look up.
 const NO_FIB: u32 = u32::MAX;
 
-/// Packets a worker's router holds while their next hops resolve, over
-/// all neighbours and per neighbour (Linux keeps about three per
-/// neighbour, `unres_qlen`), and for how long at most.
-const HOLD_MAX: usize = 64;
-const HOLD_PER_NEIGHBOR: usize = 4;
-const HOLD_NS: u64 = 1_000_000_000;
-/// Resolution requests queued for the worker to send.
-const MAX_REQUESTS: usize = 16;
-
-/// A packet waiting for its next hop: its frame and what the stages
-/// after the router need of its metadata.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    addr: u64,
-    data_len: u32,
-    tail_len: u32,
-    headroom: u16,
-    l3_off: u16,
-    l4_off: u16,
-    ethertype: u16,
-    l4_proto: u8,
-    flags: u8,
-    prio: u16,
-    ifx: u16,
-    ip: IpAddr,
-    since: u64,
-}
-
 impl Router {
     pub fn new(
         ifs: Arc<Interfaces>,
@@ -215,102 +197,6 @@ impl Router {
 
     pub fn nat_mut(&mut self) -> Option<&mut Nat> {
         self.nat.as_mut()
-    }
-
-    /// Whether packets are held (the worker then runs the pipeline now
-    /// and then without traffic, so they leave when resolved or expired).
-    pub fn holds(&self) -> bool {
-        !self.held.is_empty()
-    }
-
-    /// The frames of every held packet (addr, tail), given up: for the
-    /// worker to free when it stops.
-    pub fn take_held(&mut self) -> Vec<(u64, u32)> {
-        self.held.drain(..).map(|h| (h.addr, h.tail_len)).collect()
-    }
-
-    /// The ARP requests and NS the router asked for since the last call,
-    /// as frames to flood in their interfaces' domains.
-    pub fn take_requests(&mut self) -> Vec<(DomainId, Vec<u8>)> {
-        let mut out = Vec::new();
-        for (ifx, ip) in self.requests.drain(..) {
-            let Some(ifc) = self.ifs.get(ifx) else {
-                continue;
-            };
-            let mut f = vec![0u8; nd::ND_FRAME_LEN];
-            let n = match ip {
-                IpAddr::V4(a) => nd::write_arp_request(&mut f, ifc, a.octets()),
-                IpAddr::V6(a) => nd::write_ns(&mut f, ifc, a.octets()),
-            };
-            if let Some(n) = n {
-                f.truncate(n);
-                bump(if ip.is_ipv4() {
-                    &self.tables.counters.arp_requests
-                } else {
-                    &self.tables.counters.nd_solicits
-                });
-                out.push((ifx, f));
-            }
-        }
-        out
-    }
-
-    pub fn has_requests(&self) -> bool {
-        !self.requests.is_empty()
-    }
-
-    /// Puts held packets back into the batch: forwarded once their next
-    /// hop is known, dropped (and counted) once they have waited too long
-    /// or their interface is gone. As many as the batch has room for.
-    fn release<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        mem: &mut M,
-        ifs: &Interfaces,
-        drops: &mut DropCounters,
-    ) {
-        let now = self.now_ns;
-        let mut k = 0;
-        while k < self.held.len() && !batch.is_full() {
-            let h = self.held[k];
-            let out = ifs.get(h.ifx);
-            let mac = out
-                .and(self.tables.neighbors.lookup(h.ifx, h.ip, now))
-                .and_then(|f| f.mac);
-            let expired = now.saturating_sub(h.since) > HOLD_NS || out.is_none();
-            if mac.is_none() && !expired {
-                k += 1;
-                continue;
-            }
-            self.held.remove(k);
-            batch.push(h.addr, h.data_len, h.headroom, ROUTER_PORT);
-            let i = batch.len() - 1;
-            batch.tail_len[i] = h.tail_len;
-            batch.l3_off[i] = h.l3_off;
-            batch.l4_off[i] = h.l4_off;
-            batch.ethertype[i] = h.ethertype;
-            batch.l4_proto[i] = h.l4_proto;
-            batch.flags[i] = h.flags;
-            batch.prio[i] = h.prio;
-            batch.domain[i] = h.ifx;
-            let f = mem.bytes_mut(h.addr, h.data_len);
-            match (mac, out, f) {
-                (Some(mac), Some(out), Some(f)) => {
-                    decrement_hop(f, h.l3_off as usize, h.flags & flags::IPV6 != 0);
-                    let port = self.macs.lookup(out.domain, MacAddr(mac));
-                    forward_to(batch, i, f, out.domain, out.mac.0, mac, port);
-                }
-                _ => {
-                    bump(&self.tables.counters.held_expired);
-                    set(
-                        batch,
-                        i,
-                        Verdict::Drop(DropReason::NeighborUnresolved),
-                        drops,
-                    );
-                }
-            }
-        }
     }
 
     pub fn set_clock(&mut self, now_ns: u64) {
@@ -515,129 +401,6 @@ impl Router {
         }
     }
 
-    /// An ARP packet in the interface's domain. `Some`: the router took
-    /// it (answered or consumed); `None`: the bridge floods it.
-    fn arp<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &mut M,
-        ifc: &L3Interface,
-        to_router: bool,
-    ) -> Option<Verdict> {
-        // It may teach a neighbour the fast pass has cached.
-        self.adj.clear();
-        let not_ours = to_router.then_some(Verdict::Drop(DropReason::ArpIgnored));
-        let Some(f) = mem.bytes_mut(batch.addr[i], batch.data_len[i]) else {
-            return not_ours;
-        };
-        let Some(a) = nd::read_arp(f) else {
-            return not_ours;
-        };
-        let neigh = &self.tables.neighbors;
-        if !ifc.owns_v4(a.target_ip) {
-            if a.sender_ip != [0; 4] {
-                neigh.refresh(
-                    ifc.domain,
-                    IpAddr::from(a.sender_ip),
-                    a.sender_mac.0,
-                    self.now_ns,
-                );
-            }
-            return not_ours;
-        }
-        if a.sender_ip != [0; 4] {
-            neigh.update(
-                ifc.domain,
-                IpAddr::from(a.sender_ip),
-                Some(a.sender_mac.0),
-                false,
-                self.now_ns,
-                // An answer is rare and must not be lost to a sweep
-                // holding the table: wait for the writer lock.
-                true,
-            );
-        }
-        if a.op != OP_REQUEST {
-            return Some(Verdict::Drop(DropReason::NdConsumed));
-        }
-        if batch.tail_len[i] != 0 {
-            return Some(Verdict::Drop(DropReason::FrameTooBig));
-        }
-        let n = match nd::write_arp_reply(f, ifc, &a) {
-            Some(n) => Some(n),
-            // A runt ARP frame: its buffer still holds 60 bytes.
-            None => mem
-                .bytes_mut(batch.addr[i], 60)
-                .and_then(|f| nd::write_arp_reply(f, ifc, &a)),
-        };
-        Some(match n {
-            Some(n) => {
-                bump(&self.tables.counters.arp_replies);
-                reply(batch, i, n)
-            }
-            None => Verdict::Drop(DropReason::ArpIgnored),
-        })
-    }
-
-    /// An ICMPv6 packet that may be ND for the interface. `Some`: taken.
-    fn nd<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &mut M,
-        ifc: &L3Interface,
-        to_router: bool,
-    ) -> Option<Verdict> {
-        self.adj.clear();
-        let not_ours = to_router.then_some(Verdict::Drop(DropReason::L3LocalDropped));
-        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
-        let f = mem.bytes(batch.addr[i], batch.data_len[i])?;
-        let from = MacAddr::from_bytes(&f[6..12]);
-        let Some(m) = nd::read_nd(f, l3, l4) else {
-            return not_ours;
-        };
-        let neigh = &self.tables.neighbors;
-        let now = self.now_ns;
-        if m.kind == ICMP6_NA {
-            if let Some(mac) = m.lladdr {
-                neigh.refresh(ifc.domain, IpAddr::from(m.target), mac.0, now);
-            }
-            return to_router.then_some(Verdict::Drop(DropReason::NdConsumed));
-        }
-        if !ifc.owns_v6(m.target) {
-            return not_ours;
-        }
-        if m.src != [0; 16] {
-            if let Some(mac) = m.lladdr {
-                neigh.update(
-                    ifc.domain,
-                    IpAddr::from(m.src),
-                    Some(mac.0),
-                    false,
-                    now,
-                    true,
-                );
-            }
-        }
-        if batch.tail_len[i] != 0 {
-            return Some(Verdict::Drop(DropReason::FrameTooBig));
-        }
-        let n = mem
-            .bytes_mut(batch.addr[i], nd::ND_FRAME_LEN as u32)
-            .and_then(|f| nd::write_na(f, ifc, &m, from));
-        Some(match n {
-            Some(n) => {
-                bump(&self.tables.counters.nd_adverts);
-                let v = reply(batch, i, n);
-                batch.l3_off[i] = 14;
-                batch.l4_off[i] = 54;
-                v
-            }
-            None => Verdict::Drop(DropReason::L3LocalDropped),
-        })
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn route_v4<M: FrameMemory + ?Sized>(
         &mut self,
@@ -830,251 +593,6 @@ impl Router {
         };
         decrement_hop(f, l3, hdr.v6);
         forward_to(batch, i, f, out.domain, out.mac.0, mac, port);
-    }
-
-    /// The next hop's MAC, or `None` with the packet dealt with: turned
-    /// into an ARP request / NS for it (at most one per neighbour per
-    /// retry interval, whichever worker asks) or dropped while it
-    /// resolves. Counted either way: pollgate does not queue. The caller
-    /// looks in the batch's `hops` first, inline.
-    #[inline(never)]
-    fn resolve<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &mut M,
-        drops: &mut DropCounters,
-        out: &L3Interface,
-        key: u128,
-    ) -> Option<[u8; 6]> {
-        let neigh = &self.tables.neighbors;
-        let now = self.now_ns;
-        let found = neigh.lookup_key(out.domain, key, now);
-        if let Some(mac) = found.and_then(|f| f.mac) {
-            return Some(mac);
-        }
-        let ip = neighbor::ip_of(key);
-        let slot = match found {
-            Some(found) => Some(found.slot),
-            None => neigh.update(out.domain, ip, None, false, now, false),
-        };
-        let waiting = self
-            .held
-            .iter()
-            .filter(|h| h.ifx == out.domain && h.ip == ip)
-            .count();
-        // No slot (a full table, or another writer in the table just
-        // now): the first waiting packet asks anyway; the answer makes
-        // the entry.
-        let ask = match slot {
-            Some(s) => neigh.may_request(s, now),
-            None => waiting == 0,
-        };
-        if self.held.len() < HOLD_MAX && waiting < HOLD_PER_NEIGHBOR {
-            if ask && self.requests.len() < MAX_REQUESTS {
-                self.requests.push((out.domain, ip));
-            }
-            self.held.push(Held {
-                addr: batch.addr[i],
-                data_len: batch.data_len[i],
-                tail_len: batch.tail_len[i],
-                headroom: batch.headroom[i],
-                l3_off: batch.l3_off[i],
-                l4_off: batch.l4_off[i],
-                ethertype: batch.ethertype[i],
-                l4_proto: batch.l4_proto[i],
-                flags: batch.flags[i] & !flags::TUNNEL,
-                prio: batch.prio[i],
-                ifx: out.domain,
-                ip,
-                since: now,
-            });
-            bump(&self.tables.counters.held);
-            batch.verdict[i] = Verdict::Held;
-            return None;
-        }
-        // The hold queue is full: this packet becomes the request itself
-        // (or, within the retry interval, is dropped).
-        drops.count(DropReason::NeighborUnresolved);
-        let ask = ask && batch.tail_len[i] == 0;
-        let n = if ask {
-            mem.bytes_mut(batch.addr[i], nd::ND_FRAME_LEN as u32)
-                .and_then(|f| match ip {
-                    IpAddr::V4(a) => nd::write_arp_request(f, out, a.octets()),
-                    IpAddr::V6(a) => nd::write_ns(f, out, a.octets()),
-                })
-        } else {
-            None
-        };
-        match n {
-            Some(n) => {
-                bump(if ip.is_ipv4() {
-                    &self.tables.counters.arp_requests
-                } else {
-                    &self.tables.counters.nd_solicits
-                });
-                batch.data_len[i] = n as u32;
-                batch.domain[i] = out.domain;
-                batch.in_port[i] = ROUTER_PORT;
-                batch.flags[i] &= !flags::TUNNEL;
-                batch.verdict[i] = Verdict::Flood(out.domain);
-            }
-            None => batch.verdict[i] = Verdict::Drop(DropReason::NeighborUnresolved),
-        }
-        None
-    }
-
-    /// For one of our IPv4 addresses: echo requests are answered.
-    fn input_v4<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &mut M,
-        drops: &mut DropCounters,
-    ) {
-        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
-        let ifs = self.ifs.clone();
-        let Some(ifc) = ifs.get(batch.domain[i]) else {
-            return;
-        };
-        let echo =
-            batch.l4_proto[i] == 1 && batch.flags[i] & flags::L4 != 0 && batch.tail_len[i] == 0;
-        let answered = echo
-            && mem
-                .bytes_mut(batch.addr[i], batch.data_len[i])
-                .is_some_and(|f| icmp::v4_echo_reply(f, l3, l4, ifc.mac.0));
-        self.answer_or_drop(batch, i, answered, drops);
-    }
-
-    fn input_v6<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &mut M,
-        drops: &mut DropCounters,
-    ) {
-        let (l3, l4) = (batch.l3_off[i] as usize, batch.l4_off[i] as usize);
-        let ifs = self.ifs.clone();
-        let Some(ifc) = ifs.get(batch.domain[i]) else {
-            return;
-        };
-        let icmp6 = batch.l4_proto[i] == 58 && batch.flags[i] & flags::L4 != 0;
-        let ty = mem
-            .bytes(batch.addr[i], batch.data_len[i])
-            .and_then(|f| f.get(l4).copied());
-        if icmp6 && matches!(ty, Some(ICMP6_NS | ICMP6_NA)) {
-            let v = self
-                .nd(batch, i, mem, ifc, true)
-                .unwrap_or(Verdict::Drop(DropReason::L3LocalDropped));
-            return set(batch, i, v, drops);
-        }
-        let dst_ours = mem
-            .bytes(batch.addr[i], batch.data_len[i])
-            .is_some_and(|f| f.get(l3 + 24) != Some(&0xff));
-        let answered = icmp6
-            && dst_ours
-            && batch.tail_len[i] == 0
-            && mem
-                .bytes_mut(batch.addr[i], batch.data_len[i])
-                .is_some_and(|f| icmp::v6_echo_reply(f, l3, l4, ifc.mac.0));
-        self.answer_or_drop(batch, i, answered, drops);
-    }
-
-    /// The input hook's end: an echo answered in place goes back out of
-    /// its port; anything else for our addresses is dropped and counted.
-    fn answer_or_drop(
-        &self,
-        batch: &mut Batch,
-        i: usize,
-        answered: bool,
-        drops: &mut DropCounters,
-    ) {
-        if answered {
-            bump(&self.tables.counters.echo_replies);
-            let len = batch.data_len[i] as usize;
-            batch.verdict[i] = reply(batch, i, len);
-        } else {
-            set(batch, i, Verdict::Drop(DropReason::L3LocalDropped), drops);
-        }
-    }
-
-    /// Drops the packet for `reason` and, where the rules and the rate
-    /// limit allow, turns it into the ICMP error `err` back to its
-    /// sender, out of the port it came in on.
-    fn fail<M: FrameMemory + ?Sized>(
-        &mut self,
-        batch: &mut Batch,
-        i: usize,
-        mem: &mut M,
-        drops: &mut DropCounters,
-        reason: DropReason,
-        err: Option<IcmpError>,
-    ) {
-        drops.count(reason);
-        batch.verdict[i] = Verdict::Drop(reason);
-        let Some((kind, rest)) = err else { return };
-        let Some(ifc) = self.ifs.get(batch.domain[i]) else {
-            return;
-        };
-        let v4 = batch.flags[i] & flags::IPV4 != 0;
-        let grow = if v4 { V4_GROWTH } else { V6_GROWTH };
-        if batch.tail_len[i] != 0 || (batch.headroom[i] as usize) < grow || batch.l3_off[i] != 14 {
-            return;
-        }
-        let (l3, l4) = (14usize, batch.l4_off[i] as usize);
-        let Some(f) = mem.bytes(batch.addr[i], batch.data_len[i]) else {
-            return;
-        };
-        let l4b = (batch.flags[i] & flags::L4 != 0)
-            .then(|| f.get(l4..))
-            .flatten();
-        let ok = if v4 {
-            icmp::v4_may_answer(&f[l3..], l4b)
-        } else {
-            icmp::v6_may_answer(&f[l3..], batch.l4_proto[i], l4b)
-        };
-        if !ok {
-            return;
-        }
-        if !self.icmp.take(self.now_ns) {
-            bump(&self.tables.counters.icmp_rate_limited);
-            return;
-        }
-        let len = batch.data_len[i] as usize;
-        let start = batch.addr[i] - grow as u64;
-        let Some(buf) = mem.bytes_mut(start, (len + grow) as u32) else {
-            return;
-        };
-        let n = if v4 {
-            let peer = [
-                buf[grow + 26],
-                buf[grow + 27],
-                buf[grow + 28],
-                buf[grow + 29],
-            ];
-            ifc.v4_source(peer)
-                .and_then(|src| icmp::write_v4_error(buf, len, kind, rest, ifc.mac.0, src))
-        } else {
-            let mut peer = [0u8; 16];
-            peer.copy_from_slice(&buf[grow + 22..grow + 38]);
-            icmp::write_v6_error(buf, len, kind, rest, ifc.mac.0, ifc.v6_source(peer))
-        };
-        let Some(n) = n else { return };
-        let c = &self.tables.counters;
-        bump(match kind.0 {
-            11 if v4 => &c.time_exceeded,
-            3 if !v4 => &c.time_exceeded,
-            3 if kind.1 == 4 => &c.too_big,
-            2 if !v4 => &c.too_big,
-            _ => &c.unreachable,
-        });
-        batch.addr[i] = start;
-        batch.headroom[i] -= grow as u16;
-        batch.l3_off[i] = 14;
-        batch.l4_off[i] = 14 + grow as u16 - 8;
-        batch.l4_proto[i] = if v4 { 1 } else { 58 };
-        batch.flags[i] = flags::PARSED | flags::L4 | if v4 { flags::IPV4 } else { flags::IPV6 };
-        batch.verdict[i] = reply(batch, i, n);
     }
 }
 
