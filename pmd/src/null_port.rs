@@ -7,7 +7,7 @@
 use crate::pool::FramePool;
 use crate::port::{bump, Port, PortInfo, SharedCounters, TxDesc};
 use crate::prefetch::prefetch;
-use pollgate_pipeline::{Batch, PortId};
+use pollgate_pipeline::{Batch, PortId, BATCH_SIZE};
 
 pub struct NullPort {
     name: String,
@@ -102,25 +102,26 @@ impl Port for NullPort {
             return 0;
         }
         let headroom = pool.headroom() as u16;
-        let want = batch.room().min(max);
+        let want = batch.room().min(max).min(BATCH_SIZE);
+        let mut bases = [0u64; BATCH_SIZE];
+        let got = pool.alloc_frames(&mut bases[..want]);
+        if got < want {
+            bump(&self.counters.rx_nombuf, 1);
+        }
         let mut n = 0;
         let mut bytes = 0u64;
         let stream = self.frames.len() > STREAM_ABOVE;
-        while n < want {
+        while n < got {
             let end = self.ends[self.next] as usize;
             if stream {
                 self.read_ahead(end);
             }
             let frame = &self.frames[self.start..end];
             let len = frame.len() as u32;
-            match pool.alloc_copy(frame) {
+            match pool.fill_frame(bases[n], frame) {
                 Some(addr) => batch.push(addr, len, headroom, id),
-                None if len > pool.data_room() => {
-                    bump(&self.counters.rx_oversize, 1);
-                    break;
-                }
                 None => {
-                    bump(&self.counters.rx_nombuf, 1);
+                    bump(&self.counters.rx_oversize, 1);
                     break;
                 }
             };
@@ -133,6 +134,9 @@ impl Port for NullPort {
                 self.start = 0;
             }
         }
+        // Frames taken and not filled (an oversize frame stopped the
+        // burst) go back.
+        pool.free_frames(bases[n..got].iter().copied());
         bump(&self.counters.rx_packets, n as u64);
         bump(&self.counters.rx_bytes, bytes);
         n
@@ -140,9 +144,17 @@ impl Port for NullPort {
 
     fn tx_burst(&mut self, pool: &mut FramePool, descs: &[TxDesc]) -> usize {
         let mut bytes = 0u64;
+        let mut chained = false;
         for d in descs {
             bytes += d.len as u64;
-            pool.free_packet(d.addr, d.tail);
+            chained |= d.tail != 0;
+        }
+        if chained {
+            for d in descs {
+                pool.free_packet(d.addr, d.tail);
+            }
+        } else {
+            pool.free_frames(descs.iter().map(|d| d.addr));
         }
         bump(&self.counters.tx_packets, descs.len() as u64);
         bump(&self.counters.tx_bytes, bytes);

@@ -201,6 +201,45 @@ impl FramePool {
         self.free.push(addr & self.mask);
     }
 
+    /// Takes up to `out.len()` free frames (their base addresses) at
+    /// once; returns how many. One update of the free stack's length,
+    /// where `alloc` per frame loads and stores it each time, a
+    /// dependency through memory that bounds a burst's loop.
+    #[inline]
+    pub fn alloc_frames(&mut self, out: &mut [u64]) -> usize {
+        let n = out.len().min(self.free.len());
+        let start = self.free.len() - n;
+        out[..n].copy_from_slice(&self.free[start..]);
+        self.free.truncate(start);
+        n
+    }
+
+    /// Frees the frames holding `addrs` (packets of one frame each) with
+    /// one update of the free stack's length, as `alloc_frames` takes
+    /// them.
+    #[inline]
+    pub fn free_frames(&mut self, addrs: impl ExactSizeIterator<Item = u64>) {
+        debug_assert!(
+            self.free.len() + addrs.len() <= self.cfg.frames as usize,
+            "double free"
+        );
+        let mask = self.mask;
+        self.free.extend(addrs.map(|a| a & mask));
+    }
+
+    /// Writes `data` into the free-of-the-pool frame at `base` (one the
+    /// caller took) after the headroom; returns the data address, or
+    /// `None` (the frame still the caller's) when `data` is too long.
+    #[inline(always)]
+    pub fn fill_frame(&mut self, base: u64, data: &[u8]) -> Option<u64> {
+        if data.len() > self.data_room() as usize {
+            return None;
+        }
+        let addr = base + self.cfg.headroom as u64;
+        copy_short(self.bytes_mut(addr, data.len() as u32)?, data);
+        Some(addr)
+    }
+
     /// Base address of the frame holding `addr`.
     #[inline(always)]
     pub fn frame_base(&self, addr: u64) -> u64 {
@@ -365,17 +404,11 @@ impl FramePool {
             return None;
         }
         let base = self.alloc()?;
-        let addr = base + self.cfg.headroom as u64;
-        match self.bytes_mut(addr, data.len() as u32) {
-            Some(dst) => {
-                copy_short(dst, data);
-                Some(addr)
-            }
-            None => {
-                self.free(base);
-                None
-            }
+        let addr = self.fill_frame(base, data);
+        if addr.is_none() {
+            self.free(base);
         }
+        addr
     }
 
     /// Copies the `len` bytes at `addr` into a fresh frame, at the same
@@ -489,6 +522,32 @@ mod tests {
         assert_eq!(b - p.frame_base(b), 256 + 1);
         assert_eq!(p.bytes(b, 2).unwrap(), &[8, 7]);
         assert_eq!(p.clone_frame(64 * 2048, 1), None);
+    }
+
+    #[test]
+    fn frames_taken_and_freed_in_bulk_come_back_whole() {
+        let mut p = FramePool::new(small()).unwrap();
+        let mut bases = [0u64; 80];
+        assert_eq!(p.alloc_frames(&mut bases[..10]), 10);
+        assert_eq!(p.available(), 54);
+        let mut seen: Vec<u64> = bases[..10].to_vec();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 10, "each frame taken once");
+        let a = p.fill_frame(bases[0], &[1, 2, 3]).unwrap();
+        assert_eq!(a, bases[0] + 256);
+        assert_eq!(p.bytes(a, 3).unwrap(), &[1, 2, 3]);
+        assert_eq!(
+            p.fill_frame(bases[1], &[0; 1793]),
+            None,
+            "past the data room"
+        );
+        // Any address inside a frame frees that frame.
+        p.free_frames(bases[..10].iter().map(|b| b + 300));
+        assert_eq!(p.available(), 64);
+        assert_eq!(p.alloc_frames(&mut bases), 64, "no more than there are");
+        assert!(bases[..64].iter().all(|b| b % 2048 == 0));
+        assert_eq!(p.alloc_frames(&mut bases[..1]), 0);
     }
 
     #[test]

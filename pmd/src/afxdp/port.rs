@@ -364,21 +364,31 @@ impl AfXdpPort {
             return;
         }
         let n = self.xsk.fill.free(want);
-        for i in 0..n {
-            let base = pool.alloc().expect("checked available");
-            self.xsk.fill.write(i, base);
+        // A chunk of frames at a time: one update of the pool's free
+        // stack per chunk, not per frame (`FramePool::alloc_frames`).
+        let mut bases = [0u64; 64];
+        let mut done = 0;
+        while done < n {
+            let chunk = ((n - done) as usize).min(bases.len());
+            let got = pool.alloc_frames(&mut bases[..chunk]);
+            for (j, &base) in bases[..got].iter().enumerate() {
+                self.xsk.fill.write(done + j as u32, base);
+            }
+            done += got as u32;
+            if got < chunk {
+                break;
+            }
         }
-        self.xsk.fill.submit(n);
-        self.fill_held += n;
+        self.xsk.fill.submit(done);
+        self.fill_held += done;
     }
 
     /// Returns completed TX frames to the pool.
     #[inline]
     fn reap(&mut self, pool: &mut FramePool) {
         let n = self.xsk.comp.available(REAP_MAX);
-        for i in 0..n {
-            pool.free(self.xsk.comp.read(i));
-        }
+        let comp = &self.xsk.comp;
+        pool.free_frames((0..n).map(|i| comp.read(i)));
         self.xsk.comp.release(n);
         self.tx_held -= n;
         self.tx_done += n as u64;
