@@ -133,6 +133,9 @@ impl Encap<'_> {
         mem: &mut M,
         drops: &mut DropCounters,
     ) {
+        // A local for the loop: through the reference, each packet's
+        // increment waited on the store of the one before.
+        let mut ip_id = *self.ip_id;
         for i in 0..batch.len() {
             let Verdict::Forward(p) = batch.verdict[i] else {
                 continue;
@@ -140,7 +143,7 @@ impl Encap<'_> {
             if p < TUNNEL_BASE {
                 continue;
             }
-            *self.ip_id = self.ip_id.wrapping_add(1);
+            ip_id = ip_id.wrapping_add(1);
             let at = (batch.addr[i], batch.data_len[i], batch.headroom[i]);
             match encap(
                 mem,
@@ -149,7 +152,7 @@ impl Encap<'_> {
                 batch.tail_len[i],
                 (p - TUNNEL_BASE) as usize,
                 batch.domain[i],
-                *self.ip_id,
+                ip_id,
             ) {
                 Ok((a, n, h)) => {
                     batch.addr[i] = a;
@@ -165,5 +168,6 @@ impl Encap<'_> {
                 }
             }
         }
+        *self.ip_id = ip_id;
     }
 }
