@@ -229,29 +229,24 @@ impl Outputs {
     ) -> usize {
         let chains = self.chains[l];
         let buf = &mut self.tx[l];
-        let mut len = buf.len;
+        let mut queued = buf.len;
         while i < batch.len() && batch.verdict[i] == Verdict::Forward(p) {
-            let (addr, tail) = (batch.addr[i], batch.tail_len[i]);
+            let (addr, len, tail) = (batch.addr[i], batch.data_len[i], batch.tail_len[i]);
             i += 1;
             if tail != 0 && !chains {
                 drops.count(DropReason::FrameTooBig);
                 pool.free_packet(addr, tail);
                 continue;
             }
-            let data_len = batch.data_len[i - 1];
-            buf.descs[len % BATCH_SIZE] = TxDesc {
-                addr,
-                len: data_len,
-                tail,
-            };
-            len += 1;
-            if len == BATCH_SIZE {
-                buf.len = len;
+            buf.descs[queued % BATCH_SIZE] = TxDesc { addr, len, tail };
+            queued += 1;
+            if queued == BATCH_SIZE {
+                buf.len = queued;
                 flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
-                len = buf.len;
+                queued = buf.len;
             }
         }
-        buf.len = len;
+        buf.len = queued;
         i
     }
 
