@@ -178,17 +178,8 @@ impl Outputs {
         drops: &mut DropCounters,
     ) {
         if let Some(l) = self.local.get(out as usize).copied().flatten() {
-            if tail != 0 && !self.chains[l] {
-                drops.count(DropReason::FrameTooBig);
-                pool.free_packet(addr, tail);
-                return;
-            }
-            let buf = &mut self.tx[l];
-            buf.descs[buf.len] = TxDesc { addr, len, tail };
-            buf.len += 1;
-            if buf.len == BATCH_SIZE {
-                flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
-            }
+            let queued = self.tx[l].len;
+            self.tx[l].len = self.queue(l, queued, (addr, len, tail), ports, pool, drops);
             return;
         }
         let ring = self
@@ -209,11 +200,40 @@ impl Outputs {
         pool.free_packet(addr, tail);
     }
 
+    /// Queues one packet (`addr`, `len`, `tail`) on our port's TX buffer
+    /// `l`, which holds `queued` (the caller keeps the count and stores
+    /// it back), sending the buffer when it fills; returns the new count.
+    /// A chained packet for a port that takes none is dropped.
+    #[inline(always)]
+    fn queue(
+        &mut self,
+        l: usize,
+        queued: usize,
+        (addr, len, tail): (u64, u32, u32),
+        ports: &mut [(PortId, AnyPort)],
+        pool: &mut FramePool,
+        drops: &mut DropCounters,
+    ) -> usize {
+        if tail != 0 && !self.chains[l] {
+            drops.count(DropReason::FrameTooBig);
+            pool.free_packet(addr, tail);
+            return queued;
+        }
+        let buf = &mut self.tx[l];
+        buf.descs[queued % BATCH_SIZE] = TxDesc { addr, len, tail };
+        if queued + 1 < BATCH_SIZE {
+            return queued + 1;
+        }
+        buf.len = BATCH_SIZE;
+        flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
+        buf.len
+    }
+
     /// Queues the run of packets from `i` on that go to port `p`, one of
     /// ours (TX buffer `l`), and returns where the run ends. A burst
     /// mostly goes one way: the buffer's fill count stays in a register
-    /// for the run, where `deliver`, one packet at a time, loaded and
-    /// stored it for each, a dependency through memory that bounded the
+    /// for the run, where `deliver`, one packet at a time, loads and
+    /// stores it for each, a dependency through memory that bounded the
     /// loop.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
@@ -227,26 +247,13 @@ impl Outputs {
         pool: &mut FramePool,
         drops: &mut DropCounters,
     ) -> usize {
-        let chains = self.chains[l];
-        let buf = &mut self.tx[l];
-        let mut queued = buf.len;
+        let mut queued = self.tx[l].len;
         while i < batch.len() && batch.verdict[i] == Verdict::Forward(p) {
-            let (addr, len, tail) = (batch.addr[i], batch.data_len[i], batch.tail_len[i]);
+            let packet = (batch.addr[i], batch.data_len[i], batch.tail_len[i]);
+            queued = self.queue(l, queued, packet, ports, pool, drops);
             i += 1;
-            if tail != 0 && !chains {
-                drops.count(DropReason::FrameTooBig);
-                pool.free_packet(addr, tail);
-                continue;
-            }
-            buf.descs[queued % BATCH_SIZE] = TxDesc { addr, len, tail };
-            queued += 1;
-            if queued == BATCH_SIZE {
-                buf.len = queued;
-                flush(buf, &mut self.taps[l], &mut ports[l].1, pool, drops);
-                queued = buf.len;
-            }
         }
-        buf.len = queued;
+        self.tx[l].len = queued;
         i
     }
 
