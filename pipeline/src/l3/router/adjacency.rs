@@ -2,11 +2,12 @@
 //! ip4-rewrite node: an IPv4 packet whose FIB entry is one gateway next
 //! hop with a known MAC takes that next hop's adjacency (egress domain,
 //! MACs, port, MTU), resolved once per next hop and kept for up to
-//! `ADJ_TTL_NS` (see `Adjacencies`), and is rewritten in one short loop. Everything else (ECMP, connected
-//! destinations, which are their own neighbour, the input hook, TTL and
-//! MTU errors, an unresolved neighbour, NAT) stays pending for the
-//! router's general pass, which handles every case: the two passes
-//! decide a packet the same way, the fast one with less per packet.
+//! `ADJ_TTL_NS` (see `Adjacencies`), and is rewritten in one short
+//! loop. Everything else (ECMP, connected destinations, which are their
+//! own neighbour, the input hook, TTL and MTU errors, an unresolved
+//! neighbour, NAT) stays pending for the router's general pass, which
+//! handles every case: the two passes decide a packet the same way, the
+//! fast one with less per packet.
 
 use super::{decrement_hop, forward_to, Router, NO_FIB};
 use crate::batch::{flags, Batch};
