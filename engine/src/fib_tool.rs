@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use pollgate_pipeline::l3::fib::{key_v4, key_v6};
 use pollgate_pipeline::l3::{FamilyFib, Prefix};
+use pollgate_pmd::prefetch::Prefetcher;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Instant;
@@ -127,9 +128,10 @@ pub fn bench(
         let got = fib.lookup(k);
         let mut many = [0u32; 1];
         if v6 {
-            fib.trie.lookup_many(&[k], &mut many);
+            fib.trie.lookup_many(&[k], &mut many, &Prefetcher);
         } else {
-            fib.trie.lookup_many_v4(&[(k >> 96) as u32], &mut many);
+            fib.trie
+                .lookup_many_v4(&[(k >> 96) as u32], &mut many, &Prefetcher);
         }
         if got != want || many[0] != want {
             bail!("the trie and a linear scan disagree on {k:#x}: {got} vs {want}");
@@ -138,12 +140,17 @@ pub fn bench(
     let trie = fib.trie.clone();
     let mut sink = 0u32;
     let t = Instant::now();
-    // In batches of 64, as the router stage looks a burst up.
+    // In batches of 64, each address warmed as it is gathered, as the
+    // router stage looks a burst up.
     let mut out = [0u32; 64];
     if v6 {
         for _ in 0..iters {
             for chunk in keys.chunks(64) {
-                trie.lookup_many(std::hint::black_box(chunk), &mut out);
+                let chunk = std::hint::black_box(chunk);
+                for &k in chunk {
+                    trie.warm(k, &Prefetcher);
+                }
+                trie.lookup_many(chunk, &mut out, &Prefetcher);
                 sink = sink.wrapping_add(out[0] ^ out[63]);
             }
         }
@@ -151,7 +158,11 @@ pub fn bench(
         let v4: Vec<u32> = keys.iter().map(|k| (k >> 96) as u32).collect();
         for _ in 0..iters {
             for chunk in v4.chunks(64) {
-                trie.lookup_many_v4(std::hint::black_box(chunk), &mut out);
+                let chunk = std::hint::black_box(chunk);
+                for &a in chunk {
+                    trie.warm_v4(a, &Prefetcher);
+                }
+                trie.lookup_many_v4(chunk, &mut out, &Prefetcher);
                 sink = sink.wrapping_add(out[0] ^ out[63]);
             }
         }

@@ -20,6 +20,24 @@ pub fn prefetch(line: *const u8) {
     let _ = line;
 }
 
+/// Frame memory with no frames, only the prefetch: for a tool that looks
+/// a pipeline table up outside a pipeline (`pollgate fib bench`), whose
+/// batched lookups prefetch through the frame memory they are given.
+pub struct Prefetcher;
+
+impl pollgate_pipeline::FrameMemory for Prefetcher {
+    fn bytes(&self, _: u64, _: u32) -> Option<&[u8]> {
+        None
+    }
+    fn bytes_mut(&mut self, _: u64, _: u32) -> Option<&mut [u8]> {
+        None
+    }
+    #[inline(always)]
+    fn prefetch(&self, line: *const u8) {
+        prefetch(line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,6 +216,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Memory without frames: the lookups' prefetches do nothing here.
+    const NO_FRAMES: Vec<u8> = Vec::new();
+
     fn linear(routes: &[(Prefix, NextHopId)], key: u128) -> NextHopId {
         routes
             .iter()
@@ -322,10 +325,11 @@ mod tests {
             assert_eq!(f.lookup(key), linear(&live, key), "key {key:#x}");
             let mut many = [0u32; 1];
             if v6 {
-                f.trie.lookup_many(&[key], &mut many);
+                f.trie.lookup_many(&[key], &mut many, &NO_FRAMES);
             } else {
                 assert_eq!(f.trie.lookup_v4((key >> 96) as u32), f.lookup(key));
-                f.trie.lookup_many_v4(&[(key >> 96) as u32], &mut many);
+                f.trie
+                    .lookup_many_v4(&[(key >> 96) as u32], &mut many, &NO_FRAMES);
             }
             assert_eq!(many[0], f.lookup(key));
             // Whole batches too: keys of different depths side by side.
@@ -333,10 +337,10 @@ mod tests {
             if batch.len() == 64 || k + 1 == probes {
                 let mut out = [0u32; 64];
                 if v6 {
-                    f.trie.lookup_many(&batch, &mut out);
+                    f.trie.lookup_many(&batch, &mut out, &NO_FRAMES);
                 } else {
                     let v4: Vec<u32> = batch.iter().map(|k| (k >> 96) as u32).collect();
-                    f.trie.lookup_many_v4(&v4, &mut out);
+                    f.trie.lookup_many_v4(&v4, &mut out, &NO_FRAMES);
                 }
                 for (j, k) in batch.iter().enumerate() {
                     assert_eq!(out[j], f.lookup(*k), "key {k:#x} in a batch");

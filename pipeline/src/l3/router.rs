@@ -347,6 +347,7 @@ impl Router {
                 continue;
             };
             addrs[n] = u32::from_be_bytes(a);
+            self.tables.v4.warm_v4(addrs[n], mem);
             which[n] = i as u8;
             n += 1;
         }
@@ -363,7 +364,9 @@ impl Router {
             }
         }
         let mut out = [0u32; BATCH_SIZE];
-        self.tables.v4.lookup_many_v4(&addrs[..n], &mut out[..n]);
+        self.tables
+            .v4
+            .lookup_many_v4(&addrs[..n], &mut out[..n], mem);
         for k in 0..n {
             self.fib[which[k] as usize] = out[k];
         }
@@ -391,11 +394,12 @@ impl Router {
                 continue;
             };
             keys[n] = key_v6(a);
+            self.tables.v6.warm(keys[n], mem);
             which[n] = i as u8;
             n += 1;
         }
         let mut out = [0u32; BATCH_SIZE];
-        self.tables.v6.lookup_many(&keys[..n], &mut out[..n]);
+        self.tables.v6.lookup_many(&keys[..n], &mut out[..n], mem);
         for k in 0..n {
             self.fib[which[k] as usize] = out[k];
         }

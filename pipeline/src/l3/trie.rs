@@ -12,6 +12,7 @@
 //! linked in only once it is filled, and a group unlinked is reused only
 //! after a grace period, since a reader may still be inside it.
 
+use crate::frame::FrameMemory;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -131,37 +132,53 @@ impl StrideTrie {
     /// Looks up every key of `keys` (at most 64) into `out`, walking all
     /// of them one level per round: each round's loads are independent
     /// of each other, so their cache misses overlap instead of queueing
-    /// behind one another as one lookup's chain of levels does. Each
-    /// key's bytes are taken apart once: a level's index is then a byte
-    /// load, not a 128-bit shift, and a round is a plain pass over the
-    /// batch rather than a walk of a bit mask (a serial chain of its own).
+    /// behind one another as one lookup's chain of levels does. The
+    /// caller has `warm`ed each key's first-level entry as it gathered
+    /// the keys; every later entry is prefetched (through `mem`, the
+    /// frame memory's owner) the moment its parent entry names its group,
+    /// a round before it is read. Each key's bytes are taken apart once:
+    /// a level's index is then a byte load, not a 128-bit shift.
     #[inline]
-    pub fn lookup_many(&self, keys: &[u128], out: &mut [NextHopId]) {
+    pub fn lookup_many<M: FrameMemory + ?Sized>(
+        &self,
+        keys: &[u128],
+        out: &mut [NextHopId],
+        mem: &M,
+    ) {
         const { assert!(STRIDE == 8) };
         let n = keys.len().min(out.len()).min(64);
         let mut bytes = [[0u8; 16]; 64];
+        // Each key's entry to read in the next round, found (and
+        // prefetched) in this one; `None`: the key is done.
+        let mut next: [Option<&AtomicU32>; 64] = [None; 64];
+        // The top level resolves whole bytes (24 bits): level k's index is
+        // byte TOP_BITS / 8 + k.
+        let mut byte = (TOP_BITS / 8) as usize;
         let mut deeper = false;
         for i in 0..n {
             let k = keys[i];
             bytes[i] = k.to_be_bytes();
             let e = self.top[(k >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
             out[i] = e;
-            deeper |= e & GROUP != 0;
+            if e & GROUP != 0 {
+                next[i] = self.descend(e, bytes[i][byte], mem);
+                deeper = true;
+            }
         }
-        // The top level resolves whole bytes (24 bits): level k's index is
-        // byte TOP_BITS / 8 + k.
-        let mut byte = (TOP_BITS / 8) as usize;
-        while deeper && byte < 16 {
+        while deeper {
             deeper = false;
             for i in 0..n {
-                let e = out[i];
+                let Some(x) = next[i].take() else {
+                    continue;
+                };
+                let e = x.load(Ordering::Acquire);
+                out[i] = e;
                 if e & GROUP != 0 {
-                    let e = match self.group(e & !GROUP).get(bytes[i][byte] as usize) {
-                        Some(x) => x.load(Ordering::Acquire),
-                        None => NO_ROUTE,
-                    };
-                    out[i] = e;
-                    deeper |= e & GROUP != 0;
+                    // The last level holds no groups: past it, `get` is None.
+                    if let Some(&b) = bytes[i].get(byte + 1) {
+                        next[i] = self.descend(e, b, mem);
+                        deeper = true;
+                    }
                 }
             }
             byte += 1;
@@ -171,13 +188,29 @@ impl StrideTrie {
         }
     }
 
-    /// `lookup_many` for IPv4 addresses: the tbl24 loads of the whole
-    /// batch first, then the tbl8 loads of those that need one.
+    /// `lookup_many` for IPv4 addresses (DIR-24-8), `warm_v4`ed by the
+    /// caller as it gathered them: the tbl24 entries of the whole batch
+    /// read, each tbl8 entry prefetched as soon as its tbl24 entry names
+    /// its group, then the tbl8 entries read.
     #[inline]
-    pub fn lookup_many_v4(&self, addrs: &[u32], out: &mut [NextHopId]) {
+    pub fn lookup_many_v4<M: FrameMemory + ?Sized>(
+        &self,
+        addrs: &[u32],
+        out: &mut [NextHopId],
+        mem: &M,
+    ) {
         let n = addrs.len().min(out.len());
+        let mut deeper = false;
         for i in 0..n {
-            out[i] = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
+            let e = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
+            if e & GROUP != 0 {
+                self.descend(e, addrs[i] as u8, mem);
+                deeper = true;
+            }
+            out[i] = e;
+        }
+        if !deeper {
+            return;
         }
         for i in 0..n {
             let e = out[i];
@@ -188,6 +221,39 @@ impl StrideTrie {
                 };
             }
         }
+    }
+
+    /// Starts bringing in `key`'s first-level entry, through `mem`'s
+    /// prefetch. A caller gathering a burst's keys for `lookup_many` warms
+    /// each one as it goes: a prefetch does not hold up the work behind
+    /// it as a load that misses does, so the gathering hides the misses.
+    /// At 1 M routes and random addresses, this and the next level's
+    /// prefetch in the lookups took a lookup from about 50 cycles to
+    /// about 30 (README, Performance).
+    #[inline(always)]
+    pub fn warm<M: FrameMemory + ?Sized>(&self, key: u128, mem: &M) {
+        mem.prefetch(
+            self.top[(key >> (128 - TOP_BITS)) as usize]
+                .as_ptr()
+                .cast_const()
+                .cast(),
+        );
+    }
+
+    /// `warm` for an IPv4 address.
+    #[inline(always)]
+    pub fn warm_v4<M: FrameMemory + ?Sized>(&self, a: u32, mem: &M) {
+        mem.prefetch(self.top[(a >> 8) as usize].as_ptr().cast_const().cast());
+    }
+
+    /// Entry `idx` of the group that entry `e` links to, prefetched.
+    #[inline(always)]
+    fn descend<M: FrameMemory + ?Sized>(&self, e: u32, idx: u8, mem: &M) -> Option<&AtomicU32> {
+        let x = self.group(e & !GROUP).get(idx as usize);
+        if let Some(x) = x {
+            mem.prefetch(x.as_ptr().cast_const().cast());
+        }
+        x
     }
 
     /// IPv4's two-step lookup (DIR-24-8), without the general loop.
