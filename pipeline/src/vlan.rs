@@ -173,6 +173,9 @@ pub struct VlanMap {
     ports: Vec<Option<PortVlan>>,
     egress: Vec<EgressTag>,
     nports: usize,
+    /// Some (domain, port) pushes a tag: without one, egress has nothing
+    /// to push, and a burst with no tags carried nothing to refuse.
+    pushes: bool,
 }
 
 impl VlanMap {
@@ -181,6 +184,7 @@ impl VlanMap {
             ports: vec![None; nports],
             egress: vec![EgressTag::NotMember; nports * ndomains],
             nports,
+            pushes: false,
         }
     }
 
@@ -194,6 +198,7 @@ impl VlanMap {
 
     pub fn set_egress(&mut self, domain: DomainId, port: PortId, tag: EgressTag) {
         self.egress[domain as usize * self.nports + port as usize] = tag;
+        self.pushes |= matches!(tag, EgressTag::Push { .. } | EgressTag::PushPair { .. });
     }
 
     #[inline(always)]
@@ -372,6 +377,11 @@ impl Stage for VlanEgress<'_> {
         mem: &mut M,
         drops: &mut DropCounters,
     ) {
+        // Access ports and native VLANs only, and no frame carrying a tag
+        // through: every frame leaves as it is.
+        if !self.map.pushes && batch.tags[..batch.len()].iter().all(|&t| t == 0) {
+            return;
+        }
         for i in 0..batch.len() {
             let Verdict::Forward(out) = batch.verdict[i] else {
                 continue;

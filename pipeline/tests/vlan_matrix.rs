@@ -454,6 +454,52 @@ fn carried_tags_never_leave_untagged() {
     }
 }
 
+/// A map where no port pushes a tag (egress skips untagged bursts
+/// whole) still refuses a carried tag on an untagged egress, and lets
+/// an untagged burst leave as it came.
+#[test]
+fn a_map_that_never_pushes_still_blocks_carried_tags() {
+    use pollgate_pipeline::vlan::VlanEgress;
+    // Port 0 takes C10 into domain 0 but sends domain 0 untagged; port 1
+    // is an access port of domain 0.
+    let mut m = VlanMap::new(2, 1);
+    let mut t = PortVlan::new(VlanMode::Trunk, 0x8100);
+    t.map_vid(10, 0);
+    m.set_port(0, t);
+    let mut a = PortVlan::new(VlanMode::Access, 0x8100);
+    a.untagged = 0;
+    m.set_port(1, a);
+    m.set_egress(0, 0, EgressTag::Untagged);
+    m.set_egress(0, 1, EgressTag::Untagged);
+    for (sent, from, want) in [
+        (&[C10, C5][..], 0, Err(DropReason::VlanHopBlocked)),
+        (&[][..], 1, Ok(frame(&[]))),
+    ] {
+        let f = frame(sent);
+        let mut mem = vec![0u8; HEADROOM];
+        mem.extend_from_slice(&f);
+        let mut b = Batch::new();
+        b.push(HEADROOM as u64, f.len() as u32, HEADROOM as u16, from);
+        let mut drops = DropCounters::default();
+        Parse.process(&mut b, &mut mem, &mut drops);
+        VlanIngress { map: &m }.process(&mut b, &mut mem, &mut drops);
+        assert_eq!(b.verdict[0], Verdict::Pending);
+        b.verdict[0] = Verdict::Forward(1 - from);
+        VlanEgress { map: &m }.process(&mut b, &mut mem, &mut drops);
+        match want {
+            Err(r) => {
+                assert_eq!(b.verdict[0], Verdict::Drop(r));
+                assert_eq!(drops.get(r), 1);
+            }
+            Ok(bytes) => {
+                assert_eq!(b.verdict[0], Verdict::Forward(1 - from));
+                let (a, l) = (b.addr[0] as usize, b.data_len[0] as usize);
+                assert_eq!(&mem[a..a + l], &bytes[..]);
+            }
+        }
+    }
+}
+
 const C1: (u16, u16) = (0x8100, 0x4001); // PCP 2, VID 1
 const C33: (u16, u16) = (0x8100, 0xa021); // PCP 5, VID 33
 const C4094: (u16, u16) = (0x8100, 0x2ffe); // PCP 1, VID 4094
