@@ -420,37 +420,13 @@ fn tpid_before(f: &[u8], n: usize) -> u16 {
 /// both tags.
 #[test]
 fn carried_tags_never_leave_untagged() {
-    use pollgate_pipeline::vlan::VlanEgress;
     let m = map();
     for (out, want) in [
         (ACCESS, Err(DropReason::VlanHopBlocked)),
+        // The PCP of the stripped C10 goes on the pushed one.
         (TRUNK_NO_NATIVE, Ok(frame(&[C10, C5]))),
     ] {
-        let f = frame(&[C10, C5]);
-        let mut mem = vec![0u8; HEADROOM];
-        mem.extend_from_slice(&f);
-        let mut b = Batch::new();
-        b.push(HEADROOM as u64, f.len() as u32, HEADROOM as u16, TRUNK);
-        let mut drops = DropCounters::default();
-        Parse.process(&mut b, &mut mem, &mut drops);
-        VlanIngress { map: &m }.process(&mut b, &mut mem, &mut drops);
-        assert_eq!(
-            (b.verdict[0], b.domain[0], b.tags[0]),
-            (Verdict::Pending, 0, 1)
-        );
-        b.verdict[0] = Verdict::Forward(out);
-        VlanEgress { map: &m }.process(&mut b, &mut mem, &mut drops);
-        match want {
-            Err(r) => {
-                assert_eq!(b.verdict[0], Verdict::Drop(r));
-                assert_eq!(drops.get(r), 1);
-            }
-            Ok(bytes) => {
-                let (a, l) = (b.addr[0] as usize, b.data_len[0] as usize);
-                // The PCP of the stripped C10 goes on the pushed one.
-                assert_eq!(&mem[a..a + l], &bytes[..]);
-            }
-        }
+        through_egress(&m, &[C10, C5], TRUNK, out, (0, 1), want);
     }
 }
 
@@ -459,7 +435,6 @@ fn carried_tags_never_leave_untagged() {
 /// an untagged burst leave as it came.
 #[test]
 fn a_map_that_never_pushes_still_blocks_carried_tags() {
-    use pollgate_pipeline::vlan::VlanEgress;
     // Port 0 takes C10 into domain 0 but sends domain 0 untagged; port 1
     // is an access port of domain 0.
     let mut m = VlanMap::new(2, 1);
@@ -471,31 +446,52 @@ fn a_map_that_never_pushes_still_blocks_carried_tags() {
     m.set_port(1, a);
     m.set_egress(0, 0, EgressTag::Untagged);
     m.set_egress(0, 1, EgressTag::Untagged);
-    for (sent, from, want) in [
-        (&[C10, C5][..], 0, Err(DropReason::VlanHopBlocked)),
-        (&[][..], 1, Ok(frame(&[]))),
-    ] {
-        let f = frame(sent);
-        let mut mem = vec![0u8; HEADROOM];
-        mem.extend_from_slice(&f);
-        let mut b = Batch::new();
-        b.push(HEADROOM as u64, f.len() as u32, HEADROOM as u16, from);
-        let mut drops = DropCounters::default();
-        Parse.process(&mut b, &mut mem, &mut drops);
-        VlanIngress { map: &m }.process(&mut b, &mut mem, &mut drops);
-        assert_eq!(b.verdict[0], Verdict::Pending);
-        b.verdict[0] = Verdict::Forward(1 - from);
-        VlanEgress { map: &m }.process(&mut b, &mut mem, &mut drops);
-        match want {
-            Err(r) => {
-                assert_eq!(b.verdict[0], Verdict::Drop(r));
-                assert_eq!(drops.get(r), 1);
-            }
-            Ok(bytes) => {
-                assert_eq!(b.verdict[0], Verdict::Forward(1 - from));
-                let (a, l) = (b.addr[0] as usize, b.data_len[0] as usize);
-                assert_eq!(&mem[a..a + l], &bytes[..]);
-            }
+    through_egress(
+        &m,
+        &[C10, C5],
+        0,
+        1,
+        (0, 1),
+        Err(DropReason::VlanHopBlocked),
+    );
+    through_egress(&m, &[], 1, 0, (0, 0), Ok(frame(&[])));
+}
+
+/// One frame with `sent` tags in on `from`: parse and VLAN ingress leave
+/// it pending in `domain` with `carried` tags; forwarded to `out`, VLAN
+/// egress drops it for `want`'s reason or sends `want`'s bytes.
+fn through_egress(
+    m: &VlanMap,
+    sent: Tags,
+    from: PortId,
+    out: PortId,
+    (domain, carried): (u16, u8),
+    want: Result<Vec<u8>, DropReason>,
+) {
+    use pollgate_pipeline::vlan::VlanEgress;
+    let f = frame(sent);
+    let mut mem = vec![0u8; HEADROOM];
+    mem.extend_from_slice(&f);
+    let mut b = Batch::new();
+    b.push(HEADROOM as u64, f.len() as u32, HEADROOM as u16, from);
+    let mut drops = DropCounters::default();
+    Parse.process(&mut b, &mut mem, &mut drops);
+    VlanIngress { map: m }.process(&mut b, &mut mem, &mut drops);
+    assert_eq!(
+        (b.verdict[0], b.domain[0], b.tags[0]),
+        (Verdict::Pending, domain, carried)
+    );
+    b.verdict[0] = Verdict::Forward(out);
+    VlanEgress { map: m }.process(&mut b, &mut mem, &mut drops);
+    match want {
+        Err(r) => {
+            assert_eq!(b.verdict[0], Verdict::Drop(r));
+            assert_eq!(drops.get(r), 1);
+        }
+        Ok(bytes) => {
+            assert_eq!(b.verdict[0], Verdict::Forward(out));
+            let (a, l) = (b.addr[0] as usize, b.data_len[0] as usize);
+            assert_eq!(&mem[a..a + l], &bytes[..]);
         }
     }
 }
