@@ -79,6 +79,12 @@ fn zeroed<const N: usize>() -> Box<[AtomicU32; N]> {
         .unwrap_or_else(|_| unreachable!("collected exactly N entries"))
 }
 
+/// Starts bringing in the cache line of entry `x` (`mem`'s prefetch).
+#[inline(always)]
+fn prefetch_entry<M: FrameMemory + ?Sized>(x: &AtomicU32, mem: &M) {
+    mem.prefetch(x.as_ptr().cast_const().cast());
+}
+
 #[inline(always)]
 fn span_bits(bits_before: u32, stride: u32) -> u32 {
     128 - bits_before - stride
@@ -189,9 +195,9 @@ impl StrideTrie {
     }
 
     /// `lookup_many` for IPv4 addresses (DIR-24-8), `warm_v4`ed by the
-    /// caller as it gathered them: the tbl24 entries of the whole batch
-    /// read, each tbl8 entry prefetched as soon as its tbl24 entry names
-    /// its group, then the tbl8 entries read.
+    /// caller as it gathered them, 64 at a time: the tbl24 entries read,
+    /// each tbl8 entry found and prefetched as soon as its tbl24 entry
+    /// names its group, then the tbl8 entries read.
     #[inline]
     pub fn lookup_many_v4<M: FrameMemory + ?Sized>(
         &self,
@@ -199,26 +205,27 @@ impl StrideTrie {
         out: &mut [NextHopId],
         mem: &M,
     ) {
-        let n = addrs.len().min(out.len());
-        let mut deeper = false;
-        for i in 0..n {
-            let e = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
-            if e & GROUP != 0 {
-                self.descend(e, addrs[i] as u8, mem);
-                deeper = true;
+        for (addrs, out) in addrs.chunks(64).zip(out.chunks_mut(64)) {
+            let n = addrs.len().min(out.len());
+            // Each address's tbl8 entry, for those whose tbl24 entry is a
+            // group: found once, read in the second pass.
+            let mut tbl8: [Option<&AtomicU32>; 64] = [None; 64];
+            let mut deeper = false;
+            for i in 0..n {
+                let e = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
+                if e & GROUP != 0 {
+                    tbl8[i] = self.descend(e, addrs[i] as u8, mem);
+                    deeper = true;
+                }
+                out[i] = e;
             }
-            out[i] = e;
-        }
-        if !deeper {
-            return;
-        }
-        for i in 0..n {
-            let e = out[i];
-            if e & GROUP != 0 {
-                out[i] = match self.group(e & !GROUP).get((addrs[i] & 0xff) as usize) {
-                    Some(x) => x.load(Ordering::Acquire) & !GROUP,
-                    None => NO_ROUTE,
-                };
+            if !deeper {
+                continue;
+            }
+            for i in 0..n {
+                if out[i] & GROUP != 0 {
+                    out[i] = tbl8[i].map_or(NO_ROUTE, |x| x.load(Ordering::Acquire) & !GROUP);
+                }
             }
         }
     }
@@ -232,18 +239,13 @@ impl StrideTrie {
     /// about 30 (README, Performance).
     #[inline(always)]
     pub fn warm<M: FrameMemory + ?Sized>(&self, key: u128, mem: &M) {
-        mem.prefetch(
-            self.top[(key >> (128 - TOP_BITS)) as usize]
-                .as_ptr()
-                .cast_const()
-                .cast(),
-        );
+        prefetch_entry(&self.top[(key >> (128 - TOP_BITS)) as usize], mem);
     }
 
     /// `warm` for an IPv4 address.
     #[inline(always)]
     pub fn warm_v4<M: FrameMemory + ?Sized>(&self, a: u32, mem: &M) {
-        mem.prefetch(self.top[(a >> 8) as usize].as_ptr().cast_const().cast());
+        prefetch_entry(&self.top[(a >> 8) as usize], mem);
     }
 
     /// Entry `idx` of the group that entry `e` links to, prefetched.
@@ -251,7 +253,7 @@ impl StrideTrie {
     fn descend<M: FrameMemory + ?Sized>(&self, e: u32, idx: u8, mem: &M) -> Option<&AtomicU32> {
         let x = self.group(e & !GROUP).get(idx as usize);
         if let Some(x) = x {
-            mem.prefetch(x.as_ptr().cast_const().cast());
+            prefetch_entry(x, mem);
         }
         x
     }
