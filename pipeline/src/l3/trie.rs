@@ -165,32 +165,37 @@ impl StrideTrie {
             let k = keys[i];
             bytes[i] = k.to_be_bytes();
             let e = self.top[(k >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
-            out[i] = e;
             if e & GROUP != 0 {
+                // Until the walk ends: a group never linked is no route.
+                out[i] = NO_ROUTE;
                 next[i] = self.descend(e, bytes[i][byte], mem);
                 deeper = true;
+            } else {
+                out[i] = e;
             }
         }
+        // A key's answer is written once, when its walk ends; `next` is
+        // cleared only then.
         while deeper {
             deeper = false;
             for i in 0..n {
-                let Some(x) = next[i].take() else {
+                let Some(x) = next[i] else {
                     continue;
                 };
                 let e = x.load(Ordering::Acquire);
-                out[i] = e;
-                if e & GROUP != 0 {
-                    // The last level holds no groups: past it, `get` is None.
-                    if let Some(&b) = bytes[i].get(byte + 1) {
+                // The last level holds no groups: past it, `get` is None.
+                match bytes[i].get(byte + 1) {
+                    Some(&b) if e & GROUP != 0 => {
                         next[i] = self.descend(e, b, mem);
                         deeper = true;
+                    }
+                    _ => {
+                        out[i] = e & !GROUP;
+                        next[i] = None;
                     }
                 }
             }
             byte += 1;
-        }
-        for o in &mut out[..n] {
-            *o &= !GROUP;
         }
     }
 
