@@ -4,7 +4,7 @@
 
 use etherparse::{Ipv4HeaderSlice, SlicedPacket, TransportSlice};
 use pollgate_pipeline::template::udp4_frame;
-use pollgate_pipeline::vxlan::{encap, Decap, Vtep, VtepConfig, OVERHEAD, TUNNEL_BASE};
+use pollgate_pipeline::vxlan::{encap, Decap, Encap, Vtep, VtepConfig, OVERHEAD, TUNNEL_BASE};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::{Batch, DropCounters, DropReason, Parse, Stage, Verdict};
 use proptest::prelude::*;
@@ -292,4 +292,83 @@ fn a_multi_buffer_frame_is_encapsulated_and_decapsulated_by_its_first_frame() {
     assert_eq!(batch.l4_proto[0], 17);
     let a = batch.addr[0] as usize;
     assert_eq!(&frame[a..a + HEAD], &inner[..HEAD]);
+}
+
+/// The encap stage builds a remote's headers once for a run of packets:
+/// a burst that switches between remotes, VNIs, an unresolved remote and
+/// a domain without a VNI gets, packet by packet, what encapsulating
+/// that packet alone gives.
+#[test]
+fn a_burst_to_mixed_remotes_gets_each_packets_own_headers() {
+    const SLOT: usize = 256;
+    let mut v = vtep(LOCAL, 64, false, 100);
+    v = Vtep::new(VtepConfig {
+        vnis: vec![(100, 0), (200, 1)],
+        domains: 3,
+        ..v.cfg.clone()
+    });
+    let (a, b, c) = ([198, 18, 100, 2], [198, 18, 100, 3], [198, 18, 100, 4]);
+    let ra = v.remote_or_insert(a).unwrap();
+    let rb = v.remote_or_insert(b).unwrap();
+    let rc = v.remote_or_insert(c).unwrap();
+    v.learn_neighbor(a, MacAddr([2, 0, 0, 0, 0, 0xa]));
+    v.learn_neighbor(b, MacAddr([2, 0, 0, 0, 0, 0xb]));
+    // (remote, domain): c never resolves; domain 2 has no VNI.
+    let sends = [
+        (ra, 0),
+        (ra, 0),
+        (rb, 0),
+        (ra, 1),
+        (rc, 0),
+        (ra, 2),
+        (ra, 0),
+        (rb, 1),
+        (rb, 1),
+    ];
+    let mut mem = vec![0u8; SLOT * sends.len()];
+    let mut batch = Batch::new();
+    let mut inners = Vec::new();
+    for (k, &(r, d)) in sends.iter().enumerate() {
+        let inner = udp4_frame(
+            60 + 7 * k,
+            MacAddr([2, 0, 0, 0, 1, k as u8]),
+            MacAddr([2, 0, 0, 0, 2, k as u8]),
+            [198, 18, 50, k as u8],
+            [198, 18, 51, k as u8],
+            1000 + k as u16,
+            2000,
+            b"",
+        );
+        let at = SLOT * k + OVERHEAD;
+        mem[at..at + inner.len()].copy_from_slice(&inner);
+        batch.push(at as u64, inner.len() as u32, OVERHEAD as u16, 0);
+        batch.verdict[k] = Verdict::Forward(TUNNEL_BASE + r as u16);
+        batch.domain[k] = d;
+        inners.push(inner);
+    }
+    let mut ip_id = 41u16;
+    let mut drops = DropCounters::default();
+    Encap {
+        vtep: &v,
+        ip_id: &mut ip_id,
+    }
+    .process(&mut batch, &mut mem, &mut drops);
+    assert_eq!(ip_id, 41 + sends.len() as u16);
+    for (k, &(r, d)) in sends.iter().enumerate() {
+        let mut alone = vec![0u8; OVERHEAD];
+        alone.extend_from_slice(&inners[k]);
+        let at = (OVERHEAD as u64, inners[k].len() as u32, OVERHEAD as u16);
+        match encap(&mut alone, &v, at, 0, r, d, 42 + k as u16) {
+            Ok((_, n, _)) => {
+                assert_eq!(batch.verdict[k], Verdict::Forward(UNDERLAY), "packet {k}");
+                let got = batch.addr[k] as usize;
+                assert_eq!(&mem[got..got + n as usize], &alone[..], "packet {k}");
+                let ip = Ipv4HeaderSlice::from_slice(&alone[14..34]).unwrap();
+                assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+            }
+            Err(e) => assert_eq!(batch.verdict[k], Verdict::Drop(e), "packet {k}"),
+        }
+    }
+    assert_eq!(drops.get(DropReason::VxlanNoNeighbor), 1);
+    assert_eq!(drops.get(DropReason::VxlanUnknownVni), 1);
 }

@@ -48,75 +48,105 @@ pub fn flow_hash(inner: &[u8]) -> u32 {
     (h ^ (h >> 29)) as u32
 }
 
-/// The one's-complement sum of an IPv4 header's ten words, folded and
-/// inverted: its checksum field's value (with the field zero).
-#[inline(always)]
-fn ip_checksum(h: &[u8; 20]) -> u16 {
-    let mut sum = 0u32;
-    for k in 0..10 {
-        sum += u16::from_be_bytes([h[2 * k], h[2 * k + 1]]) as u32;
+/// The outer headers towards one remote for one VNI, built once and
+/// written in front of each frame with only its lengths, IP id, UDP
+/// source port and checksum filled in (VPP's rewrite string, OVS's
+/// tunnel header template). Everything in it comes from the VTEP's
+/// tables, which can change between bursts: the encap stage keeps a
+/// template for one burst's run of packets to the same remote and VNI.
+#[derive(Clone, Copy)]
+pub struct Template {
+    h: [u8; OVERHEAD],
+    /// The one's-complement sum of the outer IPv4 header's constant
+    /// words (unfolded): adding the length and id gives the checksum.
+    sum: u32,
+    mtu: usize,
+}
+
+impl Template {
+    /// The headers for remote `r` of domain `d`'s VNI.
+    #[inline]
+    pub fn new(vtep: &Vtep, r: usize, d: DomainId) -> Result<Template, DropReason> {
+        let vni = vtep.vni_of_domain(d).ok_or(DropReason::VxlanUnknownVni)?;
+        let (Some(mac), Some(dst_ip)) = (vtep.next_hop_mac(r), vtep.remote_ip(r)) else {
+            return Err(DropReason::VxlanNoNeighbor);
+        };
+        let c = &vtep.cfg;
+        let mut h = [0u8; OVERHEAD];
+        h[0..6].copy_from_slice(&mac.0);
+        h[6..12].copy_from_slice(&c.mac.0);
+        h[12] = 0x08;
+        h[14] = 0x45;
+        h[20] = if c.df { 0x40 } else { 0 };
+        h[22] = c.ttl;
+        h[23] = 17;
+        h[26..30].copy_from_slice(&c.ip);
+        h[30..34].copy_from_slice(&dst_ip);
+        h[36..38].copy_from_slice(&c.udp_port.to_be_bytes());
+        // UDP checksum 0 over IPv4, as RFC 7348 recommends.
+        VxlanHeader::new_unchecked(&mut h[42..50]).emit(vni);
+        let sum = (0..10)
+            .map(|k| u16::from_be_bytes([h[14 + 2 * k], h[15 + 2 * k]]) as u32)
+            .sum();
+        Ok(Template {
+            h,
+            sum,
+            mtu: c.mtu as usize,
+        })
     }
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
+
+    /// Encapsulates the frame at (addr, len, headroom); `tail` bytes of
+    /// it follow in chained frames (a jumbo frame), which only the outer
+    /// lengths count. Returns the new (addr, len, headroom) of the first
+    /// frame.
+    #[inline]
+    pub fn apply<M: FrameMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        (addr, len, headroom): (u64, u32, u16),
+        tail: u32,
+        ip_id: u16,
+    ) -> Result<(u64, u32, u16), DropReason> {
+        let ip_len = (len + tail) as usize + OVERHEAD - 14;
+        if ip_len > self.mtu {
+            return Err(DropReason::VxlanTooBig);
+        }
+        if (headroom as usize) < OVERHEAD {
+            return Err(DropReason::NoHeadroom);
+        }
+        let start = addr - OVERHEAD as u64;
+        let f = mem
+            .bytes_mut(start, len + OVERHEAD as u32)
+            .ok_or(DropReason::BadDescriptor)?;
+        let sport = 0xc000 | (flow_hash(&f[OVERHEAD..]) as u16 & 0x3fff);
+        let mut h = self.h;
+        // ip_len is at most the MTU, a u16.
+        let mut sum = self.sum + ip_len as u32 + ip_id as u32;
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        h[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        h[18..20].copy_from_slice(&ip_id.to_be_bytes());
+        h[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        h[34..36].copy_from_slice(&sport.to_be_bytes());
+        h[38..40].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
+        f[..OVERHEAD].copy_from_slice(&h);
+        Ok((start, len + OVERHEAD as u32, headroom - OVERHEAD as u16))
+    }
 }
 
 /// Encapsulates the frame at (addr, len, headroom) for remote `r` of
-/// domain `d`'s VNI; `tail` bytes of it follow in chained frames (a
-/// jumbo frame), which only the outer lengths count. Returns the new
-/// (addr, len, headroom) of the first frame.
+/// domain `d`'s VNI ([`Template::apply`] with a template of its own).
 #[inline]
 pub fn encap<M: FrameMemory + ?Sized>(
     mem: &mut M,
     vtep: &Vtep,
-    (addr, len, headroom): (u64, u32, u16),
+    at: (u64, u32, u16),
     tail: u32,
     r: usize,
     d: DomainId,
     ip_id: u16,
 ) -> Result<(u64, u32, u16), DropReason> {
-    let vni = vtep.vni_of_domain(d).ok_or(DropReason::VxlanUnknownVni)?;
-    let (Some(mac), Some(dst_ip)) = (vtep.next_hop_mac(r), vtep.remote_ip(r)) else {
-        return Err(DropReason::VxlanNoNeighbor);
-    };
-    let ip_len = (len + tail) as usize + OVERHEAD - 14;
-    if ip_len > vtep.cfg.mtu as usize {
-        return Err(DropReason::VxlanTooBig);
-    }
-    if (headroom as usize) < OVERHEAD {
-        return Err(DropReason::NoHeadroom);
-    }
-    let start = addr - OVERHEAD as u64;
-    let f = mem
-        .bytes_mut(start, len + OVERHEAD as u32)
-        .ok_or(DropReason::BadDescriptor)?;
-    let sport = 0xc000 | (flow_hash(&f[OVERHEAD..]) as u16 & 0x3fff);
-    let c = &vtep.cfg;
-    // The headers are built on the stack, at fixed offsets, then copied
-    // in front of the frame in one go.
-    let mut h = [0u8; OVERHEAD];
-    h[0..6].copy_from_slice(&mac.0);
-    h[6..12].copy_from_slice(&c.mac.0);
-    h[12] = 0x08;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-    ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
-    ip[6] = if c.df { 0x40 } else { 0 };
-    ip[8] = c.ttl;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&c.ip);
-    ip[16..20].copy_from_slice(&dst_ip);
-    let sum = ip_checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    h[14..34].copy_from_slice(&ip);
-    h[34..36].copy_from_slice(&sport.to_be_bytes());
-    h[36..38].copy_from_slice(&c.udp_port.to_be_bytes());
-    h[38..40].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
-    // UDP checksum 0 over IPv4, as RFC 7348 recommends.
-    VxlanHeader::new_unchecked(&mut h[42..50]).emit(vni);
-    f[..OVERHEAD].copy_from_slice(&h);
-    Ok((start, len + OVERHEAD as u32, headroom - OVERHEAD as u16))
+    Template::new(vtep, r, d)?.apply(mem, at, tail, ip_id)
 }
 
 /// The encap stage: `Forward(tunnel port)` becomes `Forward(underlay)`
@@ -136,6 +166,9 @@ impl Encap<'_> {
         // A local for the loop: through the reference, each packet's
         // increment waited on the store of the one before.
         let mut ip_id = *self.ip_id;
+        // The last remote and domain's headers (or why there are none): a
+        // burst mostly goes to one.
+        let mut template = None;
         for i in 0..batch.len() {
             let Verdict::Forward(p) = batch.verdict[i] else {
                 continue;
@@ -144,16 +177,17 @@ impl Encap<'_> {
                 continue;
             }
             ip_id = ip_id.wrapping_add(1);
+            let (r, d) = ((p - TUNNEL_BASE) as usize, batch.domain[i]);
+            let t = match &template {
+                Some((tr, td, t)) if (*tr, *td) == (r, d) => t,
+                _ => &template.insert((r, d, Template::new(self.vtep, r, d))).2,
+            };
             let at = (batch.addr[i], batch.data_len[i], batch.headroom[i]);
-            match encap(
-                mem,
-                self.vtep,
-                at,
-                batch.tail_len[i],
-                (p - TUNNEL_BASE) as usize,
-                batch.domain[i],
-                ip_id,
-            ) {
+            match t
+                .as_ref()
+                .map_err(|r| *r)
+                .and_then(|t| t.apply(mem, at, batch.tail_len[i], ip_id))
+            {
                 Ok((a, n, h)) => {
                     batch.addr[i] = a;
                     batch.data_len[i] = n;

@@ -7,5 +7,5 @@ pub mod encap;
 pub mod vtep;
 
 pub use decap::Decap;
-pub use encap::{encap, Encap};
+pub use encap::{encap, Encap, Template};
 pub use vtep::{Vtep, VtepConfig, FLOOD_TUNNELS, MAX_REMOTES, OVERHEAD, TUNNEL_BASE};
