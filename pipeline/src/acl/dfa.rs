@@ -504,8 +504,17 @@ impl DfaSet {
     #[inline]
     pub fn classify_many(&self, keys: &[AclKey], out: &mut [u32]) {
         const LANES: usize = 16;
+        // Zeroed once: each group writes the rows of its levels for every
+        // lane it walks before reading them. Lanes past a short last
+        // chunk are zeroed again below, as they were before any group.
+        let mut off = [[0u32; LANES]; MAX_LEVELS];
         for (ks, os) in keys.chunks(LANES).zip(out.chunks_mut(LANES)) {
             os.fill(NO_RULE);
+            if ks.len() < LANES {
+                for row in off.iter_mut() {
+                    row[ks.len()..].fill(0);
+                }
+            }
             for g in &self.groups {
                 if g.levels.is_empty() {
                     for o in os.iter_mut() {
@@ -516,7 +525,6 @@ impl DfaSet {
                 // Each level's row base plus symbol does not depend on the
                 // state: work it out for all lanes first, so the walk
                 // below is one add, shift and load per step.
-                let mut off = [[0u32; LANES]; MAX_LEVELS];
                 for ((lv, &base), row) in g.levels.iter().zip(g.base.iter()).zip(off.iter_mut()) {
                     match &lv.symbol {
                         Symbol::Byte { shift } => {
