@@ -458,7 +458,9 @@ pub fn worker_pipeline(
     let ct = &topo.config.conntrack;
     let nat = topo.l3.as_ref().is_some_and(|l| !l.nat.is_empty());
     if nat || !acls.is_empty() {
-        pipeline = pipeline.with_flows(FlowTable::new(*ct.size.get_ref(), ct.timeouts()));
+        let l2 = l2_cache_bytes(topo.workers.get(worker).and_then(|w| w.core));
+        pipeline = pipeline
+            .with_flows(FlowTable::new(*ct.size.get_ref(), ct.timeouts()).with_l2_cache(l2));
     }
     if let (Some(r), Some(s), Some(l3)) = (routes, switch, &topo.l3) {
         let mut router = Router::new(
@@ -574,7 +576,10 @@ pub struct Switch {
 
 /// The engine's MAC table, with the topology's static entries.
 pub fn mac_table_for(topo: &Topology) -> Arc<MacTable> {
-    let table = Arc::new(MacTable::new(*topo.config.switch.mac_limit.get_ref()));
+    let core = topo.workers.first().and_then(|w| w.core);
+    let table = Arc::new(
+        MacTable::new(*topo.config.switch.mac_limit.get_ref()).with_l2_cache(l2_cache_bytes(core)),
+    );
     for (d, b) in topo.bridges.iter().enumerate() {
         for &(mac, k) in &b.statics {
             table.add_static(d as DomainId, mac, k as PortId);
@@ -717,4 +722,11 @@ pub fn switch_for(topo: &Topology, table: &Arc<MacTable>, arp: &Arc<ArpCache>) -
         bridge: Bridge::new(domains, table.clone(), storm).with_arp(arp.clone()),
         table,
     })
+}
+
+/// The L2 size the tables' warming thresholds scale to: `core`'s, or the
+/// one they were measured with where the kernel does not say.
+fn l2_cache_bytes(core: Option<usize>) -> usize {
+    crate::cpu_info::l2_cache_bytes(core)
+        .unwrap_or(pollgate_pipeline::cache_size::MEASURED_L2_BYTES)
 }

@@ -40,19 +40,6 @@ impl FibReport {
     }
 }
 
-/// The core clock as the kernel reports it (the first CPU's "cpu MHz").
-pub fn cpu_mhz() -> f64 {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("cpu MHz"))
-                .and_then(|l| l.split(':').nth(1))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 fn read_routes(path: &Path) -> Result<Vec<(Prefix, u32)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -171,7 +158,7 @@ pub fn bench(
     std::hint::black_box(sink);
     let lookups = iters as u64 * keys.len() as u64;
     let ns = secs * 1e9 / lookups as f64;
-    let mhz = cpu_mhz();
+    let mhz = crate::cpu_info::mhz();
     Ok(FibReport {
         v6,
         routes: fib.len(),

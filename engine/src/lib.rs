@@ -13,6 +13,7 @@ pub mod build;
 pub mod capture;
 pub mod change;
 pub mod config;
+pub mod cpu_info;
 pub mod ctl;
 pub mod demo;
 pub mod engine;

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod arp_suppress;
 pub mod batch;
 pub mod bridge;
+pub mod cache_size;
 pub mod conntrack;
 pub mod frame;
 pub mod ipvlan;

@@ -21,7 +21,8 @@ const STATIC: u64 = 1 << 63;
 /// here), where a static entry would refuse the move.
 const REMOTE: u64 = 1 << 62;
 /// Cache lines of entries past which a burst's slots are prefetched
-/// before its lookups: 512 KiB, a quarter of this Xeon's L2. Measured
+/// before its lookups: 512 KiB, a quarter of this Xeon's L2 (scaled to
+/// another L2 by [`MacTable::with_l2_cache`]). Measured
 /// with the default 1 M-entry table, where every entry has a line (and a
 /// page) of its own: warming cost 3-7 % at 2 K and 4 K entries, broke
 /// even at 8 K and gave 12 % at 16 K.
@@ -121,6 +122,8 @@ pub struct MacTable {
     limit: usize,
     live: AtomicUsize,
     pub counters: MacCounters,
+    /// [`WARM_LINES`] for this core's L2.
+    warm_lines: usize,
 }
 
 impl MacTable {
@@ -133,7 +136,16 @@ impl MacTable {
             limit,
             live: AtomicUsize::new(0),
             counters: MacCounters::default(),
+            warm_lines: WARM_LINES,
         }
+    }
+
+    /// Warms bursts from the size past which this core's L2 of `l2_bytes`
+    /// no longer holds the entries, rather than the 2 MiB one the
+    /// threshold was measured on.
+    pub fn with_l2_cache(mut self, l2_bytes: usize) -> MacTable {
+        self.warm_lines = crate::cache_size::scaled(WARM_LINES, l2_bytes);
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -169,7 +181,7 @@ impl MacTable {
     /// line, a dense one packs four to a line.
     #[inline(always)]
     pub fn worth_warming(&self) -> bool {
-        self.len().min(self.slots.len() / 4) > WARM_LINES
+        self.len().min(self.slots.len() / 4) > self.warm_lines
     }
 
     /// Prefetches the first slot `mac` would be found in, so that a
@@ -500,6 +512,20 @@ mod tests {
             .filter(|&k| t.find(k) != Some(first_slot(k, t.mask)))
             .count();
         assert!(displaced < 4096 / 10, "{displaced} of 4096 displaced");
+    }
+
+    #[test]
+    fn warming_starts_where_the_l2_no_longer_holds_the_entries() {
+        // 4 K entries of a sparse table: a line each, 256 KiB.
+        let fill = |t: MacTable| {
+            (0..4096).for_each(|i| {
+                t.learn(1, mac(i), 1, 0);
+            });
+            t.worth_warming()
+        };
+        assert!(!fill(MacTable::new(1 << 20)));
+        assert!(!fill(MacTable::new(1 << 20).with_l2_cache(2 << 20)));
+        assert!(fill(MacTable::new(1 << 20).with_l2_cache(512 << 10)));
     }
 
     #[test]
