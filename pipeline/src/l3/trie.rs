@@ -28,6 +28,12 @@ const GROUP_LEN: usize = 1 << STRIDE;
 /// does), so a second-level load is not a TLB miss too.
 const CHUNK_GROUPS: usize = 2048;
 type Chunk = [AtomicU32; CHUNK_GROUPS * GROUP_LEN];
+/// Groups allocated with the trie, in one slice: a table that fits them
+/// (a few thousand routes of IPv6, tens of thousands of IPv4) finds each
+/// group with an add and a compare, where a chunk's costs loads of the
+/// chunk list and of its lazily set pointer at every level of a walk.
+/// 8 MiB.
+const FIRST_GROUPS: usize = 8192;
 /// Bits the first level resolves (tbl24).
 const TOP_BITS: u32 = 24;
 /// The first level, fixed-size: an index built from the top 24 bits of
@@ -52,7 +58,9 @@ pub enum TrieError {
 
 pub struct StrideTrie {
     top: Box<Top>,
-    /// Fixed-size chunks: a group's slice and an entry's index in it
+    /// Groups 0 .. FIRST_GROUPS (or max_groups, if fewer).
+    first: Box<[AtomicU32]>,
+    /// Groups past `first`, in fixed-size chunks: a group's slice and an entry's index in it
     /// need no bounds check on the lookup path.
     chunks: Box<[OnceLock<Box<Chunk>>]>,
     /// The writer's bookkeeping; readers never touch it.
@@ -95,9 +103,11 @@ impl StrideTrie {
     /// may use; memory is taken as groups are, a chunk at a time.
     /// `width`: the family's address bits (32 or 128).
     pub fn new(max_groups: usize, width: u32) -> StrideTrie {
-        let chunks = max_groups.div_ceil(CHUNK_GROUPS);
+        let first = max_groups.min(FIRST_GROUPS);
+        let chunks = (max_groups - first).div_ceil(CHUNK_GROUPS);
         StrideTrie {
             top: zeroed(),
+            first: (0..first * GROUP_LEN).map(|_| AtomicU32::new(0)).collect(),
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             arena: Mutex::new(Arena::default()),
             max_groups,
@@ -107,7 +117,11 @@ impl StrideTrie {
 
     #[inline(always)]
     fn group(&self, g: u32) -> &[AtomicU32] {
-        let g = g as usize;
+        let at = g as usize * GROUP_LEN;
+        if let Some(s) = self.first.get(at..at + GROUP_LEN) {
+            return s;
+        }
+        let g = g as usize - self.first.len() / GROUP_LEN;
         match self.chunks.get(g / CHUNK_GROUPS).and_then(|c| c.get()) {
             Some(c) => {
                 let at = (g % CHUNK_GROUPS) * GROUP_LEN;
@@ -285,7 +299,7 @@ impl StrideTrie {
     /// Bytes of memory the trie holds (top level and allocated chunks).
     pub fn memory_bytes(&self) -> usize {
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        (self.top.len() + chunks * CHUNK_GROUPS * GROUP_LEN) * 4
+        (self.top.len() + self.first.len() + chunks * CHUNK_GROUPS * GROUP_LEN) * 4
     }
 
     fn alloc_group(&self, a: &mut Arena, fill: u32) -> Result<u32, TrieError> {
@@ -304,7 +318,9 @@ impl StrideTrie {
                     return Err(TrieError::Full(self.max_groups));
                 }
                 let g = a.used;
-                self.chunks[g / CHUNK_GROUPS].get_or_init(zeroed);
+                if let Some(past) = g.checked_sub(self.first.len() / GROUP_LEN) {
+                    self.chunks[past / CHUNK_GROUPS].get_or_init(zeroed);
+                }
                 a.used += 1;
                 g as u32
             }
@@ -487,5 +503,29 @@ mod tests {
         );
         assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 19, 1, 1])), 0);
         assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 0, 1])), 1);
+    }
+
+    #[test]
+    fn groups_past_the_first_slice_live_in_chunks() {
+        let n = FIRST_GROUPS + CHUNK_GROUPS + 10;
+        // Two spare: a write is refused unless it could split a level.
+        let t = StrideTrie::new(n + 2, 32);
+        // One host route in each of n distinct /24s: a group each.
+        let host = |k: usize| u32::from_be_bytes([198, (k >> 8) as u8, k as u8, 7]);
+        for k in 0..n {
+            let a = (host(k) as u128) << 96;
+            t.write(a, a | (u128::MAX >> 32), k as u32 + 1).unwrap();
+        }
+        assert_eq!(t.groups_in_use(), n);
+        let chunks = t.chunks.iter().filter(|c| c.get().is_some()).count();
+        assert_eq!(chunks, 2);
+        let addrs: Vec<u32> = (0..n).map(host).collect();
+        let mut out = vec![0; n];
+        t.lookup_many_v4(&addrs, &mut out, &Vec::<u8>::new());
+        for k in 0..n {
+            assert_eq!(t.lookup_v4(addrs[k]), k as u32 + 1);
+            assert_eq!(out[k], k as u32 + 1);
+            assert_eq!(t.lookup_v4(addrs[k] ^ 1), NO_ROUTE);
+        }
     }
 }
