@@ -66,7 +66,11 @@ pub struct BenchResult {
     pub packets: u64,
     pub mpps_per_core: f64,
     pub ns_per_packet: f64,
+    /// Dropped while the rate was measured.
     pub drops: u64,
+    /// Dropped over the whole run, setup included (a router's packets
+    /// before its routes are in, a NAT's replies before their sessions).
+    pub drops_total: u64,
     pub frames_balanced: bool,
     /// Rules of the ingress ACL, when there was one.
     pub acl_rules: Option<usize>,
@@ -81,7 +85,7 @@ pub struct BenchResult {
 impl BenchResult {
     pub fn render(&self) -> String {
         format!(
-            "{} forward{}{}, {}-byte frames, burst {}, {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops, frames {})",
+            "{} forward{}{}, {}-byte frames, burst {}, {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops while measured, frames {})",
             self.forward,
             if self.parse { " + parse" } else { "" },
             self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules"))
@@ -323,13 +327,29 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
             .collect()
     };
     let tx = |e: &Engine| per_port(e).iter().sum::<u64>();
+    let dropped = |e: &Engine| {
+        let mut d = pollgate_pipeline::DropCounters::default();
+        for w in &e.workers {
+            for (r, n) in w.drops().nonzero() {
+                d.add(r, n);
+            }
+        }
+        d
+    };
     // Let the worker pin itself and warm its caches before measuring.
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
-    let (c0, p0) = (tx(&engine), per_port(&engine));
+    let (c0, p0, d0) = (tx(&engine), per_port(&engine), dropped(&engine));
     std::thread::sleep(Duration::from_secs_f64(p.seconds));
-    let (c1, p1) = (tx(&engine), per_port(&engine));
+    let (c1, p1, d1) = (tx(&engine), per_port(&engine), dropped(&engine));
     let secs = t0.elapsed().as_secs_f64();
+    // What was dropped while the rate was measured; the run's totals
+    // also hold the setup's (a router's packets before its routes are
+    // in, a NAT's replies before their sessions).
+    let mut window = pollgate_pipeline::DropCounters::default();
+    for (r, n) in d1.nonzero() {
+        window.add(r, n.saturating_sub(d0.get(r)));
+    }
     let port_mpps = engine
         .view()
         .ports
@@ -347,7 +367,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     for (reason, n) in summary.drops().nonzero() {
         tracing::info!(
             reason = reason.name(),
-            "{n} dropped: {}",
+            "{n} dropped over the whole run, {} of them while measured: {}",
+            window.get(reason),
             reason.description()
         );
     }
@@ -389,7 +410,8 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         },
         workers,
         cores: summary.reports.iter().map(|r| r.pinned).collect(),
-        drops: summary.drops().total(),
+        drops: window.total(),
+        drops_total: summary.drops().total(),
         frames_balanced: summary.frames_balanced(),
         acl_rules: topo.acls.first().map(|a| a.rules.len()),
         port_mpps,

@@ -228,7 +228,8 @@ fn bad_config_names_file_line_and_field_and_starts_nothing() {
 }
 
 /// `pollgate bench ARGS --json`: its result, after checking that it ran,
-/// forwarded, balanced its frames and dropped nothing.
+/// forwarded, balanced its frames and dropped nothing, while measured or
+/// before.
 fn bench(args: &[&str]) -> serde_json::Value {
     let out = pollgate(&[&["bench"], args, &["--json"]].concat());
     assert!(
@@ -240,6 +241,7 @@ fn bench(args: &[&str]) -> serde_json::Value {
     assert!(v["packets"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(v["frames_balanced"], true, "{v}");
     assert_eq!(v["drops"], 0, "{v}");
+    assert_eq!(v["drops_total"], 0, "{v}");
     v
 }
 
