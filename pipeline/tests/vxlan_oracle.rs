@@ -372,3 +372,62 @@ fn a_burst_to_mixed_remotes_gets_each_packets_own_headers() {
     assert_eq!(drops.get(DropReason::VxlanNoNeighbor), 1);
     assert_eq!(drops.get(DropReason::VxlanUnknownVni), 1);
 }
+
+/// A burst from several remote VTEPs, one of them new: each packet comes
+/// in on its own remote's tunnel port, and the new on-link remote's MAC
+/// is learnt from its packet (decap keeps the last remote for a run of
+/// packets from it, only once its next hop is known).
+#[test]
+fn a_burst_from_mixed_remotes_keeps_each_packets_remote() {
+    const SLOT: usize = 512;
+    let (a, b) = ([198, 18, 100, 2], [198, 18, 100, 3]);
+    let remote = |ip: [u8; 4], mac: u8| {
+        Vtep::new(VtepConfig {
+            mac: MacAddr([2, 0, 0, 0, 9, mac]),
+            ..vtep(ip, 64, false, 77).cfg.clone()
+        })
+    };
+    let (ra, rb) = (remote(a, 0xa), remote(b, 0xb));
+    let ours = vtep(LOCAL, 64, false, 77);
+    // a is known and resolved already; b is met in this burst.
+    let slot_a = ours.remote_or_insert(a).unwrap();
+    ours.learn_neighbor(a, MacAddr([2, 0, 0, 0, 9, 0xa]));
+    let from = [&ra, &ra, &rb, &ra, &rb, &rb, &ra];
+    let mut mem = vec![0u8; SLOT * from.len()];
+    let mut batch = Batch::new();
+    for (k, v) in from.iter().enumerate() {
+        let inner = udp4_frame(
+            60 + k,
+            MacAddr([2, 0, 0, 0, 1, k as u8]),
+            MacAddr([2, 0, 0, 0, 2, k as u8]),
+            [198, 18, 50, 1],
+            [198, 18, 51, 1],
+            1,
+            2,
+            b"",
+        );
+        let f = encapsulate(v, LOCAL, MacAddr([2, 0, 0, 0, 0, 1]), &inner);
+        let at = SLOT * k + 128;
+        mem[at..at + f.len()].copy_from_slice(&f);
+        batch.push(at as u64, f.len() as u32, 128, UNDERLAY);
+    }
+    let mut drops = DropCounters::default();
+    Parse.process(&mut batch, &mut mem, &mut drops);
+    Decap { vtep: &ours }.process(&mut batch, &mut mem, &mut drops);
+    assert_eq!(drops.total(), 0);
+    let slot_b = ours.remote(b).unwrap();
+    assert_ne!(slot_a, slot_b);
+    for (k, v) in from.iter().enumerate() {
+        let want = if v.cfg.ip == a { slot_a } else { slot_b };
+        assert_eq!(batch.verdict[k], Verdict::Pending, "packet {k}");
+        assert_eq!(batch.in_port[k], TUNNEL_BASE + want as u16, "packet {k}");
+    }
+    assert_eq!(
+        ours.next_hop_mac(slot_b),
+        Some(MacAddr([2, 0, 0, 0, 9, 0xb]))
+    );
+    assert_eq!(
+        ours.next_hop_mac(slot_a),
+        Some(MacAddr([2, 0, 0, 0, 9, 0xa]))
+    );
+}

@@ -22,11 +22,14 @@ impl Decap<'_> {
         mem: &mut M,
         drops: &mut DropCounters,
     ) {
+        // The last remote found and its slot, once its next hop is known:
+        // a burst off the underlay mostly comes from one VTEP.
+        let mut last = None;
         for i in 0..batch.len() {
             if batch.verdict[i] != Verdict::Pending || batch.in_port[i] != self.vtep.cfg.port {
                 continue;
             }
-            if let Err(r) = self.one(batch, i, mem) {
+            if let Err(r) = self.one(batch, i, mem, &mut last) {
                 batch.verdict[i] = Verdict::Drop(r);
                 drops.count(r);
             }
@@ -39,6 +42,7 @@ impl Decap<'_> {
         batch: &mut Batch,
         i: usize,
         mem: &M,
+        last: &mut Option<([u8; 4], usize)>,
     ) -> Result<(), DropReason> {
         let c = &self.vtep.cfg;
         if batch.ethertype[i] == 0x0806 && batch.tags[i] == 0 {
@@ -74,16 +78,24 @@ impl Decap<'_> {
             .domain_of_vni(vx.vni())
             .ok_or(DropReason::VxlanUnknownVni)?;
         let src_ip = [b[l3 + 12], b[l3 + 13], b[l3 + 14], b[l3 + 15]];
-        let r = self
-            .vtep
-            .remote_or_insert(src_ip)
-            .ok_or(DropReason::VxlanTooManyRemotes)?;
-        if c.gateway.is_none() && self.vtep.next_hop_mac(r).is_none() {
-            // On-link remote: its packets come from its own MAC. ARP
-            // confirms later; meanwhile replies need not wait.
-            self.vtep
-                .learn_neighbor(src_ip, MacAddr::from_bytes(&b[6..12]));
-        }
+        let r = match *last {
+            Some((ip, r)) if ip == src_ip => r,
+            _ => {
+                let r = self
+                    .vtep
+                    .remote_or_insert(src_ip)
+                    .ok_or(DropReason::VxlanTooManyRemotes)?;
+                if c.gateway.is_none() && self.vtep.next_hop_mac(r).is_none() {
+                    // On-link remote: its packets come from its own MAC.
+                    // ARP confirms later; meanwhile replies need not wait.
+                    self.vtep
+                        .learn_neighbor(src_ip, MacAddr::from_bytes(&b[6..12]));
+                } else {
+                    *last = Some((src_ip, r));
+                }
+                r
+            }
+        };
         let inner = parse_frame_in(&b[inner_off..], batch.pkt_len(i) as usize - inner_off)?;
         let skip = inner_off as u32;
         batch.addr[i] += skip as u64;
