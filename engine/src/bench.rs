@@ -327,15 +327,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
             .collect()
     };
     let tx = |e: &Engine| per_port(e).iter().sum::<u64>();
-    let dropped = |e: &Engine| {
-        let mut d = pollgate_pipeline::DropCounters::default();
-        for w in &e.workers {
-            for (r, n) in w.drops().nonzero() {
-                d.add(r, n);
-            }
-        }
-        d
-    };
+    let dropped = |e: &Engine| crate::stats::drops_of(&e.workers);
     // Let the worker pin itself and warm its caches before measuring.
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
@@ -346,10 +338,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     // What was dropped while the rate was measured; the run's totals
     // also hold the setup's (a router's packets before its routes are
     // in, a NAT's replies before their sessions).
-    let mut window = pollgate_pipeline::DropCounters::default();
-    for (r, n) in d1.nonzero() {
-        window.add(r, n.saturating_sub(d0.get(r)));
-    }
+    let window = d1.since(&d0);
     let port_mpps = engine
         .view()
         .ports

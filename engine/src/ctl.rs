@@ -17,7 +17,7 @@ use crate::stats::{render_drops, PortView, SharedWorkerCounters};
 use crate::telemetry::{SharedTelemetry, TelemetrySummary};
 use pollgate_pipeline::wire::MacAddr;
 use pollgate_pipeline::BATCH_SIZE;
-use pollgate_pipeline::{DomainId, DropCounters, DropReason, PortId};
+use pollgate_pipeline::{DomainId, DropCounters, PortId};
 use pollgate_pmd::PortStats;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -160,13 +160,7 @@ impl CtlState {
 
     /// Drops summed over the workers.
     pub(crate) fn drops(&self) -> DropCounters {
-        let mut d = DropCounters::default();
-        for w in &self.workers {
-            for (r, n) in w.drops().nonzero() {
-                d.add(r, n);
-            }
-        }
-        d
+        crate::stats::drops_of(&self.workers)
     }
 
     fn show_vxlan(&self, view: &LiveView, json: bool) -> Result<String, String> {
@@ -308,12 +302,7 @@ impl CtlState {
                 let now: Vec<PortStats> = ports.iter().map(|p| p.counters.snapshot()).collect();
                 let zero = PortStats::default();
                 let based: Vec<&PortStats> = ports.iter().map(|p| base.0.get(&p.name).unwrap_or(&zero)).collect();
-                let mut drops = self.drops();
-                let mut cleared = DropCounters::default();
-                for r in DropReason::ALL {
-                    cleared.add(*r, drops.get(*r).saturating_sub(base.1.get(*r)));
-                }
-                drops = cleared;
+                let drops = self.drops().since(&base.1);
                 if json {
                     let ports: Vec<_> = ports
                         .iter()

@@ -30,6 +30,17 @@ impl Default for WorkerCounters {
 
 pub type SharedWorkerCounters = Arc<CachePadded<WorkerCounters>>;
 
+/// Drops summed over the workers, as they last published them.
+pub fn drops_of(workers: &[SharedWorkerCounters]) -> DropCounters {
+    let mut d = DropCounters::default();
+    for w in workers {
+        for (r, n) in w.drops().nonzero() {
+            d.add(r, n);
+        }
+    }
+    d
+}
+
 impl WorkerCounters {
     pub fn publish_drops(&self, local: &DropCounters) {
         for (slot, v) in self.drops.iter().zip(local.as_array()) {

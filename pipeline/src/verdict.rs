@@ -162,6 +162,13 @@ impl DropCounters {
         self.counts.iter().sum()
     }
 
+    /// What was counted after `base`, reason by reason.
+    pub fn since(&self, base: &DropCounters) -> DropCounters {
+        DropCounters {
+            counts: std::array::from_fn(|i| self.counts[i].saturating_sub(base.counts[i])),
+        }
+    }
+
     /// Non-zero counters with their names.
     pub fn nonzero(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL
@@ -178,6 +185,21 @@ impl DropCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_subtracts_reason_by_reason() {
+        let (mut base, mut now) = (DropCounters::default(), DropCounters::default());
+        base.add(DropReason::AclDeny, 5);
+        now.add(DropReason::AclDeny, 7);
+        now.add(DropReason::RuntFrame, 3);
+        let d = now.since(&base);
+        assert_eq!(
+            (d.get(DropReason::AclDeny), d.get(DropReason::RuntFrame)),
+            (2, 3)
+        );
+        // A counter below its base (cleared meanwhile) reads zero.
+        assert_eq!(base.since(&now).get(DropReason::AclDeny), 0);
+    }
 
     #[test]
     fn names_are_unique_and_indexed_in_order() {
