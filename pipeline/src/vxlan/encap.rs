@@ -6,6 +6,7 @@
 use super::vtep::{Vtep, OVERHEAD, TUNNEL_BASE};
 use crate::batch::Batch;
 use crate::frame::FrameMemory;
+use crate::l3::csum;
 use crate::verdict::{DomainId, DropCounters, DropReason, Verdict};
 use crate::vlan::NO_DOMAIN;
 use crate::wire::VxlanHeader;
@@ -85,12 +86,9 @@ impl Template {
         h[36..38].copy_from_slice(&c.udp_port.to_be_bytes());
         // UDP checksum 0 over IPv4, as RFC 7348 recommends.
         VxlanHeader::new_unchecked(&mut h[42..50]).emit(vni);
-        let sum = (0..10)
-            .map(|k| u16::from_be_bytes([h[14 + 2 * k], h[15 + 2 * k]]) as u32)
-            .sum();
         Ok(Template {
             h,
-            sum,
+            sum: csum::sum(&h[14..34]),
             mtu: c.mtu as usize,
         })
     }
@@ -121,12 +119,10 @@ impl Template {
         let sport = 0xc000 | (flow_hash(&f[OVERHEAD..]) as u16 & 0x3fff);
         let mut h = self.h;
         // ip_len is at most the MTU, a u16.
-        let mut sum = self.sum + ip_len as u32 + ip_id as u32;
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum = (sum & 0xffff) + (sum >> 16);
+        let sum = csum::finish(self.sum + ip_len as u32 + ip_id as u32);
         h[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
         h[18..20].copy_from_slice(&ip_id.to_be_bytes());
-        h[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        h[24..26].copy_from_slice(&sum.to_be_bytes());
         h[34..36].copy_from_slice(&sport.to_be_bytes());
         h[38..40].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
         f[..OVERHEAD].copy_from_slice(&h);
