@@ -60,8 +60,8 @@ pub struct StrideTrie {
     top: Box<Top>,
     /// Groups 0 .. FIRST_GROUPS (or max_groups, if fewer).
     first: Box<[AtomicU32]>,
-    /// Groups past `first`, in fixed-size chunks: a group's slice and an entry's index in it
-    /// need no bounds check on the lookup path.
+    /// Groups past `first`, in fixed-size chunks: a group's slice and an
+    /// entry's index in it need no bounds check on the lookup path.
     chunks: Box<[OnceLock<Box<Chunk>>]>,
     /// The writer's bookkeeping; readers never touch it.
     arena: Mutex<Arena>,
@@ -100,7 +100,8 @@ fn span_bits(bits_before: u32, stride: u32) -> u32 {
 
 impl StrideTrie {
     /// `max_groups`: the most groups of 256 entries (1 KiB each) the trie
-    /// may use; memory is taken as groups are, a chunk at a time.
+    /// may use; the first `FIRST_GROUPS` are taken now, the rest as they
+    /// are used, a chunk at a time.
     /// `width`: the family's address bits (32 or 128).
     pub fn new(max_groups: usize, width: u32) -> StrideTrie {
         let first = max_groups.min(FIRST_GROUPS);
