@@ -14,7 +14,7 @@
 
 use crate::frame::FrameMemory;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,20 @@ const TOP_BITS: u32 = 24;
 /// a key needs no bounds check.
 type Top = [AtomicU32; 1 << TOP_BITS];
 
+/// Bits the summary level resolves: one entry for each run of 256 top
+/// entries (an IPv4 /16).
+const SUMMARY_BITS: u32 = 16;
+type Summary = [AtomicU32; 1 << SUMMARY_BITS];
+/// Lookups read the summary first while at most this many of its
+/// entries are mixed (send a lookup on to the top level). A table with
+/// few routes (a default, connected subnets, a handful of statics) has
+/// its summary entries all uniform, and a lookup reads 256 KiB of
+/// summary instead of a random line of the 64 MiB top level: a TLB miss
+/// and a cache miss per packet where the host maps the VM in 4 KiB
+/// pages. A table of a million routes has nearly every /16 mixed, and
+/// the summary would only add a load: it is skipped.
+const SUMMARY_MIXED_MAX: usize = 1 << 12;
+
 /// How long an unlinked group waits before reuse: far longer than any
 /// reader spends on one lookup, even a descheduled one in a VM.
 const GRACE: Duration = Duration::from_secs(1);
@@ -58,6 +72,12 @@ pub enum TrieError {
 
 pub struct StrideTrie {
     top: Box<Top>,
+    /// Per run of 256 top entries: their next hop where they all agree
+    /// and none is a group, else `GROUP` (mixed). Kept by the writer
+    /// whether or not lookups read it.
+    summary: Box<Summary>,
+    /// Whether lookups read `summary` (few enough mixed entries).
+    summary_on: AtomicBool,
     /// Groups 0 .. FIRST_GROUPS (or max_groups, if fewer).
     first: Box<[AtomicU32]>,
     /// Groups past `first`, in fixed-size chunks: a group's slice and an
@@ -77,6 +97,8 @@ struct Arena {
     free: Vec<u32>,
     /// Unlinked groups in the order they were unlinked.
     quarantine: VecDeque<(Instant, u32)>,
+    /// Summary entries that are mixed.
+    mixed: usize,
 }
 
 /// A fixed-size table of zero entries, on the heap (built there: an
@@ -108,6 +130,9 @@ impl StrideTrie {
         let chunks = (max_groups - first).div_ceil(CHUNK_GROUPS);
         StrideTrie {
             top: zeroed(),
+            // Every top entry "no route": every summary entry uniform.
+            summary: zeroed(),
+            summary_on: AtomicBool::new(true),
             first: (0..first * GROUP_LEN).map(|_| AtomicU32::new(0)).collect(),
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             arena: Mutex::new(Arena::default()),
@@ -137,6 +162,9 @@ impl StrideTrie {
     /// bits).
     #[inline(always)]
     pub fn lookup(&self, key: u128) -> NextHopId {
+        if let Some(nh) = self.summarized((key >> (128 - SUMMARY_BITS)) as usize) {
+            return nh;
+        }
         let mut e = self.top[(key >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
         let mut bits = TOP_BITS;
         while e & GROUP != 0 && bits < 128 {
@@ -148,6 +176,17 @@ impl StrideTrie {
             };
         }
         e & !GROUP
+    }
+
+    /// The next hop of every key in summary entry `s`, if lookups read
+    /// the summary and that entry is uniform.
+    #[inline(always)]
+    fn summarized(&self, s: usize) -> Option<NextHopId> {
+        if !self.summary_on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let e = self.summary[s].load(Ordering::Acquire);
+        (e & GROUP == 0).then_some(e)
     }
 
     /// Looks up every key of `keys` (at most 64) into `out`, walking all
@@ -176,8 +215,16 @@ impl StrideTrie {
         // byte TOP_BITS / 8 + k.
         let mut byte = (TOP_BITS / 8) as usize;
         let mut deeper = false;
+        let summary_on = self.summary_on.load(Ordering::Relaxed);
         for i in 0..n {
             let k = keys[i];
+            if summary_on {
+                let e = self.summary[(k >> (128 - SUMMARY_BITS)) as usize].load(Ordering::Acquire);
+                if e & GROUP == 0 {
+                    out[i] = e;
+                    continue;
+                }
+            }
             bytes[i] = k.to_be_bytes();
             let e = self.top[(k >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
             if e & GROUP != 0 {
@@ -225,6 +272,7 @@ impl StrideTrie {
         out: &mut [NextHopId],
         mem: &M,
     ) {
+        let summary_on = self.summary_on.load(Ordering::Relaxed);
         for (addrs, out) in addrs.chunks(64).zip(out.chunks_mut(64)) {
             let n = addrs.len().min(out.len());
             // Each address's tbl8 entry, for those whose tbl24 entry is a
@@ -232,6 +280,13 @@ impl StrideTrie {
             let mut tbl8: [Option<&AtomicU32>; 64] = [None; 64];
             let mut deeper = false;
             for i in 0..n {
+                if summary_on {
+                    let e = self.summary[(addrs[i] >> 16) as usize].load(Ordering::Acquire);
+                    if e & GROUP == 0 {
+                        out[i] = e;
+                        continue;
+                    }
+                }
                 let e = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
                 if e & GROUP != 0 {
                     tbl8[i] = self.descend(e, addrs[i] as u8, mem);
@@ -259,13 +314,20 @@ impl StrideTrie {
     /// about 30 (README, Performance).
     #[inline(always)]
     pub fn warm<M: FrameMemory + ?Sized>(&self, key: u128, mem: &M) {
-        prefetch_entry(&self.top[(key >> (128 - TOP_BITS)) as usize], mem);
+        if self
+            .summarized((key >> (128 - SUMMARY_BITS)) as usize)
+            .is_none()
+        {
+            prefetch_entry(&self.top[(key >> (128 - TOP_BITS)) as usize], mem);
+        }
     }
 
     /// `warm` for an IPv4 address.
     #[inline(always)]
     pub fn warm_v4<M: FrameMemory + ?Sized>(&self, a: u32, mem: &M) {
-        prefetch_entry(&self.top[(a >> 8) as usize], mem);
+        if self.summarized((a >> 16) as usize).is_none() {
+            prefetch_entry(&self.top[(a >> 8) as usize], mem);
+        }
     }
 
     /// Entry `idx` of the group that entry `e` links to, prefetched.
@@ -281,6 +343,9 @@ impl StrideTrie {
     /// IPv4's two-step lookup (DIR-24-8), without the general loop.
     #[inline(always)]
     pub fn lookup_v4(&self, a: u32) -> NextHopId {
+        if let Some(nh) = self.summarized((a >> 16) as usize) {
+            return nh;
+        }
         let e = self.top[(a >> 8) as usize].load(Ordering::Acquire);
         if e & GROUP == 0 {
             return e;
@@ -357,7 +422,31 @@ impl StrideTrie {
         if available < 2 * self.levels {
             return Err(TrieError::Full(self.max_groups));
         }
-        self.write_table(&mut a, None, 0, TOP_BITS, lo, hi, nh)
+        let written = self.write_table(&mut a, None, 0, TOP_BITS, lo, hi, nh);
+        // After the top level, so that a uniform summary entry is never
+        // newer than the entries under it: a reader sees the old next
+        // hop or the new one, as from the top level itself.
+        let shift = 128 - SUMMARY_BITS;
+        for s in (lo >> shift) as usize..=(hi >> shift) as usize {
+            self.resummarize(&mut a, s);
+        }
+        self.summary_on
+            .store(a.mixed <= SUMMARY_MIXED_MAX, Ordering::Release);
+        written
+    }
+
+    /// Sets summary entry `s` from the 256 top entries under it.
+    fn resummarize(&self, a: &mut Arena, s: usize) {
+        let run = &self.top[s << (TOP_BITS - SUMMARY_BITS)..(s + 1) << (TOP_BITS - SUMMARY_BITS)];
+        let v0 = run[0].load(Ordering::Relaxed);
+        let uniform = v0 & GROUP == 0 && run.iter().all(|e| e.load(Ordering::Relaxed) == v0);
+        let new = if uniform { v0 } else { GROUP };
+        let old = self.summary[s].swap(new, Ordering::Release);
+        match (old & GROUP != 0, new & GROUP != 0) {
+            (false, true) => a.mixed += 1,
+            (true, false) => a.mixed -= 1,
+            _ => {}
+        }
     }
 
     fn entry(&self, table: Option<u32>, idx: usize) -> &AtomicU32 {
@@ -488,6 +577,94 @@ mod tests {
         t.write(sub, sub | (u128::MAX >> 26), 7).unwrap();
         assert_eq!(t.lookup_v4(u32::from_be_bytes([198, 18, 1, 65])), 7);
         assert_eq!(t.top[(ten >> 104) as usize].load(Ordering::Relaxed), 7);
+    }
+
+    /// Every lookup path of `t` on `addrs` against `want`.
+    fn agree(t: &StrideTrie, addrs: &[u32], want: impl Fn(u32) -> NextHopId) {
+        let mut out = vec![0; addrs.len()];
+        t.lookup_many_v4(addrs, &mut out, &Vec::<u8>::new());
+        let keys: Vec<u128> = addrs.iter().map(|&a| (a as u128) << 96).collect();
+        let mut many = vec![0; addrs.len()];
+        for (k, o) in keys.chunks(64).zip(many.chunks_mut(64)) {
+            t.lookup_many(k, o, &Vec::<u8>::new());
+        }
+        for (i, &a) in addrs.iter().enumerate() {
+            let w = want(a);
+            assert_eq!(t.lookup_v4(a), w, "{a:#x}");
+            assert_eq!(t.lookup(keys[i]), w, "{a:#x}");
+            assert_eq!(out[i], w, "{a:#x} batched");
+            assert_eq!(many[i], w, "{a:#x} batched as a key");
+        }
+    }
+
+    #[test]
+    fn the_summary_answers_for_uniform_runs_and_steps_aside_when_most_are_mixed() {
+        let t = StrideTrie::new(1 << 14, 32);
+        let route = |a: [u8; 4], len: u32, nh| {
+            let lo = v4(a);
+            t.write(lo, lo | (u128::MAX >> len), nh).unwrap();
+        };
+        let ip = |a: [u8; 4]| u32::from_be_bytes(a);
+        // A probe in every /16, and around the routes below.
+        let mut addrs: Vec<u32> = (0..1u32 << 16).map(|s| (s << 16) | 0x0105).collect();
+        addrs.extend([
+            ip([198, 18, 1, 5]),
+            ip([198, 18, 1, 130]),
+            ip([198, 18, 2, 5]),
+        ]);
+        route([0, 0, 0, 0], 0, 1);
+        assert!(t.summary_on.load(Ordering::Relaxed));
+        agree(&t, &addrs, |_| 1);
+        // A /24 and a /25 in it make 198.18/16 mixed; the rest stay uniform.
+        route([198, 18, 1, 0], 24, 2);
+        route([198, 18, 1, 128], 25, 3);
+        let deep = |a: u32| match a >> 8 {
+            x if x == ip([198, 18, 1, 0]) >> 8 && a & 0x80 != 0 => 3,
+            x if x == ip([198, 18, 1, 0]) >> 8 => 2,
+            _ => 1,
+        };
+        agree(&t, &addrs, deep);
+        assert_eq!(t.arena.lock().unwrap().mixed, 1);
+        // A /16 made of 256 /24s of one next hop is uniform again.
+        for k in 0..=255 {
+            route([198, 20, k, 0], 24, 4);
+        }
+        assert_eq!(
+            t.summary[ip([198, 20, 0, 0]) as usize >> 16].load(Ordering::Relaxed),
+            4
+        );
+        // More mixed /16s than the summary is read for: lookups go to the
+        // top level, with the same answers.
+        let spread = |k: u32| [(k >> 8) as u8, k as u8, 7, 0];
+        for k in 0..SUMMARY_MIXED_MAX as u32 + 1 {
+            route(spread(k), 24, 5);
+        }
+        assert!(!t.summary_on.load(Ordering::Relaxed));
+        let spread_or = |a: u32| {
+            let k = a >> 16;
+            if k <= SUMMARY_MIXED_MAX as u32 && (a >> 8) & 0xff == 7 {
+                5
+            } else if a >> 16 == ip([198, 20, 0, 0]) >> 16 {
+                4
+            } else {
+                deep(a)
+            }
+        };
+        let mut more = addrs.clone();
+        more.extend((0..SUMMARY_MIXED_MAX as u32 + 1).map(|k| ip(spread(k)) | 9));
+        agree(&t, &more, spread_or);
+        // Withdrawn again (back to the default): the summary is read again.
+        for k in 0..SUMMARY_MIXED_MAX as u32 + 1 {
+            route(spread(k), 24, 1);
+        }
+        assert!(t.summary_on.load(Ordering::Relaxed));
+        agree(&t, &more, |a| {
+            if a >> 16 == ip([198, 20, 0, 0]) >> 16 {
+                4
+            } else {
+                deep(a)
+            }
+        });
     }
 
     #[test]
