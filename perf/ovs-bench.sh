@@ -29,13 +29,16 @@ cargo build --release -q -p pollgate
 PG=target/release/pollgate
 W=$(mktemp -d)
 DB=unix:$W/db.sock
+HUGE_WAS=$(cat /proc/sys/vm/nr_hugepages)
 cleanup() {
   for p in "$W"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
   sleep 1
   rm -rf "$W"
+  # 3 GiB held back from everything else, pollgate's THP tables too.
+  echo "$HUGE_WAS" >/proc/sys/vm/nr_hugepages
 }
 trap cleanup EXIT
-[ "$(cat /proc/sys/vm/nr_hugepages)" -ge 1536 ] || echo 1536 >/proc/sys/vm/nr_hugepages
+[ "$HUGE_WAS" -ge 1536 ] || echo 1536 >/proc/sys/vm/nr_hugepages
 
 testpmd_pcap() { # MODE F0 F1 -> Mpps over both ports
   local log; log=$(mktemp)
