@@ -530,7 +530,11 @@ fn three_pollgate_vteps_and_a_kernel_vtep_under_frr_evpn() {
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
         .and_then(|s| s.parse::<u32>().ok());
-    assert!(seq.is_some_and(|s| s >= 1), "mobility sequence: {mac}");
+    // Not required to be 1 or more: host 1's withdrawal (its port is
+    // gone) may reach zebra before host 2's learn, and a MAC learnt with
+    // no other route for it starts again at 0 (RFC 7432 section 15). On a
+    // slow machine it did. Host 2 must hold it, with a sequence.
+    assert!(seq.is_some(), "mobility sequence: {mac}");
 
     // pollgate restarted on host 3: its MACs come back.
     let h3 = hosts[2].as_mut().unwrap();
