@@ -185,6 +185,13 @@ impl StrideTrie {
         if !self.summary_on.load(Ordering::Relaxed) {
             return None;
         }
+        self.uniform(s)
+    }
+
+    /// Summary entry `s`'s next hop, if it is uniform (whether or not
+    /// lookups read the summary: batches check that once).
+    #[inline(always)]
+    fn uniform(&self, s: usize) -> Option<NextHopId> {
         let e = self.summary[s].load(Ordering::Acquire);
         (e & GROUP == 0).then_some(e)
     }
@@ -218,12 +225,12 @@ impl StrideTrie {
         let summary_on = self.summary_on.load(Ordering::Relaxed);
         for i in 0..n {
             let k = keys[i];
-            if summary_on {
-                let e = self.summary[(k >> (128 - SUMMARY_BITS)) as usize].load(Ordering::Acquire);
-                if e & GROUP == 0 {
-                    out[i] = e;
-                    continue;
-                }
+            if let Some(nh) = summary_on
+                .then(|| self.uniform((k >> (128 - SUMMARY_BITS)) as usize))
+                .flatten()
+            {
+                out[i] = nh;
+                continue;
             }
             bytes[i] = k.to_be_bytes();
             let e = self.top[(k >> (128 - TOP_BITS)) as usize].load(Ordering::Acquire);
@@ -280,12 +287,12 @@ impl StrideTrie {
             let mut tbl8: [Option<&AtomicU32>; 64] = [None; 64];
             let mut deeper = false;
             for i in 0..n {
-                if summary_on {
-                    let e = self.summary[(addrs[i] >> 16) as usize].load(Ordering::Acquire);
-                    if e & GROUP == 0 {
-                        out[i] = e;
-                        continue;
-                    }
+                if let Some(nh) = summary_on
+                    .then(|| self.uniform((addrs[i] >> (32 - SUMMARY_BITS)) as usize))
+                    .flatten()
+                {
+                    out[i] = nh;
+                    continue;
                 }
                 let e = self.top[(addrs[i] >> 8) as usize].load(Ordering::Acquire);
                 if e & GROUP != 0 {
@@ -325,7 +332,10 @@ impl StrideTrie {
     /// `warm` for an IPv4 address.
     #[inline(always)]
     pub fn warm_v4<M: FrameMemory + ?Sized>(&self, a: u32, mem: &M) {
-        if self.summarized((a >> 16) as usize).is_none() {
+        if self
+            .summarized((a >> (32 - SUMMARY_BITS)) as usize)
+            .is_none()
+        {
             prefetch_entry(&self.top[(a >> 8) as usize], mem);
         }
     }
@@ -343,7 +353,7 @@ impl StrideTrie {
     /// IPv4's two-step lookup (DIR-24-8), without the general loop.
     #[inline(always)]
     pub fn lookup_v4(&self, a: u32) -> NextHopId {
-        if let Some(nh) = self.summarized((a >> 16) as usize) {
+        if let Some(nh) = self.summarized((a >> (32 - SUMMARY_BITS)) as usize) {
             return nh;
         }
         let e = self.top[(a >> 8) as usize].load(Ordering::Acquire);
