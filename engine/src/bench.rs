@@ -5,6 +5,7 @@
 use crate::bench_service::{self, Service};
 use crate::config::{self, ForwardModeCfg, Topology};
 use crate::engine::Engine;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Default)]
@@ -212,6 +213,24 @@ pub(crate) fn acl_sections(p: &BenchParams) -> anyhow::Result<(String, &'static 
     })
 }
 
+/// Waits (up to 10 s) until the MAC table has stopped growing and
+/// learning: a mix of many MACs is learnt in its first passes, as the
+/// table grows to hold it, and the rate measured is the steady state's.
+fn settle_macs(engine: &Engine) {
+    let t = engine.control.table();
+    let look = || (t.capacity(), t.counters.learned.load(Ordering::Relaxed));
+    let start = Instant::now();
+    let mut last = look();
+    while start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = look();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+}
+
 fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> {
     // A mix replays from captures; one frame is the null ports' template.
     let (rx, switch) = if p.macs > 1 || p.flows > 1 {
@@ -328,6 +347,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     };
     let tx = |e: &Engine| per_port(e).iter().sum::<u64>();
     let dropped = |e: &Engine| crate::stats::drops_of(&e.workers);
+    settle_macs(&engine);
     // Let the worker pin itself and warm its caches before measuring.
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();

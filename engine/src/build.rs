@@ -578,7 +578,8 @@ pub struct Switch {
 pub fn mac_table_for(topo: &Topology) -> Arc<MacTable> {
     let core = topo.workers.first().and_then(|w| w.core);
     let table = Arc::new(
-        MacTable::new(*topo.config.switch.mac_limit.get_ref()).with_l2_cache(l2_cache_bytes(core)),
+        MacTable::growable(*topo.config.switch.mac_limit.get_ref())
+            .with_l2_cache(l2_cache_bytes(core)),
     );
     for (d, b) in topo.bridges.iter().enumerate() {
         for &(mac, k) in &b.statics {

@@ -58,6 +58,8 @@ pub struct Engine {
     xdp_seen: std::sync::Mutex<Vec<(u32, XdpCheck)>>,
     /// The EVPN kernel mirror's thread.
     evpn: Option<crate::evpn::Evpn>,
+    /// The thread that grows the MAC table.
+    keeper: Option<JoinHandle<()>>,
 }
 
 /// What the engine reports when it has stopped.
@@ -316,6 +318,11 @@ impl Engine {
                 }
             }
         }
+        // Without it the table stays at its first size: learns past that
+        // overflow (counted) and their frames are flooded, as at the limit.
+        let keeper = crate::mac_keeper::spawn(table.clone(), stop.clone())
+            .map_err(|e| tracing::error!("the MAC table keeper cannot start: {e}"))
+            .ok();
         let control = Arc::new(Control::new(Live {
             topo: topo.clone(),
             devices,
@@ -336,6 +343,7 @@ impl Engine {
             .ok();
         Ok(Engine {
             evpn,
+            keeper,
             workers: worker_counters,
             handles,
             stop,
@@ -354,6 +362,9 @@ impl Engine {
             .collect();
         if let Some(mut e) = self.evpn.take() {
             e.stop();
+        }
+        if let Some(k) = self.keeper.take() {
+            let _ = k.join();
         }
         // The workers closed their ports; what those ports' devices were
         // goes now, not when the last holder of the control lets go.

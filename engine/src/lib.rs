@@ -21,6 +21,7 @@ pub mod evpn;
 pub mod evpn_ctl;
 pub mod fib_tool;
 pub mod live;
+pub mod mac_keeper;
 pub mod metrics;
 pub mod nat_ctl;
 pub mod reaper;

@@ -243,7 +243,7 @@ pub fn render(state: &CtlState) -> String {
             ),
             (
                 "mac_overflows",
-                "Learning refused by a full table",
+                "Learning refused by a full table (at its limit, or filling faster than it grows)",
                 &t.counters.overflow,
             ),
             ("mac_aged", "MAC entries aged out", &t.counters.aged),

@@ -3,18 +3,33 @@
 //! and MAC) and a value word (port, static flag, last-seen time). Workers
 //! look up and learn with plain atomic loads and stores, so what one
 //! worker learns the next packet on any worker sees; a control thread ages
-//! entries out. A full table is counted, never grown: capacity is fixed at
-//! start, and each entry costs 16 bytes at a load factor of at most 1/2.
+//! entries out. Each entry costs 16 bytes at a load factor of at most 1/2.
+//!
+//! A table made [`MacTable::growable`] starts at 64 KiB and doubles, up
+//! to the size its limit needs, when a keeper thread calls
+//! [`MacTable::grow_if_needed`] (the engine's does, every few
+//! milliseconds): a hash spreads even a handful of entries over the whole
+//! array, so a table sized for a million entries gave a host with a
+//! thousand MACs a cache line and a page per MAC. Each size is a
+//! generation; the workers read the newest. Growing copies the entries
+//! into the next one, publishes it, and copies again what workers learnt
+//! in the old one meanwhile. A learn that lands in the old generation
+//! after that is lost, as an aged entry is: the next frame from that MAC
+//! teaches it again, and until then frames to it are flooded. Old
+//! generations are kept until the table is dropped, so a worker never
+//! reads freed memory and needs no lock: at most as much again as the
+//! newest one. A full table is counted, never grown past its limit.
 
 use crate::frame::FrameMemory;
 use crate::verdict::{DomainId, PortId};
 use crate::wire::MacAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
-const EMPTY: u64 = 0;
-const TOMBSTONE: u64 = u64::MAX;
-/// Longest probe sequence: past it a lookup misses and a learn overflows.
-const MAX_PROBE: usize = 32;
+mod generation;
+use generation::{first_slot, Slot, Slots, EMPTY, TOMBSTONE};
+
 const STATIC: u64 = 1 << 63;
 /// Put there by a control plane (EVPN: a MAC behind a remote VTEP): never
 /// aged, but a local port that sees the MAC takes it over (the host moved
@@ -27,6 +42,20 @@ const REMOTE: u64 = 1 << 62;
 /// page) of its own: warming cost 3-7 % at 2 K and 4 K entries, broke
 /// even at 8 K and gave 12 % at 16 K.
 const WARM_LINES: usize = 8 * 1024;
+/// Slots of a growable table's first generation: 64 KiB, up to 1 K
+/// entries before it grows.
+const FIRST_SLOTS: usize = 4096;
+/// Generations past the first: enough doublings from `FIRST_SLOTS` for
+/// any limit a 64-bit address space can hold.
+const MAX_GROWTHS: usize = 48;
+/// A generation grows when its entries pass this share of its slots, so
+/// that a burst of new MACs has room (up to about 3/4, where probe
+/// sequences start to overflow) until the keeper next looks.
+const GROW_AT_DIVISOR: usize = 4;
+/// How long growing waits after publishing a generation before copying
+/// again what workers learnt in the old one: longer than a worker takes
+/// over one learn.
+const GROW_SETTLE: Duration = Duration::from_millis(1);
 /// A learned entry's time is rewritten at most this often (seconds), so a
 /// busy flow does not write its table line on every packet.
 const REFRESH_SECS: u32 = 1;
@@ -38,22 +67,6 @@ fn key(domain: DomainId, mac: MacAddr) -> u64 {
     // domain + 1 keeps every key away from EMPTY; TOMBSTONE would need
     // domain 0xfffe and the broadcast MAC, which is never learned.
     ((domain as u64 + 1) << 48) | mac
-}
-
-/// Where `k`'s probe sequence starts in a table of `mask + 1` slots.
-#[inline(always)]
-fn first_slot(k: u64, mask: usize) -> usize {
-    // Fibonacci hashing keeps product bits 20 and up, which depend only
-    // on the key's bits below them: the domain (bits 48+) must be folded
-    // down to count. Without it one MAC in many domains (a router's, a
-    // VRRP address) shared one probe sequence, overflowing it past
-    // MAX_PROBE domains, and workers serving different domains with the
-    // same hosts shared every line. The fold moves a domain's slots by a
-    // constant, so the multiply still spreads consecutive MACs (a
-    // hypervisor's pool, Docker's MACs from IPs) evenly, with fewer
-    // collisions than a random hash would give them.
-    let k = k ^ ((k >> 48) << 28);
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20) as usize & mask
 }
 
 #[inline(always)]
@@ -106,19 +119,18 @@ pub struct MacEntry {
     pub age_secs: u32,
 }
 
-/// A key and its value side by side: a lookup that finds the key has the
-/// value in the same cache line (four slots a line, none straddling), one
-/// memory access where two arrays cost two.
-#[derive(Default)]
-#[repr(C, align(16))]
-struct Slot {
-    key: AtomicU64,
-    val: AtomicU64,
-}
-
 pub struct MacTable {
-    slots: Box<[Slot]>,
-    mask: usize,
+    /// Generation 0; generation g > 0 is `later[g - 1]`.
+    first: Slots,
+    later: [OnceLock<Slots>; MAX_GROWTHS],
+    /// The generation lookups and learns use.
+    current: AtomicUsize,
+    /// Slots the limit needs: a table grows no further.
+    full_slots: usize,
+    /// Held by every change but the workers' learns (growing, aging,
+    /// static and control-plane entries, removals), so that growing's
+    /// copy misses none of them.
+    writer: Mutex<()>,
     limit: usize,
     live: AtomicUsize,
     pub counters: MacCounters,
@@ -126,13 +138,30 @@ pub struct MacTable {
     warm_lines: usize,
 }
 
+/// The slots a table for `limit` entries has at full size.
+fn slots_for(limit: usize) -> usize {
+    (limit.max(16) * 2).next_power_of_two()
+}
+
 impl MacTable {
-    /// A table for up to `limit` entries.
+    /// A table for up to `limit` entries, at full size now.
     pub fn new(limit: usize) -> MacTable {
-        let slots = (limit.max(16) * 2).next_power_of_two();
+        Self::with_first(limit, slots_for(limit))
+    }
+
+    /// A table for up to `limit` entries that starts small and grows as
+    /// [`grow_if_needed`](Self::grow_if_needed) finds it filling.
+    pub fn growable(limit: usize) -> MacTable {
+        Self::with_first(limit, slots_for(limit).min(FIRST_SLOTS))
+    }
+
+    fn with_first(limit: usize, first: usize) -> MacTable {
         MacTable {
-            slots: (0..slots).map(|_| Slot::default()).collect(),
-            mask: slots - 1,
+            first: Slots::new(first),
+            later: std::array::from_fn(|_| OnceLock::new()),
+            current: AtomicUsize::new(0),
+            full_slots: slots_for(limit),
+            writer: Mutex::new(()),
             limit,
             live: AtomicUsize::new(0),
             counters: MacCounters::default(),
@@ -148,6 +177,77 @@ impl MacTable {
         self
     }
 
+    /// The newest generation.
+    #[inline(always)]
+    fn slots(&self) -> &Slots {
+        self.generation(self.current.load(Ordering::Acquire))
+    }
+
+    #[inline(always)]
+    fn generation(&self, g: usize) -> &Slots {
+        match g.checked_sub(1) {
+            None => &self.first,
+            // `current` names only generations already set.
+            Some(l) => self
+                .later
+                .get(l)
+                .and_then(OnceLock::get)
+                .unwrap_or(&self.first),
+        }
+    }
+
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        // The guard keeps no data of its own: a writer that panicked
+        // left the table as a worker's learn would.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Slots in the newest generation (16 bytes each).
+    pub fn capacity(&self) -> usize {
+        self.slots().slots.len()
+    }
+
+    /// Doubles the table if its entries pass a quarter of its slots and
+    /// it is below full size: copies the entries into the next
+    /// generation, publishes it, and after [`GROW_SETTLE`] copies those
+    /// learnt in the old one meanwhile. Returns whether it grew. For a
+    /// keeper thread, every few milliseconds; never for a worker.
+    pub fn grow_if_needed(&self) -> bool {
+        let _w = self.writer();
+        let g = self.current.load(Ordering::Acquire);
+        let old = self.generation(g);
+        let n = old.slots.len();
+        if n >= self.full_slots || self.len() * GROW_AT_DIVISOR <= n || g >= MAX_GROWTHS {
+            return false;
+        }
+        let new = Slots::new(n * 2);
+        let mut lost = 0;
+        for (k, v) in old.entries() {
+            if new.claim(k, v) == Learned::Overflow {
+                lost += 1;
+            }
+        }
+        if self.later[g].set(new).is_err() {
+            // Only the writer sets generations, one after another.
+            return false;
+        }
+        self.current.store(g + 1, Ordering::Release);
+        std::thread::sleep(GROW_SETTLE);
+        let new = self.generation(g + 1);
+        for (k, v) in old.entries() {
+            if new.find(k).is_none() && new.claim(k, v) == Learned::Overflow {
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            self.live.fetch_sub(lost, Ordering::Relaxed);
+            self.counters
+                .overflow
+                .fetch_add(lost as u64, Ordering::Relaxed);
+        }
+        true
+    }
+
     pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
@@ -160,28 +260,13 @@ impl MacTable {
         self.limit
     }
 
-    #[inline(always)]
-    fn find(&self, k: u64) -> Option<usize> {
-        let mut i = first_slot(k, self.mask);
-        for _ in 0..MAX_PROBE {
-            // Acquire: a key seen here comes with the value stored before it
-            // was published (or 0, read as a miss).
-            match self.slots[i].key.load(Ordering::Acquire) {
-                EMPTY => return None,
-                x if x == k => return Some(i),
-                _ => i = (i + 1) & self.mask,
-            }
-        }
-        None
-    }
-
     /// Whether the lines the entries sit in are past the caches, so that
     /// warming a burst ([`MacTable::warm`]) pays for its pass. Entries
     /// are spread over the whole table: a sparse one gives each its own
     /// line, a dense one packs four to a line.
     #[inline(always)]
     pub fn worth_warming(&self) -> bool {
-        self.len().min(self.slots.len() / 4) > self.warm_lines
+        self.len().min(self.capacity() / 4) > self.warm_lines
     }
 
     /// Prefetches the first slot `mac` would be found in, so that a
@@ -189,8 +274,8 @@ impl MacTable {
     /// lookups that need them.
     #[inline(always)]
     pub fn warm<M: FrameMemory + ?Sized>(&self, domain: DomainId, mac: MacAddr, mem: &M) {
-        let i = first_slot(key(domain, mac), self.mask);
-        if let Some(s) = self.slots.get(i) {
+        let g = self.slots();
+        if let Some(s) = g.slots.get(first_slot(key(domain, mac), g.mask)) {
             mem.prefetch((s as *const Slot).cast());
         }
     }
@@ -198,88 +283,73 @@ impl MacTable {
     /// The port `mac` was learned on in `domain`.
     #[inline(always)]
     pub fn lookup(&self, domain: DomainId, mac: MacAddr) -> Option<PortId> {
-        let i = self.find(key(domain, mac))?;
-        port_of(self.slots[i].val.load(Ordering::Relaxed))
+        let g = self.slots();
+        let i = g.find(key(domain, mac))?;
+        port_of(g.slots[i].val.load(Ordering::Relaxed))
     }
 
     /// Learns `mac` on `port` at time `now` (seconds).
     #[inline]
     pub fn learn(&self, domain: DomainId, mac: MacAddr, port: PortId, now: u32) -> Learned {
         let k = key(domain, mac);
-        if let Some(i) = self.find(k) {
-            let v = self.slots[i].val.load(Ordering::Relaxed);
+        let g = self.slots();
+        if let Some(i) = g.find(k) {
+            let slot = &g.slots[i];
+            let v = slot.val.load(Ordering::Relaxed);
             return match port_of(v) {
                 Some(p) if p == port => {
                     if v & STATIC == 0 && now.wrapping_sub(v as u32) >= REFRESH_SECS {
-                        self.slots[i]
-                            .val
-                            .store(value(port, now, false), Ordering::Relaxed);
+                        slot.val.store(value(port, now, false), Ordering::Relaxed);
                     }
                     Learned::Known
                 }
                 _ if v & STATIC != 0 => Learned::StaticConflict,
                 Some(from) => {
-                    self.slots[i]
-                        .val
-                        .store(value(port, now, false), Ordering::Relaxed);
+                    slot.val.store(value(port, now, false), Ordering::Relaxed);
                     self.counters.moves.fetch_add(1, Ordering::Relaxed);
                     Learned::Moved { from }
                 }
                 None => {
-                    self.slots[i]
-                        .val
-                        .store(value(port, now, false), Ordering::Relaxed);
+                    slot.val.store(value(port, now, false), Ordering::Relaxed);
                     Learned::Known
                 }
             };
         }
-        self.insert(k, value(port, now, false))
+        self.insert(g, k, value(port, now, false))
     }
 
-    fn insert(&self, k: u64, v: u64) -> Learned {
+    fn insert(&self, g: &Slots, k: u64, v: u64) -> Learned {
         if self.live.load(Ordering::Relaxed) >= self.limit {
             self.counters.overflow.fetch_add(1, Ordering::Relaxed);
             return Learned::Overflow;
         }
-        let mut i = first_slot(k, self.mask);
-        for _ in 0..MAX_PROBE {
-            let cur = self.slots[i].key.load(Ordering::Relaxed);
-            if cur == EMPTY || cur == TOMBSTONE {
-                // AcqRel: claiming the slot orders against other claimers;
-                // the value written below is published by its own store.
-                if self.slots[i]
-                    .key
-                    .compare_exchange(cur, k, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    self.slots[i].val.store(v, Ordering::Release);
-                    self.live.fetch_add(1, Ordering::Relaxed);
-                    self.counters.learned.fetch_add(1, Ordering::Relaxed);
-                    return Learned::New;
-                }
+        let r = g.claim(k, v);
+        match r {
+            Learned::New => {
+                self.live.fetch_add(1, Ordering::Relaxed);
+                self.counters.learned.fetch_add(1, Ordering::Relaxed);
             }
-            if self.slots[i].key.load(Ordering::Relaxed) == k {
-                // Another worker learned it in the meantime.
-                self.slots[i].val.store(v, Ordering::Relaxed);
-                return Learned::Known;
+            Learned::Overflow => {
+                self.counters.overflow.fetch_add(1, Ordering::Relaxed);
             }
-            i = (i + 1) & self.mask;
+            _ => {}
         }
-        self.counters.overflow.fetch_add(1, Ordering::Relaxed);
-        Learned::Overflow
+        r
     }
 
     /// Adds a static entry (never aged, never moved by learning).
     pub fn add_static(&self, domain: DomainId, mac: MacAddr, port: PortId) -> Learned {
+        let _w = self.writer();
+        let g = self.slots();
         let k = key(domain, mac);
-        match self.find(k) {
+        match g.find(k) {
             Some(i) => {
-                self.slots[i]
+                g.slots[i]
                     .val
                     .store(value(port, 0, true), Ordering::Relaxed);
                 Learned::Known
             }
-            None => self.insert(k, value(port, 0, true)),
+            None => self.insert(g, k, value(port, 0, true)),
         }
     }
 
@@ -287,43 +357,50 @@ impl MacTable {
     /// `port` (a tunnel) until [`remove_remote`](Self::remove_remote), or
     /// until a local port learns it. A static entry is left alone.
     pub fn add_remote(&self, domain: DomainId, mac: MacAddr, port: PortId) -> Learned {
+        let _w = self.writer();
+        let g = self.slots();
         let k = key(domain, mac);
         let v = value(port, 0, false) | REMOTE;
-        match self.find(k) {
+        match g.find(k) {
             Some(i) => {
-                let cur = self.slots[i].val.load(Ordering::Relaxed);
+                let cur = g.slots[i].val.load(Ordering::Relaxed);
                 if cur & STATIC != 0 {
                     return Learned::StaticConflict;
                 }
-                self.slots[i].val.store(v, Ordering::Relaxed);
+                g.slots[i].val.store(v, Ordering::Relaxed);
                 match port_of(cur) {
                     Some(from) if from != port => Learned::Moved { from },
                     _ => Learned::Known,
                 }
             }
-            None => self.insert(k, v),
+            None => self.insert(g, k, v),
         }
     }
 
     /// Removes `mac` if the control plane put it there (a withdrawal must
     /// not remove what a local port has learned since).
     pub fn remove_remote(&self, domain: DomainId, mac: MacAddr) -> bool {
-        match self.find(key(domain, mac)) {
-            Some(i) if self.slots[i].val.load(Ordering::Relaxed) & REMOTE != 0 => self.kill(i),
+        let _w = self.writer();
+        let g = self.slots();
+        match g.find(key(domain, mac)) {
+            Some(i) if g.slots[i].val.load(Ordering::Relaxed) & REMOTE != 0 => self.kill(g, i),
             _ => false,
         }
     }
 
     /// Removes an entry; true if there was one.
     pub fn remove(&self, domain: DomainId, mac: MacAddr) -> bool {
-        match self.find(key(domain, mac)) {
-            Some(i) => self.kill(i),
+        let _w = self.writer();
+        let g = self.slots();
+        match g.find(key(domain, mac)) {
+            Some(i) => self.kill(g, i),
             None => false,
         }
     }
 
-    fn kill(&self, i: usize) -> bool {
-        let k = self.slots[i].key.load(Ordering::Relaxed);
+    fn kill(&self, g: &Slots, i: usize) -> bool {
+        let slot = &g.slots[i];
+        let k = slot.key.load(Ordering::Relaxed);
         if k == EMPTY || k == TOMBSTONE {
             return false;
         }
@@ -331,8 +408,8 @@ impl MacTable {
         // miss, and a slot reused later starts with no stale port. (A
         // learner refreshing in between leaves a stale value behind, which
         // the next claimer overwrites; a lookup in that instant floods.)
-        self.slots[i].val.store(0, Ordering::Relaxed);
-        if self.slots[i]
+        slot.val.store(0, Ordering::Relaxed);
+        if slot
             .key
             .compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
@@ -344,31 +421,31 @@ impl MacTable {
         }
     }
 
+    /// Kills every entry `doomed(key, value)` picks; returns how many.
+    fn kill_where(&self, doomed: impl Fn(u64, u64) -> bool) -> usize {
+        let _w = self.writer();
+        let g = self.slots();
+        (0..g.slots.len())
+            .filter(|&i| {
+                let k = g.slots[i].key.load(Ordering::Relaxed);
+                let v = g.slots[i].val.load(Ordering::Relaxed);
+                k != EMPTY && k != TOMBSTONE && v != 0 && doomed(k, v) && self.kill(g, i)
+            })
+            .count()
+    }
+
     /// Removes learned entries not seen for `max_age` seconds; returns how
     /// many. Run by the control thread, about once a second.
     pub fn age(&self, now: u32, max_age: u32) -> usize {
-        let mut n = 0;
-        for i in 0..self.slots.len() {
-            let v = self.slots[i].val.load(Ordering::Relaxed);
-            if v == 0 || v & (STATIC | REMOTE) != 0 {
-                continue;
-            }
-            if now.wrapping_sub(v as u32) > max_age && self.kill(i) {
-                n += 1;
-            }
-        }
+        let n = self
+            .kill_where(|_, v| v & (STATIC | REMOTE) == 0 && now.wrapping_sub(v as u32) > max_age);
         self.counters.aged.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 
     /// Removes every learned entry pointing at `port` (its link went down).
     pub fn flush_port(&self, port: PortId) -> usize {
-        (0..self.slots.len())
-            .filter(|&i| {
-                let v = self.slots[i].val.load(Ordering::Relaxed);
-                v & STATIC == 0 && port_of(v) == Some(port) && self.kill(i)
-            })
-            .count()
+        self.kill_where(|_, v| v & STATIC == 0 && port_of(v) == Some(port))
     }
 
     /// Removes every entry, static or learned, pointing at one of `ports`
@@ -376,29 +453,17 @@ impl MacTable {
     /// time leave behind, in one pass over the table. Entries elsewhere
     /// stay.
     pub fn purge(&self, ports: &[PortId], domains: &[DomainId]) -> usize {
-        (0..self.slots.len())
-            .filter(|&i| {
-                let k = self.slots[i].key.load(Ordering::Relaxed);
-                if k == EMPTY || k == TOMBSTONE {
-                    return false;
-                }
-                let v = self.slots[i].val.load(Ordering::Relaxed);
-                let on_port = port_of(v).is_some_and(|p| ports.contains(&p));
-                let in_domain = domains.iter().any(|&d| k >> 48 == d as u64 + 1);
-                (on_port || in_domain) && self.kill(i)
-            })
-            .count()
+        self.kill_where(|k, v| {
+            let on_port = port_of(v).is_some_and(|p| ports.contains(&p));
+            let in_domain = domains.iter().any(|&d| k >> 48 == d as u64 + 1);
+            on_port || in_domain
+        })
     }
 
     /// A snapshot of the live entries of `domain` (all domains if `None`).
     pub fn entries(&self, domain: Option<DomainId>, now: u32) -> Vec<MacEntry> {
         let mut out = Vec::new();
-        for i in 0..self.slots.len() {
-            let k = self.slots[i].key.load(Ordering::Acquire);
-            if k == EMPTY || k == TOMBSTONE {
-                continue;
-            }
-            let v = self.slots[i].val.load(Ordering::Relaxed);
+        for (k, v) in self.slots().entries() {
             let Some(port) = port_of(v) else { continue };
             let d = ((k >> 48) - 1) as DomainId;
             if domain.is_some_and(|want| want != d) {
@@ -489,7 +554,7 @@ mod tests {
         // different lines: the domain moves where a MAC starts.
         let shared = (0..1000)
             .filter(|&m| {
-                let line = |d| first_slot(key(d, mac(m)), t.mask) / 4;
+                let line = |d| first_slot(key(d, mac(m)), t.slots().mask) / 4;
                 line(1) == line(2)
             })
             .count();
@@ -509,7 +574,7 @@ mod tests {
         }
         let displaced = (0..4096)
             .map(|m| key(9, mac(m)))
-            .filter(|&k| t.find(k) != Some(first_slot(k, t.mask)))
+            .filter(|&k| t.slots().find(k) != Some(first_slot(k, t.slots().mask)))
             .count();
         assert!(displaced < 4096 / 10, "{displaced} of 4096 displaced");
     }
@@ -599,6 +664,93 @@ mod tests {
         assert_eq!(t.entries(None, 7)[0].age_secs, 2);
         assert_eq!(t.flush_port(1), 2);
         assert_eq!(t.entries(None, 7).len(), 1);
+    }
+
+    #[test]
+    fn a_growable_table_starts_small_and_grows_as_it_fills() {
+        let t = MacTable::growable(1 << 20);
+        assert_eq!(t.capacity(), FIRST_SLOTS);
+        t.add_static(3, mac(1 << 30), 7);
+        t.add_remote(3, mac(1 << 29), 0x8001);
+        for i in 0..FIRST_SLOTS as u32 / 4 - 2 {
+            t.learn(1, mac(i), (i % 5) as PortId, 0);
+        }
+        assert!(!t.grow_if_needed(), "a quarter full is not yet past it");
+        // The keeper looks every few milliseconds: here, every 1 000 MACs.
+        for i in FIRST_SLOTS as u32 / 4 - 2..100_000 {
+            if i % 1000 == 0 {
+                t.grow_if_needed();
+            }
+            assert_eq!(t.learn(1, mac(i), (i % 5) as PortId, 0), Learned::New);
+        }
+        while t.grow_if_needed() {}
+        // 100 K entries at most a quarter of the slots: 512 K, not the
+        // 2 M the limit would take.
+        assert_eq!(t.capacity(), 1 << 19);
+        assert_eq!(t.len(), 100_002);
+        assert!((0..100_000).all(|i| t.lookup(1, mac(i)) == Some((i % 5) as PortId)));
+        assert_eq!(t.lookup(3, mac(1 << 30)), Some(7));
+        assert_eq!(t.learn(3, mac(1 << 30), 2, 0), Learned::StaticConflict);
+        assert!(t.remove_remote(3, mac(1 << 29)), "a remote entry stays one");
+        assert_eq!(t.counters.overflow.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_growable_table_grows_no_further_than_its_limit_needs() {
+        let t = MacTable::growable(1000);
+        for i in 0..1000 {
+            t.learn(1, mac(i), 1, 0);
+            t.grow_if_needed();
+        }
+        assert_eq!(t.capacity(), slots_for(1000));
+        assert!(!t.grow_if_needed());
+        assert_eq!(t.learn(1, mac(5000), 1, 0), Learned::Overflow);
+        // A small limit's table is whole from the start.
+        assert_eq!(MacTable::growable(100).capacity(), slots_for(100));
+    }
+
+    #[test]
+    fn learning_while_the_table_grows_loses_nothing_a_second_frame_cannot_teach() {
+        let t = std::sync::Arc::new(MacTable::growable(1 << 20));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = 60_000u32;
+        // Learners at a pace the keeper keeps up with (a flood that
+        // outruns it overflows, counted, until the next growth).
+        let writers: Vec<_> = (0..2u16)
+            .map(|w| {
+                let (t, done) = (t.clone(), done.clone());
+                std::thread::spawn(move || {
+                    for i in 0..n / 2 {
+                        if i % 500 == 0 {
+                            std::thread::sleep(std::time::Duration::from_micros(300));
+                        }
+                        t.learn(1, mac(i * 2 + w as u32), w, 1);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let mut grew = 0;
+        while done.load(Ordering::Relaxed) < 2 {
+            grew += t.grow_if_needed() as usize;
+        }
+        for h in writers {
+            h.join().unwrap();
+        }
+        assert!(grew >= 4, "grew {grew} times while learning");
+        while t.grow_if_needed() {}
+        // Learns made in a generation while it was copied went over too:
+        // only one that a worker held up past the settling time is lost.
+        let missing = (0..n).filter(|&i| t.lookup(1, mac(i)).is_none()).count();
+        assert!(missing <= 20, "{missing} of {n} MACs lost to growing");
+        // Each host's next frame: whatever a growth lost is learnt again.
+        for i in 0..n {
+            t.learn(1, mac(i), (i % 2) as PortId, 2);
+        }
+        assert!((0..n).all(|i| t.lookup(1, mac(i)) == Some((i % 2) as PortId)));
+        let e = t.entries(Some(1), 2);
+        assert_eq!(e.len(), n as usize, "every MAC once");
+        assert!(t.len() >= n as usize);
     }
 
     #[test]
