@@ -741,8 +741,15 @@ mod tests {
         while t.grow_if_needed() {}
         // Learns made in a generation while it was copied went over too:
         // only one that a worker held up past the settling time is lost.
+        // (Where the grower is held up instead, as on a loaded machine,
+        // learners fill a generation past its probe sequences: those
+        // learns are refused and counted.)
         let missing = (0..n).filter(|&i| t.lookup(1, mac(i)).is_none()).count();
-        assert!(missing <= 20, "{missing} of {n} MACs lost to growing");
+        let refused = t.counters.overflow.load(Ordering::Relaxed) as usize;
+        assert!(
+            missing <= refused + 20,
+            "{missing} of {n} MACs missing, {refused} refused as overflows"
+        );
         // Each host's next frame: whatever a growth lost is learnt again.
         for i in 0..n {
             t.learn(1, mac(i), (i % 2) as PortId, 2);
