@@ -405,7 +405,7 @@ impl CtlState {
                     )
                     .to_string()
                 } else {
-                    let mut out = format!("{} entries (limit {}; {} slots, {} KiB)\n", t.len(), t.limit(), t.capacity(), t.capacity() * 16 / 1024);
+                    let mut out = format!("{} entries (limit {}; {} slots, {} KiB)\n", t.len(), t.limit(), t.capacity(), t.bytes() / 1024);
                     for e in &entries {
                         out.push_str(&format!("{:<10} {}  {:<12} {}\n", dom_name(e.domain), e.mac, port_name(e.port), if e.is_static { "static".to_string() } else { format!("{} s", e.age_secs) }));
                     }

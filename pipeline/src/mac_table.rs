@@ -207,6 +207,11 @@ impl MacTable {
         self.slots().slots.len()
     }
 
+    /// Bytes of the newest generation.
+    pub fn bytes(&self) -> usize {
+        self.capacity() * std::mem::size_of::<Slot>()
+    }
+
     /// Doubles the table if its entries pass a quarter of its slots and
     /// it is below full size: copies the entries into the next
     /// generation, publishes it, and after [`GROW_SETTLE`] copies those
@@ -222,7 +227,9 @@ impl MacTable {
         }
         let new = Slots::new(n * 2);
         let mut lost = 0;
-        for (k, v) in old.entries() {
+        // An entry still being written (value 0) goes over in the second
+        // copy.
+        for (_, k, v) in old.entries().filter(|e| e.2 != 0) {
             if new.claim(k, v) == Learned::Overflow {
                 lost += 1;
             }
@@ -234,7 +241,7 @@ impl MacTable {
         self.current.store(g + 1, Ordering::Release);
         std::thread::sleep(GROW_SETTLE);
         let new = self.generation(g + 1);
-        for (k, v) in old.entries() {
+        for (_, k, v) in old.entries().filter(|e| e.2 != 0) {
             if new.find(k).is_none() && new.claim(k, v) == Learned::Overflow {
                 lost += 1;
             }
@@ -425,20 +432,17 @@ impl MacTable {
     fn kill_where(&self, doomed: impl Fn(u64, u64) -> bool) -> usize {
         let _w = self.writer();
         let g = self.slots();
-        (0..g.slots.len())
-            .filter(|&i| {
-                let k = g.slots[i].key.load(Ordering::Relaxed);
-                let v = g.slots[i].val.load(Ordering::Relaxed);
-                k != EMPTY && k != TOMBSTONE && v != 0 && doomed(k, v) && self.kill(g, i)
-            })
+        g.entries()
+            .filter(|&(i, k, v)| doomed(k, v) && self.kill(g, i))
             .count()
     }
 
     /// Removes learned entries not seen for `max_age` seconds; returns how
     /// many. Run by the control thread, about once a second.
     pub fn age(&self, now: u32, max_age: u32) -> usize {
-        let n = self
-            .kill_where(|_, v| v & (STATIC | REMOTE) == 0 && now.wrapping_sub(v as u32) > max_age);
+        let n = self.kill_where(|_, v| {
+            v != 0 && v & (STATIC | REMOTE) == 0 && now.wrapping_sub(v as u32) > max_age
+        });
         self.counters.aged.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
@@ -463,7 +467,7 @@ impl MacTable {
     /// A snapshot of the live entries of `domain` (all domains if `None`).
     pub fn entries(&self, domain: Option<DomainId>, now: u32) -> Vec<MacEntry> {
         let mut out = Vec::new();
-        for (k, v) in self.slots().entries() {
+        for (_, k, v) in self.slots().entries() {
             let Some(port) = port_of(v) else { continue };
             let d = ((k >> 48) - 1) as DomainId;
             if domain.is_some_and(|want| want != d) {

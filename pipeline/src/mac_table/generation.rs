@@ -93,12 +93,12 @@ impl Slots {
         Learned::Overflow
     }
 
-    /// Every entry in place, as (key, value).
-    pub(super) fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.slots.iter().filter_map(|s| {
+    /// Every slot holding a key, as (index, key, value); the value is 0
+    /// while its claimer has yet to write it.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
             let k = s.key.load(Ordering::Acquire);
-            let v = s.val.load(Ordering::Relaxed);
-            (k != EMPTY && k != TOMBSTONE && v != 0).then_some((k, v))
+            (k != EMPTY && k != TOMBSTONE).then(|| (i, k, s.val.load(Ordering::Relaxed)))
         })
     }
 }
