@@ -3,17 +3,14 @@
 //! host's ARP request for an address it knows, so the broadcast never
 //! crosses the fabric, and records the sender of every local ARP packet,
 //! which the control plane advertises in turn. One table of every domain,
-//! shared by all workers without locks, like the MAC table: open
-//! addressing over (key, value) atomics, fixed capacity, a full table
-//! counted.
+//! shared by all workers without locks, on the MAC table's slots
+//! ([`crate::slot_table`]): fixed capacity, a full table counted.
 
+use crate::slot_table::{Claim, Slots};
 use crate::verdict::DomainId;
 use crate::wire::MacAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-const EMPTY: u64 = 0;
-const TOMBSTONE: u64 = u64::MAX;
-const MAX_PROBE: usize = 32;
 /// A value with a MAC in it (0 is a slot claimed but not yet written).
 const VALID: u64 = 1 << 63;
 /// From the control plane (a remote host), not snooped here.
@@ -21,12 +18,7 @@ const REMOTE: u64 = 1 << 62;
 
 #[inline(always)]
 fn key(domain: DomainId, ip: [u8; 4]) -> u64 {
-    ((domain as u64 + 1) << 32) | u32::from_be_bytes(ip) as u64
-}
-
-#[inline(always)]
-fn hash(k: u64) -> usize {
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 24) as usize
+    ((domain as u64 + 1) << 48) | u32::from_be_bytes(ip) as u64
 }
 
 fn value(mac: MacAddr, remote: bool) -> u64 {
@@ -59,16 +51,8 @@ pub struct ArpEntry {
     pub remote: bool,
 }
 
-#[derive(Default)]
-#[repr(C, align(16))]
-struct Slot {
-    key: AtomicU64,
-    val: AtomicU64,
-}
-
 pub struct ArpCache {
-    slots: Box<[Slot]>,
-    mask: usize,
+    table: Slots,
     limit: usize,
     live: AtomicUsize,
     pub counters: ArpCounters,
@@ -78,30 +62,17 @@ impl ArpCache {
     pub fn new(limit: usize) -> ArpCache {
         let n = (limit.max(16) * 2).next_power_of_two();
         ArpCache {
-            slots: (0..n).map(|_| Slot::default()).collect(),
-            mask: n - 1,
+            table: Slots::new(n),
             limit,
             live: AtomicUsize::new(0),
             counters: ArpCounters::default(),
         }
     }
 
-    fn find(&self, k: u64) -> Option<usize> {
-        let mut i = hash(k) & self.mask;
-        for _ in 0..MAX_PROBE {
-            match self.slots[i].key.load(Ordering::Acquire) {
-                EMPTY => return None,
-                x if x == k => return Some(i),
-                _ => i = (i + 1) & self.mask,
-            }
-        }
-        None
-    }
-
     /// The MAC of `ip` in `domain`, and whether a remote host has it.
     #[inline]
     pub fn lookup(&self, domain: DomainId, ip: [u8; 4]) -> Option<(MacAddr, bool)> {
-        let v = self.slots[self.find(key(domain, ip))?]
+        let v = self.table.slots[self.table.find(key(domain, ip))?]
             .val
             .load(Ordering::Relaxed);
         (v & VALID != 0).then(|| (mac_of(v), v & REMOTE != 0))
@@ -109,34 +80,24 @@ impl ArpCache {
 
     fn put(&self, domain: DomainId, ip: [u8; 4], v: u64) -> bool {
         let k = key(domain, ip);
-        if let Some(i) = self.find(k) {
-            return self.slots[i].val.swap(v, Ordering::Relaxed) != v;
+        if let Some(i) = self.table.find(k) {
+            return self.table.slots[i].val.swap(v, Ordering::Relaxed) != v;
         }
         if self.live.load(Ordering::Relaxed) >= self.limit {
             self.counters.overflow.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let mut i = hash(k) & self.mask;
-        for _ in 0..MAX_PROBE {
-            let cur = self.slots[i].key.load(Ordering::Relaxed);
-            if (cur == EMPTY || cur == TOMBSTONE)
-                && self.slots[i]
-                    .key
-                    .compare_exchange(cur, k, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.slots[i].val.store(v, Ordering::Release);
+        match self.table.claim(k, v) {
+            Claim::New => {
                 self.live.fetch_add(1, Ordering::Relaxed);
-                return true;
+                true
             }
-            if self.slots[i].key.load(Ordering::Relaxed) == k {
-                self.slots[i].val.store(v, Ordering::Relaxed);
-                return true;
+            Claim::Known => true,
+            Claim::Overflow => {
+                self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+                false
             }
-            i = (i + 1) & self.mask;
         }
-        self.counters.overflow.fetch_add(1, Ordering::Relaxed);
-        false
     }
 
     /// Records what a local ARP packet says of its sender (a host that
@@ -147,8 +108,8 @@ impl ArpCache {
             return;
         }
         let v = value(mac, false);
-        if let Some(i) = self.find(key(domain, ip)) {
-            if self.slots[i].val.load(Ordering::Relaxed) == v {
+        if let Some(i) = self.table.find(key(domain, ip)) {
+            if self.table.slots[i].val.load(Ordering::Relaxed) == v {
                 return;
             }
         }
@@ -164,47 +125,31 @@ impl ArpCache {
 
     /// Removes `ip`; only a remote entry when `remote_only`.
     pub fn remove(&self, domain: DomainId, ip: [u8; 4], remote_only: bool) -> bool {
-        let Some(i) = self.find(key(domain, ip)) else {
+        let Some(i) = self.table.find(key(domain, ip)) else {
             return false;
         };
-        let v = self.slots[i].val.load(Ordering::Relaxed);
+        let v = self.table.slots[i].val.load(Ordering::Relaxed);
         if remote_only && v & REMOTE == 0 {
             return false;
         }
-        self.slots[i].val.store(0, Ordering::Relaxed);
-        let k = self.slots[i].key.load(Ordering::Relaxed);
-        if k != EMPTY
-            && k != TOMBSTONE
-            && self.slots[i]
-                .key
-                .compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
+        let killed = self.table.kill(i);
+        if killed {
             self.live.fetch_sub(1, Ordering::Relaxed);
-            return true;
         }
-        false
+        killed
     }
 
     pub fn entries(&self) -> Vec<ArpEntry> {
-        let mut out = Vec::new();
-        for s in self.slots.iter() {
-            let k = s.key.load(Ordering::Acquire);
-            if k == EMPTY || k == TOMBSTONE {
-                continue;
-            }
-            let v = s.val.load(Ordering::Relaxed);
-            if v & VALID == 0 {
-                continue;
-            }
-            out.push(ArpEntry {
-                domain: ((k >> 32) - 1) as DomainId,
+        self.table
+            .entries()
+            .filter(|e| e.2 & VALID != 0)
+            .map(|(_, k, v)| ArpEntry {
+                domain: ((k >> 48) - 1) as DomainId,
                 ip: (k as u32).to_be_bytes(),
                 mac: mac_of(v),
                 remote: v & REMOTE != 0,
-            });
-        }
-        out
+            })
+            .collect()
     }
 }
 
@@ -237,5 +182,24 @@ mod tests {
         assert!(c.counters.overflow.load(Ordering::Relaxed) > 0);
         assert!(c.remove(1, ip, false));
         assert_eq!(c.lookup(1, ip), None);
+    }
+
+    #[test]
+    fn one_address_in_many_domains_keeps_an_entry_in_each() {
+        // A gateway address is the same in every tenant's domain: the
+        // hash must not give them all one probe sequence.
+        let c = ArpCache::new(256);
+        let ip = [198, 18, 0, 1];
+        for d in 0..200u16 {
+            c.set_remote(d, ip, MacAddr([2, 0, 0, 0, (d >> 8) as u8, d as u8]));
+        }
+        assert_eq!(c.counters.overflow.load(Ordering::Relaxed), 0);
+        for d in 0..200u16 {
+            let m = MacAddr([2, 0, 0, 0, (d >> 8) as u8, d as u8]);
+            assert_eq!(c.lookup(d, ip), Some((m, true)), "domain {d}");
+        }
+        let mut seen: Vec<_> = c.entries().into_iter().map(|e| e.domain).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
     }
 }

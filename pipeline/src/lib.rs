@@ -18,6 +18,7 @@ pub mod macvlan;
 pub mod nat;
 pub mod parse;
 pub mod pipeline;
+mod slot_table;
 pub mod stage;
 pub mod storm;
 pub mod template;

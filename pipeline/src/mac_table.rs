@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-mod generation;
-use generation::{first_slot, Slot, Slots, EMPTY, TOMBSTONE};
+use crate::slot_table::{Claim, Slot, Slots};
 
 const STATIC: u64 = 1 << 63;
 /// Put there by a control plane (EVPN: a MAC behind a remote VTEP): never
@@ -230,7 +229,7 @@ impl MacTable {
         // An entry still being written (value 0) goes over in the second
         // copy.
         for (_, k, v) in old.entries().filter(|e| e.2 != 0) {
-            if new.claim(k, v) == Learned::Overflow {
+            if new.claim(k, v) == Claim::Overflow {
                 lost += 1;
             }
         }
@@ -242,7 +241,7 @@ impl MacTable {
         std::thread::sleep(GROW_SETTLE);
         let new = self.generation(g + 1);
         for (_, k, v) in old.entries().filter(|e| e.2 != 0) {
-            if new.find(k).is_none() && new.claim(k, v) == Learned::Overflow {
+            if new.find(k).is_none() && new.claim(k, v) == Claim::Overflow {
                 lost += 1;
             }
         }
@@ -282,7 +281,7 @@ impl MacTable {
     #[inline(always)]
     pub fn warm<M: FrameMemory + ?Sized>(&self, domain: DomainId, mac: MacAddr, mem: &M) {
         let g = self.slots();
-        if let Some(s) = g.slots.get(first_slot(key(domain, mac), g.mask)) {
+        if let Some(s) = g.slots.get(g.first_slot(key(domain, mac))) {
             mem.prefetch((s as *const Slot).cast());
         }
     }
@@ -330,18 +329,18 @@ impl MacTable {
             self.counters.overflow.fetch_add(1, Ordering::Relaxed);
             return Learned::Overflow;
         }
-        let r = g.claim(k, v);
-        match r {
-            Learned::New => {
+        match g.claim(k, v) {
+            Claim::New => {
                 self.live.fetch_add(1, Ordering::Relaxed);
                 self.counters.learned.fetch_add(1, Ordering::Relaxed);
+                Learned::New
             }
-            Learned::Overflow => {
+            Claim::Known => Learned::Known,
+            Claim::Overflow => {
                 self.counters.overflow.fetch_add(1, Ordering::Relaxed);
+                Learned::Overflow
             }
-            _ => {}
         }
-        r
     }
 
     /// Adds a static entry (never aged, never moved by learning).
@@ -406,29 +405,13 @@ impl MacTable {
     }
 
     fn kill(&self, g: &Slots, i: usize) -> bool {
-        let slot = &g.slots[i];
-        let k = slot.key.load(Ordering::Relaxed);
-        if k == EMPTY || k == TOMBSTONE {
-            return false;
-        }
-        // The value goes first: a reader that still finds the key reads a
-        // miss, and a slot reused later starts with no stale port. (A
-        // learner refreshing in between leaves a stale value behind, which
-        // the next claimer overwrites; a lookup in that instant floods.)
-        slot.val.store(0, Ordering::Relaxed);
-        if slot
-            .key
-            .compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
+        let killed = g.kill(i);
+        if killed {
             self.live.fetch_sub(1, Ordering::Relaxed);
-            true
-        } else {
-            false
         }
+        killed
     }
 
-    /// Kills every entry `doomed(key, value)` picks; returns how many.
     fn kill_where(&self, doomed: impl Fn(u64, u64) -> bool) -> usize {
         let _w = self.writer();
         let g = self.slots();
@@ -548,17 +531,20 @@ mod tests {
     #[test]
     fn one_mac_in_many_domains_is_spread_over_the_table() {
         // A router's MAC in every VLAN: more domains than one probe
-        // sequence holds must all learn it.
-        let t = MacTable::new(4096);
-        for d in 0..200 {
+        // sequence holds must all learn it, in a growable table's first
+        // generation too (4 K slots, where a hash that took the domain
+        // from a few of its bits gave it 16 starting points).
+        let t = MacTable::growable(1 << 20);
+        assert_eq!(t.capacity(), 4096);
+        for d in 0..1000 {
             assert_eq!(t.learn(d, mac(7), 1, 0), Learned::New, "domain {d}");
         }
-        assert!((0..200).all(|d| t.lookup(d, mac(7)) == Some(1)));
+        assert!((0..1000).all(|d| t.lookup(d, mac(7)) == Some(1)));
         // Workers serving different domains with the same hosts touch
         // different lines: the domain moves where a MAC starts.
         let shared = (0..1000)
             .filter(|&m| {
-                let line = |d| first_slot(key(d, mac(m)), t.slots().mask) / 4;
+                let line = |d| t.slots().first_slot(key(d, mac(m))) / 4;
                 line(1) == line(2)
             })
             .count();
@@ -578,7 +564,7 @@ mod tests {
         }
         let displaced = (0..4096)
             .map(|m| key(9, mac(m)))
-            .filter(|&k| t.slots().find(k) != Some(first_slot(k, t.slots().mask)))
+            .filter(|&k| t.slots().find(k) != Some(t.slots().first_slot(k)))
             .count();
         assert!(displaced < 4096 / 10, "{displaced} of 4096 displaced");
     }
