@@ -53,6 +53,13 @@ type Summary = [AtomicU32; 1 << SUMMARY_BITS];
 /// pages. A table of a million routes has nearly every /16 mixed, and
 /// the summary would only add a load: it is skipped.
 const SUMMARY_MIXED_MAX: usize = 1 << 12;
+/// Bits the root level resolves: one entry for each run of 256 summary
+/// entries (an IPv4 /8), 1 KiB in all. A table of a default route and a
+/// few subnets (a container host's) has nearly every root entry uniform,
+/// and a lookup reads one line of L1 where the summary's 256 KiB, spread
+/// over a burst's destinations, is an L2 or L3 load per packet.
+const ROOT_BITS: u32 = 8;
+type Root = [AtomicU32; 1 << ROOT_BITS];
 
 /// How long an unlinked group waits before reuse: far longer than any
 /// reader spends on one lookup, even a descheduled one in a VM.
@@ -76,7 +83,11 @@ pub struct StrideTrie {
     /// and none is a group, else `GROUP` (mixed). Kept by the writer
     /// whether or not lookups read it.
     summary: Box<Summary>,
-    /// Whether lookups read `summary` (few enough mixed entries).
+    /// Per run of 256 summary entries: their next hop where they all
+    /// agree and none is mixed, else `GROUP`. Read with the summary.
+    root: Box<Root>,
+    /// Whether lookups read `root` and `summary` (few enough mixed
+    /// summary entries).
     summary_on: AtomicBool,
     /// Groups 0 .. FIRST_GROUPS (or max_groups, if fewer).
     first: Box<[AtomicU32]>,
@@ -132,6 +143,7 @@ impl StrideTrie {
             top: zeroed(),
             // Every top entry "no route": every summary entry uniform.
             summary: zeroed(),
+            root: zeroed(),
             summary_on: AtomicBool::new(true),
             first: (0..first * GROUP_LEN).map(|_| AtomicU32::new(0)).collect(),
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
@@ -188,10 +200,15 @@ impl StrideTrie {
         self.uniform(s)
     }
 
-    /// Summary entry `s`'s next hop, if it is uniform (whether or not
-    /// lookups read the summary: batches check that once).
+    /// Summary entry `s`'s next hop, if it is uniform, from its root
+    /// entry where that is uniform too (whether or not lookups read the
+    /// summary: batches check that once).
     #[inline(always)]
     fn uniform(&self, s: usize) -> Option<NextHopId> {
+        let r = self.root[s >> (SUMMARY_BITS - ROOT_BITS)].load(Ordering::Acquire);
+        if r & GROUP == 0 {
+            return Some(r);
+        }
         let e = self.summary[s].load(Ordering::Acquire);
         (e & GROUP == 0).then_some(e)
     }
@@ -440,6 +457,11 @@ impl StrideTrie {
         for s in (lo >> shift) as usize..=(hi >> shift) as usize {
             self.resummarize(&mut a, s);
         }
+        // After the summary, for the same reason.
+        let shift = 128 - ROOT_BITS;
+        for r in (lo >> shift) as usize..=(hi >> shift) as usize {
+            self.resummarize_root(r);
+        }
         self.summary_on
             .store(a.mixed <= SUMMARY_MIXED_MAX, Ordering::Release);
         written
@@ -457,6 +479,15 @@ impl StrideTrie {
             (true, false) => a.mixed -= 1,
             _ => {}
         }
+    }
+
+    /// Sets root entry `r` from the 256 summary entries under it.
+    fn resummarize_root(&self, r: usize) {
+        let per = 1 << (SUMMARY_BITS - ROOT_BITS);
+        let run = &self.summary[r * per..(r + 1) * per];
+        let v0 = run[0].load(Ordering::Relaxed);
+        let uniform = v0 & GROUP == 0 && run.iter().all(|e| e.load(Ordering::Relaxed) == v0);
+        self.root[r].store(if uniform { v0 } else { GROUP }, Ordering::Release);
     }
 
     fn entry(&self, table: Option<u32>, idx: usize) -> &AtomicU32 {
@@ -622,12 +653,20 @@ mod tests {
             ip([198, 18, 1, 130]),
             ip([198, 18, 2, 5]),
         ]);
+        let root = |b: usize| t.root[b].load(Ordering::Relaxed);
         route([0, 0, 0, 0], 0, 1);
         assert!(t.summary_on.load(Ordering::Relaxed));
+        assert!(
+            (0..256).all(|b| root(b) == 1),
+            "one route: every /8 uniform"
+        );
         agree(&t, &addrs, |_| 1);
-        // A /24 and a /25 in it make 198.18/16 mixed; the rest stay uniform.
+        // A /24 and a /25 in it make 198.18/16 mixed, and 198/8 with it;
+        // the rest stay uniform.
         route([198, 18, 1, 0], 24, 2);
         route([198, 18, 1, 128], 25, 3);
+        assert_eq!(root(198), GROUP);
+        assert!((0..256).filter(|&b| b != 198).all(|b| root(b) == 1));
         let deep = |a: u32| match a >> 8 {
             x if x == ip([198, 18, 1, 0]) >> 8 && a & 0x80 != 0 => 3,
             x if x == ip([198, 18, 1, 0]) >> 8 => 2,
@@ -668,6 +707,18 @@ mod tests {
             route(spread(k), 24, 1);
         }
         assert!(t.summary_on.load(Ordering::Relaxed));
+        assert!((0..256).filter(|&b| b != 198).all(|b| root(b) == 1));
+        // A /8 of one next hop over its mixed runs is uniform again.
+        route([198, 0, 0, 0], 8, 6);
+        assert_eq!(root(198), 6);
+        agree(&t, &[ip([198, 18, 1, 200]), ip([198, 20, 3, 3])], |_| 6);
+        // (The trie takes ranges as the FIB resolves them: put back what
+        // the /8 covered.)
+        route([198, 0, 0, 0], 8, 1);
+        route([198, 18, 1, 0], 24, 2);
+        route([198, 18, 1, 128], 25, 3);
+        route([198, 20, 0, 0], 16, 4);
+        assert_eq!(root(198), GROUP);
         agree(&t, &more, |a| {
             if a >> 16 == ip([198, 20, 0, 0]) >> 16 {
                 4
