@@ -233,6 +233,7 @@ fn show_neighbors(t: &RouteTable, topo: &crate::config::Topology, now: u64, json
 fn show_router(t: &RouteTable, json: bool) -> String {
     let c = t.tables.counters.snapshot();
     let (m4, m6) = t.fib_memory_bytes();
+    let summary = t.fib_summary_state();
     let full = t
         .tables
         .neighbors
@@ -246,6 +247,10 @@ fn show_router(t: &RouteTable, json: bool) -> String {
         o.insert("routes".into(), t.len().into());
         o.insert("fib_ipv4_bytes".into(), m4.into());
         o.insert("fib_ipv6_bytes".into(), m6.into());
+        for (fam, (on, mixed)) in ["ipv4", "ipv6"].iter().zip(summary) {
+            o.insert(format!("fib_{fam}_summary_read"), on.into());
+            o.insert(format!("fib_{fam}_summary_mixed"), mixed.into());
+        }
         o.insert("neighbor_table_full".into(), full.into());
         return serde_json::Value::Object(o).to_string() + "\n";
     }
@@ -255,6 +260,15 @@ fn show_router(t: &RouteTable, json: bool) -> String {
         m4 / 1024,
         m6 / 1024
     );
+    // Lookups answer from the summary levels only while few of their
+    // entries are mixed: say which case the table is in.
+    for (fam, (on, mixed)) in ["IPv4", "IPv6"].iter().zip(summary) {
+        let _ = writeln!(
+            out,
+            "{fam} summary: {} ({mixed} of 65536 entries mixed)",
+            if on { "read" } else { "skipped" }
+        );
+    }
     for (k, v) in c {
         let _ = writeln!(out, "{k:<28} {v}");
     }

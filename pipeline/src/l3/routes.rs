@@ -354,6 +354,14 @@ impl RouteTable {
         (self.fib4.trie.memory_bytes(), self.fib6.trie.memory_bytes())
     }
 
+    /// [`super::trie::StrideTrie::summary_state`] of the IPv4 and the IPv6 FIB.
+    pub fn fib_summary_state(&self) -> [(bool, usize); 2] {
+        [
+            self.fib4.trie.summary_state(),
+            self.fib6.trie.summary_state(),
+        ]
+    }
+
     /// Every candidate route, best first within its prefix.
     pub fn view(&self) -> Vec<RouteView> {
         let mut out = Vec::new();

@@ -389,10 +389,19 @@ impl StrideTrie {
         a.used - a.free.len()
     }
 
-    /// Bytes of memory the trie holds (top level and allocated chunks).
+    /// Bytes of memory the trie holds (its levels and allocated chunks).
     pub fn memory_bytes(&self) -> usize {
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        (self.top.len() + self.first.len() + chunks * CHUNK_GROUPS * GROUP_LEN) * 4
+        let levels = self.root.len() + self.summary.len() + self.top.len();
+        (levels + self.first.len() + chunks * CHUNK_GROUPS * GROUP_LEN) * 4
+    }
+
+    /// Whether lookups read the root and summary levels, and how many
+    /// summary entries are mixed (of 65 536): what an operator needs to
+    /// see why a table of a few routes looks up faster than a big one.
+    pub fn summary_state(&self) -> (bool, usize) {
+        let a = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        (self.summary_on.load(Ordering::Relaxed), a.mixed)
     }
 
     fn alloc_group(&self, a: &mut Arena, fill: u32) -> Result<u32, TrieError> {
