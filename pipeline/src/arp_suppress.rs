@@ -18,7 +18,9 @@ const REMOTE: u64 = 1 << 62;
 
 #[inline(always)]
 fn key(domain: DomainId, ip: [u8; 4]) -> u64 {
-    ((domain as u64 + 1) << 48) | u32::from_be_bytes(ip) as u64
+    // Bit 32 keeps every key, 0.0.0.0 in any domain included, away from
+    // EMPTY; bits 33 to 47 are 0, so none is TOMBSTONE.
+    ((domain as u64) << 48) | (1 << 32) | u32::from_be_bytes(ip) as u64
 }
 
 fn value(mac: MacAddr, remote: bool) -> u64 {
@@ -144,7 +146,7 @@ impl ArpCache {
             .entries()
             .filter(|e| e.2 & VALID != 0)
             .map(|(_, k, v)| ArpEntry {
-                domain: ((k >> 48) - 1) as DomainId,
+                domain: (k >> 48) as DomainId,
                 ip: (k as u32).to_be_bytes(),
                 mac: mac_of(v),
                 remote: v & REMOTE != 0,
@@ -201,5 +203,25 @@ mod tests {
         let mut seen: Vec<_> = c.entries().into_iter().map(|e| e.domain).collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_domain_and_address_makes_a_key_a_slot_can_hold() {
+        // Neither 0 (an empty slot) nor all ones (a freed one), even for
+        // 0.0.0.0 and 255.255.255.255 in the last domain.
+        let c = ArpCache::new(16);
+        let m = MacAddr([2, 0, 0, 0, 0, 9]);
+        for (d, ip) in [(u16::MAX, [0; 4]), (u16::MAX, [255; 4]), (0, [0; 4])] {
+            c.set_remote(d, ip, m);
+            assert_eq!(c.lookup(d, ip), Some((m, true)), "{d} {ip:?}");
+        }
+        let mut got: Vec<_> = c.entries().into_iter().map(|e| (e.domain, e.ip)).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            vec![(0, [0; 4]), (u16::MAX, [0; 4]), (u16::MAX, [255; 4])]
+        );
+        assert!(c.remove(u16::MAX, [0; 4], false));
+        assert_eq!(c.entries().len(), 2);
     }
 }

@@ -1,8 +1,8 @@
 //! An open-addressed array of slots, each a key word and a value word,
 //! probed linearly, that workers read and write with plain atomics and no
 //! lock: one generation of the MAC table, and the ARP suppression cache.
-//! Keys are `(domain + 1) << 48 | address`, which keeps them away from
-//! [`EMPTY`] and lets the hash spread one address over many domains.
+//! Keys carry the domain in bits 48 and up, where the hash mixes it in,
+//! and are never [`EMPTY`] or [`TOMBSTONE`] (each table's `key` says how).
 //! A value of 0 is a slot claimed but not yet written, read as a miss.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,15 +59,16 @@ impl Slots {
         // domains (a router's MAC in every VLAN, a gateway's IP in every
         // tenant) shared one probe sequence, and workers serving
         // different domains with the same hosts shared every line. The
-        // domain's own multiply spreads it over all 48 address bits, so
-        // it counts in the smallest table too (an XOR of bits 28 and up,
-        // as before, gave a growable table's 4 K-slot first generation 16
-        // starting points for one MAC). XOR with a constant keeps a run
-        // of consecutive addresses (a hypervisor's pool, Docker's MACs
-        // from IPs) a run, which the middle bits spread one to a slot;
-        // the top bits would scatter it as a random hash does (see
-        // README, "Two workers").
-        let k = k ^ ((k >> 48).wrapping_mul(FIB) >> 16);
+        // domain's own multiply spreads it over address bits 20 to 47,
+        // so it counts in the smallest table too (an XOR at bits 28 and
+        // up, as before, gave a growable table's 4 K-slot first
+        // generation 16 starting points for one MAC). Bits below 20 are
+        // left alone: XOR with a constant whose low 20 bits are 0 keeps a
+        // run of consecutive addresses (a hypervisor's pool, Docker's
+        // MACs from IPs) a run, which the middle bits spread one to a
+        // slot; the top bits would scatter it as a random hash does (see
+        // README, "Every core").
+        let k = k ^ (((k >> 48).wrapping_mul(FIB) >> 16) & !0xf_ffff);
         (k.wrapping_mul(FIB) >> 20) as usize & self.mask
     }
 
@@ -121,9 +122,12 @@ impl Slots {
             return false;
         }
         // The value goes first: a reader that still finds the key reads a
-        // miss, and a slot reused later starts with no stale value. (A
-        // writer refreshing in between leaves a stale value behind, which
-        // the next claimer overwrites; a lookup in that instant misses.)
+        // miss, and a slot reused later starts with no stale value. A
+        // writer refreshing the old key in between leaves its value
+        // behind; the next claimer then publishes its key before its own
+        // value, and a reader that finds the new key in that instant
+        // reads the old one's value (a MAC table lookup sends one frame
+        // to the old key's port; the refresh is once a second a key).
         slot.val.store(0, Ordering::Relaxed);
         slot.key
             .compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed)

@@ -44,8 +44,8 @@ type Top = [AtomicU32; 1 << TOP_BITS];
 /// entries (an IPv4 /16).
 const SUMMARY_BITS: u32 = 16;
 type Summary = [AtomicU32; 1 << SUMMARY_BITS];
-/// Lookups read the summary first while at most this many of its
-/// entries are mixed (send a lookup on to the top level). A table with
+/// Lookups read the root and the summary first while at most this many
+/// of the summary's entries are mixed (send a lookup on to the top level). A table with
 /// few routes (a default, connected subnets, a handful of statics) has
 /// its summary entries all uniform, and a lookup reads 256 KiB of
 /// summary instead of a random line of the 64 MiB top level: a TLB miss
