@@ -45,12 +45,12 @@ type Top = [AtomicU32; 1 << TOP_BITS];
 const SUMMARY_BITS: u32 = 16;
 type Summary = [AtomicU32; 1 << SUMMARY_BITS];
 /// Lookups read the root and the summary first while at most this many
-/// of the summary's entries are mixed (send a lookup on to the top level). A table with
-/// few routes (a default, connected subnets, a handful of statics) has
-/// its summary entries all uniform, and a lookup reads 256 KiB of
-/// summary instead of a random line of the 64 MiB top level: a TLB miss
-/// and a cache miss per packet where the host maps the VM in 4 KiB
-/// pages. A table of a million routes has nearly every /16 mixed, and
+/// of the summary's entries are mixed (send a lookup on to the top
+/// level). A table with few routes (a default, connected subnets, a
+/// handful of statics) has its summary entries all uniform, and a lookup
+/// reads 256 KiB of summary instead of a random line of the 64 MiB top
+/// level: a TLB miss and a cache miss per packet where the host maps the
+/// VM in 4 KiB pages. A table of a million routes has nearly every /16 mixed, and
 /// the summary would only add a load: it is skipped.
 const SUMMARY_MIXED_MAX: usize = 1 << 12;
 /// Bits the root level resolves: one entry for each run of 256 summary
@@ -118,6 +118,18 @@ fn zeroed<const N: usize>() -> Box<[AtomicU32; N]> {
     let t: Box<[AtomicU32]> = (0..N).map(|_| AtomicU32::new(0)).collect();
     t.try_into()
         .unwrap_or_else(|_| unreachable!("collected exactly N entries"))
+}
+
+/// The next hop every entry of `run` holds, or `GROUP` (mixed) where
+/// they differ or the first is itself a group or mixed: a summary or
+/// root entry for the run below it.
+fn agreed(run: &[AtomicU32]) -> u32 {
+    let v0 = run[0].load(Ordering::Relaxed);
+    if v0 & GROUP == 0 && run.iter().all(|e| e.load(Ordering::Relaxed) == v0) {
+        v0
+    } else {
+        GROUP
+    }
 }
 
 /// Starts bringing in the cache line of entry `x` (`mem`'s prefetch).
@@ -479,9 +491,7 @@ impl StrideTrie {
     /// Sets summary entry `s` from the 256 top entries under it.
     fn resummarize(&self, a: &mut Arena, s: usize) {
         let run = &self.top[s << (TOP_BITS - SUMMARY_BITS)..(s + 1) << (TOP_BITS - SUMMARY_BITS)];
-        let v0 = run[0].load(Ordering::Relaxed);
-        let uniform = v0 & GROUP == 0 && run.iter().all(|e| e.load(Ordering::Relaxed) == v0);
-        let new = if uniform { v0 } else { GROUP };
+        let new = agreed(run);
         let old = self.summary[s].swap(new, Ordering::Release);
         match (old & GROUP != 0, new & GROUP != 0) {
             (false, true) => a.mixed += 1,
@@ -493,10 +503,10 @@ impl StrideTrie {
     /// Sets root entry `r` from the 256 summary entries under it.
     fn resummarize_root(&self, r: usize) {
         let per = 1 << (SUMMARY_BITS - ROOT_BITS);
-        let run = &self.summary[r * per..(r + 1) * per];
-        let v0 = run[0].load(Ordering::Relaxed);
-        let uniform = v0 & GROUP == 0 && run.iter().all(|e| e.load(Ordering::Relaxed) == v0);
-        self.root[r].store(if uniform { v0 } else { GROUP }, Ordering::Release);
+        self.root[r].store(
+            agreed(&self.summary[r * per..(r + 1) * per]),
+            Ordering::Release,
+        );
     }
 
     fn entry(&self, table: Option<u32>, idx: usize) -> &AtomicU32 {
