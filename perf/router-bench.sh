@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The routed pipeline in memory: IPv4 between two gateway interfaces
 # (`pollgate bench --routes N`: FIB lookup, TTL and checksum, neighbour
-# and MAC rewrite, the bridge's output port) with 1 route and 1 M routes
+# and MAC rewrite, the bridge's output port) with the least table (`--routes
+# 1`: a /1 towards each side, two routes) and 1 M routes
 # (dpdk-test-fib's depth distribution), each side replaying FLOWS distinct
 # destinations in random order, beside the L2 switch and testpmd mac
 # forward on net_null, one core each, interleaved, the median of RUNS
@@ -50,6 +51,7 @@ for n in "${KEYS[@]}"; do
   case $n in
     testpmd) label="testpmd mac forward (net_null)" ;;
     l2) label="l2 switch, one MAC pair" ;;
+    r1) label="router, 2 routes (a /1 each way), $FLOWS dests a side" ;;
     r*) label="router, ${n#r} routes, $FLOWS destinations per side" ;;
     nat*) label="router + masquerade, ${n#nat} sessions, both ways" ;;
   esac

@@ -324,15 +324,19 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     // The null port read its frame at start: the capture can go.
     let _ = std::fs::remove_dir_all(&dir);
     let (topo, engine) = (topo?, engine?);
+    // The label says what was installed: `--routes 1` is a /1 each way.
+    let mut routes_installed = 0;
     if p.routes > 0 {
         let t = Instant::now();
+        let list = crate::bench_router::install_list(p.routes);
+        routes_installed = list.len();
         engine
             .control
-            .with_routes(|t, _| t.map(|t| t.add_bulk(crate::bench_router::install_list(p.routes))))
+            .with_routes(|t, _| t.map(|t| t.add_bulk(list)))
             .transpose()?;
         tracing::info!(
             "{} routes installed in {:.0} ms",
-            p.routes,
+            routes_installed,
             t.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -390,7 +394,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
             format!(
                 "router{} ({} IPv4 routes)",
                 if p.nat { " + masquerade" } else { "" },
-                p.routes
+                routes_installed
             )
         } else if p.gateway {
             "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string()

@@ -95,7 +95,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         flows: usize,
         /// Route instead: IPv4 between two gateway interfaces through this
-        /// many FIB routes (dpdk-test-fib's depth distribution).
+        /// many FIB routes (dpdk-test-fib's depth distribution), at least
+        /// two: 1 installs a /1 towards each side.
         #[arg(long, default_value_t = 0)]
         routes: usize,
         /// With --routes: masquerade the first side through the second
