@@ -275,6 +275,7 @@ pub fn render(state: &CtlState) -> String {
             "What the router sent or answered (ARP, ND, ICMP), by kind",
             events,
         );
+        nat_metrics(&mut reg, &t.tables.all_nat_counters());
     });
     // The EVPN mirror's counters, by kind (its struct's field names).
     let evpn = match state.control.evpn.lock() {
@@ -374,4 +375,54 @@ impl Drop for MetricsServer {
             let _ = t.join();
         }
     }
+}
+
+/// NAT's sessions and ports in use (gauges) and its events by kind, each
+/// summed over the workers (`show nat` has them per worker).
+fn nat_metrics(
+    reg: &mut Registry,
+    workers: &[std::sync::Arc<pollgate_pipeline::nat::NatCounters>],
+) {
+    if workers.is_empty() {
+        return;
+    }
+    let r = Ordering::Relaxed;
+    let sum = |f: fn(&pollgate_pipeline::nat::NatCounters) -> &std::sync::atomic::AtomicU64| {
+        workers.iter().map(|c| f(c).load(r)).sum::<u64>()
+    };
+    for (name, help, v) in [
+        ("nat_sessions", "Live NAT sessions", sum(|c| &c.sessions)),
+        (
+            "nat_ports_used",
+            "Translated ports held by NAT sessions",
+            sum(|c| &c.ports_used),
+        ),
+    ] {
+        let g: Gauge = Gauge::default();
+        g.set(v as i64);
+        reg.register(name, help, g);
+    }
+    let events = Family::<KindLabel, Counter>::default();
+    for (kind, v) in [
+        ("created", sum(|c| &c.created)),
+        ("expired", sum(|c| &c.expired)),
+        ("hairpin", sum(|c| &c.hairpin)),
+        ("source_limited", sum(|c| &c.source_limited)),
+        ("ports_exhausted", sum(|c| &c.ports_exhausted)),
+        ("table_full", sum(|c| &c.table_full)),
+        ("unsupported", sum(|c| &c.unsupported)),
+        ("icmp_translated", sum(|c| &c.icmp_translated)),
+        ("handed_off", sum(|c| &c.handed_off)),
+    ] {
+        events
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc_by(v);
+    }
+    reg.register(
+        "nat_events",
+        "NAT sessions made, expired and refused, packets hairpinned, ICMP errors translated, packets handed to the worker holding their session, by kind",
+        events,
+    );
 }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{ctl, ip, root_with_ip, run_engine, sh, stop, Script};
+use common::{ctl, head, ip, root_with_ip, run_engine_on, sh, stop, Script};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,20 @@ fn seen(ns: &str, proto: &str, to: &str, port: u16) -> String {
         std::thread::sleep(Duration::from_millis(300));
     }
     panic!("{ns} {proto} to {to}:{port}: {last}");
+}
+
+/// The engine's Prometheus endpoint, on loopback in the test's namespace.
+const METRICS: &str = "127.0.0.1:19187";
+
+fn metrics() -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(METRICS).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
 
 fn nat_json(sock: &std::path::Path) -> serde_json::Value {
@@ -175,7 +189,12 @@ fn scenario(workers: &str) {
     // the containers': only what pollgate translates gets an answer.
     sh("pgn-r1", "sysctl -qw net.ipv4.ip_forward=1");
 
-    let engine = run_engine(&dir, &format!("{CONFIG}{workers}"));
+    let head = head(&dir).replacen(
+        "[engine]\n",
+        &format!("[engine]\nmetrics = \"{METRICS}\"\n"),
+        1,
+    );
+    let engine = run_engine_on(&dir, &format!("{head}{CONFIG}{workers}"));
     let sock = dir.join("ctl.sock");
     let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
     std::thread::sleep(Duration::from_millis(500));
@@ -221,6 +240,17 @@ fn scenario(workers: &str) {
     // through pollgate.
     assert_eq!(seen("pgn-n2", "tcp", "198.18.30.1", 8080), "198.18.10.1");
     assert!(counter(&sock, "hairpin") >= 1);
+    // The workers list that session (closed TCP lives 3 s here) as it
+    // came and as it left.
+    let listed = ctl(&sock, "show nat sessions").unwrap();
+    assert!(
+        listed.lines().any(|l| l.contains("tcp 198.18.10.20:")
+            && l.contains(" -> 198.18.30.1:8080 as 198.18.10.1:")
+            && l.contains(" -> 198.18.10.10:80,")),
+        "{listed}"
+    );
+    let bad = ctl(&sock, "show nat sessions 0").unwrap_err();
+    assert!(bad.contains("N must be"), "{bad}");
     let text = ctl(&sock, "show nat").unwrap();
     assert!(
         text.contains("publish tcp 198.18.30.1:8080 -> 198.18.10.10:80"),
@@ -246,6 +276,23 @@ fn scenario(workers: &str) {
         1,
         "only the published port stays taken"
     );
+    // Metrics carry the same, summed over the workers.
+    let m = metrics();
+    let value = |series: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{m}"))
+    };
+    assert_eq!(value("pollgate_nat_sessions "), 0);
+    assert_eq!(value("pollgate_nat_ports_used "), 1);
+    assert!(value("pollgate_nat_events_total{kind=\"created\"}") >= 5);
+    assert_eq!(
+        value("pollgate_nat_events_total{kind=\"expired\"}"),
+        value("pollgate_nat_events_total{kind=\"created\"}")
+    );
+    assert!(value("pollgate_nat_events_total{kind=\"hairpin\"}") >= 1);
+    assert!(value("pollgate_nat_events_total{kind=\"icmp_translated\"}") >= 2);
 
     // One container opens 20 000 UDP flows (a new source port each) as
     // fast as a core sends them through a raw socket: 64 get sessions,

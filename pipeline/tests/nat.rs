@@ -8,8 +8,9 @@ mod common;
 
 use common::*;
 use etherparse::PacketBuilder;
+use pollgate_pipeline::conntrack::Tuple4;
 use pollgate_pipeline::l3::csum;
-use pollgate_pipeline::nat::{Masquerade, Nat, NatRules, Publish, Share};
+use pollgate_pipeline::nat::{Masquerade, Nat, NatCounters, NatRules, Publish, Share};
 use pollgate_pipeline::{DropReason, Verdict};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,6 +29,11 @@ fn nat_rig(per_source: u32, flows: usize) -> Rig {
 
 /// Worker `share.index`'s rig of `share.of`.
 fn nat_rig_shared(per_source: u32, flows: usize, share: Share) -> Rig {
+    nat_rig_with(per_source, flows, share, Arc::default())
+}
+
+/// `nat_rig_shared` publishing to `counters`.
+fn nat_rig_with(per_source: u32, flows: usize, share: Share, counters: Arc<NatCounters>) -> Rig {
     let rules = NatRules {
         masquerade: vec![Masquerade {
             out: 1,
@@ -43,7 +49,7 @@ fn nat_rig_shared(per_source: u32, flows: usize, share: Share) -> Rig {
         Arc::new(rules),
         &[PUB, [198, 18, 1, 1]],
         64,
-        Arc::default(),
+        counters,
         share,
     );
     let r = rig_with(Some((nat, flows)));
@@ -338,4 +344,46 @@ fn with_two_workers_every_packet_of_a_session_reaches_the_worker_holding_it() {
             assert_eq!(tuple(&f), (PUB, 8080, SRV, 40000 + first as u16));
         }
     }
+}
+
+#[test]
+fn show_nat_sessions_lists_what_the_worker_holds_when_asked() {
+    let counters = Arc::new(NatCounters::default());
+    let mut r = nat_rig_with(100, 4096, Share::WHOLE, counters.clone());
+    let client = ([198, 19, 0, 7], 5555);
+    one(&mut r, 0, udp(H1, (IN, 4000), (SRV, 53)));
+    one(&mut r, 1, tcp(NH_MAC, client, (PUB, 8080), true));
+    let now = r.now;
+    let nat = r.router.nat_mut().unwrap();
+    let flows = r.flows.as_mut().unwrap();
+    // Unasked, housekeeping lists nothing; asked, only housekeeping
+    // answers (the control path never reads the worker's table).
+    nat.maintain(flows, now);
+    assert!(counters.listing.take().is_none());
+    counters.listing.ask(10);
+    assert!(counters.listing.take().is_none());
+    nat.maintain(flows, now);
+    let mut l = counters.listing.take().expect("answered");
+    l.sort_by_key(|s| s.proto);
+    let t = |src: [u8; 4], sport, dst: [u8; 4], dport| Tuple4 {
+        src,
+        dst,
+        sport,
+        dport,
+    };
+    let got: Vec<_> = l.iter().map(|s| (s.proto, s.orig, s.translated)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (6, t(client.0, 5555, PUB, 8080), t(client.0, 5555, IN, 80)),
+            (17, t(IN, 4000, SRV, 53), t(PUB, 4000, SRV, 53)),
+        ]
+    );
+    assert!(l.iter().all(|s| s.expires_in_ms > 0));
+    // At most as many as asked for, and each request answered once.
+    counters.listing.ask(1);
+    nat.maintain(flows, now);
+    assert_eq!(counters.listing.take().map(|l| l.len()), Some(1));
+    nat.maintain(flows, now);
+    assert!(counters.listing.take().is_none());
 }

@@ -11,8 +11,8 @@ use crate::conntrack::{Flow, FlowData, FlowKey, FlowTable, Kind, Mapping, Tuple4
 use crate::frame::FrameMemory;
 use crate::l3::L3Interface;
 use crate::verdict::{DomainId, DropReason};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What prerouting found, for postrouting to finish.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,46 @@ pub struct NatCounters {
     pub handed_off: AtomicU64,
     pub ports_used: AtomicU64,
     pub sources: AtomicU64,
+    /// `show nat sessions`: the sessions live in the worker's own flow
+    /// table, which only the worker reads. The control path asks by
+    /// raising `want` (with the most to list); the worker's next
+    /// housekeeping answers in `listed` and lowers it.
+    pub listing: SessionListing,
+}
+
+/// A request for a worker's sessions and its answer (see
+/// [`NatCounters::listing`]).
+#[derive(Debug, Default)]
+pub struct SessionListing {
+    /// The most sessions to list; 0: no request.
+    want: AtomicUsize,
+    listed: Mutex<Option<Vec<NatSession>>>,
+}
+
+impl SessionListing {
+    /// Asks the worker for up to `max` sessions (forgetting an answer
+    /// not taken).
+    pub fn ask(&self, max: usize) {
+        *self.lock() = None;
+        self.want.store(max.max(1), Ordering::Release);
+    }
+
+    /// The worker's answer, once it has given one.
+    pub fn take(&self) -> Option<Vec<NatSession>> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<NatSession>>> {
+        self.listed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The worker side: answers a pending request from `flows`.
+    fn answer(&self, flows: &FlowTable, now: u64) {
+        let max = self.want.swap(0, Ordering::Acquire);
+        if max > 0 {
+            *self.lock() = Some(Nat::sessions(flows, now, max));
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -573,6 +613,9 @@ impl Nat {
     /// their ports and source counts: called every few loops, so the
     /// whole table is gone over in well under a second of traffic.
     pub fn maintain(&mut self, flows: &mut FlowTable, now: u64) {
+        // A walk of the whole table, but only when `show nat sessions`
+        // asks: housekeeping, between bursts.
+        self.counters.listing.answer(flows, now);
         let (ports, sources, stats) = (&mut self.ports, &mut self.sources, &mut self.stats);
         flows.sweep(SWEEP, now, |t, f| {
             let FlowData::Nat(side) = f.data else { return };
