@@ -42,7 +42,10 @@ fn nat_rig_with(per_source: u32, flows: usize, share: Share, counters: Arc<NatCo
             ports: (1024, 65535),
             per_source,
         }],
-        publish: vec![Publish::parse("tcp 8080 -> 198.18.1.10:80", PUB, per_source).unwrap()],
+        publish: vec![
+            Publish::parse("tcp 8080 -> 198.18.1.10:80", PUB, per_source).unwrap(),
+            Publish::parse("udp 5353 -> 198.18.1.10:53", PUB, per_source).unwrap(),
+        ],
         hairpin_ports: (1024, 65535),
     };
     let nat = Nat::shared(
@@ -386,4 +389,66 @@ fn show_nat_sessions_lists_what_the_worker_holds_when_asked() {
     assert_eq!(counters.listing.take().map(|l| l.len()), Some(1));
     nat.maintain(flows, now);
     assert!(counters.listing.take().is_none());
+}
+
+#[test]
+fn tcp_mappings_are_endpoint_independent_too() {
+    // RFC 5382 REQ-1: one inside endpoint keeps its mapping whatever the
+    // server.
+    let mut r = nat_rig(100, 4096);
+    let (_, f) = one(&mut r, 0, tcp(H1, (IN, 4000), (SRV, 80), true));
+    assert_eq!(tuple(&f), (PUB, 4000, SRV, 80));
+    let other = [198, 19, 0, 6];
+    let (_, f) = one(&mut r, 0, tcp(H1, (IN, 4000), (other, 443), true));
+    assert_eq!(tuple(&f), (PUB, 4000, other, 443));
+    let (v, f) = one(&mut r, 1, tcp(NH_MAC, (other, 443), (PUB, 4000), false));
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(tuple(&f), (other, 443, IN, 4000));
+}
+
+#[test]
+fn a_published_udp_port_reaches_the_inside_host_and_answers_come_back() {
+    let mut r = nat_rig(100, 4096);
+    let client = ([198, 19, 0, 7], 7777);
+    let (v, f) = one(&mut r, 1, udp(NH_MAC, client, (PUB, 5353)));
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(tuple(&f), (client.0, client.1, IN, 53));
+    assert_eq!(&f[0..6], &H1);
+    let (v, f) = one(&mut r, 0, udp(H1, (IN, 53), client));
+    assert_eq!(v, Verdict::Forward(1));
+    assert_eq!(tuple(&f), (PUB, 5353, client.0, client.1));
+    // The TCP rule's port is not the UDP one's.
+    let (v, _) = one(&mut r, 1, udp(NH_MAC, client, (PUB, 8080)));
+    assert_ne!(v, Verdict::Forward(0));
+}
+
+#[test]
+fn fragmentation_needed_through_nat_keeps_its_mtu_and_reaches_the_sender() {
+    // Path MTU discovery through masquerade: the next hop's "fragmentation
+    // needed" about the translated packet reaches the inside host about
+    // its own packet, with the MTU it named.
+    let mut r = nat_rig(100, 4096);
+    let (_, out) = one(&mut r, 0, udp(H1, (IN, 4000), (SRV, 53)));
+    let mut err = Vec::new();
+    PacketBuilder::ethernet2(NH_MAC, GW.0)
+        .ipv4(NH, PUB, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1200 },
+        ))
+        .write(&mut err, &out[14..])
+        .unwrap();
+    let (v, f) = one(&mut r, 1, err);
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(&f[0..6], &H1);
+    let ip = &f[14..34];
+    assert_eq!(csum::finish(csum::sum(ip)), 0);
+    assert_eq!(&ip[16..20], &IN);
+    let icmp = &f[34..];
+    assert_eq!(csum::finish(csum::sum(icmp)), 0, "ICMP checksum");
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1200);
+    let q = &icmp[8..];
+    assert_eq!(csum::finish(csum::sum(&q[..20])), 0, "quoted IPv4 checksum");
+    assert_eq!((&q[12..16], &q[16..20]), (&IN[..], &SRV[..]));
+    assert_eq!(u16::from_be_bytes([q[20], q[21]]), 4000);
 }

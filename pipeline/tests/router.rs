@@ -365,3 +365,81 @@ fn announcements_are_a_gratuitous_arp_and_an_unsolicited_na_per_address() {
         [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     );
 }
+
+/// The rig with H1 behind net0 and the next hop 198.18.2.2 (H2) resolved.
+fn resolved() -> Rig {
+    let mut r = rig();
+    r.run(&[(0, arp_request(H1, [198, 18, 1, 10], [198, 18, 1, 1]))]);
+    let pkt = udp4(H1, [198, 18, 1, 10], [198, 19, 7, 7], 64, 100, true);
+    r.run(&[(0, pkt)]);
+    r.run(&[(1, arp_reply(H2, [198, 18, 2, 2], GW.0, [198, 18, 2, 1]))]);
+    let _ = r.router.take_requests();
+    r
+}
+
+/// `f` with its IPv4 flags and fragment offset (8-byte units) set and
+/// the header checksum made right again.
+fn fragment(mut f: Vec<u8>, more: bool, offset: u16) -> Vec<u8> {
+    let field = (u16::from(more) << 13) | offset;
+    f[20..22].copy_from_slice(&field.to_be_bytes());
+    f[24..26].fill(0);
+    let c = pollgate_pipeline::wire::ipv4::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn ipv4_fragments_are_forwarded_whole_first_or_later() {
+    let mut r = resolved();
+    let whole = udp4(H1, [198, 18, 1, 10], [198, 19, 7, 7], 64, 100, false);
+    // The first fragment carries the UDP header, a later one only data.
+    let first = fragment(whole.clone(), true, 0);
+    let mut later = fragment(whole, false, 16);
+    later[34..42].copy_from_slice(b"not a hd");
+    for pkt in [first, later] {
+        let (out, drops) = r.run(&[(0, pkt.clone())]);
+        assert_eq!(drops.total(), 0);
+        let (v, f, _) = &out[0];
+        assert_eq!(*v, Verdict::Forward(1));
+        assert_eq!(&f[0..6], &H2);
+        let ip = ipv4_of(f);
+        assert_eq!(ip.header().ttl(), 63);
+        let h = ip.header().to_header();
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        // Flags, offset and every byte past the header kept.
+        assert_eq!(&f[20..22], &pkt[20..22]);
+        assert_eq!(&f[34..], &pkt[34..]);
+    }
+}
+
+#[test]
+fn icmp_errors_are_rate_limited_and_the_excess_counted() {
+    let mut r = resolved();
+    let c = &r.routes.tables.counters;
+    let (sent0, limited0) = (
+        c.time_exceeded.load(std::sync::atomic::Ordering::Relaxed),
+        c.icmp_rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    // 1 000 a second with a burst of 100 (a tenth of a second): 150
+    // expiring packets in 3 ms get about 100 answers.
+    let pkt = udp4(H1, [198, 18, 1, 10], [198, 19, 7, 7], 1, 100, true);
+    let mut answered = 0;
+    for _ in 0..3 {
+        let (out, drops) = r.run(&vec![(0, pkt.clone()); 50]);
+        assert_eq!(drops.get(DropReason::TtlExceeded), 50);
+        answered += out
+            .iter()
+            .filter(|(v, f, _)| *v == Verdict::Forward(0) && f[23] == 1)
+            .count();
+    }
+    assert!((100..=104).contains(&answered), "{answered}");
+    let c = &r.routes.tables.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&c.time_exceeded) - sent0, answered as u64);
+    assert_eq!(load(&c.icmp_rate_limited) - limited0, 150 - answered as u64);
+    // A second later the budget is back.
+    r.now += 1_000_000_000;
+    let (out, _) = r.run(&[(0, pkt)]);
+    assert_eq!(out[0].0, Verdict::Forward(0));
+}
