@@ -54,7 +54,8 @@ testpmd_pcap() { # MODE F0 F1 -> Mpps over both ports
 # each measurement and stopped after it, so that its busy PMD thread is
 # not on the core while the others are measured.
 export OVS_RUNDIR=$W OVS_LOGDIR=$W OVS_DBDIR=$W
-vs() { ovs-vsctl --db="$DB" "$@"; }
+# Bounded: a vswitchd that died in DPDK init would leave ovs-vsctl waiting.
+vs() { ovs-vsctl --timeout=30 --db="$DB" "$@"; }
 ovs_start() {
   rm -f "$W/conf.db"
   ovsdb-tool create "$W/conf.db" /usr/share/openvswitch/vswitch.ovsschema
@@ -72,19 +73,29 @@ ovs_stop() {
   for _ in $(seq 50); do pgrep -f "$OVS_BIN $DB" >/dev/null || break; sleep 0.1; done
   rm -f "$W"/*.pid "$W"/*.ctl
 }
-appctl() { ovs-appctl -t "$(ls "$W"/ovs-vswitchd-dpdk.*.ctl)" "$@"; }
-ovs_normal() { # F0 F1 -> "Mpps cycles/pkt"
+appctl() { timeout 30 ovs-appctl -t "$(ls "$W"/ovs-vswitchd-dpdk.*.ctl)" "$@"; }
+# Packets p0 and p1 sent: what OVS forwarded (its PMD's "packets
+# received" counts what came in, forwarded or not).
+ovs_tx() {
+  appctl dpctl/show -s | awk '/port [0-9]+: p[01] /{on=1; next} /port [0-9]+:/{on=0}
+    on && /TX packets:/ {split($2, a, ":"); s += a[2]} END {printf "%d\n", s}'
+}
+ovs_normal() { # F0 F1 -> "Mpps cycles/pkt" (Mpps forwarded, both ports)
   ovs_start >/dev/null
   vs add-port br0 p0 -- set Interface p0 type=dpdk "options:dpdk-devargs=net_pcap0,rx_pcap=$1,infinite_rx=1" \
      -- add-port br0 p1 -- set Interface p1 type=dpdk "options:dpdk-devargs=net_pcap1,rx_pcap=$2,infinite_rx=1"
   sleep 2 # learning
   appctl dpif-netdev/pmd-stats-clear >/dev/null
+  local t0 t1 cyc
+  t0=$(ovs_tx)
   sleep "$SECS"
-  appctl dpif-netdev/pmd-stats-show | awk -v s="$SECS" '
-    /core_id/ {pmd=1} pmd && /packets received:/ {p=$3}
-    pmd && /avg processing cycles per packet:/ {c=$6; pmd=0}
-    END {printf "%.2f %.1f\n", p/s/1e6, c}'
+  t1=$(ovs_tx)
+  cyc=$(appctl dpif-netdev/pmd-stats-show | awk '
+    /core_id/ {pmd=1} pmd && /avg processing cycles per packet:/ {c=$6; pmd=0} END {print c + 0}')
   ovs_stop
+  # No ports or no counters read is a failed measurement, not 0 Mpps.
+  [ "$t1" -gt "$t0" ] || { echo "OVS forwarded nothing (tx $t0 -> $t1): see $W/vswitchd.log" >&2; exit 1; }
+  echo "$(echo "($t1 - $t0) / $SECS / 1000000" | bc -l | xargs printf '%.2f') $cyc"
 }
 
 MHZ=$(cpu_mhz)
@@ -97,7 +108,8 @@ for n in "${SIZES[@]}"; do
   io=$(testpmd_pcap io "$d/mix0.pcap" "$d/mix1.pcap")
   mac=$(testpmd_pcap mac "$d/mix0.pcap" "$d/mix1.pcap")
   pg=$($PG bench --seconds "$SECS" --core "$CORE" --l2 --macs "$n" --json 2>/dev/null | json_mpps | xargs printf '%.2f')
-  read -r ovs ovs_cyc < <(ovs_normal "$d/mix0.pcap" "$d/mix1.pcap")
+  read -r ovs ovs_cyc < <(ovs_normal "$d/mix0.pcap" "$d/mix1.pcap") || true
+  [ -n "${ovs:-}" ] || { echo "no OVS figure for $n MAC pairs" >&2; exit 1; }
   printf '%-12s %14s %14s %14s %22s %18s\n' "$n" "$io Mpps" "$mac Mpps" "$ovs Mpps" "$ovs_cyc" \
     "$pg Mpps ($(echo "$MHZ/$pg" | bc -l | xargs printf '%.0f') cyc)"
   json+="  \"$n\": {\"testpmd_io_pcap_mpps\": $io, \"testpmd_mac_pcap_mpps\": $mac, \"ovs_normal_mpps\": $ovs, \"ovs_cycles_per_packet\": $ovs_cyc, \"pollgate_l2_mpps\": $pg, \"pollgate_cycles_per_packet\": $(echo "$MHZ/$pg" | bc -l | xargs printf '%.1f')},"$'\n'
@@ -105,7 +117,7 @@ done
 {
   echo '{'
   echo "  \"machine\": \"$(machine)\", \"cpu_mhz\": $MHZ, \"date\": \"$(date -u +%FT%TZ)\", \"seconds\": $SECS,"
-  echo "  \"ovs\": \"$("$OVS_BIN" --version | head -1)\", \"testpmd\": \"$(dpdk-testpmd --version 2>/dev/null | grep -m1 -o 'DPDK [0-9.]*' || echo dpdk)\","
+  echo "  \"ovs\": \"$("$OVS_BIN" --version | head -1)\", \"testpmd\": \"DPDK $(dpkg-query -W -f '${Version}' dpdk-dev 2>/dev/null || echo unknown)\","
   printf '%s' "$json" | sed '$ s/,$//'
   echo '}'
 } >"$OUT"
