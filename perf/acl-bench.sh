@@ -9,7 +9,8 @@
 # rules; 100 000 headers each), or with SETS=classbench from ClassBench's
 # own generator: acl1, fw1 and ipc1 at 1 K and 10 K rules with their
 # traces (../shared/classbench, or CLASSBENCH=DIR). rte_acl runs twice: with the SIMD path
-# test-acl picks by default (AVX-512 here) and with --alg=scalar. Results
+# test-acl picks by default (AVX-512 on the Xeon, AVX2 on the EPYC) and
+# with --alg=scalar. Results
 # land in perf/results/acl-<date>.json and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +40,11 @@ for n in "${NAMES[@]}"; do
   else
     /usr/bin/python3 perf/classbench_gen.py "$WORK/r$n" "$n" "$WORK/t$n" 100000 7
   fi
-  pj=$($PG acl bench --rules "$WORK/r$n" --trace "$WORK/t$n" --iters "$ITERS" --core "$CORE" --json)
+  pj=$(timeout 600 $PG acl bench --rules "$WORK/r$n" --trace "$WORK/t$n" --iters "$ITERS" --core "$CORE" --json)
   dpdk() {
     # rte_acl's build of the 10 K firewall sets needs more than EAL's
     # default memory; a build that still fails reports no rate (null).
-    { dpdk-test-acl --no-huge --no-pci -m 4096 -l "$CORE" --log-level=1 -- \
+    { timeout 600 dpdk-test-acl --no-huge --no-pci -m 4096 -l "$CORE" --log-level=1 -- \
       --rulesf="$WORK/r$n" --tracef="$WORK/t$n" --tracenum="$(wc -l <"$WORK/t$n")" \
       --iter="$ITERS" --verbose=0 "$@" 2>&1 || true; } |
       sed -n 's/.* \([0-9.]*\) pkt\/sec.*/\1/p' | awk '{printf "%.2f", $1/1e6}'

@@ -56,11 +56,11 @@ for spec in "4 1000" "4 100000" "4 1000000" "6 1000" "6 100000"; do
   fam=$1 n=$2
   v6=(); [ "$fam" = 6 ] && v6=(-6)
   groups=$((n < 100000 ? 100000 : n * 3 / 2)); [ "$fam" = 6 ] && groups=$((n * 10 < 100000 ? 100000 : n * 10))
-  dpdk-test-fib "${EAL[@]}" -- "${v6[@]}" -n "$n" -l "$LOOKUPS" -g "$groups" -w "$WORK/routes" -u "$WORK/ips" >/dev/null 2>&1 || true
+  timeout 600 dpdk-test-fib "${EAL[@]}" -- "${v6[@]}" -n "$n" -l "$LOOKUPS" -g "$groups" -w "$WORK/routes" -u "$WORK/ips" >/dev/null 2>&1 || true
   ds="" ps="" j=""
   for ((r = 0; r < RUNS; r++)); do
-    ds+="$(dpdk-test-fib "${EAL[@]}" -- "${v6[@]}" -f "$WORK/routes" -t "$WORK/ips" -g "$groups" 2>&1 | awk '/AVG FIB lookup/ {print $4}') "
-    j=$($PG fib bench --routes "$WORK/routes" --ips "$WORK/ips" --core "$CORE" --json)
+    ds+="$(timeout 600 dpdk-test-fib "${EAL[@]}" -- "${v6[@]}" -f "$WORK/routes" -t "$WORK/ips" -g "$groups" 2>&1 | awk '/AVG FIB lookup/ {print $4}') "
+    j=$(timeout 600 $PG fib bench --routes "$WORK/routes" --ips "$WORK/ips" --core "$CORE" --json)
     ps+="$(echo "$j" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["cycles_per_lookup"])') "
   done
   d=$(tr ' ' '\n' <<<"$ds" | grep . | median || true)

@@ -23,7 +23,7 @@ cargo build --release -q -p pollgate
 PG=target/release/pollgate
 WORK=$(mktemp -d /tmp/pollgate-tlb.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-dpdk-test-fib --no-huge -m 4000 -l "$CORE" --no-pci --log-level=lib.eal:error -- \
+timeout 600 dpdk-test-fib --no-huge -m 4000 -l "$CORE" --no-pci --log-level=lib.eal:error -- \
   -n 1000000 -l 1000 -g 1500000 -w "$WORK/routes" -u "$WORK/ips" >"$WORK/log" 2>&1 || true
 [ -s "$WORK/routes" ] || { cat "$WORK/log" >&2; echo "dpdk-test-fib wrote no route table" >&2; exit 1; }
 /usr/bin/python3 - "$WORK" <<'EOF'
@@ -47,7 +47,7 @@ EOF
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | xargs) MHz; THP $(grep -o '\[[a-z]*\]' /sys/kernel/mm/transparent_hugepage/enabled), $(cat /proc/sys/vm/nr_hugepages) hugepages reserved"
 for ((i = 0; i < RUNS; i++)); do
   for addrs in spread dense; do
-    c=$($PG fib bench --routes "$WORK/routes" --ips "$WORK/$addrs" --core "$CORE" --iters 20000 --verify 200 --json |
+    c=$(timeout 600 $PG fib bench --routes "$WORK/routes" --ips "$WORK/$addrs" --core "$CORE" --iters 20000 --verify 200 --json |
       /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["cycles_per_lookup"])')
     printf '%-7s %6s cycles per lookup\n' "$addrs" "$c"
   done

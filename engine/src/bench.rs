@@ -57,6 +57,10 @@ pub struct BenchResult {
     pub service: Option<Service>,
     pub macs: usize,
     pub flows: usize,
+    /// The flows are replayed in the order they were written (NAT's:
+    /// one new source port after another), not shuffled.
+    #[serde(skip)]
+    pub flows_in_order: bool,
     pub frame_size: usize,
     pub burst: usize,
     pub core: Option<usize>,
@@ -91,7 +95,12 @@ impl BenchResult {
             if self.parse { " + parse" } else { "" },
             self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules"))
                 + &if self.macs > 1 || self.flows > 1 {
-                    format!(", {} MAC pairs and {} flows per port in random order", self.macs, self.flows)
+                    format!(
+                        ", {} MAC pairs and {} flows per port in {} order",
+                        self.macs,
+                        self.flows,
+                        if self.flows_in_order { "sequential" } else { "random" }
+                    )
                 } else {
                     String::new()
                 },
@@ -410,6 +419,7 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         service: p.service,
         macs: p.macs,
         flows: p.flows,
+        flows_in_order: p.nat,
         frame_size: p.size + 4,
         burst: p.burst,
         core: summary.reports.first().and_then(|r| r.pinned),
