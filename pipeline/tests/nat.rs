@@ -34,12 +34,23 @@ fn nat_rig_shared(per_source: u32, flows: usize, share: Share) -> Rig {
 
 /// `nat_rig_shared` publishing to `counters`.
 fn nat_rig_with(per_source: u32, flows: usize, share: Share, counters: Arc<NatCounters>) -> Rig {
+    nat_rig_ports(per_source, flows, share, counters, (1024, 65535))
+}
+
+/// `nat_rig_with`, masquerading to `ports`.
+fn nat_rig_ports(
+    per_source: u32,
+    flows: usize,
+    share: Share,
+    counters: Arc<NatCounters>,
+    ports: (u16, u16),
+) -> Rig {
     let rules = NatRules {
         masquerade: vec![Masquerade {
             out: 1,
             sources: vec![([198, 18, 1, 0], 24)],
             address: PUB,
-            ports: (1024, 65535),
+            ports,
             per_source,
         }],
         publish: vec![
@@ -451,4 +462,38 @@ fn fragmentation_needed_through_nat_keeps_its_mtu_and_reaches_the_sender() {
     assert_eq!(csum::finish(csum::sum(&q[..20])), 0, "quoted IPv4 checksum");
     assert_eq!((&q[12..16], &q[16..20]), (&IN[..], &SRV[..]));
     assert_eq!(u16::from_be_bytes([q[20], q[21]]), 4000);
+}
+
+#[test]
+fn a_rule_out_of_ports_refuses_new_sessions_and_counts_them() {
+    let counters = Arc::new(NatCounters::default());
+    let mut r = nat_rig_ports(100, 4096, Share::WHOLE, counters.clone(), (2000, 2003));
+    let mut refused = 0;
+    for p in 0..6u16 {
+        let (v, f) = one(&mut r, 0, udp(H1, (IN, 6000 + p), (SRV, 53)));
+        match v {
+            Verdict::Forward(1) => assert!((2000..=2003).contains(&tuple(&f).1)),
+            Verdict::Drop(DropReason::NatPortsExhausted) => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused, 2, "four ports, six sessions");
+    r.router.nat().unwrap().publish();
+    assert_eq!(
+        counters.ports_exhausted.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[test]
+fn a_later_fragment_to_masquerade_is_dropped_as_unsupported() {
+    // No ports to translate it by, and no reassembly to find them.
+    let mut r = nat_rig(100, 4096);
+    let mut f = udp(H1, (IN, 4000), (SRV, 53));
+    f[20..22].copy_from_slice(&16u16.to_be_bytes());
+    f[24..26].fill(0);
+    let c = csum::finish(csum::sum(&f[14..34]));
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let (v, _) = one(&mut r, 0, f);
+    assert_eq!(v, Verdict::Drop(DropReason::NatUnsupported));
 }

@@ -443,3 +443,27 @@ fn icmp_errors_are_rate_limited_and_the_excess_counted() {
     let (out, _) = r.run(&[(0, pkt)]);
     assert_eq!(out[0].0, Verdict::Forward(0));
 }
+
+#[test]
+fn no_route_is_counted_and_answered_with_net_unreachable() {
+    let mut r = resolved();
+    let pkt = udp4(H1, [198, 18, 1, 10], [198, 18, 77, 1], 64, 100, true);
+    let (out, drops) = r.run(&[(0, pkt.clone())]);
+    assert_eq!(drops.get(DropReason::L3NoRoute), 1);
+    let (v, f, _) = &out[0];
+    assert_eq!(*v, Verdict::Forward(0));
+    assert_eq!(&f[0..6], &H1);
+    let sliced = SlicedPacket::from_ethernet(f).unwrap();
+    let Some(TransportSlice::Icmpv4(icmp)) = sliced.transport else {
+        panic!()
+    };
+    assert!(
+        matches!(
+            icmp.icmp_type(),
+            Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Network)
+        ),
+        "{:?}",
+        icmp.icmp_type()
+    );
+    assert_eq!(&icmp.payload()[..20], &pkt[14..34]);
+}
