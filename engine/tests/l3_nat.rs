@@ -328,6 +328,34 @@ print(int(20000 / (time.time() - t)))
         assert!(handed > 0, "{}", ctl(&sock, "show nat").unwrap());
     }
 
+    // A reload that moves the published port and gives the containers'
+    // gateway a second address: both live, masquerade going on.
+    let text = std::fs::read_to_string(dir.join("gw.toml")).unwrap();
+    let text = text
+        .replace("tcp 8080 -> 198.18.10.10:80", "tcp 9090 -> 198.18.10.10:80")
+        .replace(
+            "gateway = { addresses = [\"198.18.10.1/24\"] }",
+            "gateway = { addresses = [\"198.18.10.1/24\", \"198.18.11.1/24\"] }",
+        );
+    std::fs::write(dir.join("gw.toml"), text).unwrap();
+    ctl(&sock, "reload").unwrap_or_else(|e| panic!("reload: {e}"));
+    let rules = ctl(&sock, "show nat").unwrap();
+    assert!(
+        rules.contains("publish tcp 198.18.30.1:9090 -> 198.18.10.10:80")
+            && !rules.contains(":8080"),
+        "{rules}"
+    );
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 9090), "198.18.99.10");
+    let old_port = format!(
+        "{PYTHON} -c \"import socket; socket.create_connection(('198.18.30.1', 8080), timeout=2)\""
+    );
+    assert!(!sh("pgn-sv", &old_port).0, "8080 is no longer published");
+    assert!(
+        (0..5).any(|_| sh("pgn-n1", "ping -c 1 -W 1 198.18.11.1").0),
+        "the new gateway address answers"
+    );
+    assert_eq!(seen("pgn-n1", "tcp", "198.18.99.10", 7000), "198.18.30.1");
+
     for c in &mut servers {
         let _ = c.kill();
         let _ = c.wait();

@@ -480,7 +480,9 @@ fn a_rule_out_of_ports_refuses_new_sessions_and_counts_them() {
     assert_eq!(refused, 2, "four ports, six sessions");
     r.router.nat().unwrap().publish();
     assert_eq!(
-        counters.ports_exhausted.load(std::sync::atomic::Ordering::Relaxed),
+        counters
+            .ports_exhausted
+            .load(std::sync::atomic::Ordering::Relaxed),
         2
     );
 }
