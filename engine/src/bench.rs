@@ -41,6 +41,9 @@ pub struct BenchParams {
     /// order (1 and 1: the one template frame).
     pub macs: usize,
     pub flows: usize,
+    /// VLANs (with `gateway`, VLAN and VNI pairs) the MAC pairs spread
+    /// over, host pair i in segment i % N; 0 or 1: one, untagged on `l2`.
+    pub segments: usize,
     /// Route instead (`bench_router`): IPv4 through this many FIB routes
     /// (0: not routed).
     pub routes: usize,
@@ -240,10 +243,42 @@ fn settle_macs(engine: &Engine) {
     }
 }
 
+/// The segments `--vlans` and `--vnis` ask for: VLANs on the L2 switch,
+/// VLAN and VNI pairs on the gateway (either count sets both there).
+pub fn segments(vlans: usize, vnis: usize, l2: bool, gateway: bool) -> anyhow::Result<usize> {
+    const MAX: usize = 4000;
+    for (name, n) in [("--vlans", vlans), ("--vnis", vnis)] {
+        anyhow::ensure!((1..=MAX).contains(&n), "{name} {n}: use 1..={MAX}");
+    }
+    if gateway {
+        anyhow::ensure!(
+            vlans == 1 || vnis == 1 || vlans == vnis,
+            "--vlans {vlans} --vnis {vnis}: the gateway bridges each VLAN to its own VNI, so give one count"
+        );
+        return Ok(vlans.max(vnis));
+    }
+    anyhow::ensure!(vnis == 1, "--vnis {vnis}: only with --gateway");
+    anyhow::ensure!(
+        vlans == 1 || l2,
+        "--vlans {vlans}: only with --l2 or --gateway"
+    );
+    Ok(vlans)
+}
+
 fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> {
     // A mix replays from captures; one frame is the null ports' template.
-    let (rx, switch) = if p.macs > 1 || p.flows > 1 {
-        let [a, b] = crate::bench_traffic::write(dir, p.macs, p.flows, p.size)?;
+    // With VLANs each host pair's frames carry its segment's tag, on the
+    // wire at the size asked for.
+    let seg = if p.l2 { p.segments.max(1) } else { 1 };
+    let (rx, switch) = if p.macs > 1 || p.flows > 1 || seg > 1 {
+        use crate::bench_traffic::{segment_of, tagged, FIRST_VID};
+        let tag = |f: Vec<u8>| tagged(&f, FIRST_VID + segment_of(&f, seg) as u16);
+        let [a, b] = if seg > 1 {
+            let inner = p.size.saturating_sub(4).max(60);
+            crate::bench_traffic::write_wrapped(dir, p.macs, p.flows, [inner; 2], [&tag, &tag])?
+        } else {
+            crate::bench_traffic::write(dir, p.macs, p.flows, p.size)?
+        };
         let limit = (2 * p.macs + 16).next_power_of_two().max(1 << 20);
         (
             [
@@ -274,7 +309,14 @@ fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> 
         let core = p
             .core
             .map_or(String::new(), |c| format!("core = {}\n", c + w));
-        let wiring = if p.l2 {
+        let wiring = if p.l2 && seg > 1 {
+            (0..seg)
+                .map(|k| {
+                    let vid = crate::bench_traffic::FIRST_VID as usize + k;
+                    format!("[[bridge]]\nname = \"bench{w}v{k}\"\nmembers = [{{ port = \"{a}\", vid = {vid} }}, {{ port = \"{b}\", vid = {vid} }}]\n")
+                })
+                .collect()
+        } else if p.l2 {
             format!("[[bridge]]\nname = \"bench{w}\"\nmembers = [{{ port = \"{a}\" }}, {{ port = \"{b}\" }}]")
         } else {
             format!("[[xconnect]]\nports = [\"{a}\", \"{b}\"]")
@@ -288,6 +330,7 @@ size = {size}
 mac = "02:00:00:00:00:01"
 peer_mac = "02:00:00:00:00:02"
 {rx0}
+{trunk}
 {acl_in}
 
 [[port]]
@@ -297,6 +340,7 @@ size = {size}
 mac = "02:00:00:00:00:02"
 peer_mac = "02:00:00:00:00:01"
 {rx1}
+{trunk}
 {acl_in}
 
 {wiring}
@@ -306,6 +350,7 @@ peer_mac = "02:00:00:00:00:01"
 "#,
             rx0 = rx[0],
             rx1 = rx[1],
+            trunk = if seg > 1 { "vlan_mode = \"trunk\"" } else { "" },
             size = p.size,
         );
     }
@@ -406,9 +451,21 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
                 routes_installed
             )
         } else if p.gateway {
-            "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string()
+            match p.segments.max(1) {
+                1 => "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string(),
+                n => format!(
+                    "gateway (VXLAN VNIs 5000-{} underlay <-> VLANs 10-{} trunk, one bridge each)",
+                    5000 + n - 1,
+                    10 + n - 1
+                ),
+            }
         } else if p.vxlan {
             "vxlan encap+decap".to_string()
+        } else if p.l2 && p.segments > 1 {
+            format!(
+                "l2 switch (VLANs 10-{} on two trunks, one bridge each)",
+                10 + p.segments - 1
+            )
         } else if p.l2 {
             "l2 switch".to_string()
         } else {

@@ -6,9 +6,12 @@
 //! ClassBench set with `--acl`), learned and looked up in the MAC table,
 //! then tagged or encapsulated again on the way out. `--macs N` and
 //! `--flows N` give both sides N host pairs and 5-tuples, shuffled: with
-//! 1 M MACs the table is 2 M entries, far out of cache.
+//! 1 M MACs the table is 2 M entries, far out of cache. `--vlans N` (or
+//! `--vnis N`) spreads the host pairs over N bridges, VLAN 10 + s to VNI
+//! 5000 + s.
 
 use crate::bench::BenchParams;
+use crate::bench_traffic::{segment_of, tagged, FIRST_VID};
 use crate::config::{self, Topology};
 use pollgate_pipeline::template::vxlan_frame;
 use pollgate_pipeline::vxlan::OVERHEAD;
@@ -17,22 +20,14 @@ use std::path::Path;
 
 const UNDERLAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const REMOTE_VTEP_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const VID: u16 = 10;
+const FIRST_VNI: u32 = 5000;
 
-/// An 802.1Q tag (VID 10) after the MACs.
-fn tagged(f: Vec<u8>) -> Vec<u8> {
-    let mut t = f[..12].to_vec();
-    t.extend_from_slice(&[0x81, 0x00, (VID >> 8) as u8, VID as u8]);
-    t.extend_from_slice(&f[12..]);
-    t
-}
-
-/// The frame as the remote VTEP sends it to ours.
-fn encapsulated(inner: Vec<u8>) -> Vec<u8> {
+/// The frame as the remote VTEP sends it to ours, in `vni`.
+fn encapsulated(inner: Vec<u8>, vni: u32) -> Vec<u8> {
     vxlan_frame(
         ([198, 18, 100, 2], REMOTE_VTEP_MAC),
         ([198, 18, 100, 1], UNDERLAY_MAC),
-        5000,
+        vni,
         &inner,
     )
 }
@@ -44,12 +39,27 @@ pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
         p.size.saturating_sub(OVERHEAD).max(60),
         p.size.saturating_sub(4).max(60),
     ];
-    // Every inner frame is one size, so one outer header (built by the
-    // encap code from the remote's side) serves them all.
-    let outer = encapsulated(vec![0; sizes[0]])[..OVERHEAD].to_vec();
-    let behind_tunnel = |inner: Vec<u8>| [outer.as_slice(), &inner].concat();
+    // Host pair i is in segment i % n: VLAN 10 + s bridged to VNI 5000 + s.
+    let n = p.segments.max(1);
+    // Every inner frame is one size, so one outer header per VNI (built
+    // by the encap code from the remote's side) serves all its frames.
+    let outers: Vec<Vec<u8>> = (0..n)
+        .map(|s| encapsulated(vec![0; sizes[0]], FIRST_VNI + s as u32)[..OVERHEAD].to_vec())
+        .collect();
+    let behind_tunnel =
+        |inner: Vec<u8>| [outers[segment_of(&inner, n)].as_slice(), &inner].concat();
+    let tag = |f: Vec<u8>| tagged(&f, FIRST_VID + segment_of(&f, n) as u16);
     let [a, b] =
-        crate::bench_traffic::write_wrapped(dir, macs, flows, sizes, [&behind_tunnel, &tagged])?;
+        crate::bench_traffic::write_wrapped(dir, macs, flows, sizes, [&behind_tunnel, &tag])?;
+    let bridges: String = (0..n)
+        .map(|s| {
+            format!(
+                "[[bridge]]\nname = \"gw{s}\"\nvni = {}\nflood = [\"198.18.100.2\"]\nmembers = [{{ port = \"null1\", vid = {} }}]\n",
+                FIRST_VNI + s as u32,
+                FIRST_VID + s as u16
+            )
+        })
+        .collect();
     let (acl, acl_in) = crate::bench::acl_sections(p)?;
     let pool = crate::bench::pool_section(p);
     let core = p.core.map_or(String::new(), |c| format!("core = {c}\n"));
@@ -74,11 +84,7 @@ kind = "null"
 rx = "{b}"
 vlan_mode = "trunk"
 {acl_in}
-[[bridge]]
-name = "gw"
-vni = 5000
-flood = ["198.18.100.2"]
-members = [{{ port = "null1", vid = {VID} }}]
+{bridges}
 [vtep]
 port = "null0"
 address = "198.18.100.1"
@@ -112,10 +118,11 @@ mod tests {
             1025,
             b"pollgate",
         );
-        let v = encapsulated(inner.clone());
+        let v = encapsulated(inner.clone(), 5001);
         assert_eq!(v.len(), inner.len() + OVERHEAD);
         assert_eq!(&v[36..38], &4789u16.to_be_bytes());
-        let t = tagged(inner.clone());
+        assert_eq!(&v[46..49], &[0, 0x13, 0x89], "VNI 5001");
+        let t = tagged(&inner, 10);
         assert_eq!(t.len(), inner.len() + 4);
         assert_eq!(&t[12..16], &[0x81, 0, 0, 10]);
     }

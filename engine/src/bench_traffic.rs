@@ -69,6 +69,26 @@ fn side_frames(side: u8, macs: usize, flows: usize, size: usize, seed: u64) -> V
     frames
 }
 
+/// The first VLAN `--vlans` spreads host pairs over.
+pub const FIRST_VID: u16 = 10;
+
+/// The segment, of `n`, of a frame's host pair: both sides' frames of a
+/// pair name it alike (its index is the low four bytes of either MAC).
+pub fn segment_of(f: &[u8], n: usize) -> usize {
+    let m = f
+        .get(8..12)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    m as usize % n.max(1)
+}
+
+/// `f` with an 802.1Q tag of `vid` after its MACs.
+pub fn tagged(f: &[u8], vid: u16) -> Vec<u8> {
+    let mut t = f[..12].to_vec();
+    t.extend_from_slice(&[0x81, 0x00, (vid >> 8) as u8, vid as u8]);
+    t.extend_from_slice(&f[12..]);
+    t
+}
+
 /// Writes both sides' captures into `dir`; returns their paths.
 pub fn write(dir: &Path, macs: usize, flows: usize, size: usize) -> anyhow::Result<[PathBuf; 2]> {
     write_wrapped(dir, macs, flows, [size, size], [&|f| f, &|f| f])
@@ -100,6 +120,29 @@ pub fn write_wrapped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_pair_is_in_one_segment_from_either_side() {
+        let n = 7;
+        let a = side_frames(0, 100, 1, 60, 3);
+        let b = side_frames(1, 100, 1, 60, 4);
+        let seg = |f: &Vec<u8>| {
+            (
+                u32::from_be_bytes(f[8..12].try_into().unwrap()),
+                segment_of(f, n),
+            )
+        };
+        let from_a: std::collections::HashMap<u32, usize> = a.iter().map(seg).collect();
+        for f in &b {
+            let (m, s) = seg(f);
+            assert_eq!(from_a[&m], s, "pair {m}");
+        }
+        let used: std::collections::HashSet<usize> = from_a.values().copied().collect();
+        assert_eq!(used.len(), n, "100 pairs cover all 7 segments");
+        let t = tagged(&a[0], 4000);
+        assert_eq!(&t[12..16], &[0x81, 0, 0x0f, 0xa0]);
+        assert_eq!(&t[16..], &a[0][12..]);
+    }
 
     #[test]
     fn every_pair_and_flow_appears_once_per_cycle_in_a_shuffled_order() {

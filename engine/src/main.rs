@@ -94,6 +94,15 @@ enum Cmd {
         /// --routes, distinct destinations).
         #[arg(long, default_value_t = 1)]
         flows: usize,
+        /// VLANs the MAC pairs spread over (host pair i in VLAN 10 + i % N):
+        /// with --l2 both ports are trunks and each VLAN its own bridge;
+        /// with --gateway each VLAN is bridged to its own VNI.
+        #[arg(long, default_value_t = 1)]
+        vlans: usize,
+        /// With --gateway: VNIs (5000 + i % N), each bridged to its own
+        /// VLAN, so the same count as --vlans (either one sets both).
+        #[arg(long, default_value_t = 1)]
+        vnis: usize,
         /// Route instead: IPv4 between two gateway interfaces through this
         /// many FIB routes (dpdk-test-fib's depth distribution), at least
         /// two: 1 installs a /1 towards each side.
@@ -361,6 +370,8 @@ fn real_main() -> Result<()> {
             service,
             macs,
             flows,
+            vlans,
+            vnis,
             routes,
             nat,
             size,
@@ -372,6 +383,7 @@ fn real_main() -> Result<()> {
             let max = pollgate::bench_traffic::MAX_FRAMES;
             anyhow::ensure!((1..=max).contains(&macs), "--macs {macs}: use 1..={max}");
             anyhow::ensure!((1..=max).contains(&flows), "--flows {flows}: use 1..={max}");
+            let segments = pollgate::bench::segments(vlans, vnis, l2, gateway)?;
             anyhow::ensure!((64..=1518).contains(&size), "--size {size}: use 64..=1518");
             anyhow::ensure!((1..=64).contains(&burst), "--burst {burst}: use 1..=64");
             anyhow::ensure!(
@@ -409,6 +421,7 @@ fn real_main() -> Result<()> {
                 service,
                 macs,
                 flows,
+                segments,
                 routes,
                 nat,
             };

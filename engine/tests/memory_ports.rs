@@ -290,6 +290,30 @@ fn the_gateway_bench_runs_every_stage_both_ways() {
 }
 
 #[test]
+fn vlans_and_vnis_spread_the_host_pairs_over_their_own_bridges() {
+    // A tag or VNI no bridge has would be a counted drop: none means every
+    // frame met its segment's bridge, both ways.
+    for args in [
+        &["--l2", "--vlans", "3"][..],
+        &["--gateway", "--vlans", "4"][..],
+        &["--gateway", "--vnis", "4"][..],
+    ] {
+        let v = bench(&[args, &["--macs", "60", "--seconds", "0.3"]].concat());
+        assert_eq!(v["drops_total"], 0, "{v}");
+        let ports = v["port_mpps"].as_array().unwrap();
+        assert!(ports.iter().all(|p| p[1].as_f64().unwrap() > 0.0), "{v}");
+        let label = v["forward"].as_str().unwrap();
+        assert!(
+            label.contains("VLANs 10-12")
+                || label.contains("VNIs 5000-5003 underlay <-> VLANs 10-13"),
+            "{label}"
+        );
+    }
+    let refused = pollgate(&["bench", "--l2", "--vnis", "2", "--seconds", "0.1"]);
+    assert!(!refused.status.success());
+}
+
+#[test]
 fn a_cross_connect_between_workers_hands_frames_over() {
     let src = r#"
 [engine]
