@@ -1,0 +1,157 @@
+//! Routing between a VLAN and a VNI (root): a host in VLAN 40 behind an
+//! 802.1Q switch and a host behind the Linux kernel's VXLAN device (VNI
+//! 5000) reach each other through one pollgate with a gateway in each:
+//! the VLAN's domain on a trunk, the VNI's on its VTEP. The switch is a
+//! second pollgate (this kernel has no 8021q module, so nothing else here
+//! tags), as in the router-on-a-stick test; the far VTEP is the kernel's,
+//! which pollgate resolves by ARP on the underlay.
+//!
+//! Addresses: 198.18.0.0/15 (RFC 2544).
+
+mod common;
+
+use common::{ctl, ip, root_with_ip, run_engine, sh, stop, HostVeth, Script};
+
+fn pings(ns: &str, args: &str) -> bool {
+    (0..5).any(|_| sh(ns, &format!("ping -c 1 -W 1 {args}")).0)
+}
+
+const SWITCH: &str = r#"
+[[port]]
+name = "a"
+kind = "afxdp"
+iface = "pgv-a"
+[[port]]
+name = "up"
+kind = "afxdp"
+iface = "pgv-t"
+vlan_mode = "trunk"
+
+[[bridge]]
+name = "v40"
+members = [{ port = "a" }, { port = "up", vid = 40 }]
+"#;
+
+const ROUTER: &str = r#"
+[[port]]
+name = "trunk"
+kind = "afxdp"
+iface = "pgv-tp"
+vlan_mode = "trunk"
+[[port]]
+name = "underlay"
+kind = "afxdp"
+iface = "pgv-ul"
+
+[[bridge]]
+name = "r40"
+members = [{ port = "trunk", vid = 40 }]
+gateway = { addresses = ["198.18.40.1/24"] }
+[[bridge]]
+name = "r50"
+vni = 5000
+flood = ["198.18.100.2"]
+members = []
+gateway = { addresses = ["198.18.50.1/24"], mtu = 1450 }
+
+[vtep]
+port = "underlay"
+address = "198.18.100.1"
+"#;
+
+#[test]
+fn a_vlan_and_a_vni_routed_through_their_gateways() {
+    if !root_with_ip("l3_vlan_to_vni") {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("pg-v2v-{}", std::process::id()));
+    let (sw_dir, rt_dir) = (base.join("switch"), base.join("router"));
+    std::fs::create_dir_all(&sw_dir).unwrap();
+    std::fs::create_dir_all(&rt_dir).unwrap();
+    let mut s = Script::default();
+    s.container("pgv-na", "pgv-a", "198.18.40.10/24");
+    // The kernel VTEP's namespace, its underlay end facing pollgate.
+    s.container("pgv-kv", "pgv-ul", "198.18.100.2/24");
+    let _trunk = HostVeth::new("pgv-t");
+    let kv = "pgv-kv";
+    ip(&[
+        "-n",
+        kv,
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "5000",
+        "local",
+        "198.18.100.2",
+        "remote",
+        "198.18.100.1",
+        "dstport",
+        "4789",
+        "dev",
+        "eth0",
+    ]);
+    ip(&["-n", kv, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", kv, "link", "set", "vx0", "master", "br0"]);
+    ip(&["netns", "add", "pgv-kc"]);
+    s.netns.push("pgv-kc".into());
+    ip(&[
+        "-n", kv, "link", "add", "kvc", "type", "veth", "peer", "name", "eth0", "netns", "pgv-kc",
+    ]);
+    ip(&["-n", kv, "link", "set", "kvc", "master", "br0"]);
+    for dev in ["vx0", "kvc", "br0"] {
+        ip(&["-n", kv, "link", "set", dev, "up"]);
+    }
+    for args in [
+        &["addr", "add", "198.18.50.10/24", "dev", "eth0"][..],
+        &["link", "set", "eth0", "mtu", "1450"],
+        &["link", "set", "eth0", "up"],
+        &["link", "set", "lo", "up"],
+        &["route", "add", "default", "via", "198.18.50.1"],
+    ] {
+        ip(&[&["-n", "pgv-kc"][..], args].concat());
+    }
+    ip(&[
+        "-n",
+        "pgv-na",
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.18.40.1",
+    ]);
+
+    let switch = run_engine(&sw_dir, SWITCH);
+    let router = run_engine(&rt_dir, ROUTER);
+    let sock = rt_dir.join("ctl.sock");
+
+    assert!(pings("pgv-na", "198.18.40.1"), "VLAN 40 pings its gateway");
+    assert!(
+        pings("pgv-kc", "198.18.50.1"),
+        "the host behind the kernel VTEP pings its gateway: {}",
+        ctl(&sock, "show vxlan").unwrap()
+    );
+    assert!(pings("pgv-na", "198.18.50.10"), "VLAN 40 to VNI 5000");
+    assert!(pings("pgv-kc", "198.18.40.10"), "VNI 5000 to VLAN 40");
+    // traceroute's first hop from each side is its own gateway.
+    let (_, t) = sh("pgv-kc", "ping -c 1 -W 2 -t 1 198.18.40.10");
+    assert!(
+        t.contains("From 198.18.50.1") && t.contains("Time to live exceeded"),
+        "{t}"
+    );
+    let neigh = ctl(&sock, "show neighbors").unwrap();
+    assert!(
+        neigh.contains("198.18.40.10") && neigh.contains("198.18.50.10"),
+        "{neigh}"
+    );
+    // The VNI's host was learnt behind the kernel's VTEP.
+    let macs = ctl(&sock, "show macs").unwrap();
+    assert!(macs.contains("vxlan:198.18.100.2"), "{macs}");
+
+    stop(router);
+    stop(switch);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&base);
+}
