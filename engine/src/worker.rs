@@ -21,6 +21,12 @@ use std::time::{Duration, Instant};
 /// The hand-off ring tag of a packet for the receiving worker's
 /// pipeline (a NAT session's), not for one of its ports: no port id is
 /// this large.
+/// How many times, and how far apart, worker 0 announces the gateway
+/// addresses after a start or a topology change (keepalived repeats its
+/// gratuitous ARPs the same way).
+const ANNOUNCE_TIMES: u8 = 3;
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+
 const RERUN: u16 = u16::MAX;
 /// What goes in front of such a packet in the ring: its ingress port
 /// and bridge domain.
@@ -333,8 +339,13 @@ impl Worker {
         let mut loops = 0u64;
         let (mut last_check, mut longest_pause) = (Instant::now(), Duration::ZERO);
         // Worker 0 announces the gateway addresses (gratuitous ARP,
-        // unsolicited NA) at start and after every topology change.
-        let mut announce = self.id == 0;
+        // unsolicited NA) at start and after every topology change,
+        // `ANNOUNCE_TIMES` times `ANNOUNCE_EVERY` apart: the first may go
+        // before a domain's way out is ready (a remote VTEP whose
+        // underlay MAC is still being resolved), and a lost announcement
+        // leaves hosts with a stale router MAC until they ask.
+        let first_announce = if self.id == 0 { ANNOUNCE_TIMES } else { 0 };
+        let (mut announces_left, mut next_announce) = (first_announce, Instant::now());
         while !stop.load(Ordering::Relaxed) {
             loops = loops.wrapping_add(1);
             // Every 64th busy loop (tens of microseconds) and every idle
@@ -352,12 +363,13 @@ impl Worker {
                 while let Ok(cmd) = self.commands.try_recv() {
                     self.apply(cmd, &mut out);
                     (needs_clock, serves_underlay) = self.pipeline_needs(&out);
-                    announce = self.id == 0;
+                    (announces_left, next_announce) = (first_announce, now);
                 }
-            }
-            if announce {
-                announce = false;
-                self.announce(&mut out, &mut drops);
+                if announces_left > 0 && now >= next_announce {
+                    announces_left -= 1;
+                    next_announce = now + ANNOUNCE_EVERY;
+                    self.announce(&mut out, &mut drops);
+                }
             }
             if serves_underlay && loops.is_multiple_of(1024) && Instant::now() >= next_arp {
                 request_neighbors(

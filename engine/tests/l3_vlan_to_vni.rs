@@ -4,16 +4,48 @@
 //! the VLAN's domain on a trunk, the VNI's on its VTEP. The switch is a
 //! second pollgate (this kernel has no 8021q module, so nothing else here
 //! tags), as in the router-on-a-stick test; the far VTEP is the kernel's,
-//! which pollgate resolves by ARP on the underlay.
+//! which pollgate resolves by ARP on the underlay. Each side's host also
+//! hears the gratuitous ARP the router sends for its gateway on start.
 //!
 //! Addresses: 198.18.0.0/15 (RFC 2544).
 
 mod common;
 
 use common::{ctl, ip, root_with_ip, run_engine, sh, stop, HostVeth, Script};
+use pollgate_pmd::netns::NetNs;
+use pollgate_pmd::packet_socket::PacketSocket;
+use std::time::{Duration, Instant};
 
 fn pings(ns: &str, args: &str) -> bool {
     (0..5).any(|_| sh(ns, &format!("ping -c 1 -W 1 {args}")).0)
+}
+
+/// Listens on `ns`'s eth0 for a gratuitous ARP announcing `addr` (sender
+/// and target both `addr`, broadcast), for up to 5 s.
+fn garp_listener(ns: &str, addr: [u8; 4]) -> std::thread::JoinHandle<bool> {
+    let sock = NetNs::open(ns)
+        .unwrap()
+        .run(|| PacketSocket::open("eth0"))
+        .unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            let Ok(Some(n)) = sock.recv(&mut buf, Duration::from_millis(200)) else {
+                continue;
+            };
+            let f = &buf[..n];
+            if n >= 42
+                && f[0..6] == [0xff; 6]
+                && f[12..14] == [0x08, 0x06]
+                && f[28..32] == addr
+                && f[38..42] == addr
+            {
+                return true;
+            }
+        }
+        false
+    })
 }
 
 const SWITCH: &str = r#"
@@ -124,8 +156,23 @@ fn a_vlan_and_a_vni_routed_through_their_gateways() {
     ]);
 
     let switch = run_engine(&sw_dir, SWITCH);
+    // The router announces each gateway address as it starts: through
+    // the switch to VLAN 40, through the kernel's VTEP to the VNI.
+    let garps = [
+        garp_listener("pgv-na", [198, 18, 40, 1]),
+        garp_listener("pgv-kc", [198, 18, 50, 1]),
+    ];
     let router = run_engine(&rt_dir, ROUTER);
     let sock = rt_dir.join("ctl.sock");
+    let [g40, g50] = garps.map(|g| g.join().unwrap());
+    assert!(
+        g40,
+        "a gratuitous ARP for 198.18.40.1 reached VLAN 40's host"
+    );
+    assert!(
+        g50,
+        "a gratuitous ARP for 198.18.50.1 reached the VNI's host"
+    );
 
     assert!(pings("pgv-na", "198.18.40.1"), "VLAN 40 pings its gateway");
     assert!(
