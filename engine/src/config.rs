@@ -318,7 +318,8 @@ fn mac(
     }
 }
 
-fn validate(cx: &Ctx, config: Config) -> Result<Topology, ConfigError> {
+fn validate(cx: &Ctx, mut config: Config) -> Result<Topology, ConfigError> {
+    l3::routed_ports(&mut config);
     let e = &config.engine;
     let burst = *e.burst.get_ref();
     if burst == 0 || burst > pollgate_pipeline::BATCH_SIZE {

@@ -91,6 +91,34 @@ pub struct L3Spec {
 
 /// The router MAC of domain `d` when the config names none: locally
 /// administered, "pg" and the domain's slot.
+/// Rewrites each routed port (`gateway` on a `[[port]]`) as the bridge
+/// it stands for: named after the port, the port its only (untagged)
+/// member, the gateway its own. Everything after (names, members,
+/// addresses, routes, NAT, `show topology`, reload) then sees an
+/// ordinary bridge with a gateway.
+pub(super) fn routed_ports(config: &mut Config) {
+    for p in &mut config.ports {
+        let Some(gateway) = p.gateway.take() else {
+            continue;
+        };
+        let mut b = BridgeSection::vacant();
+        b.vacant = false;
+        b.name = p.name.clone();
+        b.members = Spanned::new(
+            p.name.span(),
+            vec![MemberSection {
+                port: p.name.clone(),
+                vid: None,
+                svid: None,
+                cvid: None,
+                ips: Vec::new(),
+            }],
+        );
+        b.gateway = Some(gateway);
+        config.bridge.push(b);
+    }
+}
+
 pub fn default_router_mac(d: usize) -> MacAddr {
     MacAddr([0x02, 0x70, 0x67, 0x00, (d >> 8) as u8, d as u8])
 }
@@ -353,6 +381,62 @@ gateway = { addresses = ["198.18.2.1/24"], mtu = 1280 }
         assert_eq!(l3.interfaces[1].mtu, 1280);
         assert_eq!(l3.interfaces[0].v6.len(), 1);
         assert_eq!(l3.routes.len(), 2);
+    }
+
+    #[test]
+    fn a_routed_port_is_a_bridge_of_its_own_with_its_gateway() {
+        let src = r#"
+[[port]]
+name = "lanport"
+kind = "null"
+[[port]]
+name = "uplink"
+kind = "null"
+gateway = { addresses = ["198.18.30.1/24"], mtu = 1400 }
+[[bridge]]
+name = "lan"
+members = [{ port = "lanport" }]
+gateway = { addresses = ["198.18.1.1/24"] }
+[[route]]
+prefix = "0.0.0.0/0"
+via = "198.18.30.2"
+[[route]]
+prefix = "198.19.0.0/16"
+dev = "uplink"
+"#;
+        let t = parse("gw.toml", src).unwrap();
+        let up = t.bridges.iter().position(|b| b.name == "uplink").unwrap();
+        assert_eq!(t.bridges[up].members.len(), 1);
+        assert_eq!(t.ports[t.bridges[up].members[0].0].name, "uplink");
+        let l3 = t.l3.as_ref().unwrap();
+        let ifc = l3
+            .interfaces
+            .iter()
+            .find(|i| i.domain as usize == up)
+            .unwrap();
+        assert_eq!(ifc.mtu, 1400);
+        assert_eq!(l3.routes.len(), 2);
+        // `show topology` writes it back as the bridge it became, and
+        // that reads back the same.
+        let again = parse("again.toml", &t.to_toml()).unwrap();
+        assert_eq!(again.bridges.len(), t.bridges.len());
+        // A routed port cannot also be a bridge's untagged member, and its
+        // name is taken as a bridge's.
+        let e = parse(
+            "gw.toml",
+            &src.replace(
+                "members = [{ port = \"lanport\" }]",
+                "members = [{ port = \"uplink\" }]",
+            ),
+        )
+        .unwrap_err();
+        assert!(e.field.starts_with("bridge"), "{e}");
+        let e = parse(
+            "gw.toml",
+            &src.replace("name = \"lan\"", "name = \"uplink\""),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "bridge.name", "{e}");
     }
 
     #[test]

@@ -82,6 +82,13 @@ impl Default for AfXdpSection {
 pub struct PortSection {
     pub name: Spanned<String>,
     pub kind: Spanned<PortKind>,
+    /// A routed port (an uplink with an address and no bridge, VPP's
+    /// `set interface ip address`): read as a bridge of its own, named
+    /// after the port, with this port its only member and this gateway
+    /// (see `config::l3::routed_ports`).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySection>,
     /// This port's MAC (source MAC in `mac` forwarding).
     pub mac: Option<Spanned<String>>,
     /// Destination MAC written on frames leaving this port in `mac` mode.
@@ -210,6 +217,7 @@ impl PortSection {
         PortSection {
             name: Spanned::new(0..0, String::new()),
             kind: Spanned::new(0..0, PortKind::Vacant),
+            gateway: None,
             mac: None,
             peer_mac: None,
             size: None,
