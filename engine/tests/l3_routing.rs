@@ -196,6 +196,13 @@ fn routes_between_domains_and_through_a_linux_router_with_icmp_errors_pmtu_and_e
         t6.contains("From 2001:2:0:10::1") && t6.to_lowercase().contains("time exceeded"),
         "{t6}"
     );
+    // The second IPv6 hop: pollgate forwarded with hop limit 1 and the
+    // Linux router answers.
+    let (_, t62) = sh("pgr-n1", "ping -6 -c 1 -W 2 -t 2 2001:2:0:99::10");
+    assert!(
+        t62.contains("From 2001:2:0:30::2") && t62.to_lowercase().contains("time exceeded"),
+        "{t62}"
+    );
 
     // PMTU: 1400 bytes of IPv4 with DF towards the 1280-byte uplink.
     let (_, big) = sh("pgr-n1", "ping -c 2 -W 1 -M do -s 1372 198.18.99.10");
