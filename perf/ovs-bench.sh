@@ -9,7 +9,7 @@
 # each (core CORE), SECS seconds, one run each. OVS runs from its own
 # directory (ovsdb-server and ovs-vswitchd-dpdk started by hand, a netdev
 # bridge, mac-table-size raised), on 2 MB hugepages. Writes
-# perf/results/ovs-bench.json.
+# perf/results/ovs-bench.json and an SVG of it (perf/bars_svg.py).
 #
 #   perf/ovs-bench.sh [seconds] [N…]   (root; apt-get install dpdk-dev openvswitch-switch-dpdk)
 set -euo pipefail
@@ -121,4 +121,8 @@ done
   printf '%s' "$json" | sed '$ s/,$//'
   echo '}'
 } >"$OUT"
-echo "wrote $OUT"
+/usr/bin/python3 perf/bars_svg.py "$OUT" "${OUT%.json}.svg" \
+  "Same frames, one core each: $(machine), ${MHZ} MHz" \
+  testpmd_io_pcap_mpps="testpmd io (pcap)" testpmd_mac_pcap_mpps="testpmd mac (pcap)" \
+  ovs_normal_mpps="OVS-DPDK NORMAL" pollgate_l2_mpps="pollgate l2"
+echo "wrote $OUT and ${OUT%.json}.svg"
