@@ -137,6 +137,7 @@ fn masquerade_publish_hairpin_icmp_expiry_and_per_source_limit() {
     if !root_with_ip("l3_nat") {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     scenario("");
     // Again with the uplink on a worker of its own: replies and
     // published-port traffic reach the worker holding their session
@@ -144,9 +145,9 @@ fn masquerade_publish_hairpin_icmp_expiry_and_per_source_limit() {
     scenario("[[worker]]\nports = [\"c1\", \"c2\"]\n[[worker]]\nports = [\"up\"]\n");
 }
 
-fn scenario(workers: &str) {
-    let dir = std::env::temp_dir().join(format!("pg-nat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Two containers on the lan, the uplink to a Linux router (pgn-r1) with
+/// the server (pgn-sv) behind it.
+fn topology() -> Script {
     let mut s = Script::default();
     s.container("pgn-n1", "pgn-c1", "198.18.10.10/24");
     s.container("pgn-n2", "pgn-c2", "198.18.10.20/24");
@@ -188,6 +189,17 @@ fn scenario(workers: &str) {
     // The Linux router knows the uplink's subnet and the server's, not
     // the containers': only what pollgate translates gets an answer.
     sh("pgn-r1", "sysctl -qw net.ipv4.ip_forward=1");
+    s
+}
+
+/// The tests share namespace names, and a flood beside another test's
+/// skews both: they run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn scenario(workers: &str) {
+    let dir = std::env::temp_dir().join(format!("pg-nat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = topology();
 
     let head = head(&dir).replacen(
         "[engine]\n",
@@ -362,6 +374,79 @@ print(int(20000 / (time.time() - t)))
     }
     // `stop` fails the test unless the engine exits cleanly with every
     // frame accounted for.
+    stop(engine);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// UDP datagrams from `ns` to the server's network, one new source port
+/// each: `n` new flows as fast as a raw socket sends them.
+fn flood(ns: &str, first_port: u16, n: u16) {
+    let code = format!(
+        "import socket, struct\ns = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)\nfor p in range({n}):\n    s.sendto(struct.pack('!HHHH', {first_port} + p, 7000, 9, 0) + b'x', ('198.18.99.10', 0))\n"
+    );
+    let (ok, out) = sh(ns, &format!("{PYTHON} -c \"{code}\""));
+    assert!(ok, "{out}");
+}
+
+/// A NAT whose whole session table fills: one container opens thousands
+/// of UDP flows through masquerade, with no per-source limit to stop it,
+/// into a flow table of 1 024 entries (512 sessions, one entry each
+/// way). The refusals are counted as `table_full`, the table holds at
+/// its size, the engine keeps answering (ping to the gateway, `ctl`),
+/// the sessions expire, and then new ones are translated as before.
+#[test]
+fn a_full_nat_table_is_counted_and_the_engine_goes_on() {
+    if !root_with_ip("l3_nat full table") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("pg-natfull-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = topology();
+    // No per-source limit and no published port; a table of 1 024.
+    let config = CONFIG
+        .replace("per_source = 64", "per_source = 100000")
+        .replace("publish = [\"tcp 8080 -> 198.18.10.10:80\"]\n", "")
+        .replace("[conntrack]\n", "[conntrack]\nsize = 1024\n");
+    assert!(config.contains("size = 1024") && config.contains("per_source = 100000"));
+    let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
+    let sock = dir.join("ctl.sock");
+    // The path works before the flood: the Linux router answers a
+    // translated ping (it has no route back to the containers).
+    let ping = |ns: &str, to: &str| (0..5).any(|_| sh(ns, &format!("ping -c 1 -W 1 {to}")).0);
+    assert!(
+        ping("pgn-n1", "198.18.99.10"),
+        "through NAT before the flood"
+    );
+
+    // Four times the sessions the table holds.
+    flood("pgn-n2", 1024, 2048);
+    std::thread::sleep(Duration::from_millis(300));
+    let full = counter(&sock, "table_full");
+    let live = counter(&sock, "sessions");
+    eprintln!("2 048 new flows into 1 024 entries: {live} sessions, {full} refused as table_full");
+    assert!(full > 0, "{}", ctl(&sock, "show nat").unwrap());
+    assert!(live <= 512, "sessions {live} in a table of 1024 entries");
+    // The engine goes on: its own addresses answer, ctl answers.
+    assert!(
+        ping("pgn-n1", "198.18.10.1"),
+        "the gateway answers while full"
+    );
+    let stats = ctl(&sock, "show stats").unwrap();
+    assert!(stats.contains("nat_table_full"), "{stats}");
+
+    // Once the UDP sessions expire, new ones are made again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counter(&sock, "sessions") > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(counter(&sock, "sessions"), 0);
+    assert!(
+        ping("pgn-n1", "198.18.99.10"),
+        "through NAT after the table drained"
+    );
+
     stop(engine);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{ctl, ip, root_with_ip, run_engine, sh, stop, HostVeth, Script};
+use common::{ctl, ip, kernel_vtep, root_with_ip, run_engine, sh, stop, HostVeth, Script};
 use pollgate_pmd::netns::NetNs;
 use pollgate_pmd::packet_socket::PacketSocket;
 use std::time::{Duration, Instant};
@@ -105,46 +105,18 @@ fn a_vlan_and_a_vni_routed_through_their_gateways() {
     // The kernel VTEP's namespace, its underlay end facing pollgate.
     s.container("pgv-kv", "pgv-ul", "198.18.100.2/24");
     let _trunk = HostVeth::new("pgv-t");
-    let kv = "pgv-kv";
-    ip(&[
-        "-n",
-        kv,
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        "5000",
-        "local",
-        "198.18.100.2",
-        "remote",
-        "198.18.100.1",
-        "dstport",
-        "4789",
-        "dev",
-        "eth0",
-    ]);
-    ip(&["-n", kv, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", kv, "link", "set", "vx0", "master", "br0"]);
     ip(&["netns", "add", "pgv-kc"]);
     s.netns.push("pgv-kc".into());
+    kernel_vtep("pgv-kv", 5000, "pgv-kc", "198.18.50.10/24");
     ip(&[
-        "-n", kv, "link", "add", "kvc", "type", "veth", "peer", "name", "eth0", "netns", "pgv-kc",
+        "-n",
+        "pgv-kc",
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.18.50.1",
     ]);
-    ip(&["-n", kv, "link", "set", "kvc", "master", "br0"]);
-    for dev in ["vx0", "kvc", "br0"] {
-        ip(&["-n", kv, "link", "set", dev, "up"]);
-    }
-    for args in [
-        &["addr", "add", "198.18.50.10/24", "dev", "eth0"][..],
-        &["link", "set", "eth0", "mtu", "1450"],
-        &["link", "set", "eth0", "up"],
-        &["link", "set", "lo", "up"],
-        &["route", "add", "default", "via", "198.18.50.1"],
-    ] {
-        ip(&[&["-n", "pgv-kc"][..], args].concat());
-    }
     ip(&[
         "-n",
         "pgv-na",

@@ -116,38 +116,7 @@ address = "198.18.100.1"
     let kv = ul.as_str();
     ip(&["netns", "add", &kc]);
     let _kc_guard = Ns(kc.clone());
-    ip(&[
-        "-n",
-        kv,
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        "5000",
-        "local",
-        "198.18.100.2",
-        "remote",
-        "198.18.100.1",
-        "dstport",
-        "4789",
-        "dev",
-        "eth0",
-    ]);
-    ip(&["-n", kv, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", kv, "link", "set", "vx0", "master", "br0"]);
-    ip(&[
-        "-n", kv, "link", "add", "kvc", "type", "veth", "peer", "name", "eth0", "netns", &kc,
-    ]);
-    ip(&["-n", kv, "link", "set", "kvc", "master", "br0"]);
-    for dev in ["vx0", "kvc", "br0"] {
-        ip(&["-n", kv, "link", "set", dev, "up"]);
-    }
-    ip(&["-n", &kc, "addr", "add", "198.18.50.2/24", "dev", "eth0"]);
-    ip(&["-n", &kc, "link", "set", "eth0", "mtu", "1450"]);
-    ip(&["-n", &kc, "link", "set", "eth0", "up"]);
-    ip(&["-n", &kc, "link", "set", "lo", "up"]);
+    common::kernel_vtep(kv, 5000, &kc, "198.18.50.2/24");
 
     // 1. ping across: pollgate resolves the kernel VTEP by ARP, the
     // kernel resolves ours; the first echoes may go while they do.

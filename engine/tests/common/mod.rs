@@ -87,6 +87,51 @@ pub fn ip(args: &[&str]) {
     );
 }
 
+/// The Linux kernel's VTEP in `underlay_ns`, whose eth0 holds
+/// 198.18.100.2 facing pollgate's VTEP at 198.18.100.1: a `vxlan`
+/// device for `vni` and a bridge to `host_ns` (already made), whose eth0
+/// gets `host_addr` and VXLAN's MTU (1450: 50 bytes of it under 1500).
+pub fn kernel_vtep(underlay_ns: &str, vni: u32, host_ns: &str, host_addr: &str) {
+    let n = underlay_ns;
+    let vni = vni.to_string();
+    ip(&[
+        "-n",
+        n,
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni,
+        "local",
+        "198.18.100.2",
+        "remote",
+        "198.18.100.1",
+        "dstport",
+        "4789",
+        "dev",
+        "eth0",
+    ]);
+    ip(&["-n", n, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", n, "link", "set", "vx0", "master", "br0"]);
+    ip(&[
+        "-n", n, "link", "add", "kvc", "type", "veth", "peer", "name", "eth0", "netns", host_ns,
+    ]);
+    ip(&["-n", n, "link", "set", "kvc", "master", "br0"]);
+    for dev in ["vx0", "kvc", "br0"] {
+        ip(&["-n", n, "link", "set", dev, "up"]);
+    }
+    for args in [
+        &["addr", "add", host_addr, "dev", "eth0"][..],
+        &["link", "set", "eth0", "mtu", "1450"],
+        &["link", "set", "eth0", "up"],
+        &["link", "set", "lo", "up"],
+    ] {
+        ip(&[&["-n", host_ns][..], args].concat());
+    }
+}
+
 /// Namespaces and host devices a script made; removed however the test
 /// ends.
 #[derive(Default)]
