@@ -18,15 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// The hand-off ring tag of a packet for the receiving worker's
-/// pipeline (a NAT session's), not for one of its ports: no port id is
-/// this large.
 /// How many times, and how far apart, worker 0 announces the gateway
 /// addresses after a start or a topology change (keepalived repeats its
 /// gratuitous ARPs the same way).
 const ANNOUNCE_TIMES: u8 = 3;
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 
+/// The hand-off ring tag of a packet for the receiving worker's
+/// pipeline (a NAT session's), not for one of its ports: no port id is
+/// this large.
 const RERUN: u16 = u16::MAX;
 /// What goes in front of such a packet in the ring: its ingress port
 /// and bridge domain.

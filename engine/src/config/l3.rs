@@ -89,8 +89,6 @@ pub struct L3Spec {
     pub nat: pollgate_pipeline::nat::NatRules,
 }
 
-/// The router MAC of domain `d` when the config names none: locally
-/// administered, "pg" and the domain's slot.
 /// Rewrites each routed port (`gateway` on a `[[port]]`) as the bridge
 /// it stands for: named after the port, the port its only (untagged)
 /// member, the gateway its own. Everything after (names, members,
@@ -119,6 +117,8 @@ pub(super) fn routed_ports(config: &mut Config) {
     }
 }
 
+/// The router MAC of domain `d` when the config names none: locally
+/// administered, "pg" and the domain's slot.
 pub fn default_router_mac(d: usize) -> MacAddr {
     MacAddr([0x02, 0x70, 0x67, 0x00, (d >> 8) as u8, d as u8])
 }
