@@ -3,6 +3,7 @@
 //! with `--vdev net_null0 --vdev net_null1 --forward-mode=io|mac`.
 
 use crate::bench_service::{self, Service};
+use crate::bench_traffic::FIRST_VID;
 use crate::config::{self, ForwardModeCfg, Topology};
 use crate::engine::Engine;
 use std::sync::atomic::Ordering;
@@ -271,7 +272,7 @@ fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> 
     // wire at the size asked for.
     let seg = if p.l2 { p.segments.max(1) } else { 1 };
     let (rx, switch) = if p.macs > 1 || p.flows > 1 || seg > 1 {
-        use crate::bench_traffic::{segment_of, tagged, FIRST_VID};
+        use crate::bench_traffic::{segment_of, tagged};
         let tag = |f: Vec<u8>| tagged(&f, FIRST_VID + segment_of(&f, seg) as u16);
         let [a, b] = if seg > 1 {
             let inner = p.size.saturating_sub(4).max(60);
@@ -312,7 +313,7 @@ fn topology(p: &BenchParams, dir: &std::path::Path) -> anyhow::Result<Topology> 
         let wiring = if p.l2 && seg > 1 {
             (0..seg)
                 .map(|k| {
-                    let vid = crate::bench_traffic::FIRST_VID as usize + k;
+                    let vid = FIRST_VID as usize + k;
                     format!("[[bridge]]\nname = \"bench{w}v{k}\"\nmembers = [{{ port = \"{a}\", vid = {vid} }}, {{ port = \"{b}\", vid = {vid} }}]\n")
                 })
                 .collect()
@@ -451,20 +452,21 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
                 routes_installed
             )
         } else if p.gateway {
+            let (vni, vid) = (crate::bench_gateway::FIRST_VNI, FIRST_VID as usize);
             match p.segments.max(1) {
-                1 => "gateway (VXLAN VNI 5000 underlay <-> VLAN 10 trunk)".to_string(),
+                1 => format!("gateway (VXLAN VNI {vni} underlay <-> VLAN {vid} trunk)"),
                 n => format!(
-                    "gateway (VXLAN VNIs 5000-{} underlay <-> VLANs 10-{} trunk, one bridge each)",
-                    5000 + n - 1,
-                    10 + n - 1
+                    "gateway (VXLAN VNIs {vni}-{} underlay <-> VLANs {vid}-{} trunk, one bridge each)",
+                    vni as usize + n - 1,
+                    vid + n - 1
                 ),
             }
         } else if p.vxlan {
             "vxlan encap+decap".to_string()
         } else if p.l2 && p.segments > 1 {
             format!(
-                "l2 switch (VLANs 10-{} on two trunks, one bridge each)",
-                10 + p.segments - 1
+                "l2 switch (VLANs {FIRST_VID}-{} on two trunks, one bridge each)",
+                FIRST_VID as usize + p.segments - 1
             )
         } else if p.l2 {
             "l2 switch".to_string()

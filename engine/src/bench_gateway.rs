@@ -20,7 +20,8 @@ use std::path::Path;
 
 const UNDERLAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const REMOTE_VTEP_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const FIRST_VNI: u32 = 5000;
+/// The first VNI `--vnis` spreads host pairs over.
+pub const FIRST_VNI: u32 = 5000;
 
 /// The frame as the remote VTEP sends it to ours, in `vni`.
 fn encapsulated(inner: Vec<u8>, vni: u32) -> Vec<u8> {
