@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// Sessions `show nat sessions` lists unless told, and the most it will.
 const LIST_DEFAULT: usize = 1000;
 const LIST_MAX: usize = 100_000;
+const NO_ROUTER: &str = "this engine has no router: give a [[bridge]] a gateway";
 /// How long a worker has to answer: it does between bursts, within a
 /// millisecond or so unless it is stuck.
 const ANSWER_WITHIN: Duration = Duration::from_secs(2);
@@ -30,7 +31,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
     }
     Some(state.control.with_routes(|t, topo| {
         let (Some(t), Some(l3)) = (t, topo.l3.as_ref()) else {
-            return Err("this engine has no router: give a [[bridge]] a gateway".into());
+            return Err(NO_ROUTER.into());
         };
         let rules = &l3.nat;
         let workers = t.tables.all_nat_counters();
@@ -148,7 +149,7 @@ fn sessions(state: &CtlState, max: Option<&str>, json: bool) -> Result<String, S
         .control
         .with_routes(|t, topo| match (t, topo.l3.as_ref()) {
             (Some(t), Some(_)) => Ok(t.tables.all_nat_counters()),
-            _ => Err("this engine has no router: give a [[bridge]] a gateway".to_string()),
+            _ => Err(NO_ROUTER.to_string()),
         })?;
     let lists = ask_workers(&workers, max);
     if json {

@@ -86,8 +86,13 @@ impl SessionListing {
         self.listed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The worker side: answers a pending request from `flows`.
+    /// The worker side: answers a pending request from `flows`. Runs at
+    /// every housekeeping, so with no request it is one plain load, not
+    /// a locked swap on a line the control path also writes.
     fn answer(&self, flows: &FlowTable, now: u64) {
+        if self.want.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let max = self.want.swap(0, Ordering::Acquire);
         if max > 0 {
             *self.lock() = Some(Nat::sessions(flows, now, max));
