@@ -309,22 +309,10 @@ fn scenario(workers: &str) {
     // One container opens 20 000 UDP flows (a new source port each) as
     // fast as a core sends them through a raw socket: 64 get sessions,
     // the rest are counted; the other container still connects.
-    const FLOOD: &str = r#"
-import socket, struct, time
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-t = time.time()
-for p in range(20000):
-    s.sendto(struct.pack("!HHHH", 1024 + p, 7000, 9, 0) + b"x", ("198.18.99.10", 0))
-print(int(20000 / (time.time() - t)))
-"#;
-    let (ok, out) = sh("pgn-n2", &format!("{PYTHON} -c '{FLOOD}'"));
-    assert!(ok, "{out}");
+    let rate = flood("pgn-n2", 1024, 20000);
     std::thread::sleep(Duration::from_millis(300));
     let limited = counter(&sock, "source_limited");
-    eprintln!(
-        "new flows at {} per second: {limited} refused by the per-source limit",
-        out.trim()
-    );
+    eprintln!("new flows at {rate} per second: {limited} refused by the per-source limit");
     // At this rate some never reach NAT: the port's ring (512 here) or,
     // with two workers, the hand-off ring overflows, and the kernel or
     // the worker counts them. How many do depends on the machine's load
@@ -380,13 +368,23 @@ print(int(20000 / (time.time() - t)))
 }
 
 /// UDP datagrams from `ns` to the server's network, one new source port
-/// each: `n` new flows as fast as a raw socket sends them.
-fn flood(ns: &str, first_port: u16, n: u16) {
+/// each: `n` new flows from `first_port` on, as fast as a raw socket
+/// sends them. Returns what it printed: the rate they went at, per
+/// second.
+fn flood(ns: &str, first_port: u16, n: u16) -> String {
     let code = format!(
-        "import socket, struct\ns = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)\nfor p in range({n}):\n    s.sendto(struct.pack('!HHHH', {first_port} + p, 7000, 9, 0) + b'x', ('198.18.99.10', 0))\n"
+        r#"
+import socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+t = time.time()
+for p in range({n}):
+    s.sendto(struct.pack("!HHHH", {first_port} + p, 7000, 9, 0) + b"x", ("198.18.99.10", 0))
+print(int({n} / (time.time() - t)))
+"#
     );
-    let (ok, out) = sh(ns, &format!("{PYTHON} -c \"{code}\""));
+    let (ok, out) = sh(ns, &format!("{PYTHON} -c '{code}'"));
     assert!(ok, "{out}");
+    out.trim().to_string()
 }
 
 /// A NAT whose whole session table fills: one container opens thousands
@@ -421,7 +419,7 @@ fn a_full_nat_table_is_counted_and_the_engine_goes_on() {
     );
 
     // Four times the sessions the table holds.
-    flood("pgn-n2", 1024, 2048);
+    let _ = flood("pgn-n2", 1024, 2048);
     std::thread::sleep(Duration::from_millis(300));
     let full = counter(&sock, "table_full");
     let live = counter(&sock, "sessions");
