@@ -47,7 +47,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                 .map(|m| {
                     serde_json::json!({
                         "out": name(m.out),
-                        "address": Ipv4Addr::from(m.address).to_string(),
+                        "pool": m.pool.iter().map(|a| Ipv4Addr::from(*a).to_string()).collect::<Vec<_>>(),
                         "sources": m.sources.iter().map(|(a, l)| format!("{}/{l}", Ipv4Addr::from(*a))).collect::<Vec<_>>(),
                         "ports": [m.ports.0, m.ports.1],
                         "per_source": m.per_source,
@@ -82,7 +82,11 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                 "masquerade {} out {} as {} ports {}-{} per source {}",
                 src.join(","),
                 name(m.out),
-                Ipv4Addr::from(m.address),
+                m.pool
+                    .iter()
+                    .map(|a| Ipv4Addr::from(*a).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 m.ports.0,
                 m.ports.1,
                 m.per_source

@@ -449,3 +449,71 @@ fn a_full_nat_table_is_counted_and_the_engine_goes_on() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Masquerade to a pool of uplink addresses that are not the gateway's
+/// own (iptables' `--to-source A-B`): each container's sessions all take
+/// one pool address, the Linux router resolves the pool addresses to
+/// pollgate by ARP and can ping them, and a published port on the first
+/// pool address reaches its container.
+#[test]
+fn a_pool_masquerades_each_container_as_one_pool_address() {
+    if !root_with_ip("l3_nat pool") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("pg-natpool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = topology();
+    let config = CONFIG.replace(
+        "per_source = 64\n",
+        "per_source = 64\npool = [\"198.18.30.100-198.18.30.103\"]\n",
+    );
+    assert!(config.contains("pool = "));
+    let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
+    let sock = dir.join("ctl.sock");
+    let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
+    std::thread::sleep(Duration::from_millis(500));
+    let pool: Vec<String> = (100..=103).map(|d| format!("198.18.30.{d}")).collect();
+
+    for ns in ["pgn-n1", "pgn-n2"] {
+        let tcp = seen(ns, "tcp", "198.18.99.10", 7000);
+        assert!(pool.contains(&tcp), "{ns} seen as {tcp}");
+        assert_eq!(seen(ns, "udp", "198.18.99.10", 7000), tcp, "{ns} udp");
+    }
+    let text = ctl(&sock, "show nat").unwrap();
+    assert!(
+        text.contains(
+            "as 198.18.30.100,198.18.30.101,198.18.30.102,198.18.30.103 ports 1024-65535"
+        ),
+        "{text}"
+    );
+    // The pool addresses are pollgate's on the uplink: the router's
+    // ARP for them gets the gateway's MAC, and they answer ping.
+    assert!(sh("pgn-r1", "ping -c 1 -W 1 198.18.30.1").0);
+    let gw = sh("pgn-r1", "ip neigh show 198.18.30.1").1;
+    let words: Vec<&str> = gw.split_whitespace().collect();
+    let gw_mac = words
+        .iter()
+        .position(|w| *w == "lladdr")
+        .and_then(|i| words.get(i + 1))
+        .map_or(String::new(), |m| m.to_string());
+    assert!(gw_mac.contains(':'), "{gw}");
+    for a in &pool {
+        assert!(
+            (0..5).any(|_| sh("pgn-r1", &format!("ping -c 1 -W 1 {a}")).0),
+            "{a} answers ping"
+        );
+        let n = sh("pgn-r1", &format!("ip neigh show {a}")).1;
+        assert!(n.contains(&gw_mac), "{a}: {n}; the gateway is {gw}");
+    }
+    // A published port with no address takes the first pool address.
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.100", 8080), "198.18.99.10");
+
+    for c in &mut servers {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    stop(engine);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

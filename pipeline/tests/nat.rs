@@ -49,7 +49,7 @@ fn nat_rig_ports(
         masquerade: vec![Masquerade {
             out: 1,
             sources: vec![([198, 18, 1, 0], 24)],
-            address: PUB,
+            pool: vec![PUB],
             ports,
             per_source,
         }],
@@ -498,4 +498,110 @@ fn a_later_fragment_to_masquerade_is_dropped_as_unsupported() {
     f[24..26].copy_from_slice(&c.to_be_bytes());
     let (v, _) = one(&mut r, 0, f);
     assert_eq!(v, Verdict::Drop(DropReason::NatUnsupported));
+}
+
+/// A masquerade to a pool of four addresses on the uplink, none of them
+/// the interface's own.
+const POOL: [[u8; 4]; 4] = [
+    [198, 18, 2, 100],
+    [198, 18, 2, 101],
+    [198, 18, 2, 102],
+    [198, 18, 2, 103],
+];
+
+fn pool_rig() -> Rig {
+    let rules = NatRules {
+        masquerade: vec![Masquerade {
+            out: 1,
+            sources: vec![([198, 18, 1, 0], 24)],
+            pool: POOL.to_vec(),
+            ports: (1024, 65535),
+            per_source: 100,
+        }],
+        publish: Vec::new(),
+        hairpin_ports: (1024, 65535),
+    };
+    let nat = Nat::new(Arc::new(rules), &[[198, 18, 1, 1]], 64, Arc::default());
+    let mut r = rig_with_nat_addresses((nat, 4096), POOL.to_vec());
+    let n = &r.routes.tables.neighbors;
+    n.update(1, IpAddr::from(NH), Some(NH_MAC), true, 0, true);
+    r.run(&[(1, arp_request(NH_MAC, NH, [198, 18, 2, 1]))]);
+    r
+}
+
+#[test]
+fn a_pool_gives_each_inside_host_one_address_and_the_router_answers_for_them() {
+    let mut r = pool_rig();
+    // 64 inside hosts, each to two servers from two ports: every session
+    // of one host takes one address (paired pooling), and the hosts
+    // spread over the whole pool.
+    let mut by_host = Vec::new();
+    for h in 0..64u8 {
+        let ip = [198, 18, 1, 10 + h];
+        let mut seen = Vec::new();
+        for (k, srv) in [SRV, [198, 19, 0, 6]].into_iter().enumerate() {
+            for sport in [4000, 4001] {
+                let (v, f) = one(&mut r, 0, udp(H1, (ip, sport), (srv, 53 + k as u16)));
+                assert_eq!(v, Verdict::Forward(1), "host {h}");
+                let (src, port, dst, _) = tuple(&f);
+                assert_eq!(dst, srv);
+                seen.push((src, port));
+            }
+        }
+        let a = seen[0].0;
+        assert!(POOL.contains(&a), "{a:?}");
+        assert!(seen.iter().all(|s| s.0 == a), "host {h}: {seen:?}");
+        // Endpoint-independent: one port per inside port, whatever the
+        // server.
+        assert_eq!((seen[0].1, seen[1].1), (seen[2].1, seen[3].1));
+        by_host.push((ip, a, seen[0].1));
+    }
+    for p in POOL {
+        let n = by_host.iter().filter(|h| h.1 == p).count();
+        assert!(n >= 4, "{p:?} took {n} of 64 hosts");
+    }
+    // A reply to each pool address reaches its host.
+    for &(ip, a, port) in by_host.iter().take(8) {
+        r.routes
+            .tables
+            .neighbors
+            .update(0, IpAddr::from(ip), Some(H1), true, r.now, true);
+        let (v, f) = one(&mut r, 1, udp(NH_MAC, (SRV, 53), (a, port)));
+        assert_eq!(v, Verdict::Forward(0));
+        assert_eq!(tuple(&f), (SRV, 53, ip, 4000));
+    }
+    // The uplink's router resolves the pool addresses to the gateway
+    // (proxy ARP); an address outside the pool is flooded, not answered.
+    let (out, _) = r.run(&[
+        (1, arp_request(NH_MAC, NH, POOL[2])),
+        (1, arp_request(NH_MAC, NH, [198, 18, 2, 99])),
+    ]);
+    let (v, f, _) = &out[0];
+    assert_eq!(*v, Verdict::Forward(1));
+    assert_eq!((&f[6..12], &f[22..28]), (&GW.0[..], &GW.0[..]));
+    assert_eq!(&f[28..32], &POOL[2]);
+    assert_eq!(out[1].0, Verdict::Flood(1));
+    // With no session, a pool address is the router's own: echo is
+    // answered and other traffic meets the input hook, not the uplink
+    // it came from.
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(NH_MAC, GW.0)
+        .ipv4(SRV, POOL[3], 64)
+        .icmpv4_echo_request(9, 1)
+        .write(&mut ping, b"pool")
+        .unwrap();
+    let (v, f) = one(&mut r, 1, ping);
+    assert_eq!(v, Verdict::Forward(1));
+    assert_eq!((&f[26..30], &f[30..34], f[34]), (&POOL[3][..], &SRV[..], 0));
+    let (v, _) = one(&mut r, 1, udp(NH_MAC, (SRV, 53), (POOL[0], 9)));
+    assert_eq!(v, Verdict::Drop(DropReason::L3LocalDropped));
+    // Start-up announces them with the interface's addresses.
+    let announced: Vec<[u8; 4]> = r
+        .router
+        .announcements()
+        .iter()
+        .filter(|(d, f)| *d == 1 && f[12..14] == [8, 6])
+        .map(|(_, f)| [f[28], f[29], f[30], f[31]])
+        .collect();
+    assert_eq!(announced[1..], POOL[..]);
 }

@@ -217,6 +217,7 @@ pub(super) fn validate_l3(
             v4,
             v6,
             link_local: link_local(mac),
+            nat_v4: Vec::new(),
         });
     }
     for (i, a) in interfaces.iter().enumerate() {
@@ -334,7 +335,7 @@ pub(super) fn validate_l3(
     if let (true, Some(n)) = (interfaces.is_empty(), config.nat.first()) {
         return Err(cx.err(n.out.span(), "nat", "NAT needs a bridge with a gateway"));
     }
-    let nat = super::nat::validate_nat(cx, config, &interfaces)?;
+    let nat = super::nat::validate_nat(cx, config, &mut interfaces)?;
     if interfaces.is_empty() {
         return Err(cx.err(
             config.routes[0].prefix.span(),

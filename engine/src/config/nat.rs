@@ -21,6 +21,12 @@ pub struct NatSection {
     pub sources: Vec<Spanned<String>>,
     /// The address sessions take (default: `out`'s first IPv4 one).
     pub address: Option<Spanned<String>>,
+    /// Or a pool of them: `"A"`, `"A-B"` or `"A/LEN"` each, as
+    /// iptables' `--to-source A-B` and VPP's `nat44 add address A - B`.
+    /// An inside host's sessions all take one of them.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pool: Vec<Spanned<String>>,
     /// `[first, last]` port handed out (default `[1024, 65535]`).
     pub ports: Option<Spanned<Vec<u16>>>,
     /// Sessions one source address may hold (default 4096).
@@ -32,11 +38,17 @@ pub struct NatSection {
 }
 
 const DEFAULT_PER_SOURCE: u32 = 4096;
+/// Addresses one pool may have: each costs every worker 24 KiB of port
+/// bitmaps.
+const MAX_POOL: usize = 256;
 
+/// The rules, and every address they translate to that is not its
+/// interface's own is added to that interface's `nat_v4`, so that the
+/// router answers ARP for it and receives it.
 pub(super) fn validate_nat(
     cx: &Ctx,
     config: &Config,
-    interfaces: &[L3Interface],
+    interfaces: &mut [L3Interface],
 ) -> Result<NatRules, ConfigError> {
     let mut rules = NatRules {
         hairpin_ports: (1024, 65535),
@@ -53,6 +65,7 @@ pub(super) fn validate_nat(
                     format!("no bridge with a gateway named {:?}", n.out.get_ref()),
                 )
             })?;
+        let (out_domain, out_name) = (out.domain, out.name.clone());
         let address = match &n.address {
             Some(a) => a
                 .get_ref()
@@ -67,6 +80,16 @@ pub(super) fn validate_nat(
                 )
             })?,
         };
+        let pool = match (&n.address, n.pool.first()) {
+            (Some(a), Some(_)) => {
+                return Err(cx.err(a.span(), "nat.pool", "give address or pool, not both"))
+            }
+            (None, Some(_)) => pool_of(cx, &n.pool)?,
+            _ => vec![address],
+        };
+        // Published ports' public addresses are the first pool address
+        // unless they say otherwise.
+        let address = pool[0];
         let mut sources = Vec::new();
         for s in &n.sources {
             match super::l3::prefix_of(cx, s, "nat.sources")? {
@@ -107,6 +130,7 @@ pub(super) fn validate_nat(
             Some(p) => *p.get_ref(),
             None => DEFAULT_PER_SOURCE,
         };
+        let first_publish = rules.publish.len();
         for p in &n.publish {
             let pb = Publish::parse(p.get_ref(), address, per_source)
                 .map_err(|e| cx.err(p.span(), "nat.publish", e.to_string()))?;
@@ -123,15 +147,101 @@ pub(super) fn validate_nat(
             }
             rules.publish.push(pb);
         }
+        let publics: Vec<[u8; 4]> = rules.publish[first_publish..]
+            .iter()
+            .map(|p| p.public.0)
+            .collect();
+        for a in pool.iter().chain(&publics) {
+            claim(cx, n, interfaces, out_domain, &out_name, *a)?;
+        }
         rules.masquerade.push(Masquerade {
-            out: out.domain,
+            out: out_domain,
             sources,
-            address,
+            pool,
             ports,
             per_source,
         });
     }
     Ok(rules)
+}
+
+/// Gives `out` the NAT address `a` unless it is already its own; an
+/// address of another gateway is refused.
+fn claim(
+    cx: &Ctx,
+    n: &NatSection,
+    interfaces: &mut [L3Interface],
+    out: pollgate_pipeline::DomainId,
+    out_name: &str,
+    a: [u8; 4],
+) -> Result<(), ConfigError> {
+    if let Some(other) = interfaces
+        .iter()
+        .find(|i| i.domain != out && i.answers_v4(a))
+    {
+        let span = n
+            .pool
+            .first()
+            .map(|p| p.span())
+            .or_else(|| n.address.as_ref().map(|a| a.span()))
+            .unwrap_or_else(|| n.out.span());
+        return Err(cx.err(
+            span,
+            "nat.pool",
+            format!(
+                "{} is {:?}'s address, not {out_name:?}'s to translate to",
+                Ipv4Addr::from(a),
+                other.name
+            ),
+        ));
+    }
+    if let Some(i) = interfaces.iter_mut().find(|i| i.domain == out) {
+        if !i.answers_v4(a) {
+            i.nat_v4.push(a);
+        }
+    }
+    Ok(())
+}
+
+/// The addresses of `pool`'s entries, in order, each once.
+fn pool_of(cx: &Ctx, pool: &[Spanned<String>]) -> Result<Vec<[u8; 4]>, ConfigError> {
+    let mut out: Vec<[u8; 4]> = Vec::new();
+    for e in pool {
+        let s = e.get_ref().trim();
+        let bad = |why: String| cx.err(e.span(), "nat.pool", format!("{s:?}: {why}"));
+        let ip = |t: &str| {
+            t.trim()
+                .parse::<Ipv4Addr>()
+                .map(u32::from)
+                .map_err(|_| bad(format!("{t:?} is not an IPv4 address")))
+        };
+        let (first, last) = if let Some((a, b)) = s.split_once('-') {
+            (ip(a)?, ip(b)?)
+        } else if let Some((a, len)) = s.split_once('/') {
+            let len: u32 = match len.parse() {
+                Ok(l) if l <= 32 => l,
+                _ => return Err(bad("the prefix length is 0 to 32".into())),
+            };
+            let net = ip(a)? & u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            (net, net | u32::MAX.checked_shr(len).unwrap_or(0))
+        } else {
+            let a = ip(s)?;
+            (a, a)
+        };
+        if first > last {
+            return Err(bad("the range runs backwards".into()));
+        }
+        if (last - first) as usize >= MAX_POOL || out.len() + (last - first) as usize >= MAX_POOL {
+            return Err(bad(format!("a pool has at most {MAX_POOL} addresses")));
+        }
+        for a in first..=last {
+            let a = a.to_be_bytes();
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -163,9 +273,57 @@ publish = ["tcp 8080 -> 198.18.1.10:80"]
         let t = parse("gw.toml", BASE).unwrap();
         let nat = t.l3.unwrap().nat;
         let m = &nat.masquerade[0];
-        assert_eq!((m.out, m.address), (1, [198, 18, 2, 1]));
+        assert_eq!((m.out, m.pool.clone()), (1, vec![[198, 18, 2, 1]]));
         assert_eq!(m.sources, vec![([198, 18, 1, 1], 24)]);
         assert_eq!(nat.publish[0].public, ([198, 18, 2, 1], 8080));
+    }
+
+    #[test]
+    fn a_pool_is_ranges_and_prefixes_and_its_addresses_are_the_uplinks() {
+        let with =
+            |pool: &str| BASE.replace("out = \"wan\"", &format!("out = \"wan\"\npool = {pool}"));
+        let t = parse(
+            "gw.toml",
+            &with(r#"["198.18.2.10-198.18.2.12", "198.18.2.20/31", "198.18.2.11"]"#),
+        )
+        .unwrap();
+        let l3 = t.l3.unwrap();
+        let want: Vec<[u8; 4]> = [10, 11, 12, 20, 21].map(|d| [198, 18, 2, d]).to_vec();
+        assert_eq!(l3.nat.masquerade[0].pool, want);
+        // Published ports take the first pool address.
+        assert_eq!(l3.nat.publish[0].public, ([198, 18, 2, 10], 8080));
+        let wan = l3.interfaces.iter().find(|i| i.name == "wan").unwrap();
+        assert_eq!(wan.nat_v4, want);
+        let lan = l3.interfaces.iter().find(|i| i.name == "lan").unwrap();
+        assert!(lan.nat_v4.is_empty());
+        // The interface's own address is not added again.
+        let t = parse("gw.toml", &with(r#"["198.18.2.1-198.18.2.2"]"#)).unwrap();
+        let l3 = t.l3.unwrap();
+        let wan = l3.interfaces.iter().find(|i| i.name == "wan").unwrap();
+        assert_eq!(wan.nat_v4, vec![[198, 18, 2, 2]]);
+
+        let err = |pool: &str| parse("gw.toml", &with(pool)).unwrap_err();
+        for (pool, says) in [
+            (r#"["198.18.2.12-198.18.2.10"]"#, "backwards"),
+            (r#"["198.18.2.0/23"]"#, "at most 256"),
+            (r#"["198.18.2.0/24", "198.18.3.1"]"#, "at most 256"),
+            (r#"["198.18.2.300"]"#, "not an IPv4 address"),
+            (r#"["198.18.2.0/33"]"#, "0 to 32"),
+            (r#"["198.18.1.1"]"#, "\"lan\"'s address"),
+        ] {
+            let e = err(pool);
+            assert_eq!((e.line, e.field.as_str()), (18, "nat.pool"), "{pool}: {e}");
+            assert!(e.message.contains(says), "{pool}: {e}");
+        }
+        let e = parse(
+            "gw.toml",
+            &BASE.replace(
+                "out = \"wan\"",
+                "out = \"wan\"\naddress = \"198.18.2.9\"\npool = [\"198.18.2.10\"]",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "nat.pool", "{e}");
     }
 
     #[test]

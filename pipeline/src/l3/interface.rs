@@ -21,6 +21,12 @@ pub struct L3Interface {
     pub v6: Vec<([u8; 16], u8)>,
     /// fe80::/64 from the MAC (modified EUI-64): the source of ND.
     pub link_local: [u8; 16],
+    /// Addresses NAT translates to on this link that are not the
+    /// interface's own (a masquerade pool, a published port's public
+    /// address): answered by ARP and received as local, as Linux does a
+    /// secondary address and VPP its nat44 pool, but never a source of
+    /// the router's own packets nor a connected subnet.
+    pub nat_v4: Vec<[u8; 4]>,
 }
 
 /// fe80::/64 with the interface identifier of RFC 4291 appendix A.
@@ -86,6 +92,11 @@ impl L3Interface {
 
     pub fn owns_v4(&self, ip: [u8; 4]) -> bool {
         self.v4.iter().any(|(a, _)| *a == ip)
+    }
+
+    /// Whether ARP for `ip` is answered here: an own or a NAT address.
+    pub fn answers_v4(&self, ip: [u8; 4]) -> bool {
+        self.owns_v4(ip) || self.nat_v4.contains(&ip)
     }
 
     pub fn owns_v6(&self, ip: [u8; 16]) -> bool {

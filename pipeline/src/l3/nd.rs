@@ -226,6 +226,7 @@ mod tests {
             v4: vec![([198, 18, 1, 1], 24)],
             v6: vec![([0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 64)],
             link_local: link_local(mac),
+            nat_v4: Vec::new(),
         }
     }
 

@@ -210,7 +210,7 @@ impl Router {
     pub fn announcements(&self) -> Vec<(DomainId, Vec<u8>)> {
         let mut out = Vec::new();
         for ifc in self.ifs.iter() {
-            for (a, _) in &ifc.v4 {
+            for a in ifc.v4.iter().map(|(a, _)| a).chain(&ifc.nat_v4) {
                 let mut f = vec![0u8; 60];
                 crate::wire::arp::emit_frame(&mut f[..42], ifc.mac, *a, None, *a);
                 out.push((ifc.domain, f));

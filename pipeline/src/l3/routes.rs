@@ -141,6 +141,12 @@ impl RouteTable {
                 let local = Prefix::new(a, host).ok();
                 self.push(local, Target::Local(i.domain), Source::Local, &mut touched);
             }
+            // A NAT address with no session is the router's own: its
+            // packets meet the input hook instead of going back out.
+            for &a in &i.nat_v4 {
+                let local = Prefix::new(IpAddr::from(a), 32).ok();
+                self.push(local, Target::Local(i.domain), Source::Local, &mut touched);
+            }
         }
         self.candidates.retain(|_, rs| !rs.is_empty());
         touched.sort();
@@ -414,6 +420,7 @@ mod tests {
             v4: vec![([198, 18, 1, 1], 24)],
             v6: vec![],
             link_local: link_local(mac),
+            nat_v4: Vec::new(),
         };
         let mut b = a.clone();
         b.name = "b".into();

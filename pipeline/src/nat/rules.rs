@@ -12,8 +12,9 @@ pub struct Masquerade {
     pub out: DomainId,
     /// Source prefixes (address, length) translated.
     pub sources: Vec<([u8; 4], u8)>,
-    /// The address sessions take.
-    pub address: [u8; 4],
+    /// The addresses sessions take: one (Docker's masquerade, the
+    /// interface's own) or a pool.
+    pub pool: Vec<[u8; 4]>,
     /// The ports handed out, inclusive.
     pub ports: (u16, u16),
     /// Sessions a single source address may hold.
@@ -25,6 +26,16 @@ impl Masquerade {
         self.sources
             .iter()
             .any(|(net, len)| in_prefix(src, *net, *len))
+    }
+
+    /// The pool address `src`'s sessions take: always the same one for
+    /// one inside address ("paired" pooling, RFC 4787 REQ-2), so that a
+    /// peer sees one host as one address; a hash spreads the hosts.
+    #[inline]
+    pub fn address_for(&self, src: [u8; 4]) -> Option<[u8; 4]> {
+        let h = u32::from_be_bytes(src).wrapping_mul(0x9e37_79b1) as u64;
+        let i = (h * self.pool.len() as u64) >> 32;
+        self.pool.get(i as usize).copied()
     }
 }
 

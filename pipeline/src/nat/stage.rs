@@ -163,8 +163,8 @@ impl Nat {
             ports.add(p.public.0);
             ports.reserve(p.public.0, p.proto, p.public.1);
         }
-        for m in &rules.masquerade {
-            ports.add(m.address);
+        for a in rules.masquerade.iter().flat_map(|m| &m.pool) {
+            ports.add(*a);
         }
         Nat {
             rules,
@@ -407,7 +407,10 @@ impl Nat {
                 let Some(m) = self.rules.masquerade_for(out.domain, read.tuple.src) else {
                     return Ok(());
                 };
-                let (addr, range, limit) = (m.address, m.ports, m.per_source);
+                let Some(addr) = m.address_for(read.tuple.src) else {
+                    return Ok(());
+                };
+                let (range, limit) = (m.ports, m.per_source);
                 let to = self.snat(
                     flows,
                     &read,

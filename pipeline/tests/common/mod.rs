@@ -48,6 +48,7 @@ pub fn ifc(d: DomainId, v4: [u8; 4], v6: [u8; 16], mtu: u16) -> L3Interface {
         v4: vec![(v4, 24)],
         v6: vec![(v6, 64)],
         link_local: link_local(GW),
+        nat_v4: Vec::new(),
     }
 }
 
@@ -59,22 +60,28 @@ pub fn rig() -> Rig {
 
 /// The rig with NAT (its flow table of `flows` entries).
 pub fn rig_with(nat: Option<(Nat, usize)>) -> Rig {
-    rig_built(nat, false)
+    rig_built(nat, false, Vec::new())
+}
+
+/// `rig_with`, domain 1's interface also translating to `nat_v4`.
+pub fn rig_with_nat_addresses(nat: (Nat, usize), nat_v4: Vec<[u8; 4]>) -> Rig {
+    rig_built(Some(nat), false, nat_v4)
 }
 
 /// The rig whose router leaves every packet to its general pass.
 pub fn rig_general() -> Rig {
-    rig_built(None, true)
+    rig_built(None, true, Vec::new())
 }
 
-fn rig_built(nat: Option<(Nat, usize)>, general: bool) -> Rig {
+fn rig_built(nat: Option<(Nat, usize)>, general: bool, nat_v4: Vec<[u8; 4]>) -> Rig {
     let macs = Arc::new(MacTable::new(1024));
     let mut routes = RouteTable::new(256, 256, 256);
+    let out = L3Interface {
+        nat_v4,
+        ..ifc(1, [198, 18, 2, 1], V6B, 1280)
+    };
     let ifs = Arc::new(Interfaces::new(
-        vec![
-            ifc(0, [198, 18, 1, 1], V6A, 1500),
-            ifc(1, [198, 18, 2, 1], V6B, 1280),
-        ],
+        vec![ifc(0, [198, 18, 1, 1], V6A, 1500), out],
         2,
     ));
     routes.set_interfaces(ifs.clone()).unwrap();

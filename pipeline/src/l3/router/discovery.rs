@@ -34,7 +34,7 @@ impl Router {
             return not_ours;
         };
         let neigh = &self.tables.neighbors;
-        if !ifc.owns_v4(a.target_ip) {
+        if !ifc.answers_v4(a.target_ip) {
             if a.sender_ip != [0; 4] {
                 neigh.refresh(
                     ifc.domain,
