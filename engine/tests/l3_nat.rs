@@ -517,3 +517,97 @@ fn a_pool_masquerades_each_container_as_one_pool_address() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stateful ACL and NAT on one flow table, as a Docker host's
+/// FORWARD chain sits beside its NAT: the containers' bridge permits
+/// what they open (stateful, before SNAT), the uplink denies everything
+/// but ARP, ping and the published port (before DNAT). Replies come back
+/// because the table sees one flow through the translation; a stranger
+/// is denied.
+#[test]
+fn a_stateful_acl_lets_replies_back_through_nat() {
+    if !root_with_ip("l3_nat acl") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("pg-natacl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = topology();
+    let config = CONFIG
+        .replace(
+            "members = [{ port = \"c1\" }, { port = \"c2\" }]\n",
+            "members = [{ port = \"c1\" }, { port = \"c2\" }]\nacl_in = \"from-containers\"\n",
+        )
+        .replace(
+            "iface = \"pgn-up\"\n",
+            "iface = \"pgn-up\"\nacl_in = \"from-uplink\"\n",
+        )
+        + r#"
+[[acl]]
+name = "from-containers"
+default = "permit"
+rules = ["permit proto=tcp stateful", "permit proto=udp stateful"]
+[[acl]]
+name = "from-uplink"
+default = "deny"
+rules = ["permit ethertype=0x0806", "permit proto=icmp", "permit dst=198.18.30.1/32 proto=tcp dport=8080"]
+"#;
+    assert!(
+        config.contains("acl_in = \"from-containers\"")
+            && config.contains("acl_in = \"from-uplink\"")
+    );
+    let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
+    let sock = dir.join("ctl.sock");
+    let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
+    std::thread::sleep(Duration::from_millis(500));
+    let acl_json = || -> serde_json::Value {
+        serde_json::from_str(&ctl(&sock, "show acl --json").unwrap()).unwrap()
+    };
+    let reflexive = || -> u64 {
+        acl_json()["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["reflexive_permits"].as_u64().unwrap())
+            .sum()
+    };
+
+    // What the containers open comes back: the uplink ACL's deny meets
+    // replies addressed to the public address, which the flow table
+    // ties to the flows the containers' ACL tracked.
+    for ns in ["pgn-n1", "pgn-n2"] {
+        assert_eq!(seen(ns, "tcp", "198.18.99.10", 7000), "198.18.30.1");
+        assert_eq!(seen(ns, "udp", "198.18.99.10", 7000), "198.18.30.1");
+    }
+    let admitted = reflexive();
+    assert!(admitted >= 4, "{}", ctl(&sock, "show acl").unwrap());
+    // The published port is let in by its rule.
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 8080), "198.18.99.10");
+    // A stranger's datagram to a container's mapping is denied at the
+    // uplink, before NAT would see it.
+    let denied = |sock: &std::path::Path| -> u64 {
+        let s = ctl(sock, "show stats --json").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v["drops"]["acl_deny"].as_u64().unwrap_or(0)
+    };
+    let before = denied(&sock);
+    let stranger = format!("{PYTHON} -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x', ('198.18.30.1', p)) for p in range(1024, 1034)]\"");
+    assert!(sh("pgn-sv", &stranger).0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while denied(&sock) < before + 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        denied(&sock) >= before + 10,
+        "{}",
+        ctl(&sock, "show stats").unwrap()
+    );
+
+    for c in &mut servers {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    stop(engine);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

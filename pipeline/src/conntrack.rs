@@ -317,10 +317,14 @@ impl FlowTable {
     }
 
     /// Whether `k` is the reverse direction of a live tracked flow; if so
-    /// the flow is refreshed.
+    /// the flow is refreshed. Through NAT too, as netfilter's conntrack
+    /// sees a translated flow as one: see [`FlowTable::tracked_through_nat`].
     pub fn admits_reverse(&mut self, k: &AclKey, tcp: u8, now: u64) -> bool {
-        let key = FlowKey::of(k).reversed();
-        match self.find(&key, now) {
+        let key = FlowKey::of(k);
+        let tracked = self
+            .find(&key.reversed(), now)
+            .or_else(|| self.tracked_through_nat(&key, now));
+        match tracked {
             Some(i) => {
                 self.touch(i, tcp, now);
                 self.stats.reflexive_permits += 1;
@@ -328,6 +332,42 @@ impl FlowTable {
             }
             None => false,
         }
+    }
+
+    /// The tracked flow `key` answers when a NAT session lies between
+    /// them: the ACL that tracked the flow saw one side of the
+    /// translation and the one meeting `key` sees the other (a stateful
+    /// permit on the containers' ingress, before SNAT, and a deny on the
+    /// uplink's ingress, before DNAT). `key` is a session's packet before
+    /// its translation (its entry says what it becomes, and the other
+    /// direction is that reversed) or after it (the reverse is the other
+    /// direction's entry, which says what that became). Only the deny
+    /// path looks, so permitted traffic pays nothing. TCP and UDP: the
+    /// ACL keys ICMP without the query identifier NAT keys it by.
+    fn tracked_through_nat(&self, key: &FlowKey, now: u64) -> Option<usize> {
+        if key.v6 || !matches!(key.proto, 6 | 17) {
+            return None;
+        }
+        let nat_to = |k: FlowKey| {
+            let slot = self.find(
+                &FlowKey {
+                    kind: Kind::Nat,
+                    ..k
+                },
+                now,
+            )?;
+            match self.slots[slot] {
+                Some(Flow {
+                    data: FlowData::Nat(side),
+                    ..
+                }) => Some(side.to),
+                _ => None,
+            }
+        };
+        let tracked = |t: Tuple4| self.find(&t.key(key.proto, Kind::Reflexive), now);
+        nat_to(*key)
+            .and_then(|to| tracked(to.reversed()))
+            .or_else(|| nat_to(key.reversed()).and_then(tracked))
     }
 
     /// The slot of the live entry `key`.
@@ -593,6 +633,46 @@ mod tests {
         // Refreshed at 10 s: alive at 129 s, gone at 131 s.
         assert!(t.admits_reverse(&k.reversed(), 0, 129 * S));
         assert!(!t.admits_reverse(&k.reversed(), 0, 250 * S));
+    }
+
+    #[test]
+    fn a_flow_tracked_on_one_side_of_nat_admits_its_reply_on_the_other() {
+        let inside = ([198, 18, 10, 10], 4000);
+        let public = ([198, 18, 30, 1], 1024);
+        let server = ([198, 19, 0, 5], 53);
+        let t4 = |a: ([u8; 4], u16), b: ([u8; 4], u16)| Tuple4 {
+            src: a.0,
+            sport: a.1,
+            dst: b.0,
+            dport: b.1,
+        };
+        let acl = |t: Tuple4, proto: u8| {
+            let k = t.key(proto, Kind::Reflexive);
+            AclKey::ip(false, k.src, k.dst, proto, t.sport, t.dport)
+        };
+        // The session out (before and after SNAT) and its reply (before
+        // and after DNAT).
+        let (out, out_nat) = (t4(inside, server), t4(public, server));
+        let (back, back_nat) = (out_nat.reversed(), out.reversed());
+        for (tracked, proto) in [(out, 17), (out_nat, 17), (out, 6)] {
+            let mut t = FlowTable::new(64, FlowTimeouts::default());
+            t.insert_session(out, out_nat, proto, true, 0, S).unwrap();
+            // A session alone admits nothing: only a stateful permit
+            // does.
+            for k in [back, back_nat] {
+                assert!(!t.admits_reverse(&acl(k, proto), 0, S));
+            }
+            t.track(&acl(tracked, proto), 0, S);
+            // Its reply is admitted on either side of the translation.
+            for k in [back, back_nat] {
+                assert!(t.admits_reverse(&acl(k, proto), 0, 2 * S), "{k:?}");
+            }
+            // Not another flow to the public address, nor the tracked
+            // direction itself.
+            let stranger = t4(([198, 19, 0, 6], 53), public);
+            assert!(!t.admits_reverse(&acl(stranger, proto), 0, 2 * S));
+            assert!(!t.admits_reverse(&acl(tracked, proto), 0, 2 * S));
+        }
     }
 
     #[test]
