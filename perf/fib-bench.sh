@@ -6,7 +6,9 @@
 # its default algorithms (dir24_8 for IPv4, trie for IPv6) with 4-byte
 # next hops and tbl8 groups enough for the table, in hugepages (pollgate's
 # tables too: its allocator takes reserved hugepages first); cycles are its rdtsc
-# figure, pollgate's are ns x the core clock /proc/cpuinfo reports.
+# figure, pollgate's are ns x the clock /proc/cpuinfo reports, which is
+# the TSC's rate here: the same unit (the core itself runs faster when it
+# boosts; `pollgate cpu-clock` measures that).
 #
 #   perf/fib-bench.sh [LOOKUPS] [RUNS]   (default 2 000 000 addresses, 5 passes; 1 run)
 #

@@ -6,7 +6,8 @@
 # 1, 1 K, 64 K and 1 M per port, replayed in a shuffled order so that
 # lookups miss the caches, beside testpmd mac forward on net_null, one
 # core each, interleaved, the median of RUNS runs of SECS seconds; cycles
-# per packet are ns x the clock /proc/cpuinfo reports. Writes
+# per packet are ns x the core's clock as `pollgate cpu-clock` measures
+# it. Writes
 # perf/results/mac-curve.json.
 #
 #   perf/mac-curve.sh [seconds] [runs]      (needs: apt-get install dpdk-dev)

@@ -6,7 +6,8 @@
 # VMs one 3-second run of the same binary moves by up to 1.6× from the
 # next (seen on an EPYC, 46 to 78 Mpps for pollgate io with identical
 # profiles), so one run each is a coin toss, not a ratio. Prints Mpps,
-# ns and cycles per packet (ns × the clock /proc/cpuinfo reports) and
+# ns and cycles per packet (ns × the core's clock as `pollgate cpu-clock`
+# measures it) and
 # writes perf/results/null-bench.json.
 #
 #   perf/null-bench.sh [seconds] [runs]      (needs: apt-get install dpdk-dev)

@@ -8,8 +8,8 @@
 # forward on net_null, one core each, interleaved, the median of RUNS
 # runs of SECS seconds; and the router with masquerade (`--nat`), 1 K
 # and 1 M sessions, replies coming back through NAT, and the rate the
-# million sessions are made at. Cycles per packet are ns x the clock
-# /proc/cpuinfo reports. Writes perf/results/router.json.
+# million sessions are made at. Cycles per packet are ns x the core's
+# clock as `pollgate cpu-clock` measures it. Writes perf/results/router.json.
 #
 #   perf/router-bench.sh [seconds] [runs]    (needs: apt-get install dpdk-dev)
 #   FLOWS=N destinations per side (default 4096)

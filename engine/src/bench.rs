@@ -75,6 +75,11 @@ pub struct BenchResult {
     pub packets: u64,
     pub mpps_per_core: f64,
     pub ns_per_packet: f64,
+    /// The first worker's core clock, measured on it right after the run
+    /// (`pollgate cpu-clock`), and ns per packet in its cycles: the
+    /// figure that travels between machines where Mpps does not.
+    pub core_mhz: Option<f64>,
+    pub cycles_per_packet: Option<f64>,
     /// Dropped while the rate was measured.
     pub drops: u64,
     /// Dropped over the whole run, setup included (a router's packets
@@ -94,7 +99,7 @@ pub struct BenchResult {
 impl BenchResult {
     pub fn render(&self) -> String {
         format!(
-            "{} forward{}{}, {}-byte frames, burst {}, {}: {:.2} Mpps per core, {:.2} ns per packet ({} packets in {:.2} s, {} drops while measured, frames {})",
+            "{} forward{}{}, {}-byte frames, burst {}, {}: {:.2} Mpps per core, {:.2} ns per packet{} ({} packets in {:.2} s, {} drops while measured, frames {})",
             self.forward,
             if self.parse { " + parse" } else { "" },
             self.acl_rules.map_or(String::new(), |n| format!(" + ingress ACL of {n} rules"))
@@ -123,6 +128,10 @@ impl BenchResult {
             },
             self.mpps_per_core,
             self.ns_per_packet,
+            match (self.cycles_per_packet, self.core_mhz) {
+                (Some(c), Some(m)) => format!(" = {c:.0} cycles at {m:.0} MHz (measured)"),
+                _ => String::new(),
+            },
             self.packets,
             self.seconds,
             self.drops,
@@ -442,6 +451,16 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
     }
     let packets = c1 - c0;
     let pps = packets as f64 / secs;
+    let ns_per_packet = if pps > 0.0 {
+        1e9 * workers as f64 / pps
+    } else {
+        f64::INFINITY
+    };
+    let core = summary.reports.first().and_then(|r| r.pinned);
+    let core_mhz = core_clock(core);
+    let cycles_per_packet = core_mhz
+        .filter(|_| ns_per_packet.is_finite())
+        .map(|m| ns_per_packet * m / 1e3);
     Ok(BenchResult {
         forward: if let Some(s) = p.service {
             s.name().to_string()
@@ -481,15 +500,13 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         flows_in_order: p.nat,
         frame_size: p.size + 4,
         burst: p.burst,
-        core: summary.reports.first().and_then(|r| r.pinned),
+        core,
         seconds: secs,
         packets,
         mpps_per_core: pps / 1e6 / workers as f64,
-        ns_per_packet: if pps > 0.0 {
-            1e9 * workers as f64 / pps
-        } else {
-            f64::INFINITY
-        },
+        ns_per_packet,
+        core_mhz,
+        cycles_per_packet,
         workers,
         cores: summary.reports.iter().map(|r| r.pinned).collect(),
         drops: window.total(),
@@ -499,6 +516,17 @@ pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {
         port_mpps,
         nat_sessions_per_second: nat_setup.flatten(),
     })
+}
+
+/// The clock of `core`, measured from this thread pinned to it (the
+/// worker that ran there has stopped); `None` for an unpinned worker,
+/// whose core is not known, or off x86-64.
+fn core_clock(core: Option<usize>) -> Option<f64> {
+    let c = core?;
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+        return None;
+    }
+    pollgate_pmd::core_clock::measure_mhz(std::time::Duration::from_millis(20))
 }
 
 /// New NAT sessions per second from the start of traffic: the NAT

@@ -162,6 +162,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FibCmd,
     },
+    /// The core's clock, measured with a chain of one-cycle adds (what
+    /// the perf/ scripts turn ns per packet into cycles with), beside
+    /// what /proc/cpuinfo says.
+    CpuClock {
+        /// Pin to this core first (the one the benchmark ran on).
+        #[arg(long)]
+        core: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Internal: removes what a killed engine left behind.
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -312,6 +322,26 @@ fn real_main() -> Result<()> {
             }
             let r = pollgate::fib_tool::bench(&routes, &ips, iters, verify, groups)?;
             println!("{}", r.render(json));
+            Ok(())
+        }
+        Cmd::CpuClock { core, json } => {
+            if let Some(c) = core {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                    anyhow::bail!("--core {c}: cannot pin to it");
+                }
+            }
+            let measured =
+                pollgate_pmd::core_clock::measure_mhz(std::time::Duration::from_millis(50))
+                    .ok_or_else(|| anyhow::anyhow!("the clock is measured on x86-64 only"))?;
+            let reported = pollgate::cpu_info::mhz();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"core": core, "measured_mhz": (measured * 10.0).round() / 10.0, "cpuinfo_mhz": reported})
+                );
+            } else {
+                println!("{measured:.0} MHz measured (a chain of one-cycle adds); /proc/cpuinfo says {reported:.0} MHz");
+            }
             Ok(())
         }
         Cmd::Reap => {

@@ -5,6 +5,7 @@
 pub mod afxdp;
 pub mod any_port;
 pub mod cleanup;
+pub mod core_clock;
 pub mod device;
 pub mod ethtool;
 pub mod huge_alloc;
