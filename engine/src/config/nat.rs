@@ -147,12 +147,20 @@ pub(super) fn validate_nat(
             }
             rules.publish.push(pb);
         }
-        let publics: Vec<[u8; 4]> = rules.publish[first_publish..]
+        // Where each address came from, for an error that names it.
+        let (pool_span, pool_field) = match (n.pool.first(), &n.address) {
+            (Some(p), _) => (p.span(), "nat.pool"),
+            (None, Some(a)) => (a.span(), "nat.address"),
+            (None, None) => (n.out.span(), "nat.out"),
+        };
+        let from_pool = pool.iter().map(|a| (*a, pool_span.clone(), pool_field));
+        let from_publish = rules.publish[first_publish..]
             .iter()
-            .map(|p| p.public.0)
-            .collect();
-        for a in pool.iter().chain(&publics) {
-            claim(cx, n, interfaces, out_domain, &out_name, *a)?;
+            .zip(&n.publish)
+            .map(|(p, text)| (p.public.0, text.span(), "nat.publish"));
+        let wanted: Vec<_> = from_pool.chain(from_publish).collect();
+        for (a, span, field) in wanted {
+            claim(interfaces, out_domain, &out_name, a).map_err(|msg| cx.err(span, field, msg))?;
         }
         rules.masquerade.push(Masquerade {
             out: out_domain,
@@ -166,33 +174,21 @@ pub(super) fn validate_nat(
 }
 
 /// Gives `out` the NAT address `a` unless it is already its own; an
-/// address of another gateway is refused.
+/// address of another gateway is refused, and the message says why.
 fn claim(
-    cx: &Ctx,
-    n: &NatSection,
     interfaces: &mut [L3Interface],
     out: pollgate_pipeline::DomainId,
     out_name: &str,
     a: [u8; 4],
-) -> Result<(), ConfigError> {
+) -> Result<(), String> {
     if let Some(other) = interfaces
         .iter()
         .find(|i| i.domain != out && i.answers_v4(a))
     {
-        let span = n
-            .pool
-            .first()
-            .map(|p| p.span())
-            .or_else(|| n.address.as_ref().map(|a| a.span()))
-            .unwrap_or_else(|| n.out.span());
-        return Err(cx.err(
-            span,
-            "nat.pool",
-            format!(
-                "{} is {:?}'s address, not {out_name:?}'s to translate to",
-                Ipv4Addr::from(a),
-                other.name
-            ),
+        return Err(format!(
+            "{} is {:?}'s address, not {out_name:?}'s to translate to",
+            Ipv4Addr::from(a),
+            other.name
         ));
     }
     if let Some(i) = interfaces.iter_mut().find(|i| i.domain == out) {
@@ -324,6 +320,14 @@ publish = ["tcp 8080 -> 198.18.1.10:80"]
         )
         .unwrap_err();
         assert_eq!(e.field, "nat.pool", "{e}");
+        // A published port on another gateway's address names the rule.
+        let e = parse(
+            "gw.toml",
+            &BASE.replace("tcp 8080 ->", "tcp 198.18.1.1:8080 ->"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (18, "nat.publish"), "{e}");
+        assert!(e.message.contains("\"lan\"'s address"), "{e}");
     }
 
     #[test]
