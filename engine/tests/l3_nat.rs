@@ -399,17 +399,14 @@ fn a_full_nat_table_is_counted_and_the_engine_goes_on() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("pg-natfull-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = topology();
     // No per-source limit and no published port; a table of 1 024.
     let config = CONFIG
         .replace("per_source = 64", "per_source = 100000")
         .replace("publish = [\"tcp 8080 -> 198.18.10.10:80\"]\n", "")
         .replace("[conntrack]\n", "[conntrack]\nsize = 1024\n");
     assert!(config.contains("size = 1024") && config.contains("per_source = 100000"));
-    let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
-    let sock = dir.join("ctl.sock");
+    let gw = Gateway::start("natfull", &config, &[]);
+    let sock = gw.sock.clone();
     // The path works before the flood: the Linux router answers a
     // translated ping (it has no route back to the containers).
     let ping = |ns: &str, to: &str| (0..5).any(|_| sh(ns, &format!("ping -c 1 -W 1 {to}")).0);
@@ -444,10 +441,49 @@ fn a_full_nat_table_is_counted_and_the_engine_goes_on() {
         ping("pgn-n1", "198.18.99.10"),
         "through NAT after the table drained"
     );
+    gw.finish();
+}
 
-    stop(engine);
-    drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
+/// A gateway on the shared topology with `config`, and the servers
+/// `serve` names (namespace, port); [`Gateway::finish`] stops it all and
+/// fails the test unless the engine exits with every frame accounted for.
+struct Gateway {
+    dir: std::path::PathBuf,
+    topology: Script,
+    engine: common::Running,
+    sock: std::path::PathBuf,
+    servers: Vec<Child>,
+}
+
+impl Gateway {
+    fn start(tag: &str, config: &str, serves: &[(&str, u16)]) -> Gateway {
+        let dir = std::env::temp_dir().join(format!("pg-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let topology = topology();
+        let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
+        let sock = dir.join("ctl.sock");
+        let servers: Vec<Child> = serves.iter().map(|(ns, port)| serve(ns, *port)).collect();
+        if !servers.is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Gateway {
+            dir,
+            topology,
+            engine,
+            sock,
+            servers,
+        }
+    }
+
+    fn finish(self) {
+        for mut c in self.servers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        stop(self.engine);
+        drop(self.topology);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Masquerade to a pool of uplink addresses that are not the gateway's
@@ -461,18 +497,13 @@ fn a_pool_masquerades_each_container_as_one_pool_address() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("pg-natpool-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = topology();
     let config = CONFIG.replace(
         "per_source = 64\n",
         "per_source = 64\npool = [\"198.18.30.100-198.18.30.103\"]\n",
     );
     assert!(config.contains("pool = "));
-    let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
-    let sock = dir.join("ctl.sock");
-    let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
-    std::thread::sleep(Duration::from_millis(500));
+    let gw = Gateway::start("natpool", &config, &[("pgn-sv", 7000), ("pgn-n1", 80)]);
+    let sock = gw.sock.clone();
     let pool: Vec<String> = (100..=103).map(|d| format!("198.18.30.{d}")).collect();
 
     for ns in ["pgn-n1", "pgn-n2"] {
@@ -490,32 +521,25 @@ fn a_pool_masquerades_each_container_as_one_pool_address() {
     // The pool addresses are pollgate's on the uplink: the router's
     // ARP for them gets the gateway's MAC, and they answer ping.
     assert!(sh("pgn-r1", "ping -c 1 -W 1 198.18.30.1").0);
-    let gw = sh("pgn-r1", "ip neigh show 198.18.30.1").1;
-    let words: Vec<&str> = gw.split_whitespace().collect();
+    let neigh = sh("pgn-r1", "ip neigh show 198.18.30.1").1;
+    let words: Vec<&str> = neigh.split_whitespace().collect();
     let gw_mac = words
         .iter()
         .position(|w| *w == "lladdr")
         .and_then(|i| words.get(i + 1))
         .map_or(String::new(), |m| m.to_string());
-    assert!(gw_mac.contains(':'), "{gw}");
+    assert!(gw_mac.contains(':'), "{neigh}");
     for a in &pool {
         assert!(
             (0..5).any(|_| sh("pgn-r1", &format!("ping -c 1 -W 1 {a}")).0),
             "{a} answers ping"
         );
         let n = sh("pgn-r1", &format!("ip neigh show {a}")).1;
-        assert!(n.contains(&gw_mac), "{a}: {n}; the gateway is {gw}");
+        assert!(n.contains(&gw_mac), "{a}: {n}; the gateway is {neigh}");
     }
     // A published port with no address takes the first pool address.
     assert_eq!(seen("pgn-sv", "tcp", "198.18.30.100", 8080), "198.18.99.10");
-
-    for c in &mut servers {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    stop(engine);
-    drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
+    gw.finish();
 }
 
 /// A stateful ACL and NAT on one flow table, as a Docker host's
@@ -530,9 +554,6 @@ fn a_stateful_acl_lets_replies_back_through_nat() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("pg-natacl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = topology();
     let config = CONFIG
         .replace(
             "members = [{ port = \"c1\" }, { port = \"c2\" }]\n",
@@ -556,10 +577,8 @@ rules = ["permit ethertype=0x0806", "permit proto=icmp", "permit dst=198.18.30.1
         config.contains("acl_in = \"from-containers\"")
             && config.contains("acl_in = \"from-uplink\"")
     );
-    let engine = run_engine_on(&dir, &format!("{}{config}", head(&dir)));
-    let sock = dir.join("ctl.sock");
-    let mut servers = vec![serve("pgn-sv", 7000), serve("pgn-n1", 80)];
-    std::thread::sleep(Duration::from_millis(500));
+    let gw = Gateway::start("natacl", &config, &[("pgn-sv", 7000), ("pgn-n1", 80)]);
+    let sock = gw.sock.clone();
     let acl_json = || -> serde_json::Value {
         serde_json::from_str(&ctl(&sock, "show acl --json").unwrap()).unwrap()
     };
@@ -602,12 +621,5 @@ rules = ["permit ethertype=0x0806", "permit proto=icmp", "permit dst=198.18.30.1
         "{}",
         ctl(&sock, "show stats").unwrap()
     );
-
-    for c in &mut servers {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    stop(engine);
-    drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
+    gw.finish();
 }
