@@ -59,8 +59,8 @@ json_mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/'; }
 # The clock cycles per packet are quoted with: measured on $CORE (the
 # benchmark's core) by `pollgate cpu-clock`, a chain of one-cycle adds,
 # because /proc/cpuinfo's "cpu MHz" is the base clock, not what a core
-# boosting under load runs at (2445 there against 2930 measured on the
-# EPYC these figures came from). /proc/cpuinfo only where it cannot run.
+# boosting under load runs at (2445 there against 2780-2970 measured on
+# the EPYC of 2026-12-07). /proc/cpuinfo only where it cannot run.
 cpu_mhz() {
   local m
   m=$("$PG" cpu-clock ${CORE:+--core "$CORE"} --json 2>/dev/null | sed -nE 's/.*"measured_mhz":([0-9.]+).*/\1/p')
@@ -68,5 +68,10 @@ cpu_mhz() {
   echo "$m"
 }
 # The rate rdtsc counts at, which peers' own cycle figures (rte_fib's,
-# OVS's pmd-stats) are in: on these VMs the "cpu MHz" /proc/cpuinfo says.
-tsc_mhz() { grep -m1 'cpu MHz' /proc/cpuinfo | awk '{print $4}'; }
+# OVS's pmd-stats) are in, timed by `pollgate cpu-clock`.
+tsc_mhz() {
+  local m
+  m=$("$PG" cpu-clock --json 2>/dev/null | sed -nE 's/.*"tsc_mhz":([0-9.]+).*/\1/p')
+  [ -n "$m" ] && [ "$m" != 0.0 ] || m=$(grep -m1 'cpu MHz' /proc/cpuinfo | awk '{print $4}')
+  echo "$m"
+}

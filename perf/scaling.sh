@@ -36,7 +36,7 @@ for ((i = 0; i < RUNS; i++)); do
   R[testpmd-1]+="$(testpmd_mac "$SECS" 0 1) "
   R[testpmd-$N]+="$(awk -v t="$(testpmd_mac "$SECS" 0 "$N")" -v n="$N" 'BEGIN {printf "%.2f", t / n}') "
 done
-MHZ=$(cpu_mhz)
+MHZ=$(CORE=0 cpu_mhz) # the first worker's core
 echo "$(machine), ${MHZ} MHz; 64-byte frames, median of $RUNS x ${SECS} s"
 printf '%-36s %16s %16s %10s\n' "" "1 core (Mpps)" "$N cores (Mpps/core)" "scaling"
 json=""

@@ -334,13 +334,17 @@ fn real_main() -> Result<()> {
                 pollgate_pmd::core_clock::measure_mhz(std::time::Duration::from_millis(50))
                     .ok_or_else(|| anyhow::anyhow!("the clock is measured on x86-64 only"))?;
             let reported = pollgate::cpu_info::mhz();
+            let tsc =
+                pollgate_pmd::core_clock::measure_tsc_mhz(std::time::Duration::from_millis(50))
+                    .unwrap_or(0.0);
+            let round = |m: f64| (m * 10.0).round() / 10.0;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"core": core, "measured_mhz": (measured * 10.0).round() / 10.0, "cpuinfo_mhz": reported})
+                    serde_json::json!({"core": core, "measured_mhz": round(measured), "tsc_mhz": round(tsc), "cpuinfo_mhz": reported})
                 );
             } else {
-                println!("{measured:.0} MHz measured (a chain of one-cycle adds); /proc/cpuinfo says {reported:.0} MHz");
+                println!("{measured:.0} MHz measured (a chain of one-cycle adds); rdtsc counts at {tsc:.0} MHz; /proc/cpuinfo says {reported:.0} MHz");
             }
             Ok(())
         }

@@ -47,6 +47,9 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                 .map(|m| {
                     serde_json::json!({
                         "out": name(m.out),
+                        // The first (with no pool, the only) address,
+                        // as before pools.
+                        "address": m.pool.first().map(|a| Ipv4Addr::from(*a).to_string()),
                         "pool": m.pool.iter().map(|a| Ipv4Addr::from(*a).to_string()).collect::<Vec<_>>(),
                         "sources": m.sources.iter().map(|(a, l)| format!("{}/{l}", Ipv4Addr::from(*a))).collect::<Vec<_>>(),
                         "ports": [m.ports.0, m.ports.1],

@@ -602,15 +602,34 @@ rules = ["permit ethertype=0x0806", "permit proto=icmp", "permit dst=198.18.30.1
     assert!(admitted >= 4, "{}", ctl(&sock, "show acl").unwrap());
     // The published port is let in by its rule.
     assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 8080), "198.18.99.10");
-    // A stranger's datagram to a container's mapping is denied at the
-    // uplink, before NAT would see it.
+    // A stranger's datagrams to the containers' live UDP mappings (the
+    // server's host, from a port no session has) are denied at the
+    // uplink, before NAT would see them: the flow table admits only a
+    // tracked flow's own reply.
     let denied = |sock: &std::path::Path| -> u64 {
         let s = ctl(sock, "show stats --json").unwrap();
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         v["drops"]["acl_deny"].as_u64().unwrap_or(0)
     };
+    for ns in ["pgn-n1", "pgn-n2"] {
+        assert_eq!(seen(ns, "udp", "198.18.99.10", 7000), "198.18.30.1");
+    }
+    let listed = ctl(&sock, "show nat sessions").unwrap();
+    let mapped: Vec<String> = listed
+        .lines()
+        .filter(|l| l.trim_start().starts_with("udp "))
+        .filter_map(|l| {
+            let p = l
+                .split(" as 198.18.30.1:")
+                .nth(1)?
+                .split_whitespace()
+                .next()?;
+            Some(p.to_string())
+        })
+        .collect();
+    assert!(mapped.len() >= 2, "{listed}");
     let before = denied(&sock);
-    let stranger = format!("{PYTHON} -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x', ('198.18.30.1', p)) for p in range(1024, 1034)]\"");
+    let stranger = format!("{PYTHON} -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9999)); [s.sendto(b'x', ('198.18.30.1', p)) for p in [{}] * 5]\"", mapped.join(","));
     assert!(sh("pgn-sv", &stranger).0);
     let deadline = Instant::now() + Duration::from_secs(5);
     while denied(&sock) < before + 10 && Instant::now() < deadline {

@@ -2,11 +2,18 @@
 //! packet are ns per packet times this. `/proc/cpuinfo`'s "cpu MHz" is
 //! what the hypervisor or the base clock says, not what a boosting core
 //! does under load, and hardware cycle counters are not offered in these
-//! VMs (`perf` has only `cpu-clock`). A chain of dependent integer adds
-//! takes one cycle each on every x86-64 core of the last fifteen years
-//! (Intel since Nehalem, AMD since K8, Zen included), so their count
-//! over a wall-clock interval is the clock. The chain needs assembly: a
-//! compiler folds any chain of adds written in Rust into one.
+//! VMs (`perf` has only `cpu-clock`). A chain of dependent register-to-
+//! register adds takes one cycle each on every x86-64 core of the last
+//! fifteen years (Intel since Nehalem, AMD since K8, Zen included), so
+//! their count over a wall-clock interval is the clock. Register
+//! operands, not immediates: Intel's Golden Cove and later can fold an
+//! add of a small immediate at rename, which would read high. The chain
+//! needs assembly: a compiler folds any chain of adds written in Rust
+//! into one.
+//!
+//! Peers count cycles with rdtsc (rte_fib, OVS's pmd-stats), whose rate
+//! is neither: [`measure_tsc_mhz`] times it, so their figures can be put
+//! in the same unit.
 
 use std::time::{Duration, Instant};
 
@@ -23,19 +30,21 @@ fn add_chain(passes: u64) {
         return;
     }
     // SAFETY: the block only adds to and counts down two registers it
-    // owns (`acc`, `n`), touches no memory and no stack, and leaves the
-    // flags clobbered, which `asm!` assumes unless told otherwise.
+    // owns (`acc`, `n`), reads a third (`one`), touches no memory and no
+    // stack, and leaves the flags clobbered, which `asm!` assumes unless
+    // told otherwise.
     unsafe {
         std::arch::asm!(
             "2:",
-            "add {acc}, 1", "add {acc}, 1", "add {acc}, 1", "add {acc}, 1",
-            "add {acc}, 1", "add {acc}, 1", "add {acc}, 1", "add {acc}, 1",
-            "add {acc}, 1", "add {acc}, 1", "add {acc}, 1", "add {acc}, 1",
-            "add {acc}, 1", "add {acc}, 1", "add {acc}, 1", "add {acc}, 1",
+            "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}",
+            "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}",
+            "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}",
+            "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}", "add {acc}, {one}",
             "dec {n}",
             "jnz 2b",
             acc = inout(reg) 0u64 => _,
             n = inout(reg) passes => _,
+            one = in(reg) 1u64,
             options(nomem, nostack),
         );
     }
@@ -68,6 +77,33 @@ pub fn measure_mhz(window: Duration) -> Option<f64> {
     }
 }
 
+/// The rate rdtsc counts at, in MHz, timed over about `window` of
+/// wall clock. `None` off x86-64.
+pub fn measure_tsc_mhz(window: Duration) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let t = Instant::now();
+        let c0 = tsc();
+        while t.elapsed() < window {
+            std::hint::spin_loop();
+        }
+        let (c1, secs) = (tsc(), t.elapsed().as_secs_f64());
+        (secs > 0.0 && c1 > c0).then(|| (c1 - c0) as f64 / secs / 1e6)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = window;
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn tsc() -> u64 {
+    // SAFETY: RDTSC reads a counter; it writes no memory and is in every
+    // x86-64 CPU.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +117,7 @@ mod tests {
         // laptop) and 7 GHz. A chain the compiler had folded, or an
         // interval wrongly timed, lands far outside.
         assert!((400.0..7000.0).contains(&mhz), "{mhz} MHz");
+        let tsc = measure_tsc_mhz(Duration::from_millis(20)).unwrap();
+        assert!((400.0..7000.0).contains(&tsc), "TSC at {tsc} MHz");
     }
 }

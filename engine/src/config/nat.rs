@@ -54,6 +54,25 @@ pub(super) fn validate_nat(
         hairpin_ports: (1024, 65535),
         ..Default::default()
     };
+    // Hosts the config names (next hops, static neighbours): a NAT
+    // address that is one would take its traffic.
+    let named: Vec<[u8; 4]> = config
+        .routes
+        .iter()
+        .flat_map(|r| match &r.via {
+            Some(super::l3::Via::One(v)) => vec![v.clone()],
+            Some(super::l3::Via::Many(v)) => v.clone(),
+            None => Vec::new(),
+        })
+        .chain(
+            config
+                .bridge
+                .iter()
+                .filter_map(|b| b.gateway.as_ref())
+                .flat_map(|g| g.neighbors.iter().map(|n| n.ip.get_ref().clone())),
+        )
+        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok().map(|a| a.octets()))
+        .collect();
     for n in &config.nat {
         let out = interfaces
             .iter()
@@ -66,30 +85,36 @@ pub(super) fn validate_nat(
                 )
             })?;
         let (out_domain, out_name) = (out.domain, out.name.clone());
-        let address = match &n.address {
-            Some(a) => a
-                .get_ref()
-                .parse::<Ipv4Addr>()
-                .map(|a| a.octets())
-                .map_err(|e| cx.err(a.span(), "nat.address", format!("{:?}: {e}", a.get_ref())))?,
-            None => out.v4.first().map(|a| a.0).ok_or_else(|| {
-                cx.err(
-                    n.out.span(),
-                    "nat.out",
-                    format!("{:?} has no IPv4 address to masquerade as", out.name),
-                )
-            })?,
-        };
-        let pool = match (&n.address, n.pool.first()) {
-            (Some(a), Some(_)) => {
+        // Each address with where it came from, for an error that names
+        // it.
+        let pool: Vec<([u8; 4], std::ops::Range<usize>, &str)> = match (&n.address, &n.pool[..]) {
+            (Some(a), [_, ..]) => {
                 return Err(cx.err(a.span(), "nat.pool", "give address or pool, not both"))
             }
-            (None, Some(_)) => pool_of(cx, &n.pool)?,
-            _ => vec![address],
+            (None, [_, ..]) => pool_of(cx, &n.pool)?
+                .into_iter()
+                .map(|(a, span)| (a, span, "nat.pool"))
+                .collect(),
+            (Some(a), []) => {
+                let ip = a.get_ref().parse::<Ipv4Addr>().map_err(|e| {
+                    cx.err(a.span(), "nat.address", format!("{:?}: {e}", a.get_ref()))
+                })?;
+                vec![(ip.octets(), a.span(), "nat.address")]
+            }
+            (None, []) => {
+                let ip = out.v4.first().map(|a| a.0).ok_or_else(|| {
+                    cx.err(
+                        n.out.span(),
+                        "nat.out",
+                        format!("{:?} has no IPv4 address to masquerade as", out.name),
+                    )
+                })?;
+                vec![(ip, n.out.span(), "nat.out")]
+            }
         };
         // Published ports' public addresses are the first pool address
         // unless they say otherwise.
-        let address = pool[0];
+        let address = pool[0].0;
         let mut sources = Vec::new();
         for s in &n.sources {
             match super::l3::prefix_of(cx, s, "nat.sources")? {
@@ -147,25 +172,19 @@ pub(super) fn validate_nat(
             }
             rules.publish.push(pb);
         }
-        // Where each address came from, for an error that names it.
-        let (pool_span, pool_field) = match (n.pool.first(), &n.address) {
-            (Some(p), _) => (p.span(), "nat.pool"),
-            (None, Some(a)) => (a.span(), "nat.address"),
-            (None, None) => (n.out.span(), "nat.out"),
-        };
-        let from_pool = pool.iter().map(|a| (*a, pool_span.clone(), pool_field));
         let from_publish = rules.publish[first_publish..]
             .iter()
             .zip(&n.publish)
             .map(|(p, text)| (p.public.0, text.span(), "nat.publish"));
-        let wanted: Vec<_> = from_pool.chain(from_publish).collect();
+        let wanted: Vec<_> = pool.iter().cloned().chain(from_publish).collect();
         for (a, span, field) in wanted {
-            claim(interfaces, out_domain, &out_name, a).map_err(|msg| cx.err(span, field, msg))?;
+            claim(interfaces, &named, out_domain, &out_name, a)
+                .map_err(|msg| cx.err(span, field, msg))?;
         }
         rules.masquerade.push(Masquerade {
             out: out_domain,
             sources,
-            pool,
+            pool: pool.into_iter().map(|(a, ..)| a).collect(),
             ports,
             per_source,
         });
@@ -173,22 +192,62 @@ pub(super) fn validate_nat(
     Ok(rules)
 }
 
-/// Gives `out` the NAT address `a` unless it is already its own; an
-/// address of another gateway is refused, and the message says why.
+/// Gives `out` the NAT address `a` unless it is already its own. The
+/// router answers ARP for it and takes its packets, so an address that
+/// is some host's is refused: another gateway's own, one on another
+/// gateway's subnet, a next hop or neighbour the config names, `out`'s
+/// subnet's network or broadcast address, or no unicast address at all.
 fn claim(
     interfaces: &mut [L3Interface],
+    named: &[[u8; 4]],
     out: pollgate_pipeline::DomainId,
     out_name: &str,
     a: [u8; 4],
 ) -> Result<(), String> {
-    if let Some(other) = interfaces
-        .iter()
-        .find(|i| i.domain != out && i.answers_v4(a))
+    let ip = Ipv4Addr::from(a);
+    if ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || a[0] >= 240
     {
+        return Err(format!("{ip} is not a unicast address"));
+    }
+    let within = |net: [u8; 4], len: u8| pollgate_pipeline::nat::rules::in_prefix(a, net, len);
+    for i in interfaces.iter() {
+        if i.domain != out && i.answers_v4(a) {
+            return Err(format!(
+                "{ip} is {:?}'s address, not {out_name:?}'s to translate to",
+                i.name
+            ));
+        }
+        if i.domain != out {
+            if let Some((net, len)) = i.v4.iter().find(|(net, len)| within(*net, *len)) {
+                return Err(format!(
+                    "{ip} is on {:?}'s subnet {}/{len}: a host's there, not {out_name:?}'s to translate to",
+                    i.name,
+                    Ipv4Addr::from(*net)
+                ));
+            }
+        }
+        if i.domain == out && !i.owns_v4(a) {
+            let edge = i.v4.iter().any(|(net, len)| {
+                let host_bits = u32::MAX.checked_shr(*len as u32).unwrap_or(0);
+                *len <= 30 && within(*net, *len) && {
+                    let h = u32::from_be_bytes(a) & host_bits;
+                    h == 0 || h == host_bits
+                }
+            });
+            if edge {
+                return Err(format!(
+                    "{ip} is the network or broadcast address of {out_name:?}'s subnet"
+                ));
+            }
+        }
+    }
+    if named.contains(&a) {
         return Err(format!(
-            "{} is {:?}'s address, not {out_name:?}'s to translate to",
-            Ipv4Addr::from(a),
-            other.name
+            "{ip} is a next hop or neighbour the config names: a host's, not {out_name:?}'s to translate to"
         ));
     }
     if let Some(i) = interfaces.iter_mut().find(|i| i.domain == out) {
@@ -199,9 +258,13 @@ fn claim(
     Ok(())
 }
 
-/// The addresses of `pool`'s entries, in order, each once.
-fn pool_of(cx: &Ctx, pool: &[Spanned<String>]) -> Result<Vec<[u8; 4]>, ConfigError> {
-    let mut out: Vec<[u8; 4]> = Vec::new();
+/// An address and the span of the config entry that gave it.
+type Placed = ([u8; 4], std::ops::Range<usize>);
+
+/// The addresses of `pool`'s entries, in order, each once, with the
+/// span of the entry that gave it.
+fn pool_of(cx: &Ctx, pool: &[Spanned<String>]) -> Result<Vec<Placed>, ConfigError> {
+    let mut out: Vec<Placed> = Vec::new();
     for e in pool {
         let s = e.get_ref().trim();
         let bad = |why: String| cx.err(e.span(), "nat.pool", format!("{s:?}: {why}"));
@@ -227,14 +290,18 @@ fn pool_of(cx: &Ctx, pool: &[Spanned<String>]) -> Result<Vec<[u8; 4]>, ConfigErr
         if first > last {
             return Err(bad("the range runs backwards".into()));
         }
-        if (last - first) as usize >= MAX_POOL || out.len() + (last - first) as usize >= MAX_POOL {
-            return Err(bad(format!("a pool has at most {MAX_POOL} addresses")));
+        let too_many = || bad(format!("a pool has at most {MAX_POOL} addresses"));
+        if (last - first) as usize >= MAX_POOL {
+            return Err(too_many());
         }
         for a in first..=last {
             let a = a.to_be_bytes();
-            if !out.contains(&a) {
-                out.push(a);
+            if !out.iter().any(|(x, _)| *x == a) {
+                out.push((a, e.span()));
             }
+        }
+        if out.len() > MAX_POOL {
+            return Err(too_many());
         }
     }
     Ok(out)
@@ -306,6 +373,10 @@ publish = ["tcp 8080 -> 198.18.1.10:80"]
             (r#"["198.18.2.300"]"#, "not an IPv4 address"),
             (r#"["198.18.2.0/33"]"#, "0 to 32"),
             (r#"["198.18.1.1"]"#, "\"lan\"'s address"),
+            (r#"["198.18.1.50"]"#, "on \"lan\"'s subnet 198.18.1.1/24"),
+            (r#"["198.18.2.0/30"]"#, "network or broadcast"),
+            (r#"["198.18.2.255"]"#, "network or broadcast"),
+            (r#"["224.0.0.9"]"#, "not a unicast address"),
         ] {
             let e = err(pool);
             assert_eq!((e.line, e.field.as_str()), (18, "nat.pool"), "{pool}: {e}");
@@ -320,6 +391,29 @@ publish = ["tcp 8080 -> 198.18.1.10:80"]
         )
         .unwrap_err();
         assert_eq!(e.field, "nat.pool", "{e}");
+        // A pool address that is a route's next hop would take its
+        // traffic; the error names the entry's own line.
+        let routed = BASE.replace(
+            "[[nat]]",
+            "[[route]]\nprefix = \"198.19.0.0/16\"\nvia = \"198.18.2.254\"\n[[nat]]",
+        );
+        let e = parse(
+            "gw.toml",
+            &routed.replace(
+                "out = \"wan\"",
+                "out = \"wan\"\npool = [\n\"198.18.2.10\",\n\"198.18.2.250-198.18.2.254\",\n]",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (23, "nat.pool"), "{e}");
+        assert!(e.message.contains("next hop"), "{e}");
+        // Duplicates count once against the limit.
+        let t = parse("gw.toml", &with(r#"["198.18.3.0/24", "198.18.3.7"]"#)).unwrap();
+        assert_eq!(t.l3.unwrap().nat.masquerade[0].pool.len(), 256);
+        // An uplink with IPv6 only still masquerades to a pool.
+        let v6 = with(r#"["198.18.2.10"]"#).replace("198.18.2.1/24", "2001:db8:2::1/64");
+        let t = parse("gw.toml", &v6).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.l3.unwrap().nat.masquerade[0].pool, vec![[198, 18, 2, 10]]);
         // A published port on another gateway's address names the rule.
         let e = parse(
             "gw.toml",

@@ -36,6 +36,8 @@ impl Share {
 }
 
 pub struct PortPool {
+    /// By address, sorted: [`PortPool::knows`] runs per packet with
+    /// several workers, over pools of up to 256 addresses.
     addrs: Vec<([u8; 4], Box<[u64]>)>,
     share: Share,
     /// Ports in use, over every address and protocol (other workers'
@@ -62,17 +64,22 @@ impl PortPool {
         p
     }
 
+    fn index(&self, a: [u8; 4]) -> Result<usize, usize> {
+        self.addrs.binary_search_by_key(&a, |(x, _)| *x)
+    }
+
     /// Whether `a` is one of the pool's addresses.
+    #[inline]
     pub fn knows(&self, a: [u8; 4]) -> bool {
-        self.addrs.iter().any(|(x, _)| *x == a)
+        self.index(a).is_ok()
     }
 
     /// Adds an address (nothing if it is there already). Other workers'
     /// ports start out taken.
     pub fn add(&mut self, a: [u8; 4]) {
-        if self.knows(a) {
+        let Err(at) = self.index(a) else {
             return;
-        }
+        };
         let mut bits = vec![0u64; SPACES * WORDS].into_boxed_slice();
         if self.share.of > 1 {
             for s in 0..SPACES {
@@ -83,14 +90,14 @@ impl PortPool {
                 }
             }
         }
-        self.addrs.push((a, bits));
+        self.addrs.insert(at, (a, bits));
     }
 
     /// Takes over what `old` has in use for the addresses both have.
     pub fn carry_over(&mut self, old: PortPool) {
         for (a, bits) in old.addrs {
-            if let Some((_, mine)) = self.addrs.iter_mut().find(|(x, _)| *x == a) {
-                *mine = bits;
+            if let Ok(i) = self.index(a) {
+                self.addrs[i].1 = bits;
             }
         }
         self.used = old.used;
@@ -98,8 +105,8 @@ impl PortPool {
 
     fn words(&mut self, a: [u8; 4], proto: u8) -> Option<&mut [u64]> {
         let s = space(proto)?;
-        let (_, bits) = self.addrs.iter_mut().find(|(x, _)| *x == a)?;
-        Some(&mut bits[s * WORDS..(s + 1) * WORDS])
+        let i = self.index(a).ok()?;
+        Some(&mut self.addrs[i].1[s * WORDS..(s + 1) * WORDS])
     }
 
     /// Marks `port` used (a published port). False if it already was.
