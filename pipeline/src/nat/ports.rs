@@ -33,6 +33,12 @@ impl Share {
     pub fn owner_of_port(&self, port: u16) -> u16 {
         port % self.of.max(1)
     }
+
+    /// How many of the 65 536 ports are this share's.
+    fn owned(&self) -> u64 {
+        let of = self.of.max(1) as u64;
+        (65536 + of - 1 - self.index as u64) / of
+    }
 }
 
 pub struct PortPool {
@@ -93,14 +99,23 @@ impl PortPool {
         self.addrs.insert(at, (a, bits));
     }
 
-    /// Takes over what `old` has in use for the addresses both have.
+    /// Takes over what `old` has in use for the addresses both have;
+    /// what it had on an address this pool no longer has is not counted
+    /// (its sessions' ports can no longer be given back to it).
     pub fn carry_over(&mut self, old: PortPool) {
+        let mut used = old.used;
+        // Other workers' ports start out taken in a shared pool.
+        let others = (65536 - self.share.owned()) * SPACES as u64;
         for (a, bits) in old.addrs {
-            if let Ok(i) = self.index(a) {
-                self.addrs[i].1 = bits;
+            match self.index(a) {
+                Ok(i) => self.addrs[i].1 = bits,
+                Err(_) => {
+                    let taken: u64 = bits.iter().map(|w| w.count_ones() as u64).sum();
+                    used -= (taken - others).min(used);
+                }
             }
         }
-        self.used = old.used;
+        self.used = used;
     }
 
     fn words(&mut self, a: [u8; 4], proto: u8) -> Option<&mut [u64]> {
@@ -217,6 +232,26 @@ mod tests {
             }
             assert_eq!(p.used, n as u64);
             assert!(n >= 1024 / 3, "{n}");
+        }
+    }
+
+    #[test]
+    fn carrying_over_drops_the_count_of_an_address_gone() {
+        for share in [Share::WHOLE, Share { index: 1, of: 3 }] {
+            let b = [198, 18, 100, 2];
+            let mut old = PortPool::shared(&[A, b], share);
+            for k in 0..10 {
+                old.alloc(A, 17, (1024, 65535), 0, k).unwrap();
+            }
+            for k in 0..7 {
+                old.alloc(b, 6, (1024, 65535), 0, k).unwrap();
+            }
+            assert_eq!(old.used, 17);
+            // A reload keeps A and drops b.
+            let mut new = PortPool::shared(&[A], share);
+            new.carry_over(old);
+            assert_eq!(new.used, 10);
+            assert!(!new.knows(b));
         }
     }
 
