@@ -544,6 +544,31 @@ impl FlowTable {
         }
     }
 
+    /// Ends, at once, every NAT session whose first direction `ends`
+    /// picks: both its entries expire, and [`FlowTable::sweep`] gives
+    /// back what they held as for any other. A walk of the whole table,
+    /// for a rare change, between bursts.
+    pub fn end_sessions(&mut self, ends: impl Fn(&NatSide) -> bool) -> usize {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            let twin = match &mut self.slots[i] {
+                Some(f) => match f.data {
+                    FlowData::Nat(side) if side.origin && f.expires > 0 && ends(&side) => {
+                        f.expires = 0;
+                        side.twin as usize
+                    }
+                    _ => continue,
+                },
+                None => continue,
+            };
+            if let Some(Some(t)) = self.slots.get_mut(twin) {
+                t.expires = 0;
+            }
+            n += 1;
+        }
+        n
+    }
+
     /// Puts an entry in the first free slot of its window (or over an
     /// expired reflexive flow).
     fn put(

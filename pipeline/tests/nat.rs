@@ -605,3 +605,60 @@ fn a_pool_gives_each_inside_host_one_address_and_the_router_answers_for_them() {
         .collect();
     assert_eq!(announced[1..], POOL[..]);
 }
+
+#[test]
+fn a_change_that_drops_pool_addresses_ends_their_sessions_only() {
+    let mut r = pool_rig();
+    let mut by_host = Vec::new();
+    for h in 0..32u8 {
+        let ip = [198, 18, 1, 10 + h];
+        let (v, f) = one(&mut r, 0, udp(H1, (ip, 4000), (SRV, 53)));
+        assert_eq!(v, Verdict::Forward(1));
+        let (src, port, ..) = tuple(&f);
+        r.routes
+            .tables
+            .neighbors
+            .update(0, IpAddr::from(ip), Some(H1), true, r.now, true);
+        by_host.push((ip, src, port));
+    }
+    // A reload keeps the first two pool addresses.
+    let kept = &POOL[..2];
+    let rules = NatRules {
+        masquerade: vec![Masquerade {
+            out: 1,
+            sources: vec![([198, 18, 1, 0], 24)],
+            pool: kept.to_vec(),
+            ports: (1024, 65535),
+            per_source: 100,
+        }],
+        publish: Vec::new(),
+        hairpin_ports: (1024, 65535),
+    };
+    let counters = r.router.nat().unwrap().counters();
+    let new = Nat::new(Arc::new(rules), &[[198, 18, 1, 1]], 64, counters.clone());
+    let old = std::mem::replace(r.router.nat_mut().unwrap(), new);
+    r.router.nat_mut().unwrap().carry_over(old);
+    // Housekeeping ends the dropped addresses' sessions and, over its
+    // sweeps, gives back what they held.
+    for _ in 0..8 {
+        let now = r.now;
+        let flows = r.flows.as_mut().unwrap();
+        r.router.nat_mut().unwrap().maintain(flows, now);
+    }
+    r.router.nat().unwrap().publish();
+    let on_kept = by_host.iter().filter(|h| kept.contains(&h.1)).count() as u64;
+    assert!(on_kept > 0 && on_kept < 32, "{on_kept}");
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&counters.sessions), on_kept);
+    assert_eq!(load(&counters.ports_used), on_kept);
+    // The kept addresses' sessions go on; the others' replies find none.
+    for &(ip, a, port) in &by_host {
+        let (v, f) = one(&mut r, 1, udp(NH_MAC, (SRV, 53), (a, port)));
+        if kept.contains(&a) {
+            assert_eq!(v, Verdict::Forward(0));
+            assert_eq!(tuple(&f), (SRV, 53, ip, 4000));
+        } else {
+            assert_ne!(v, Verdict::Forward(0), "{a:?}:{port}");
+        }
+    }
+}

@@ -74,6 +74,10 @@ impl PortPool {
         self.addrs.binary_search_by_key(&a, |(x, _)| *x)
     }
 
+    pub fn addresses(&self) -> impl Iterator<Item = [u8; 4]> + '_ {
+        self.addrs.iter().map(|(a, _)| *a)
+    }
+
     /// Whether `a` is one of the pool's addresses.
     #[inline]
     pub fn knows(&self, a: [u8; 4]) -> bool {

@@ -134,6 +134,10 @@ pub struct Nat {
     sources: SourceCounts,
     stats: Stats,
     counters: Arc<NatCounters>,
+    /// A change took away addresses sessions were translated to: the
+    /// next housekeeping ends those sessions, as Linux masquerade
+    /// flushes conntrack when its address goes.
+    purge: bool,
 }
 
 impl Nat {
@@ -173,12 +177,14 @@ impl Nat {
             sources: SourceCounts::new(sources),
             stats: Stats::default(),
             counters,
+            purge: false,
         }
     }
 
     /// Keeps `old`'s ports, counts and counters across a topology change
     /// (its sessions stay in the flow table, which the pipeline keeps).
     pub fn carry_over(&mut self, old: Nat) {
+        self.purge = old.purge || old.ports.addresses().any(|a| !self.ports.knows(a));
         self.ports.carry_over(old.ports);
         self.sources = old.sources;
         self.stats = old.stats;
@@ -624,6 +630,11 @@ impl Nat {
         // A walk of the whole table, but only when `show nat sessions`
         // asks: housekeeping, between bursts.
         self.counters.listing.answer(flows, now);
+        if self.purge {
+            let ports = &self.ports;
+            flows.end_sessions(|side| side.mapped && !ports.knows(side.to.src));
+            self.purge = false;
+        }
         let (ports, sources, stats) = (&mut self.ports, &mut self.sources, &mut self.stats);
         flows.sweep(SWEEP, now, |t, f| {
             let FlowData::Nat(side) = f.data else { return };
