@@ -5,7 +5,10 @@
 //! errors come back translated; a published port reaches a container
 //! from the server and, hairpinned, from the other container; sessions
 //! expire; one container opening 20 000 flows as fast as it can, past
-//! its per-source limit, is counted and the other still connects.
+//! its per-source limit, is counted and the other still connects. Then,
+//! each on its own engine: the whole session table full; masquerade to
+//! an address pool the uplink answers ARP for; a stateful ACL on each
+//! side of NAT.
 //!
 //! Addresses: 198.18.0.0/15 (RFC 2544).
 
