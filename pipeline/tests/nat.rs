@@ -509,19 +509,23 @@ const POOL: [[u8; 4]; 4] = [
     [198, 18, 2, 103],
 ];
 
-fn pool_rig() -> Rig {
-    let rules = NatRules {
+/// Masquerade of the inside /24 to `pool`.
+fn pool_rules(pool: &[[u8; 4]]) -> Arc<NatRules> {
+    Arc::new(NatRules {
         masquerade: vec![Masquerade {
             out: 1,
             sources: vec![([198, 18, 1, 0], 24)],
-            pool: POOL.to_vec(),
+            pool: pool.to_vec(),
             ports: (1024, 65535),
             per_source: 100,
         }],
         publish: Vec::new(),
         hairpin_ports: (1024, 65535),
-    };
-    let nat = Nat::new(Arc::new(rules), &[[198, 18, 1, 1]], 64, Arc::default());
+    })
+}
+
+fn pool_rig() -> Rig {
+    let nat = Nat::new(pool_rules(&POOL), &[[198, 18, 1, 1]], 64, Arc::default());
     let mut r = rig_with_nat_addresses((nat, 4096), POOL.to_vec());
     let n = &r.routes.tables.neighbors;
     n.update(1, IpAddr::from(NH), Some(NH_MAC), true, 0, true);
@@ -623,19 +627,8 @@ fn a_change_that_drops_pool_addresses_ends_their_sessions_only() {
     }
     // A reload keeps the first two pool addresses.
     let kept = &POOL[..2];
-    let rules = NatRules {
-        masquerade: vec![Masquerade {
-            out: 1,
-            sources: vec![([198, 18, 1, 0], 24)],
-            pool: kept.to_vec(),
-            ports: (1024, 65535),
-            per_source: 100,
-        }],
-        publish: Vec::new(),
-        hairpin_ports: (1024, 65535),
-    };
     let counters = r.router.nat().unwrap().counters();
-    let new = Nat::new(Arc::new(rules), &[[198, 18, 1, 1]], 64, counters.clone());
+    let new = Nat::new(pool_rules(kept), &[[198, 18, 1, 1]], 64, counters.clone());
     let old = std::mem::replace(r.router.nat_mut().unwrap(), new);
     r.router.nat_mut().unwrap().carry_over(old);
     // Housekeeping ends the dropped addresses' sessions and, over its
