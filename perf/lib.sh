@@ -59,7 +59,7 @@ json_mpps() { sed -E 's/.*"mpps_per_core":([0-9.]+).*/\1/'; }
 # The clock cycles per packet are quoted with: measured on $CORE (the
 # benchmark's core) by `pollgate cpu-clock`, a chain of one-cycle adds,
 # because /proc/cpuinfo's "cpu MHz" is the base clock, not what a core
-# boosting under load runs at (2445 there against 2780-2970 measured on
+# boosting under load runs at (2445 there against 2735-2985 measured on
 # the EPYC of 2026-12-07). /proc/cpuinfo only where it cannot run.
 cpu_mhz() {
   local m
