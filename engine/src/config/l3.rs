@@ -335,7 +335,21 @@ pub(super) fn validate_l3(
     if let (true, Some(n)) = (interfaces.is_empty(), config.nat.first()) {
         return Err(cx.err(n.out.span(), "nat", "NAT needs a bridge with a gateway"));
     }
-    let nat = super::nat::validate_nat(cx, config, &mut interfaces)?;
+    // Hosts the config names (next hops, static neighbours), as parsed
+    // above: a NAT address that is one would take its traffic.
+    let named: Vec<[u8; 4]> = routes
+        .iter()
+        .flat_map(|r| match &r.target {
+            Target::Via(gws) => gws.clone(),
+            _ => Vec::new(),
+        })
+        .chain(neighbors.iter().map(|n| n.1))
+        .filter_map(|ip| match ip {
+            IpAddr::V4(a) => Some(a.octets()),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let nat = super::nat::validate_nat(cx, config, &mut interfaces, &named)?;
     if interfaces.is_empty() {
         return Err(cx.err(
             config.routes[0].prefix.span(),

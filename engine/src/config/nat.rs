@@ -44,35 +44,19 @@ const MAX_POOL: usize = 256;
 
 /// The rules, and every address they translate to that is not its
 /// interface's own is added to that interface's `nat_v4`, so that the
-/// router answers ARP for it and receives it.
+/// router answers ARP for it and receives it. `named`: the hosts the
+/// config names (next hops, static neighbours), none of which may be a
+/// NAT address.
 pub(super) fn validate_nat(
     cx: &Ctx,
     config: &Config,
     interfaces: &mut [L3Interface],
+    named: &[[u8; 4]],
 ) -> Result<NatRules, ConfigError> {
     let mut rules = NatRules {
         hairpin_ports: (1024, 65535),
         ..Default::default()
     };
-    // Hosts the config names (next hops, static neighbours): a NAT
-    // address that is one would take its traffic.
-    let named: Vec<[u8; 4]> = config
-        .routes
-        .iter()
-        .flat_map(|r| match &r.via {
-            Some(super::l3::Via::One(v)) => vec![v.clone()],
-            Some(super::l3::Via::Many(v)) => v.clone(),
-            None => Vec::new(),
-        })
-        .chain(
-            config
-                .bridge
-                .iter()
-                .filter_map(|b| b.gateway.as_ref())
-                .flat_map(|g| g.neighbors.iter().map(|n| n.ip.get_ref().clone())),
-        )
-        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok().map(|a| a.octets()))
-        .collect();
     for n in &config.nat {
         let out = interfaces
             .iter()
@@ -178,7 +162,7 @@ pub(super) fn validate_nat(
             .map(|(p, text)| (p.public.0, text.span(), "nat.publish"));
         let wanted: Vec<_> = pool.iter().cloned().chain(from_publish).collect();
         for (a, span, field) in wanted {
-            claim(interfaces, &named, out_domain, &out_name, a)
+            claim(interfaces, named, out_domain, &out_name, a)
                 .map_err(|msg| cx.err(span, field, msg))?;
         }
         rules.masquerade.push(Masquerade {
