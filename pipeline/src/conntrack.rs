@@ -349,25 +349,24 @@ impl FlowTable {
             return None;
         }
         let nat_to = |k: FlowKey| {
-            let slot = self.find(
-                &FlowKey {
-                    kind: Kind::Nat,
-                    ..k
-                },
-                now,
-            )?;
-            match self.slots[slot] {
-                Some(Flow {
-                    data: FlowData::Nat(side),
-                    ..
-                }) => Some(side.to),
-                _ => None,
-            }
+            let k = FlowKey {
+                kind: Kind::Nat,
+                ..k
+            };
+            self.nat_side(&k, now).map(|side| side.to)
         };
         let tracked = |t: Tuple4| self.find(&t.key(key.proto, Kind::Reflexive), now);
         nat_to(*key)
             .and_then(|to| tracked(to.reversed()))
             .or_else(|| nat_to(key.reversed()).and_then(tracked))
+    }
+
+    /// The live NAT session direction `key` names.
+    pub fn nat_side(&self, key: &FlowKey, now: u64) -> Option<NatSide> {
+        match self.get(self.find(key, now)?)?.data {
+            FlowData::Nat(side) => Some(side),
+            _ => None,
+        }
     }
 
     /// The slot of the live entry `key`.

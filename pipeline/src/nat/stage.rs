@@ -598,11 +598,7 @@ impl Nat {
         // session entry of this error's direction is keyed by its
         // reverse.
         let key = q.read.tuple.reversed().key(q.read.proto, Kind::Nat);
-        let Some(Flow {
-            data: FlowData::Nat(side),
-            ..
-        }) = flows.find(&key, now).and_then(|s| flows.get(s))
-        else {
+        let Some(side) = flows.nat_side(&key, now) else {
             return false;
         };
         let r = side.to;
