@@ -99,6 +99,7 @@ ovs_normal() { # F0 F1 -> "Mpps cycles/pkt" (Mpps forwarded, both ports)
 }
 
 MHZ=$(cpu_mhz)
+TSC=$(tsc_mhz)
 echo "$(machine), ${MHZ} MHz; 64-byte frames, one forwarding core, ${SECS} s each"
 printf '%-12s %14s %14s %14s %22s %18s\n' "MAC pairs" "testpmd io" "testpmd mac" "OVS NORMAL" "OVS cycles/pkt" "pollgate l2"
 json=""
@@ -110,7 +111,7 @@ for n in "${SIZES[@]}"; do
   pg=$($PG bench --seconds "$SECS" --core "$CORE" --l2 --macs "$n" --json 2>/dev/null | json_mpps | xargs printf '%.2f')
   read -r ovs ovs_tsc < <(ovs_normal "$d/mix0.pcap" "$d/mix1.pcap") || true
   # OVS counts rdtsc cycles; pollgate's are the core's measured clock's.
-  ovs_cyc=$(echo "${ovs_tsc:-0} * $MHZ / $(tsc_mhz)" | bc -l | xargs printf '%.0f')
+  ovs_cyc=$(echo "${ovs_tsc:-0} * $MHZ / $TSC" | bc -l | xargs printf '%.0f')
   [ -n "${ovs:-}" ] || { echo "no OVS figure for $n MAC pairs" >&2; exit 1; }
   printf '%-12s %14s %14s %14s %22s %18s\n' "$n" "$io Mpps" "$mac Mpps" "$ovs Mpps" "$ovs_cyc" \
     "$pg Mpps ($(echo "$MHZ/$pg" | bc -l | xargs printf '%.0f') cyc)"

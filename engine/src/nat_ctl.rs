@@ -50,7 +50,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                         // The first (with no pool, the only) address,
                         // as before pools.
                         "address": m.pool.first().map(|a| Ipv4Addr::from(*a).to_string()),
-                        "pool": m.pool.iter().map(|a| Ipv4Addr::from(*a).to_string()).collect::<Vec<_>>(),
+                        "pool": pool_text(&m.pool),
                         "sources": m.sources.iter().map(|(a, l)| format!("{}/{l}", Ipv4Addr::from(*a))).collect::<Vec<_>>(),
                         "ports": [m.ports.0, m.ports.1],
                         "per_source": m.per_source,
@@ -85,11 +85,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
                 "masquerade {} out {} as {} ports {}-{} per source {}",
                 src.join(","),
                 name(m.out),
-                m.pool
-                    .iter()
-                    .map(|a| Ipv4Addr::from(*a).to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                pool_text(&m.pool).join(","),
                 m.ports.0,
                 m.ports.1,
                 m.per_source
@@ -118,6 +114,12 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
         }
         Ok(out)
     }))
+}
+
+fn pool_text(pool: &[[u8; 4]]) -> Vec<String> {
+    pool.iter()
+        .map(|a| Ipv4Addr::from(*a).to_string())
+        .collect()
 }
 
 fn counters_json(c: &NatCounters) -> serde_json::Value {
