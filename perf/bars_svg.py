@@ -13,7 +13,7 @@ src, out, title, *pairs = sys.argv[1:]
 series = [p.split("=", 1) for p in pairs]
 data = json.load(open(src))
 sizes = sorted((k for k, v in data.items() if isinstance(v, dict)), key=int)
-colours = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd"]
+colours = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd", "#8c613c", "#dd8452"]
 vals = [data[s][k] for s in sizes for k, _ in series if data[s].get(k)]
 lo = 10 ** math.floor(math.log10(min(vals)))
 hi = 10 ** math.ceil(math.log10(max(vals)))
@@ -41,9 +41,11 @@ for g, s in enumerate(sizes):
         o.append(f'<rect x="{x}" y="{y(v):.1f}" width="{bar - 2}" height="{H - B - y(v):.1f}" fill="{colours[i % len(colours)]}"><title>{v}</title></rect>')
         o.append(f'<text x="{x + bar / 2 - 1}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">{v:.3g}</text>')
     o.append(f'<text x="{x0 + bar * len(series) / 2}" y="{H - B + 16}" text-anchor="middle">{int(s):,} MAC pairs</text>')
+# Four legend entries a row: more would run past the plot's width.
 for i, (_, label) in enumerate(series):
-    x = L + 10 + i * 150
-    o.append(f'<rect x="{x}" y="{H - 30}" width="12" height="12" fill="{colours[i % len(colours)]}"/>')
-    o.append(f'<text x="{x + 16}" y="{H - 20}">{label}</text>')
+    x = L + 10 + (i % 4) * 170
+    ly = H - 40 + (i // 4) * 18
+    o.append(f'<rect x="{x}" y="{ly}" width="12" height="12" fill="{colours[i % len(colours)]}"/>')
+    o.append(f'<text x="{x + 16}" y="{ly + 10}">{label}</text>')
 o.append("</svg>")
 open(out, "w").write("\n".join(o) + "\n")

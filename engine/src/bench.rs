@@ -6,6 +6,7 @@ use crate::bench_service::{self, Service};
 use crate::bench_traffic::FIRST_VID;
 use crate::config::{self, ForwardModeCfg, Topology};
 use crate::engine::Engine;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -365,6 +366,21 @@ peer_mac = "02:00:00:00:00:01"
         );
     }
     Ok(config::parse("<bench>", &src)?)
+}
+
+/// The captures `run` would replay for `p`, written into `dir` for
+/// testpmd and OVS-DPDK: the gateway's (VXLAN against 802.1Q) with
+/// `gateway`, the plain Ethernet mix otherwise.
+pub fn write_pcaps(p: &BenchParams, dir: &Path) -> anyhow::Result<[PathBuf; 2]> {
+    anyhow::ensure!(
+        p.routes == 0 && p.service.is_none() && !p.vxlan && (p.segments <= 1 || p.gateway),
+        "--write-pcaps writes the L2 switch's frames (one segment) or the gateway's: not with --routes, --service, --vxlan or --vlans without --gateway"
+    );
+    if p.gateway {
+        crate::bench_gateway::write_frames(p, dir)
+    } else {
+        crate::bench_traffic::write(dir, p.macs, p.flows, p.size)
+    }
 }
 
 pub fn run(p: &BenchParams) -> anyhow::Result<BenchResult> {

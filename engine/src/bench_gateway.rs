@@ -16,7 +16,7 @@ use crate::config::{self, Topology};
 use pollgate_pipeline::template::vxlan_frame;
 use pollgate_pipeline::vxlan::OVERHEAD;
 use pollgate_pipeline::wire::MacAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const UNDERLAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const REMOTE_VTEP_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
@@ -33,7 +33,11 @@ fn encapsulated(inner: Vec<u8>, vni: u32) -> Vec<u8> {
     )
 }
 
-pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
+/// Writes what each side replays into `dir` (`mix0.pcap`: VXLAN from
+/// the remote VTEP; `mix1.pcap`: 802.1Q on the trunk) and returns their
+/// paths: the bench's own frames, and OVS's and testpmd's through
+/// `--write-pcaps`.
+pub fn write_frames(p: &BenchParams, dir: &Path) -> anyhow::Result<[PathBuf; 2]> {
     let (macs, flows) = (p.macs.max(1), p.flows.max(1));
     // Both sides `size` bytes on the wire.
     let sizes = [
@@ -50,8 +54,13 @@ pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
     let behind_tunnel =
         |inner: Vec<u8>| [outers[segment_of(&inner, n)].as_slice(), &inner].concat();
     let tag = |f: Vec<u8>| tagged(&f, FIRST_VID + segment_of(&f, n) as u16);
-    let [a, b] =
-        crate::bench_traffic::write_wrapped(dir, macs, flows, sizes, [&behind_tunnel, &tag])?;
+    crate::bench_traffic::write_wrapped(dir, macs, flows, sizes, [&behind_tunnel, &tag])
+}
+
+pub fn topology(p: &BenchParams, dir: &Path) -> anyhow::Result<Topology> {
+    let macs = p.macs.max(1);
+    let n = p.segments.max(1);
+    let [a, b] = write_frames(p, dir)?;
     let bridges: String = (0..n)
         .map(|s| {
             format!(
@@ -106,6 +115,50 @@ neighbors = [{{ ip = "198.18.100.2", mac = "{remote}" }}]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frames(path: &Path) -> Vec<Vec<u8>> {
+        let mut r = pollgate_pmd::pcap::PcapReader::open(path).unwrap();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        while r.next_into(&mut buf).unwrap().is_some() {
+            out.push(buf.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn write_pcaps_hands_the_peers_the_frames_the_gateway_bench_replays() {
+        let dir = std::env::temp_dir().join(format!("pg-gw-{}", std::process::id()));
+        let p = BenchParams {
+            gateway: true,
+            macs: 64,
+            flows: 16,
+            size: 60,
+            burst: 32,
+            ..BenchParams::default()
+        };
+        std::fs::create_dir_all(dir.join("peers")).unwrap();
+        let [a, b] = crate::bench::write_pcaps(&p, &dir.join("peers")).unwrap();
+        let topo = topology(&p, &dir).unwrap();
+        let rx: Vec<PathBuf> = topo.ports.iter().filter_map(|p| p.rx.clone()).collect();
+        assert_eq!(rx.len(), 2);
+        for (written, replayed) in [(&a, &rx[0]), (&b, &rx[1])] {
+            assert_eq!(frames(written), frames(replayed));
+        }
+        let (under, trunk) = (frames(&a), frames(&b));
+        assert_eq!((under.len(), trunk.len()), (64, 64), "one frame a MAC pair");
+        assert!(under
+            .iter()
+            .all(|f| f[36..38] == 4789u16.to_be_bytes() && f[46..49] == [0, 0x13, 0x88]));
+        assert!(trunk.iter().all(|f| f[12..16] == [0x81, 0, 0, 10]));
+        let routed = BenchParams {
+            gateway: false,
+            routes: 2,
+            ..p
+        };
+        assert!(crate::bench::write_pcaps(&routed, &dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn both_sides_are_the_size_asked_for_and_carry_their_outer_headers() {

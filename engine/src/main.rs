@@ -428,13 +428,6 @@ fn real_main() -> Result<()> {
                 workers == 1 || (!gateway && !vxlan && service.is_none()),
                 "--workers {workers}: the switch and the cross-connect run on several workers; --gateway, --vxlan and --service on one"
             );
-            if let Some(dir) = write_pcaps {
-                std::fs::create_dir_all(&dir)?;
-                for p in pollgate::bench_traffic::write(&dir, macs, flows, size - 4)? {
-                    println!("{}", p.display());
-                }
-                return Ok(());
-            }
             let base = config.map(|c| config::load(&c)).transpose()?;
             let params = BenchParams {
                 seconds,
@@ -459,6 +452,13 @@ fn real_main() -> Result<()> {
                 routes,
                 nat,
             };
+            if let Some(dir) = write_pcaps {
+                std::fs::create_dir_all(&dir)?;
+                for p in bench::write_pcaps(&params, &dir)? {
+                    println!("{}", p.display());
+                }
+                return Ok(());
+            }
             let r = bench::run(&params)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
