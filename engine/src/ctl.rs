@@ -267,6 +267,9 @@ impl CtlState {
         if let Some(reply) = crate::topology_ctl::handle(self, &words, json) {
             return reply;
         }
+        if let Some(reply) = crate::l3_ctl::handle(self, &words, json) {
+            return reply;
+        }
         if let Some(reply) = crate::route_ctl::handle(self, &words, json) {
             return reply;
         }
@@ -459,7 +462,7 @@ impl CtlState {
                 }
             }
             [] => Err("empty request".into()),
-            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|bridges|macs [DOMAIN]|acl [NAME]|vxlan|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, show vxlan, show evpn, show nat, show nat sessions [N], vxlan remote add|del DOMAIN IP, reload, capture PORT --count N --out FILE.pcap, show routes|neighbors|router, route add|del PREFIX ..., neighbor add|del BRIDGE IP [MAC]")),
+            _ => Err(format!("unknown request {line:?}: try show ports|stats|workers|bridges|macs [DOMAIN]|acl [NAME]|vxlan|config, clear stats, mac add DOMAIN MAC PORT, mac del DOMAIN MAC, acl add NAME [at N] RULE, acl del NAME INDEX, show vxlan, show evpn, show nat, show nat sessions [N], vxlan remote add|del DOMAIN IP, reload, capture PORT --count N --out FILE.pcap, show routes|neighbors|router, route add|del PREFIX ..., neighbor add|del BRIDGE IP [MAC], address add|del BRIDGE ADDRESS/LEN, nat add|del ..., nat publish add|del ...")),
         }
     }
 }

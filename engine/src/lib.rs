@@ -20,6 +20,7 @@ pub mod engine;
 pub mod evpn;
 pub mod evpn_ctl;
 pub mod fib_tool;
+pub mod l3_ctl;
 pub mod live;
 pub mod mac_keeper;
 pub mod metrics;

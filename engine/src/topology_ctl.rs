@@ -156,7 +156,7 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
 
 /// Applies `edit` to the running config, through the change model. One
 /// change at a time: each edits what the one before it left.
-fn change(
+pub(crate) fn change(
     state: &CtlState,
     edit: impl FnOnce(&mut Config) -> Result<(), String>,
 ) -> Result<String, String> {
@@ -178,7 +178,7 @@ fn bridge_index(c: &Config, name: &str) -> Result<usize, String> {
 
 /// `key=value` words (or one inline table, `{ key = value, … }`) as a
 /// TOML table. A value that is not TOML (a path, an address) is a string.
-fn table(args: &[&str]) -> Result<toml::Table, String> {
+pub(crate) fn table(args: &[&str]) -> Result<toml::Table, String> {
     let joined = args.join(" ");
     if joined.trim_start().starts_with('{') {
         let t: toml::Table =
@@ -205,7 +205,10 @@ fn table(args: &[&str]) -> Result<toml::Table, String> {
 }
 
 /// A config section from a table, its errors naming `what.field`.
-fn section<T: serde::de::DeserializeOwned>(t: &toml::Table, what: &str) -> Result<T, String> {
+pub(crate) fn section<T: serde::de::DeserializeOwned>(
+    t: &toml::Table,
+    what: &str,
+) -> Result<T, String> {
     let text = toml::to_string(t).map_err(|e| format!("{what}: {e}"))?;
     toml::from_str(&text).map_err(|e| {
         let m = e.message().to_string();

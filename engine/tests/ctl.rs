@@ -263,6 +263,110 @@ fn capture_writes_a_port_s_frames_to_pcap_while_it_forwards() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+const ROUTER: &str = r#"
+[engine]
+idle = "backoff"
+[[port]]
+name = "null0"
+kind = "null"
+[[port]]
+name = "null1"
+kind = "null"
+[[bridge]]
+name = "lan"
+members = [{ port = "null0" }]
+gateway = { addresses = ["198.18.10.1/24"] }
+[[bridge]]
+name = "wan"
+members = [{ port = "null1" }]
+gateway = { addresses = ["198.18.30.1/24"] }
+[[nat]]
+out = "wan"
+sources = ["198.18.10.0/24"]
+publish = ["tcp 8080 -> 198.18.10.10:80"]
+"#;
+
+#[test]
+fn addresses_and_nat_rules_change_through_ctl_and_a_refused_change_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("pollgate-ctl-l3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("ctl.sock");
+    let topo = config::parse("router.toml", ROUTER).unwrap();
+    let engine = Engine::start(&topo).unwrap();
+    let _server = CtlServer::start(&sock, Arc::new(engine.ctl_state(&topo))).unwrap();
+    let ask = |line: &str| request(&sock, line);
+    // The rules, not the workers' counters, which move on their own.
+    let state = || {
+        let nat = ask("show nat").unwrap();
+        let rules: Vec<&str> = nat.lines().filter(|l| !l.starts_with("worker")).collect();
+        (
+            ask("show topology").unwrap(),
+            rules.join("\n"),
+            ask("show routes").unwrap(),
+        )
+    };
+
+    ask("address add lan 198.18.11.1/24").unwrap();
+    let (topology, _, routes) = state();
+    assert!(topology.contains("198.18.11.1/24"), "{topology}");
+    assert!(
+        routes.contains("198.18.11.0/24"),
+        "a connected route: {routes}"
+    );
+    ask("nat publish add udp 5353 -> 198.18.11.53:53").unwrap();
+    let (_, nat, _) = state();
+    assert!(
+        nat.contains("publish udp 198.18.30.1:5353 -> 198.18.11.53:53"),
+        "{nat}"
+    );
+
+    // Each of these is refused, names what is wrong, and leaves the
+    // running config as it was.
+    let before = state();
+    for (bad, field) in [
+        ("address add lan 198.18.11.1/24", "bridge.gateway.addresses"),
+        ("address add lan 198.18.12.1/40", "bridge.gateway.addresses"),
+        // Another gateway's subnet.
+        ("address add wan 198.18.10.2/24", "bridge.gateway.addresses"),
+        ("address del wan 198.18.31.1/24", "bridge.gateway.addresses"),
+        ("address add nosuch 198.18.12.1/24", "bridge"),
+        ("nat publish add tcp 8080 -> 198.18.10.11:80", "nat.publish"),
+        (
+            "nat publish add tcp 99999 -> 198.18.10.11:80",
+            "nat.publish",
+        ),
+        ("nat publish del tcp 9999", "nat.publish"),
+        ("nat add out=nosuch", "nat.out"),
+        ("nat add out=wan pool=[\"198.18.10.7\"]", "nat.pool"),
+        ("nat del lan", "nat.out"),
+    ] {
+        let e = ask(bad).expect_err(bad);
+        assert!(e.contains(field), "{bad}: {e}");
+        assert_eq!(state(), before, "{bad} changed something");
+    }
+
+    ask("nat publish del tcp 8080").unwrap();
+    ask("nat del wan").unwrap();
+    let (_, nat, _) = state();
+    assert!(
+        !nat.contains("masquerade") && !nat.contains("publish"),
+        "{nat}"
+    );
+    ask("nat add out=wan sources=[\"198.18.11.0/24\"] pool=[\"198.18.30.100-198.18.30.101\"]")
+        .unwrap();
+    let (topology, nat, _) = state();
+    assert!(
+        nat.contains("masquerade 198.18.11.0/24 out wan as 198.18.30.100,198.18.30.101"),
+        "{nat}"
+    );
+    // What ctl made reads back as a config that parses to the same.
+    let again = config::parse("shown.toml", &topology).unwrap();
+    assert_eq!(again.config.nat.len(), 1);
+    let summary = engine.shutdown();
+    assert!(summary.frames_balanced());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An independent reader of the capture: scapy (from PyPI, in the venv
 /// tools/test.sh makes and names in POLLGATE_PYTHON) must see `n`
 /// Ethernet/IPv4/UDP frames of the null ports' flow.

@@ -359,6 +359,33 @@ fn scenario(workers: &str) {
     );
     assert_eq!(seen("pgn-n1", "tcp", "198.18.99.10", 7000), "198.18.30.1");
 
+    // The same changes through ctl, as Docker makes them when a container
+    // starts with `-p` (no file edited): a port published and withdrawn,
+    // an address added to the containers' gateway and deleted again.
+    let said = ctl(&sock, "nat publish add tcp 7070 -> 198.18.10.10:80").unwrap();
+    assert!(said.starts_with("published tcp 7070"), "{said}");
+    assert!(ctl(&sock, "show nat")
+        .unwrap()
+        .contains("publish tcp 198.18.30.1:7070 -> 198.18.10.10:80"));
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 7070), "198.18.99.10");
+    let e = ctl(&sock, "nat publish add tcp 7070 -> 198.18.10.20:80").unwrap_err();
+    assert!(e.contains("nat.publish") && e.contains("twice"), "{e}");
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 7070), "198.18.99.10");
+    ctl(&sock, "nat publish del tcp 7070").unwrap();
+    let withdrawn = format!(
+        "{PYTHON} -c \"import socket; socket.create_connection(('198.18.30.1', 7070), timeout=2)\""
+    );
+    assert!(!sh("pgn-sv", &withdrawn).0, "7070 is no longer published");
+    assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 9090), "198.18.99.10");
+    ctl(&sock, "address add lan 198.18.12.1/24").unwrap();
+    assert!(
+        (0..5).any(|_| sh("pgn-n1", "ping -c 1 -W 1 198.18.12.1").0),
+        "the address added by ctl answers"
+    );
+    ctl(&sock, "address del lan 198.18.12.1/24").unwrap();
+    assert!(!sh("pgn-n1", "ping -c 1 -W 1 198.18.12.1").0, "and is gone");
+    assert_eq!(seen("pgn-n1", "tcp", "198.18.99.10", 7000), "198.18.30.1");
+
     for c in &mut servers {
         let _ = c.kill();
         let _ = c.wait();

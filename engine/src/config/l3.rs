@@ -222,25 +222,40 @@ pub(super) fn validate_l3(
     }
     for (i, a) in interfaces.iter().enumerate() {
         for b in &interfaces[i + 1..] {
-            let clash =
-                a.v4.iter()
-                    .find(|x| b.v4.iter().any(|y| y.0 == x.0))
-                    .map(|x| IpAddr::from(x.0));
-            let clash = clash.or_else(|| {
-                a.v6.iter()
-                    .find(|x| b.v6.iter().any(|y| y.0 == x.0))
-                    .map(|x| IpAddr::from(x.0))
+            // One subnet, one interface: a connected route names one, and
+            // a second interface in the subnet (or one inside it) would
+            // take or lose its hosts depending on the route's order (VPP
+            // refuses such an address too).
+            let ours = |v4: &[([u8; 4], u8)], v6: &[([u8; 16], u8)]| -> Vec<(IpAddr, u8)> {
+                let v4 = v4.iter().map(|x| (IpAddr::from(x.0), x.1));
+                v4.chain(v6.iter().map(|x| (IpAddr::from(x.0), x.1)))
+                    .collect()
+            };
+            let (xs, ys) = (ours(&a.v4, &a.v6), ours(&b.v4, &b.v6));
+            let mut pairs = xs.iter().flat_map(|x| ys.iter().map(move |y| (*x, *y)));
+            let clash = pairs.find_map(|(x, y)| {
+                let shorter = x.1.min(y.1);
+                let (px, py) = (
+                    Prefix::new(x.0, shorter).ok()?,
+                    Prefix::new(y.0, shorter).ok()?,
+                );
+                if x.0 == y.0 {
+                    Some(format!("{} is also {:?}'s address", y.0, a.name))
+                } else if px == py {
+                    Some(format!(
+                        "{}/{} overlaps {:?}'s {}/{}: a subnet is on one interface",
+                        y.0, y.1, a.name, x.0, x.1
+                    ))
+                } else {
+                    None
+                }
             });
-            if let Some(ip) = clash {
+            if let Some(why) = clash {
                 let span = config.bridge[b.domain as usize]
                     .gateway
                     .as_ref()
                     .map_or(0..0, |g| g.addresses.span());
-                return Err(cx.err(
-                    span,
-                    "bridge.gateway.addresses",
-                    format!("{ip} is also {:?}'s address", a.name),
-                ));
+                return Err(cx.err(span, "bridge.gateway.addresses", why));
             }
         }
     }
@@ -396,6 +411,33 @@ gateway = { addresses = ["198.18.2.1/24"], mtu = 1280 }
         assert_eq!(l3.interfaces[1].mtu, 1280);
         assert_eq!(l3.interfaces[0].v6.len(), 1);
         assert_eq!(l3.routes.len(), 2);
+    }
+
+    #[test]
+    fn a_subnet_is_on_one_gateway() {
+        let with = |wan: &str| {
+            parse(
+                "gw.toml",
+                &BASE.replace(
+                    "addresses = [\"198.18.2.1/24\"]",
+                    &format!("addresses = [{wan}]"),
+                ),
+            )
+        };
+        // BASE's lan is 198.18.1.1/24 and 2001:2:0:1::1/64.
+        for (wan, why) in [
+            ("\"198.18.1.1/24\"", "is also \"lan\"'s address"),
+            ("\"198.18.1.2/24\"", "overlaps \"lan\"'s 198.18.1.1/24"),
+            ("\"198.18.1.130/25\"", "overlaps"),
+            ("\"198.18.0.1/16\"", "overlaps"),
+            ("\"198.18.2.1/24\", \"2001:2:0:1:8000::1/65\"", "overlaps"),
+        ] {
+            let e = with(wan).unwrap_err();
+            assert_eq!(e.field, "bridge.gateway.addresses", "{wan}: {e}");
+            assert!(e.message.contains(why), "{wan}: {e}");
+        }
+        // Neighbouring subnets are two.
+        with("\"198.18.0.1/24\", \"2001:2:0:2::1/64\"").unwrap();
     }
 
     #[test]

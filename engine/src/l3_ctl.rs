@@ -1,0 +1,320 @@
+//! The `ctl` verbs that change the router's and NAT's config while the
+//! engine runs, as `ip address`, VPP's `set interface ip address` and
+//! `nat44 add static mapping`, and Docker's `-p` at a container's start
+//! do: `address add|del`, `nat add|del`, `nat publish add|del`. Each
+//! edits a copy of the running config and goes through the one change
+//! model, as `reload` and the topology verbs do (`topology_ctl::change`):
+//! a refused change names the field and changes nothing. As with `bridge
+//! add`, a `reload` makes the config what the file says again.
+
+use crate::config::{Config, GatewaySection, NatSection};
+use crate::ctl::CtlState;
+use crate::topology_ctl::{change, section, table};
+use pollgate_pipeline::l3::Prefix;
+use std::net::Ipv4Addr;
+
+const ADDRESS_USAGE: &str = "usage: address add|del BRIDGE|PORT ADDRESS/LENGTH";
+const NAT_USAGE: &str = "usage: nat add KEY=VALUE… (a [[nat]] table: out=, sources=, address=, pool=, ports=, per_source=, publish=) | nat del OUT | nat publish add [out=OUT] PROTO [ADDRESS:]PORT -> ADDRESS:PORT | nat publish del [out=OUT] PROTO [ADDRESS:]PORT";
+
+/// Answers an address or NAT verb, or `None` when `words` is not one.
+pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<String, String>> {
+    let reply = match words {
+        ["address", op @ ("add" | "del"), name, addr] => {
+            let (add, name, addr) = (*op == "add", name.to_string(), addr.to_string());
+            noted(state, move |c| {
+                let gone = edit_address(c, add, &name, &addr)?;
+                let done = if add { "added to" } else { "deleted from" };
+                Ok(format!("address {addr} {done} {name}\n{gone}"))
+            })
+        }
+        ["address", ..] => Err(ADDRESS_USAGE.into()),
+        ["nat", "publish", op @ ("add" | "del"), rest @ ..] if !rest.is_empty() => {
+            let add = *op == "add";
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            noted(state, move |c| {
+                let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+                edit_publish(c, add, &words)
+            })
+        }
+        ["nat", "add", rest @ ..] if !rest.is_empty() => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            noted(state, move |c| {
+                let t = table(&rest.iter().map(String::as_str).collect::<Vec<_>>())?;
+                let n = section::<NatSection>(&t, "nat")?;
+                let out = n.out.get_ref().clone();
+                c.nat.push(n);
+                Ok(format!("nat out {out} added\n"))
+            })
+        }
+        ["nat", "del", out] => {
+            let out = out.to_string();
+            noted(state, move |c| {
+                let before = c.nat.len();
+                c.nat.retain(|n| *n.out.get_ref() != out);
+                match before - c.nat.len() {
+                    0 => Err(format!("nat.out: no [[nat]] rule leaves through {out:?}")),
+                    k => Ok(format!("{k} nat rule(s) out {out} deleted\n")),
+                }
+            })
+        }
+        ["nat", "add" | "del" | "publish", ..] => Err(NAT_USAGE.into()),
+        _ => return None,
+    };
+    Some(reply.map(|msg| {
+        if json {
+            serde_json::json!({"result": msg.trim_end()}).to_string()
+        } else {
+            msg
+        }
+    }))
+}
+
+/// `change` with an edit that says what it did: its words, then what the
+/// change model did.
+fn noted(
+    state: &CtlState,
+    edit: impl FnOnce(&mut Config) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut said = String::new();
+    let applied = change(state, |c| {
+        said = edit(c)?;
+        Ok(())
+    })?;
+    Ok(said + &applied)
+}
+
+/// Adds `addr` to (or deletes it from) the gateway of bridge `name`, or
+/// of the routed port of that name. A bridge's first address makes its
+/// gateway; deleting the last removes it, as the interface then has
+/// nothing to route with.
+fn edit_address(c: &mut Config, add: bool, name: &str, addr: &str) -> Result<String, String> {
+    addr.parse::<Prefix>()
+        .map_err(|e| format!("bridge.gateway.addresses: {e}"))?;
+    // The address itself, not its subnet: 198.18.1.1/24 and
+    // 198.18.1.2/24 are two addresses.
+    let same = |s: &str| {
+        s.split_once('/')
+            .and_then(|(a, l)| Some((a.parse::<std::net::IpAddr>().ok()?, l.parse::<u8>().ok()?)))
+            == addr
+                .split_once('/')
+                .and_then(|(a, l)| Some((a.parse().ok()?, l.parse().ok()?)))
+    };
+    let gateway = if let Some(b) = c
+        .bridge
+        .iter_mut()
+        .find(|b| !b.vacant && b.name.get_ref() == name)
+    {
+        &mut b.gateway
+    } else if let Some(p) = c.ports.iter_mut().find(|p| p.name.get_ref() == name) {
+        &mut p.gateway
+    } else {
+        return Err(format!("bridge: no bridge or port named {name:?}"));
+    };
+    let mut list: Vec<_> = gateway
+        .as_ref()
+        .map(|g| g.addresses.get_ref().clone())
+        .unwrap_or_default();
+    let had = list.iter().any(|a| same(a.get_ref()));
+    match (add, had) {
+        (true, true) => {
+            return Err(format!(
+                "bridge.gateway.addresses: {addr} is already on {name:?}"
+            ))
+        }
+        (false, false) => {
+            return Err(format!(
+                "bridge.gateway.addresses: {addr} is not on {name:?}"
+            ))
+        }
+        // As given, host bits and all: the interface's own address.
+        (true, false) => list.push(toml::Spanned::new(0..0, addr.to_string())),
+        (false, true) => list.retain(|a| !same(a.get_ref())),
+    }
+    let gone = list.is_empty();
+    match gateway {
+        _ if gone => *gateway = None,
+        Some(g) => g.addresses = toml::Spanned::new(0..0, list),
+        None => {
+            *gateway = Some(GatewaySection {
+                addresses: toml::Spanned::new(0..0, list),
+                mac: None,
+                mtu: None,
+                neighbors: Vec::new(),
+            })
+        }
+    }
+    Ok(if gone {
+        format!("{name} has no address left: its gateway is removed\n")
+    } else {
+        String::new()
+    })
+}
+
+/// `nat publish add|del [out=OUT] RULE`: the rule goes into (or out of)
+/// the `[[nat]]` rule leaving through OUT, which may go unsaid when there
+/// is one.
+fn edit_publish(c: &mut Config, add: bool, words: &[&str]) -> Result<String, String> {
+    let (out, words) = match words.split_first() {
+        Some((w, rest)) if w.starts_with("out=") => (Some(&w[4..]), rest),
+        _ => (None, words),
+    };
+    let at: Vec<usize> = (0..c.nat.len())
+        .filter(|&i| out.is_none_or(|o| c.nat[i].out.get_ref() == o))
+        .collect();
+    let i = match (at.as_slice(), out) {
+        ([i], _) => *i,
+        ([], Some(o)) => return Err(format!("nat.out: no [[nat]] rule leaves through {o:?}")),
+        ([], None) => {
+            return Err("nat: there is no [[nat]] rule: `nat add out=BRIDGE` first".into())
+        }
+        (_, _) => return Err("nat.out: several [[nat]] rules: say which with out=BRIDGE".into()),
+    };
+    let text = words.join(" ");
+    let publish = &mut c.nat[i].publish;
+    if add {
+        // Parsed and checked (the address on `out`, twice published)
+        // by the change model, with the rest of the config.
+        publish.push(toml::Spanned::new(0..0, text.clone()));
+        return Ok(format!("published {text}\n"));
+    }
+    let want = public_side(&text)?;
+    let before = publish.len();
+    publish.retain(|p| {
+        let Some(have) = p
+            .get_ref()
+            .split("->")
+            .next()
+            .and_then(|s| public_side(s).ok())
+        else {
+            return true;
+        };
+        // An address left out on either side is `out`'s: the port and
+        // protocol tell the rule apart.
+        !(have.0 == want.0
+            && have.2 == want.2
+            && (have.1.is_none() || want.1.is_none() || have.1 == want.1))
+    });
+    match before - publish.len() {
+        0 => Err(format!("nat.publish: nothing published as {text}")),
+        _ => Ok(format!("unpublished {text}\n")),
+    }
+}
+
+/// `PROTO [ADDRESS:]PORT` (what comes before `->` in a publish rule).
+fn public_side(s: &str) -> Result<(u8, Option<Ipv4Addr>, u16), String> {
+    let bad = || format!("nat.publish: {s:?}: want PROTO [ADDRESS:]PORT, e.g. tcp 8080");
+    let mut w = s.split_whitespace();
+    let proto = match w.next() {
+        Some("tcp") => 6,
+        Some("udp") => 17,
+        _ => return Err(bad()),
+    };
+    let public = w.next().ok_or_else(bad)?;
+    if w.next().is_some() {
+        return Err(bad());
+    }
+    let (addr, port) = match public.rsplit_once(':') {
+        Some((a, p)) => (Some(a.parse().map_err(|_| bad())?), p),
+        None => (None, public),
+    };
+    Ok((proto, addr, port.parse().map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[[port]]
+name = "null0"
+kind = "null"
+[[port]]
+name = "null1"
+kind = "null"
+[[bridge]]
+name = "lan"
+members = [{ port = "null0" }]
+gateway = { addresses = ["198.18.10.1/24"] }
+[[bridge]]
+name = "up"
+members = [{ port = "null1" }]
+gateway = { addresses = ["198.18.30.1/24"] }
+[[nat]]
+out = "up"
+publish = ["tcp 8080 -> 198.18.10.10:80"]
+"#;
+
+    fn config() -> Config {
+        toml::from_str(BASE).unwrap()
+    }
+
+    fn addresses(c: &Config, b: usize) -> Vec<String> {
+        c.bridge[b]
+            .gateway
+            .as_ref()
+            .map(|g| {
+                g.addresses
+                    .get_ref()
+                    .iter()
+                    .map(|a| a.get_ref().clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn addresses_come_and_go_and_the_last_takes_the_gateway_with_it() {
+        let mut c = config();
+        edit_address(&mut c, true, "lan", "198.18.11.1/24").unwrap();
+        assert_eq!(addresses(&c, 0), ["198.18.10.1/24", "198.18.11.1/24"]);
+        let e = edit_address(&mut c, true, "lan", "198.18.11.1/24").unwrap_err();
+        assert!(
+            e.starts_with("bridge.gateway.addresses:") && e.contains("already"),
+            "{e}"
+        );
+        let e = edit_address(&mut c, false, "lan", "198.18.12.1/24").unwrap_err();
+        assert!(e.contains("not on"), "{e}");
+        assert!(edit_address(&mut c, true, "lan", "198.18.12.1/99").is_err());
+        assert!(edit_address(&mut c, true, "nope", "198.18.12.1/24")
+            .unwrap_err()
+            .contains("no bridge or port named"));
+        edit_address(&mut c, false, "lan", "198.18.10.1/24").unwrap();
+        let said = edit_address(&mut c, false, "lan", "198.18.11.1/24").unwrap();
+        assert!(said.contains("gateway is removed"), "{said}");
+        assert!(c.bridge[0].gateway.is_none());
+        // A bridge with no gateway gets one with its first address.
+        edit_address(&mut c, true, "lan", "2001:2::1/64").unwrap();
+        assert_eq!(addresses(&c, 0), ["2001:2::1/64"]);
+    }
+
+    #[test]
+    fn publish_rules_are_added_to_their_nat_rule_and_deleted_by_their_public_side() {
+        let mut c = config();
+        edit_publish(&mut c, true, &["udp", "5353", "->", "198.18.10.11:53"]).unwrap();
+        edit_publish(
+            &mut c,
+            true,
+            &["out=up", "tcp", "198.18.30.1:9090", "->", "198.18.10.12:80"],
+        )
+        .unwrap();
+        assert_eq!(c.nat[0].publish.len(), 3);
+        // The address may be said on either side or neither.
+        edit_publish(&mut c, false, &["tcp", "198.18.30.1:8080"]).unwrap();
+        edit_publish(&mut c, false, &["tcp", "9090"]).unwrap();
+        let e = edit_publish(&mut c, false, &["tcp", "5353"]).unwrap_err();
+        assert!(e.starts_with("nat.publish: nothing published"), "{e}");
+        assert!(edit_publish(&mut c, false, &["sctp", "5353"]).is_err());
+        let left: Vec<&String> = c.nat[0].publish.iter().map(|p| p.get_ref()).collect();
+        assert_eq!(left, ["udp 5353 -> 198.18.10.11:53"]);
+        let e = edit_publish(
+            &mut c,
+            true,
+            &["out=lan", "tcp", "1", "->", "198.18.10.1:1"],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("nat.out:"), "{e}");
+        c.nat.clear();
+        let e = edit_publish(&mut c, true, &["tcp", "1", "->", "198.18.10.1:1"]).unwrap_err();
+        assert!(e.contains("nat add"), "{e}");
+    }
+}
