@@ -11,10 +11,10 @@ use crate::config::{Config, GatewaySection, NatSection};
 use crate::ctl::CtlState;
 use crate::topology_ctl::{change, section, table};
 use pollgate_pipeline::l3::Prefix;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 const ADDRESS_USAGE: &str = "usage: address add|del BRIDGE|PORT ADDRESS/LENGTH";
-const NAT_USAGE: &str = "usage: nat add KEY=VALUE… (a [[nat]] table: out=, sources=, address=, pool=, ports=, per_source=, publish=) | nat del OUT | nat publish add [out=OUT] PROTO [ADDRESS:]PORT -> ADDRESS:PORT | nat publish del [out=OUT] PROTO [ADDRESS:]PORT";
+const NAT_USAGE: &str = "usage: nat add KEY=VALUE… (a [[nat]] table: out=, sources=, address=, pool=, ports=, per_source=, publish=) | nat del OUT | nat publish add [out=OUT] PROTO [ADDRESS:]PORT -> ADDRESS:PORT | nat publish del [out=OUT] PROTO [ADDRESS:]PORT [-> ADDRESS:PORT]";
 
 /// Answers an address or NAT verb, or `None` when `words` is not one.
 pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<String, String>> {
@@ -177,27 +177,42 @@ fn edit_publish(c: &mut Config, add: bool, words: &[&str]) -> Result<String, Str
         publish.push(toml::Spanned::new(0..0, text.clone()));
         return Ok(format!("published {text}\n"));
     }
-    let want = public_side(&text)?;
+    // `PROTO [ADDRESS:]PORT`, and optionally `-> ADDRESS:PORT`: then only
+    // a rule to that inside host goes (pollgate-cni withdraws a
+    // container's own mapping, never another's of the same port).
+    let (public, inside) = match text.split_once("->") {
+        Some((p, i)) => (p, Some(inside_side(i, &text)?)),
+        None => (text.as_str(), None),
+    };
+    let want = public_side(public)?;
     let before = publish.len();
     publish.retain(|p| {
-        let Some(have) = p
-            .get_ref()
-            .split("->")
+        let mut sides = p.get_ref().split("->");
+        let have = sides.next().and_then(|s| public_side(s).ok());
+        let to = sides
             .next()
-            .and_then(|s| public_side(s).ok())
-        else {
+            .and_then(|s| s.trim().parse::<SocketAddrV4>().ok());
+        let Some(have) = have else {
             return true;
         };
         // An address left out on either side is `out`'s: the port and
         // protocol tell the rule apart.
-        !(have.0 == want.0
+        let same = have.0 == want.0
             && have.2 == want.2
-            && (have.1.is_none() || want.1.is_none() || have.1 == want.1))
+            && (have.1.is_none() || want.1.is_none() || have.1 == want.1);
+        !(same && inside.is_none_or(|i| to == Some(i)))
     });
     match before - publish.len() {
         0 => Err(format!("nat.publish: nothing published as {text}")),
         _ => Ok(format!("unpublished {text}\n")),
     }
+}
+
+/// `ADDRESS:PORT` after `->`.
+fn inside_side(s: &str, text: &str) -> Result<SocketAddrV4, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("nat.publish: {text:?}: want ADDRESS:PORT after ->"))
 }
 
 /// `PROTO [ADDRESS:]PORT` (what comes before `->` in a publish rule).
@@ -300,7 +315,11 @@ publish = ["tcp 8080 -> 198.18.10.10:80"]
         assert_eq!(c.nat[0].publish.len(), 3);
         // The address may be said on either side or neither.
         edit_publish(&mut c, false, &["tcp", "198.18.30.1:8080"]).unwrap();
-        edit_publish(&mut c, false, &["tcp", "9090"]).unwrap();
+        // Naming the inside host too: only a rule to it goes.
+        let e = edit_publish(&mut c, false, &["tcp", "9090", "->", "198.18.10.13:80"]).unwrap_err();
+        assert!(e.contains("nothing published"), "{e}");
+        assert!(edit_publish(&mut c, false, &["tcp", "9090", "->", "nope"]).is_err());
+        edit_publish(&mut c, false, &["tcp", "9090", "->", "198.18.10.12:80"]).unwrap();
         let e = edit_publish(&mut c, false, &["tcp", "5353"]).unwrap_err();
         assert!(e.starts_with("nat.publish: nothing published"), "{e}");
         assert!(edit_publish(&mut c, false, &["sctp", "5353"]).is_err());

@@ -52,6 +52,11 @@ impl Net {
     /// bridge br0 of the engine at `dir/ctl.sock`, and host-local's
     /// lease store.
     fn new(tag: &str) -> Net {
+        Net::with(tag, "")
+    }
+
+    /// As `new`, with `extra` (`"key": value, …`) among the plugin's keys.
+    fn with(tag: &str, extra: &str) -> Net {
         let dir = std::env::temp_dir().join(format!("pg-cni-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for d in ["bin", "net.d", "ipam"] {
@@ -61,13 +66,17 @@ impl Net {
             let _ = std::os::unix::fs::symlink(e.path(), dir.join("bin").join(e.file_name()));
         }
         std::os::unix::fs::symlink(sibling("pollgate-cni"), dir.join("bin/pollgate-cni")).unwrap();
-        std::fs::write(dir.join("net.d/pgnet.conflist"), Self::conflist(&dir)).unwrap();
+        std::fs::write(
+            dir.join("net.d/pgnet.conflist"),
+            Self::conflist(&dir, extra),
+        )
+        .unwrap();
         Net { dir }
     }
 
-    fn plugin_conf(dir: &Path) -> String {
+    fn plugin_conf(dir: &Path, extra: &str) -> String {
         format!(
-            r#"{{"type": "pollgate-cni", "ctlSocket": "{}", "bridge": "br0",
+            r#"{{"type": "pollgate-cni", "ctlSocket": "{}", "bridge": "br0", {extra}
   "ipam": {{"type": "host-local", "dataDir": "{}",
     "ranges": [[{{"subnet": "198.18.60.0/24", "rangeStart": "198.18.60.10", "rangeEnd": "198.18.60.99", "gateway": "198.18.60.1"}}]],
     "routes": [{{"dst": "198.19.0.0/16"}}]}}}}"#,
@@ -76,10 +85,10 @@ impl Net {
         )
     }
 
-    fn conflist(dir: &Path) -> String {
+    fn conflist(dir: &Path, extra: &str) -> String {
         format!(
             "{{\"cniVersion\": \"1.0.0\", \"name\": \"pgnet\", \"plugins\": [{}]}}",
-            Self::plugin_conf(dir)
+            Self::plugin_conf(dir, extra)
         )
     }
 
@@ -106,7 +115,7 @@ impl Net {
     ) -> (bool, serde_json::Value) {
         let conf = format!(
             "{{{head}, \"name\": \"pgnet\", {}",
-            &Self::plugin_conf(&self.dir)[1..]
+            &Self::plugin_conf(&self.dir, "")[1..]
         );
         let mut child = Command::new(self.dir.join("bin/pollgate-cni"))
             .env("CNI_COMMAND", command)
@@ -343,13 +352,17 @@ impl Podman {
 
     /// A container on network pgnet running `sleep`; its address.
     fn start(&self, name: &str) -> String {
-        let (ok, out) = self.run(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "pgnet",
+        let (ok, out) = self.try_start(name, &[], &["sleep", "600"]);
+        assert!(ok, "podman run {name}: {out}");
+        self.address(name)
+    }
+
+    /// `podman run -d` on network pgnet with `extra` options (`-p …`)
+    /// running `cmd`: (ok, podman's output).
+    fn try_start(&self, name: &str, extra: &[&str], cmd: &[&str]) -> (bool, String) {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "pgnet"];
+        args.extend(extra);
+        args.extend([
             "--ulimit",
             "nofile=20000:20000",
             "--ulimit",
@@ -358,10 +371,12 @@ impl Podman {
             "NET_RAW",
             "--rootfs",
             self.rootfs.to_str().unwrap(),
-            "sleep",
-            "600",
         ]);
-        assert!(ok, "podman run {name}: {out}");
+        args.extend(cmd);
+        self.run(&args)
+    }
+
+    fn address(&self, name: &str) -> String {
         let (ok, ip) = self.run(&[
             "inspect",
             name,
@@ -482,5 +497,107 @@ fn podman_containers_on_a_pollgate_network() {
     let summary = stop(engine);
     assert!(!summary.contains("LEAK"), "{summary}");
     assert!(!netns_exists("pgcn-t"));
+    drop(pm);
+}
+
+/// br0 routed to a server behind `wan`, masqueraded, for `-p`.
+const TOML_PUBLISH: &str = r#"
+[[port]]
+name = "up"
+kind = "veth"
+netns = "pgcn-sv"
+netns_create = true
+address = "198.19.61.2/24"
+[[bridge]]
+name = "br0"
+members = []
+gateway = { addresses = ["198.18.60.1/24"] }
+[[bridge]]
+name = "wan"
+members = [{ port = "up" }]
+gateway = { addresses = ["198.19.61.1/24"] }
+[[nat]]
+out = "wan"
+sources = ["198.18.60.0/24"]
+"#;
+
+/// `podman run -p`: the network declares the `portMappings` capability,
+/// podman hands the plugin the mapping, and the engine's NAT publishes
+/// the container's port on the uplink's address until `podman rm`. A
+/// second container asking for the same port is refused, and leaves
+/// nothing behind.
+#[test]
+fn podman_publishes_a_container_port_through_pollgate_nat() {
+    if !root_with_ip("podman -p on pollgate")
+        || !have(&[
+            "/usr/bin/podman",
+            "/usr/sbin/runc",
+            "/usr/lib/cni/host-local",
+            "/bin/busybox",
+        ])
+    {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let net = Net::with(
+        "publish",
+        r#""natOut": "wan", "capabilities": {"portMappings": true},"#,
+    );
+    let pm = Podman::new(&net);
+    let sock = net.dir.join("ctl.sock");
+    let engine = run_engine(&net.dir, TOML_PUBLISH);
+
+    let serve = [
+        "sh",
+        "-c",
+        "while true; do echo from-$HOSTNAME | nc -l -p 8080; done",
+    ];
+    let (ok, out) = pm.try_start("pgweb", &["-p", "8080:8080", "--hostname", "pgweb"], &serve);
+    assert!(ok, "podman run -p: {out}");
+    let ip = pm.address("pgweb");
+    let nat = ctl(&sock, "show nat").unwrap();
+    assert!(
+        nat.contains(&format!("publish tcp 198.19.61.1:8080 -> {ip}:8080")),
+        "{nat}"
+    );
+    let fetch = || {
+        common::sh(
+            "pgcn-sv",
+            "for i in 1 2 3 4 5; do busybox nc -w 2 198.19.61.1 8080 && exit 0; sleep 0.5; done; exit 1",
+        )
+    };
+    let (ok, got) = fetch();
+    assert!(
+        ok && got.contains("from-pgweb"),
+        "the server reaches the container at the uplink's address: {got}"
+    );
+
+    // The same host port for another container: refused, nothing left.
+    let ports = || {
+        ctl(&sock, "show ports")
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("pgc"))
+            .count()
+    };
+    let (ok, out) = pm.try_start("pgdup", &["-p", "8080:8080"], &["sleep", "600"]);
+    assert!(!ok, "a second -p 8080 must be refused: {out}");
+    assert!(out.contains("twice"), "{out}");
+    assert_eq!(ports(), 1, "the refused container's port is gone");
+    assert_eq!(net.leases().len(), 1, "and its lease: {:?}", net.leases());
+    let (ok, got) = fetch();
+    assert!(ok && got.contains("from-pgweb"), "still pgweb's: {got}");
+    let _ = pm.run(&["rm", "-f", "-t", "0", "pgdup"]);
+
+    pm.rm("pgweb");
+    let nat = ctl(&sock, "show nat").unwrap();
+    assert!(
+        !nat.contains("publish"),
+        "podman rm withdraws the port: {nat}"
+    );
+    assert_eq!(ports(), 0);
+    let summary = stop(engine);
+    assert!(!summary.contains("LEAK"), "{summary}");
+    assert!(!netns_exists("pgcn-sv"));
     drop(pm);
 }

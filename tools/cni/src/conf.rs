@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! { "type": "pollgate-cni", "ctlSocket": "/run/pollgate.sock",
-//!   "bridge": "br0", "vid": 10, "mtu": 1500,
+//!   "bridge": "br0", "vid": 10, "mtu": 1500, "natOut": "wan",
+//!   "capabilities": { "portMappings": true },
 //!   "ipam": { "type": "host-local", ... } }
 //! ```
 
@@ -28,6 +29,10 @@ pub struct PollgateConf {
     /// The worker that serves the container's port (default: the one
     /// serving the fewest ports).
     pub worker: Option<usize>,
+    /// With the `portMappings` capability: the bridge whose `[[nat]]`
+    /// rule publishes the container's ports, where the engine has
+    /// several.
+    pub nat_out: Option<String>,
 }
 
 fn default_socket() -> PathBuf {

@@ -5,17 +5,21 @@
 //! configuration names (delegated from `CNI_PATH`), and asks the engine,
 //! over its control socket, to serve the near end as an `afxdp` port of
 //! the configured bridge (and VLAN). As ovs-cni and Calico-VPP do: the
-//! plugin does the namespace work, the data plane only attaches.
+//! plugin does the namespace work, the data plane only attaches. With the
+//! `portMappings` capability (`podman run -p`), the engine's NAT
+//! publishes the mapped ports to the container (`publish`).
 
 mod conf;
 mod engine;
 mod ipam;
+mod publish;
 mod sandbox;
 
 use conf::PollgateConf;
 use rscni_plugin::cni::{Cni, Plugin};
 use rscni_plugin::error::Error;
-use rscni_plugin::types::{Args, CNIResult, Interface};
+use rscni_plugin::types::{Args, CNIResult, Interface, IpConfig, PortMapping};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 struct PollgateCni;
@@ -29,6 +33,23 @@ fn attachment(args: &Args) -> Result<(String, String), Error> {
         .ifname()
         .ok_or_else(|| Error::missing_env(&["CNI_IFNAME"]))?;
     Ok((id.to_string(), ifname.to_string()))
+}
+
+/// The port mappings the runtime asks for (`runtimeConfig`, given when
+/// the configuration declares the `portMappings` capability).
+fn mappings(args: &Args) -> &[PortMapping] {
+    args.config()
+        .runtime_config
+        .as_ref()
+        .map_or(&[], |r| r.port_mappings.as_slice())
+}
+
+/// The first IPv4 address of a result's: where NAT publishes to.
+fn ipv4(ips: &[IpConfig]) -> Option<Ipv4Addr> {
+    ips.iter().find_map(|ip| match ip.address.addr() {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    })
 }
 
 fn netns(args: &Args) -> Result<PathBuf, Error> {
@@ -64,6 +85,10 @@ impl Cni for PollgateCni {
         let undo_ipam = || {
             let _ = ipam::delegate(&args, "DEL");
         };
+        let mappings = mappings(&args);
+        let v4 = ipv4(&leased.ips);
+        let publish = publish::add_requests(mappings, conf.nat_out.as_deref(), v4)
+            .inspect_err(|_| undo_ipam())?;
         let (host_mac, cont_mac) =
             sandbox::create(&path, &host, &ifname, conf.mtu, &leased.ips, &leased.routes)
                 .inspect_err(|_| undo_ipam())?;
@@ -81,6 +106,19 @@ impl Cni for PollgateCni {
             let _ = sandbox::delete(&host);
             undo_ipam();
             return Err(refused("the container's port")(e));
+        }
+        for (k, p) in publish.iter().enumerate() {
+            if let Err(e) = engine::request(&conf.ctl_socket, p) {
+                // What was published goes again, and the port with it.
+                let done = publish::del_requests(&mappings[..k], conf.nat_out.as_deref(), v4);
+                for d in done.unwrap_or_default() {
+                    let _ = engine::request(&conf.ctl_socket, &d);
+                }
+                let _ = engine::request(&conf.ctl_socket, &format!("port del {host}"));
+                let _ = sandbox::delete(&host);
+                undo_ipam();
+                return Err(refused("a mapped port")(e));
+            }
         }
         // Chained after another plugin: its result is passed on, with
         // this plugin's interfaces after its own.
@@ -121,6 +159,24 @@ impl Cni for PollgateCni {
         let (id, ifname) = attachment(&args)?;
         let host = sandbox::host_name(&id, &ifname);
         if let Ok(conf) = PollgateConf::of(args.config()) {
+            // A mapping already withdrawn (a DEL repeated), or an engine
+            // without NAT any more, is no error.
+            // The address the ADD published to, from the result the
+            // runtime cached and hands back at DEL.
+            let v4 = args
+                .config()
+                .prev_result
+                .as_ref()
+                .and_then(|r| ipv4(&r.ips));
+            let withdraw = publish::del_requests(mappings(&args), conf.nat_out.as_deref(), v4);
+            for d in withdraw.unwrap_or_default() {
+                match engine::request(&conf.ctl_socket, &d) {
+                    Err(Ok(m)) if !m.contains("nothing published") && !m.contains("no [[nat]]") => {
+                        return Err(refused("withdrawing a mapped port")(Ok(m)))
+                    }
+                    _ => {}
+                }
+            }
             match engine::request(&conf.ctl_socket, &format!("port del {host}")) {
                 Err(Ok(m)) if !m.contains("no port named") => {
                     return Err(refused("detaching the container's port")(Ok(m)))

@@ -1,0 +1,157 @@
+//! The `portMappings` capability (`podman run -p 8080:80`, and what the
+//! reference `portmap` plugin does with iptables DNAT): each mapping
+//! becomes a port the engine's NAT publishes towards the container's
+//! IPv4 address (`nat publish add`), withdrawn at DEL.
+
+use rscni_plugin::error::Error;
+use rscni_plugin::types::{PortMapping, Protocol};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// `nat publish add` requests for `mappings`, towards `container`;
+/// `out` names the `[[nat]]` rule when the engine has several.
+pub fn add_requests(
+    mappings: &[PortMapping],
+    out: Option<&str>,
+    container: Option<Ipv4Addr>,
+) -> Result<Vec<String>, Error> {
+    let mut reqs = Vec::new();
+    for m in mappings {
+        let public = public_side(m, out)?;
+        let to = container.ok_or_else(|| {
+            invalid("the container got no IPv4 address to publish ports to (NAT is IPv4 only)")
+        })?;
+        let port = port(m.container_port, "containerPort")?;
+        reqs.push(format!("nat publish add {public} -> {to}:{port}"));
+    }
+    Ok(reqs)
+}
+
+/// The `nat publish del` requests that withdraw `mappings` published to
+/// `container`. Each names the container's side too: the runtime calls
+/// DEL after an ADD that failed (a host port another container holds),
+/// and that must not withdraw the other container's port. No address
+/// (no result cached from an ADD that succeeded): nothing of this
+/// container's was published.
+pub fn del_requests(
+    mappings: &[PortMapping],
+    out: Option<&str>,
+    container: Option<Ipv4Addr>,
+) -> Result<Vec<String>, Error> {
+    let Some(to) = container else {
+        return Ok(Vec::new());
+    };
+    mappings
+        .iter()
+        .map(|m| {
+            let port = port(m.container_port, "containerPort")?;
+            Ok(format!(
+                "nat publish del {} -> {to}:{port}",
+                public_side(m, out)?
+            ))
+        })
+        .collect()
+}
+
+/// `[out=OUT] PROTO [ADDRESS:]PORT`: the public side of a mapping.
+fn public_side(m: &PortMapping, out: Option<&str>) -> Result<String, Error> {
+    let proto = match m.protocol {
+        None | Some(Protocol::Tcp) => "tcp",
+        Some(Protocol::Udp) => "udp",
+        Some(Protocol::Sctp) => {
+            return Err(invalid("pollgate's NAT publishes tcp and udp, not sctp"))
+        }
+    };
+    let host = port(m.host_port, "hostPort")?;
+    // portmap's `hostIP`: none, or the any address, is NAT's own.
+    let address = match m.custom.get("hostIP").and_then(|v| v.as_str()) {
+        None | Some("") | Some("0.0.0.0") => String::new(),
+        Some(a) => match a.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => format!("{a}:"),
+            Ok(IpAddr::V6(_)) => {
+                return Err(invalid(&format!("hostIP {a}: pollgate's NAT is IPv4 only")))
+            }
+            Err(_) => return Err(invalid(&format!("hostIP {a:?} is not an address"))),
+        },
+    };
+    let out = out.map_or(String::new(), |o| format!("out={o} "));
+    Ok(format!("{out}{proto} {address}{host}"))
+}
+
+fn port(p: u32, what: &str) -> Result<u16, Error> {
+    u16::try_from(p)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| invalid(&format!("{what} {p} is out of range: 1..=65535")))
+}
+
+fn invalid(why: &str) -> Error {
+    Error::InvalidNetworkConfig(format!("pollgate-cni: portMappings: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(json: &str) -> PortMapping {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn mappings_become_publish_requests_and_bad_ones_are_named() {
+        let ms = [
+            mapping(r#"{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}"#),
+            mapping(
+                r#"{"hostPort": 5353, "containerPort": 53, "protocol": "UDP", "hostIP": "198.18.30.1"}"#,
+            ),
+            mapping(r#"{"hostPort": 9090, "containerPort": 90, "hostIP": ""}"#),
+        ];
+        let c = Some(Ipv4Addr::new(198, 18, 60, 10));
+        assert_eq!(
+            add_requests(&ms, None, c).unwrap(),
+            [
+                "nat publish add tcp 8080 -> 198.18.60.10:80",
+                "nat publish add udp 198.18.30.1:5353 -> 198.18.60.10:53",
+                "nat publish add tcp 9090 -> 198.18.60.10:90",
+            ]
+        );
+        assert_eq!(
+            del_requests(&ms[..2], Some("wan"), c).unwrap(),
+            [
+                "nat publish del out=wan tcp 8080 -> 198.18.60.10:80",
+                "nat publish del out=wan udp 198.18.30.1:5353 -> 198.18.60.10:53"
+            ]
+        );
+        assert!(del_requests(&ms, None, None).unwrap().is_empty());
+        assert!(add_requests(&[], None, None).unwrap().is_empty());
+        for (bad, why) in [
+            (
+                r#"{"hostPort": 8080, "containerPort": 80, "protocol": "sctp"}"#,
+                "sctp",
+            ),
+            (
+                r#"{"hostPort": 70000, "containerPort": 80}"#,
+                "hostPort 70000",
+            ),
+            (
+                r#"{"hostPort": 8080, "containerPort": 0}"#,
+                "containerPort 0",
+            ),
+            (
+                r#"{"hostPort": 8080, "containerPort": 80, "hostIP": "2001:2::1"}"#,
+                "IPv4 only",
+            ),
+            (
+                r#"{"hostPort": 8080, "containerPort": 80, "hostIP": "nope"}"#,
+                "not an address",
+            ),
+        ] {
+            let e = add_requests(&[mapping(bad)], None, c).unwrap_err();
+            assert!(
+                e.to_string().contains(why) || format!("{e:?}").contains(why),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = add_requests(&ms[..1], None, None).unwrap_err();
+        assert!(format!("{e:?}").contains("no IPv4 address"), "{e:?}");
+    }
+}
