@@ -302,6 +302,15 @@ fn the_spec_commands_as_a_runtime_drives_them() {
     assert!(!summary.contains("LEAK"), "{summary}");
 }
 
+/// What the podman tests run: podman, its runtime, host-local IPAM and
+/// the busybox the containers' root filesystem is made of.
+const PODMAN_NEEDS: &[&str] = &[
+    "/usr/bin/podman",
+    "/usr/sbin/runc",
+    "/usr/lib/cni/host-local",
+    "/bin/busybox",
+];
+
 struct Podman {
     dir: PathBuf,
     rootfs: PathBuf,
@@ -405,14 +414,7 @@ impl Drop for Podman {
 
 #[test]
 fn podman_containers_on_a_pollgate_network() {
-    if !root_with_ip("podman on pollgate")
-        || !have(&[
-            "/usr/bin/podman",
-            "/usr/sbin/runc",
-            "/usr/lib/cni/host-local",
-            "/bin/busybox",
-        ])
-    {
+    if !root_with_ip("podman on pollgate") || !have(PODMAN_NEEDS) {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -528,14 +530,7 @@ sources = ["198.18.60.0/24"]
 /// nothing behind.
 #[test]
 fn podman_publishes_a_container_port_through_pollgate_nat() {
-    if !root_with_ip("podman -p on pollgate")
-        || !have(&[
-            "/usr/bin/podman",
-            "/usr/sbin/runc",
-            "/usr/lib/cni/host-local",
-            "/bin/busybox",
-        ])
-    {
+    if !root_with_ip("podman -p on pollgate") || !have(PODMAN_NEEDS) {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
