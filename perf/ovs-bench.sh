@@ -49,6 +49,9 @@ HUGE_WAS=$(cat /proc/sys/vm/nr_hugepages)
 cleanup() {
   for p in "$W"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
   sleep 1
+  # A run cut short leaves the gateway bridges' taps (and pgphy's
+  # address and route) behind the killed vswitchd.
+  for b in pgphy pgint; do ip link del "$b" 2>/dev/null || true; done
   rm -rf "$W"
   # 3 GiB held back from everything else, pollgate's THP tables too.
   echo "$HUGE_WAS" >/proc/sys/vm/nr_hugepages
@@ -160,7 +163,10 @@ echo "$(machine), ${MHZ} MHz; 64-byte frames, one forwarding core, ${SECS} s eac
 echo "gateway: pollgate with the $RULES-rule ACL of $ACL on both ports, OVS with none"
 printf '%-18s %12s %12s %22s %22s %9s\n' "MAC pairs" "testpmd io" "testpmd mac" "OVS (cycles/pkt)" "pollgate (cycles/pkt)" "x OVS"
 row() { # LABEL IO MAC OVS OVS_CYC PG
-  printf '%-18s %12s %12s %22s %22s %9s\n' "$1" "$2" "$3" "$4 ($5)" "$6 ($(cyc "$6"))" "$(echo "$6/$4" | bc -l | xargs printf '%.1f')"
+  # OVS rounded to 0.00 Mpps has no ratio to print.
+  local x=-
+  [ "$(echo "$4 > 0" | bc)" = 1 ] && x=$(echo "$6/$4" | bc -l | xargs printf '%.1f')
+  printf '%-18s %12s %12s %22s %22s %9s\n' "$1" "$2" "$3" "$4 ($5)" "$6 ($(cyc "$6"))" "$x"
 }
 json=""
 for n in "${SIZES[@]}"; do

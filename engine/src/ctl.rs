@@ -52,7 +52,8 @@ pub struct CtlState {
     pub(crate) changing: Mutex<()>,
     /// Where relative paths in the config are taken from.
     pub(crate) base: PathBuf,
-    /// Ports attached at run time: (name, the `port add` request).
+    /// Ports attached and published at run time: (name, the `port add`
+    /// or `nat publish add` request).
     runtime: Mutex<Vec<(String, String)>>,
     /// Where they are kept across restarts of the engine.
     pub(crate) journal: Option<PathBuf>,
@@ -101,6 +102,16 @@ impl CtlState {
         self.save_journal();
     }
 
+    /// Drops every run-time entry whose request `gone` says is gone, and
+    /// writes the journal.
+    pub(crate) fn forget_where(&self, gone: impl Fn(&str) -> bool) {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, line)| !gone(line));
+        self.save_journal();
+    }
+
     pub(crate) fn runtime(&self) -> Vec<(String, String)> {
         self.runtime
             .lock()
@@ -111,7 +122,7 @@ impl CtlState {
     pub(crate) fn save_journal(&self) {
         let Some(path) = &self.journal else { return };
         let mut text = String::from(
-            "# ports pollgate attached at run time (ctl port add); attached again at start\n",
+            "# ports pollgate attached and published at run time (ctl port add, nat publish add); again at start\n",
         );
         for (_, line) in self.runtime() {
             text.push_str(&line);

@@ -30,11 +30,11 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
         ["address", ..] => Err(ADDRESS_USAGE.into()),
         ["nat", "publish", op @ ("add" | "del"), rest @ ..] if !rest.is_empty() => {
             let add = *op == "add";
-            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            noted(state, move |c| {
-                let words: Vec<&str> = rest.iter().map(String::as_str).collect();
-                edit_publish(c, add, &words)
-            })
+            let done = noted(state, |c| edit_publish(c, add, rest));
+            if done.is_ok() {
+                remember_publish(state, add, rest);
+            }
+            done
         }
         ["nat", "add", rest @ ..] if !rest.is_empty() => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
@@ -150,6 +150,64 @@ fn edit_address(c: &mut Config, add: bool, name: &str, addr: &str) -> Result<Str
     })
 }
 
+/// Keeps a published port in the journal of what was attached at run
+/// time (`CtlState::remember`), beside the containers' ports it is for:
+/// a `reload` keeps it (`with_runtime_publishes`), a restarted engine
+/// publishes it again (`topology_ctl::resume`). A withdrawal forgets
+/// every kept rule it matches.
+fn remember_publish(state: &CtlState, add: bool, words: &[&str]) {
+    let rule = words.join(" ");
+    if add {
+        state.remember(
+            &format!("publish {rule}"),
+            Some(&format!("{PUBLISH_ADD}{rule}")),
+        );
+        return;
+    }
+    let Ok(want) = Withdrawal::parse(without_out(&rule)) else {
+        return;
+    };
+    state.forget_where(|line| {
+        line.strip_prefix(PUBLISH_ADD)
+            .is_some_and(|kept| want.matches(without_out(kept), false))
+    });
+}
+
+/// How a kept publish rule starts in the journal.
+pub(crate) const PUBLISH_ADD: &str = "nat publish add ";
+
+/// A rule's text without its leading `out=BRIDGE`.
+fn without_out(rule: &str) -> &str {
+    match rule.split_once(' ') {
+        Some((w, rest)) if w.starts_with("out=") => rest,
+        _ => rule,
+    }
+}
+
+/// Adds the ports published at run time to `config` (a file being
+/// reloaded), unless the file now publishes the same port itself.
+pub(crate) fn with_runtime_publishes(state: &CtlState, config: &mut Config) {
+    for (key, line) in state.runtime() {
+        let Some(rule) = line.strip_prefix(PUBLISH_ADD) else {
+            continue;
+        };
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let in_file = Withdrawal::parse(without_out(rule)).is_ok_and(|w| {
+            let public = Withdrawal { inside: None, ..w };
+            config
+                .nat
+                .iter()
+                .flat_map(|n| &n.publish)
+                .any(|p| public.matches(p.get_ref(), true))
+        });
+        if in_file {
+            state.remember(&key, None);
+        } else if let Err(e) = edit_publish(config, true, &words) {
+            tracing::warn!(rule, "not kept across the reload: {e}");
+        }
+    }
+}
+
 /// `nat publish add|del [out=OUT] RULE`: the rule goes into (or out of)
 /// the `[[nat]]` rule leaving through OUT, which may go unsaid when there
 /// is one.
@@ -177,42 +235,61 @@ fn edit_publish(c: &mut Config, add: bool, words: &[&str]) -> Result<String, Str
         publish.push(toml::Spanned::new(0..0, text.clone()));
         return Ok(format!("published {text}\n"));
     }
-    // `PROTO [ADDRESS:]PORT`, and optionally `-> ADDRESS:PORT`: then only
-    // a rule to that inside host goes (pollgate-cni withdraws a
-    // container's own mapping, never another's of the same port).
-    let (public, inside) = match text.split_once("->") {
-        Some((p, i)) => (p, Some(inside_side(i, &text)?)),
-        None => (text.as_str(), None),
-    };
-    let want = public_side(public)?;
+    let want = Withdrawal::parse(&text)?;
     let before = publish.len();
-    publish.retain(|p| {
-        let mut sides = p.get_ref().split("->");
-        let have = sides.next().and_then(|s| public_side(s).ok());
-        let to = sides
-            .next()
-            .and_then(|s| s.trim().parse::<SocketAddrV4>().ok());
-        let Some(have) = have else {
-            return true;
-        };
-        // An address left out on either side is `out`'s: the port and
-        // protocol tell the rule apart.
-        let same = have.0 == want.0
-            && have.2 == want.2
-            && (have.1.is_none() || want.1.is_none() || have.1 == want.1);
-        !(same && inside.is_none_or(|i| to == Some(i)))
-    });
+    publish.retain(|p| !want.matches(p.get_ref(), false));
     match before - publish.len() {
         0 => Err(format!("nat.publish: nothing published as {text}")),
         _ => Ok(format!("unpublished {text}\n")),
     }
 }
 
-/// `ADDRESS:PORT` after `->`.
-fn inside_side(s: &str, text: &str) -> Result<SocketAddrV4, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("nat.publish: {text:?}: want ADDRESS:PORT after ->"))
+/// What `nat publish del` names: `PROTO [ADDRESS:]PORT`, and optionally
+/// `-> ADDRESS:PORT`; then only a rule to that inside host goes
+/// (pollgate-cni withdraws a container's own mapping, never another's of
+/// the same port).
+#[derive(Clone, Copy)]
+struct Withdrawal {
+    public: (u8, Option<Ipv4Addr>, u16),
+    inside: Option<SocketAddrV4>,
+}
+
+impl Withdrawal {
+    fn parse(text: &str) -> Result<Withdrawal, String> {
+        let (public, inside) = match text.split_once("->") {
+            Some((p, i)) => (p, Some(i)),
+            None => (text, None),
+        };
+        let inside = inside
+            .map(|i| i.trim().parse::<SocketAddrV4>())
+            .transpose()
+            .map_err(|_| format!("nat.publish: {text:?}: want ADDRESS:PORT after ->"))?;
+        Ok(Withdrawal {
+            public: public_side(public)?,
+            inside,
+        })
+    }
+
+    /// Whether publish rule `rule` (`PROTO [ADDRESS:]PORT -> ADDRESS:PORT`)
+    /// is one this names: written the same way, with or without its
+    /// public address, since a port may be published on `out`'s address
+    /// and again on another of the pool's. `loose`: an address left out
+    /// on either side matches any (the file may spell a kept rule
+    /// otherwise).
+    fn matches(&self, rule: &str, loose: bool) -> bool {
+        let mut sides = rule.split("->");
+        let Some(have) = sides.next().and_then(|s| public_side(s).ok()) else {
+            return false;
+        };
+        let to = sides
+            .next()
+            .and_then(|s| s.trim().parse::<SocketAddrV4>().ok());
+        let want = self.public;
+        have.0 == want.0
+            && have.2 == want.2
+            && (have.1 == want.1 || (loose && (have.1.is_none() || want.1.is_none())))
+            && self.inside.is_none_or(|i| to == Some(i))
+    }
 }
 
 /// `PROTO [ADDRESS:]PORT` (what comes before `->` in a publish rule).
@@ -313,13 +390,45 @@ publish = ["tcp 8080 -> 198.18.10.10:80"]
         )
         .unwrap();
         assert_eq!(c.nat[0].publish.len(), 3);
-        // The address may be said on either side or neither.
-        edit_publish(&mut c, false, &["tcp", "198.18.30.1:8080"]).unwrap();
-        // Naming the inside host too: only a rule to it goes.
-        let e = edit_publish(&mut c, false, &["tcp", "9090", "->", "198.18.10.13:80"]).unwrap_err();
+        // A rule is named as it was written: with its public address or
+        // without.
+        let e = edit_publish(&mut c, false, &["tcp", "198.18.30.1:8080"]).unwrap_err();
         assert!(e.contains("nothing published"), "{e}");
-        assert!(edit_publish(&mut c, false, &["tcp", "9090", "->", "nope"]).is_err());
-        edit_publish(&mut c, false, &["tcp", "9090", "->", "198.18.10.12:80"]).unwrap();
+        edit_publish(
+            &mut c,
+            true,
+            &["tcp", "198.18.30.9:8080", "->", "198.18.10.14:80"],
+        )
+        .unwrap();
+        edit_publish(&mut c, false, &["tcp", "8080"]).unwrap();
+        let left = |c: &Config| {
+            c.nat[0]
+                .publish
+                .iter()
+                .map(|p| p.get_ref().clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            left(&c).contains(&"tcp 198.18.30.9:8080 -> 198.18.10.14:80".to_string()),
+            "{:?}",
+            left(&c)
+        );
+        edit_publish(&mut c, false, &["tcp", "198.18.30.9:8080"]).unwrap();
+        // Naming the inside host too: only a rule to it goes.
+        let e = edit_publish(
+            &mut c,
+            false,
+            &["tcp", "198.18.30.1:9090", "->", "198.18.10.13:80"],
+        )
+        .unwrap_err();
+        assert!(e.contains("nothing published"), "{e}");
+        assert!(edit_publish(&mut c, false, &["tcp", "198.18.30.1:9090", "->", "nope"]).is_err());
+        edit_publish(
+            &mut c,
+            false,
+            &["tcp", "198.18.30.1:9090", "->", "198.18.10.12:80"],
+        )
+        .unwrap();
         let e = edit_publish(&mut c, false, &["tcp", "5353"]).unwrap_err();
         assert!(e.starts_with("nat.publish: nothing published"), "{e}");
         assert!(edit_publish(&mut c, false, &["sctp", "5353"]).is_err());

@@ -353,6 +353,9 @@ fn port_del(state: &CtlState, name: &str) -> Result<String, String> {
 pub fn with_runtime_ports(state: &CtlState, config: &mut Config) -> usize {
     let mut kept = 0;
     for (name, line) in state.runtime() {
+        if !line.starts_with("port add ") {
+            continue;
+        }
         if config.ports.iter().any(|p| *p.name.get_ref() == name) {
             state.remember(&name, None);
             continue;
@@ -364,6 +367,8 @@ pub fn with_runtime_ports(state: &CtlState, config: &mut Config) -> usize {
             Err(e) => tracing::warn!(port = %name, "not kept across the reload: {e}"),
         }
     }
+    // After the ports: a container's published port is kept with it.
+    crate::l3_ctl::with_runtime_publishes(state, config);
     kept
 }
 
@@ -390,6 +395,17 @@ pub fn resume(state: &CtlState) -> usize {
         match port_add(state, &words[2..]) {
             Ok(_) => n += 1,
             Err(e) => tracing::warn!("not attached again: {line}: {e}"),
+        }
+    }
+    // Then the ports published to them.
+    for line in text.lines() {
+        let Some(rule) = line.strip_prefix(crate::l3_ctl::PUBLISH_ADD) else {
+            continue;
+        };
+        let mut words = vec!["nat", "publish", "add"];
+        words.extend(rule.split_whitespace());
+        if let Some(Err(e)) = crate::l3_ctl::handle(state, &words, false) {
+            tracing::warn!("not published again: {line}: {e}");
         }
     }
     // What failed is gone from the journal now.

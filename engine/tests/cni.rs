@@ -584,6 +584,14 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
     assert!(ok && got.contains("from-pgweb"), "still pgweb's: {got}");
     let _ = pm.run(&["rm", "-f", "-t", "0", "pgdup"]);
 
+    // A restarted engine publishes it again with the port (its journal).
+    let summary = stop(engine);
+    assert!(!summary.contains("LEAK"), "{summary}");
+    let engine = run_engine(&net.dir, TOML_PUBLISH);
+    assert_eq!(ports(), 1);
+    let (ok, got) = fetch();
+    assert!(ok && got.contains("from-pgweb"), "after the restart: {got}");
+
     pm.rm("pgweb");
     let nat = ctl(&sock, "show nat").unwrap();
     assert!(

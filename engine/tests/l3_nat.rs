@@ -368,6 +368,11 @@ fn scenario(workers: &str) {
         .unwrap()
         .contains("publish tcp 198.18.30.1:7070 -> 198.18.10.10:80"));
     assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 7070), "198.18.99.10");
+    // A reload keeps what ctl published, as it keeps ctl's ports.
+    ctl(&sock, "reload").unwrap_or_else(|e| panic!("reload: {e}"));
+    assert!(ctl(&sock, "show nat")
+        .unwrap()
+        .contains("publish tcp 198.18.30.1:7070 -> 198.18.10.10:80"));
     let e = ctl(&sock, "nat publish add tcp 7070 -> 198.18.10.20:80").unwrap_err();
     assert!(e.contains("nat.publish") && e.contains("twice"), "{e}");
     assert_eq!(seen("pgn-sv", "tcp", "198.18.30.1", 7070), "198.18.99.10");

@@ -226,10 +226,14 @@ pub(super) fn validate_l3(
             // a second interface in the subnet (or one inside it) would
             // take or lose its hosts depending on the route's order (VPP
             // refuses such an address too).
+            // Link-local addresses (fe80::/10) are each link's own:
+            // every interface may have one in the same prefix.
             let ours = |v4: &[([u8; 4], u8)], v6: &[([u8; 16], u8)]| -> Vec<(IpAddr, u8)> {
                 let v4 = v4.iter().map(|x| (IpAddr::from(x.0), x.1));
-                v4.chain(v6.iter().map(|x| (IpAddr::from(x.0), x.1)))
-                    .collect()
+                let v6 = v6
+                    .iter()
+                    .filter(|x| x.0[0] != 0xfe || x.0[1] & 0xc0 != 0x80);
+                v4.chain(v6.map(|x| (IpAddr::from(x.0), x.1))).collect()
             };
             let (xs, ys) = (ours(&a.v4, &a.v6), ours(&b.v4, &b.v6));
             let mut pairs = xs.iter().flat_map(|x| ys.iter().map(move |y| (*x, *y)));
@@ -418,13 +422,19 @@ gateway = { addresses = ["198.18.2.1/24"], mtu = 1280 }
         let with = |wan: &str| {
             parse(
                 "gw.toml",
-                &BASE.replace(
-                    "addresses = [\"198.18.2.1/24\"]",
-                    &format!("addresses = [{wan}]"),
-                ),
+                &BASE
+                    .replace(
+                        "addresses = [\"198.18.2.1/24\"]",
+                        &format!("addresses = [{wan}]"),
+                    )
+                    .replace(
+                        "\"2001:2:0:1::1/64\"]",
+                        "\"2001:2:0:1::1/64\", \"fe80::1/64\"]",
+                    ),
             )
         };
-        // BASE's lan is 198.18.1.1/24 and 2001:2:0:1::1/64.
+        // BASE's lan is 198.18.1.1/24 and 2001:2:0:1::1/64, and here
+        // fe80::1/64.
         for (wan, why) in [
             ("\"198.18.1.1/24\"", "is also \"lan\"'s address"),
             ("\"198.18.1.2/24\"", "overlaps \"lan\"'s 198.18.1.1/24"),
@@ -436,8 +446,8 @@ gateway = { addresses = ["198.18.2.1/24"], mtu = 1280 }
             assert_eq!(e.field, "bridge.gateway.addresses", "{wan}: {e}");
             assert!(e.message.contains(why), "{wan}: {e}");
         }
-        // Neighbouring subnets are two.
-        with("\"198.18.0.1/24\", \"2001:2:0:2::1/64\"").unwrap();
+        // Neighbouring subnets are two, and each link has its link-local.
+        with("\"198.18.0.1/24\", \"2001:2:0:2::1/64\", \"fe80::2/64\"").unwrap();
     }
 
     #[test]

@@ -44,6 +44,23 @@ fn mappings(args: &Args) -> &[PortMapping] {
         .map_or(&[], |r| r.port_mappings.as_slice())
 }
 
+/// The IPv4 address a cached result gave this plugin's sandbox interface
+/// `ifname`: chained after another plugin, the result holds that one's
+/// addresses too.
+fn sandbox_ipv4(r: &CNIResult, ifname: &str) -> Option<Ipv4Addr> {
+    let ours = r
+        .interfaces
+        .iter()
+        .position(|i| i.name == ifname && i.sandbox.is_some())? as u32;
+    let ips: Vec<IpConfig> = r
+        .ips
+        .iter()
+        .filter(|ip| ip.interface == Some(ours))
+        .cloned()
+        .collect();
+    ipv4(&ips)
+}
+
 /// The first IPv4 address of a result's: where NAT publishes to.
 fn ipv4(ips: &[IpConfig]) -> Option<Ipv4Addr> {
     ips.iter().find_map(|ip| match ip.address.addr() {
@@ -167,7 +184,7 @@ impl Cni for PollgateCni {
                 .config()
                 .prev_result
                 .as_ref()
-                .and_then(|r| ipv4(&r.ips));
+                .and_then(|r| sandbox_ipv4(r, &ifname));
             let withdraw = publish::del_requests(mappings(&args), conf.nat_out.as_deref(), v4);
             for d in withdraw.unwrap_or_default() {
                 match engine::request(&conf.ctl_socket, &d) {

@@ -5,7 +5,7 @@
 
 use rscni_plugin::error::Error;
 use rscni_plugin::types::{PortMapping, Protocol};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 /// `nat publish add` requests for `mappings`, towards `container`;
 /// `out` names the `[[nat]]` rule when the engine has several.
@@ -15,7 +15,7 @@ pub fn add_requests(
     container: Option<Ipv4Addr>,
 ) -> Result<Vec<String>, Error> {
     let mut reqs = Vec::new();
-    for m in mappings {
+    for m in mappings.iter().filter(|m| !is_v6(m)) {
         let public = public_side(m, out)?;
         let to = container.ok_or_else(|| {
             invalid("the container got no IPv4 address to publish ports to (NAT is IPv4 only)")
@@ -42,6 +42,7 @@ pub fn del_requests(
     };
     mappings
         .iter()
+        .filter(|m| !is_v6(m))
         .map(|m| {
             let port = port(m.container_port, "containerPort")?;
             Ok(format!(
@@ -50,6 +51,16 @@ pub fn del_requests(
             ))
         })
         .collect()
+}
+
+/// A mapping for an IPv6 host address (`::` too): NAT is IPv4 only, and
+/// as the portmap plugin does with a mapping of the other family, it is
+/// left to whatever serves IPv6.
+fn is_v6(m: &PortMapping) -> bool {
+    m.custom
+        .get("hostIP")
+        .and_then(|v| v.as_str())
+        .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// `[out=OUT] PROTO [ADDRESS:]PORT`: the public side of a mapping.
@@ -65,11 +76,9 @@ fn public_side(m: &PortMapping, out: Option<&str>) -> Result<String, Error> {
     // portmap's `hostIP`: none, or the any address, is NAT's own.
     let address = match m.custom.get("hostIP").and_then(|v| v.as_str()) {
         None | Some("") | Some("0.0.0.0") => String::new(),
-        Some(a) => match a.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) => format!("{a}:"),
-            Ok(IpAddr::V6(_)) => {
-                return Err(invalid(&format!("hostIP {a}: pollgate's NAT is IPv4 only")))
-            }
+        // IPv6 ones are left out before this (`is_v6`).
+        Some(a) => match a.parse::<Ipv4Addr>() {
+            Ok(a) => format!("{a}:"),
             Err(_) => return Err(invalid(&format!("hostIP {a:?} is not an address"))),
         },
     };
@@ -123,6 +132,13 @@ mod tests {
         );
         assert!(del_requests(&ms, None, None).unwrap().is_empty());
         assert!(add_requests(&[], None, None).unwrap().is_empty());
+        // An IPv6 host address is left to whatever serves IPv6.
+        let v6 = [
+            mapping(r#"{"hostPort": 8080, "containerPort": 80, "hostIP": "::"}"#),
+            mapping(r#"{"hostPort": 8080, "containerPort": 80, "hostIP": "2001:2::1"}"#),
+        ];
+        assert!(add_requests(&v6, None, c).unwrap().is_empty());
+        assert!(del_requests(&v6, None, c).unwrap().is_empty());
         for (bad, why) in [
             (
                 r#"{"hostPort": 8080, "containerPort": 80, "protocol": "sctp"}"#,
@@ -135,10 +151,6 @@ mod tests {
             (
                 r#"{"hostPort": 8080, "containerPort": 0}"#,
                 "containerPort 0",
-            ),
-            (
-                r#"{"hostPort": 8080, "containerPort": 80, "hostIP": "2001:2::1"}"#,
-                "IPv4 only",
             ),
             (
                 r#"{"hostPort": 8080, "containerPort": 80, "hostIP": "nope"}"#,
