@@ -219,26 +219,41 @@ fn edit_publish(c: &mut Config, add: bool, words: &[&str]) -> Result<String, Str
     let at: Vec<usize> = (0..c.nat.len())
         .filter(|&i| out.is_none_or(|o| c.nat[i].out.get_ref() == o))
         .collect();
-    let i = match (at.as_slice(), out) {
-        ([i], _) => *i,
-        ([], Some(o)) => return Err(format!("nat.out: no [[nat]] rule leaves through {o:?}")),
-        ([], None) => {
+    match (at.first(), out) {
+        (None, Some(o)) => return Err(format!("nat.out: no [[nat]] rule leaves through {o:?}")),
+        (None, None) => {
             return Err("nat: there is no [[nat]] rule: `nat add out=BRIDGE` first".into())
         }
-        (_, _) => return Err("nat.out: several [[nat]] rules: say which with out=BRIDGE".into()),
-    };
+        _ => {}
+    }
     let text = words.join(" ");
-    let publish = &mut c.nat[i].publish;
     if add {
+        // Several rules may leave through one bridge (each its sources
+        // and pool): a published port goes with the first, as the
+        // file's order gives its address. Rules through several bridges
+        // need the one named.
+        if at.iter().any(|&i| c.nat[i].out != c.nat[at[0]].out) {
+            return Err(
+                "nat.out: [[nat]] rules leave through several bridges: say which with out=BRIDGE"
+                    .into(),
+            );
+        }
         // Parsed and checked (the address on `out`, twice published)
         // by the change model, with the rest of the config.
-        publish.push(toml::Spanned::new(0..0, text.clone()));
+        c.nat[at[0]]
+            .publish
+            .push(toml::Spanned::new(0..0, text.clone()));
         return Ok(format!("published {text}\n"));
     }
     let want = Withdrawal::parse(&text)?;
-    let before = publish.len();
-    publish.retain(|p| !want.matches(p.get_ref(), false));
-    match before - publish.len() {
+    let mut gone = 0;
+    for i in at {
+        let publish = &mut c.nat[i].publish;
+        let before = publish.len();
+        publish.retain(|p| !want.matches(p.get_ref(), false));
+        gone += before - publish.len();
+    }
+    match gone {
         0 => Err(format!("nat.publish: nothing published as {text}")),
         _ => Ok(format!("unpublished {text}\n")),
     }
@@ -441,6 +456,19 @@ publish = ["tcp 8080 -> 198.18.10.10:80"]
         )
         .unwrap_err();
         assert!(e.starts_with("nat.out:"), "{e}");
+        // Two rules out of one bridge: a port goes with the first, and
+        // is withdrawn from whichever has it.
+        let second = c.nat[0].clone();
+        c.nat.push(second);
+        edit_publish(&mut c, true, &["tcp", "7070", "->", "198.18.10.15:80"]).unwrap();
+        assert!(c.nat[0]
+            .publish
+            .iter()
+            .any(|p| p.get_ref().starts_with("tcp 7070")));
+        c.nat[0].publish.clear();
+        edit_publish(&mut c, false, &["tcp", "5353"]).unwrap_err();
+        edit_publish(&mut c, false, &["udp", "5353"]).unwrap();
+        assert!(c.nat[1].publish.is_empty());
         c.nat.clear();
         let e = edit_publish(&mut c, true, &["tcp", "1", "->", "198.18.10.1:1"]).unwrap_err();
         assert!(e.contains("nat add"), "{e}");
