@@ -584,6 +584,28 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
     assert!(ok && got.contains("from-pgweb"), "still pgweb's: {got}");
     let _ = pm.run(&["rm", "-f", "-t", "0", "pgdup"]);
 
+    // The plugin's own rollback, with no DEL after it (podman sends one,
+    // which would hide a leak): the refused ADD leaves no port, veth
+    // pair or lease.
+    let mut namespaces = common::Script::default();
+    let _ = Command::new("ip").args(["netns", "del", "pgcn-x"]).status();
+    common::ip(&["netns", "add", "pgcn-x"]);
+    namespaces.netns.push("pgcn-x".into());
+    let links = pgc_links();
+    let (ok, v) = net.invoke_with(
+        "ADD",
+        "x1",
+        "/run/netns/pgcn-x",
+        "eth0",
+        r#""cniVersion": "1.0.0", "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}"#,
+    );
+    assert!(!ok, "{v}");
+    assert!(v["details"].as_str().unwrap_or("").contains("twice"), "{v}");
+    assert_eq!(ports(), 1);
+    assert_eq!(pgc_links(), links, "no veth left");
+    assert_eq!(net.leases().len(), 1, "no lease left: {:?}", net.leases());
+    drop(namespaces);
+
     // A restarted engine publishes it again with the port (its journal).
     let summary = stop(engine);
     assert!(!summary.contains("LEAK"), "{summary}");
