@@ -567,6 +567,36 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
         "the server reaches the container at the uplink's address: {got}"
     );
 
+    // CHECK, as a runtime sends it with the cached result: the mapping
+    // is there; withdrawn behind the plugin's back, CHECK says so.
+    let (ok, inspect) = pm.run(&[
+        "inspect",
+        "pgweb",
+        "--format",
+        "{{.Id}} {{.NetworkSettings.SandboxKey}}",
+    ]);
+    assert!(ok, "{inspect}");
+    let (id, netns) = inspect.trim().split_once(' ').unwrap();
+    let check = || {
+        net.invoke_with(
+            "CHECK",
+            id,
+            netns,
+            "eth0",
+            &format!(
+                r#""cniVersion": "1.0.0", "runtimeConfig": {{"portMappings": [{{"hostPort": 8080, "containerPort": 8080}}]}},
+  "prevResult": {{"cniVersion": "1.0.0", "interfaces": [{{"name": "pgcx"}}, {{"name": "eth0", "sandbox": "{netns}"}}],
+    "ips": [{{"address": "{ip}/24", "interface": 1}}]}}"#
+            ),
+        )
+    };
+    let (ok, v) = check();
+    assert!(ok, "CHECK with the port published: {v}");
+    ctl(&sock, &format!("nat publish del tcp 8080 -> {ip}:8080")).unwrap();
+    let (ok, v) = check();
+    assert!(!ok && v["code"] == 105, "CHECK without it: {v}");
+    ctl(&sock, &format!("nat publish add tcp 8080 -> {ip}:8080")).unwrap();
+
     // The same host port for another container: refused, nothing left.
     let ports = || {
         ctl(&sock, "show ports")

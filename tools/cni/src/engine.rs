@@ -69,3 +69,17 @@ pub fn members(sock: &Path, bridge: &str) -> Result<Vec<String>, Error> {
         .filter_map(|m| m["port"].as_str().map(str::to_string))
         .collect())
 }
+
+/// The ports the engine's NAT publishes: (protocol, public
+/// `ADDRESS:PORT`, inside `ADDRESS:PORT`), as `show nat --json` lists
+/// them.
+pub fn published(sock: &Path) -> Result<Vec<(String, String, String)>, Error> {
+    let v = json(sock, "show nat --json")?;
+    let field = |p: &serde_json::Value, k: &str| p[k].as_str().unwrap_or_default().to_string();
+    Ok(v["publish"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (field(p, "proto"), field(p, "public"), field(p, "inside")))
+        .collect())
+}

@@ -226,6 +226,24 @@ impl Cni for PollgateCni {
                 format!("pollgate does not serve {host} (restarted without its journal?)"),
             ));
         }
+        // Every mapping ADD published is still published to this
+        // container (a `reload` of a file that publishes the same port
+        // elsewhere would have taken it).
+        let v4 = args
+            .config()
+            .prev_result
+            .as_ref()
+            .and_then(|r| sandbox_ipv4(r, &ifname));
+        if let (Some(v4), [_, ..]) = (v4, mappings(&args)) {
+            let shown = engine::published(&conf.ctl_socket)?;
+            if let Some(m) = publish::missing(mappings(&args), v4, &shown)? {
+                return Err(Error::Custom(
+                    105,
+                    "port not published".into(),
+                    format!("pollgate does not publish {m}"),
+                ));
+            }
+        }
         ipam::delegate(&args, "CHECK").map(|_| ())
     }
 

@@ -53,6 +53,34 @@ pub fn del_requests(
         .collect()
 }
 
+/// The first of `mappings` to `container` that `published` (as
+/// `engine::published` lists them) lacks, as `PROTO [ADDRESS:]PORT ->
+/// ADDRESS:PORT`: what CHECK reports missing.
+pub fn missing(
+    mappings: &[PortMapping],
+    container: Ipv4Addr,
+    published: &[(String, String, String)],
+) -> Result<Option<String>, Error> {
+    for m in mappings.iter().filter(|m| !is_v6(m)) {
+        let side = public_side(m, None)?;
+        let inside = format!("{container}:{}", port(m.container_port, "containerPort")?);
+        let (proto, public) = side.split_once(' ').unwrap_or_default();
+        let there = published.iter().any(|(p, pubd, ins)| {
+            // `public` is `[ADDRESS:]PORT`; the engine always says both.
+            p == proto
+                && *ins == inside
+                && match public.split_once(':') {
+                    Some(_) => pubd == public,
+                    None => pubd.rsplit(':').next() == Some(public),
+                }
+        });
+        if !there {
+            return Ok(Some(format!("{side} -> {inside}")));
+        }
+    }
+    Ok(None)
+}
+
 /// A mapping for an IPv6 host address (`::` too): NAT is IPv4 only, and
 /// as the portmap plugin does with a mapping of the other family, it is
 /// left to whatever serves IPv6.
@@ -163,6 +191,27 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+        let shown = |rows: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+            rows.iter()
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+                .collect()
+        };
+        let c0 = Ipv4Addr::new(198, 18, 60, 10);
+        let all = shown(&[
+            ("tcp", "198.18.30.1:8080", "198.18.60.10:80"),
+            ("udp", "198.18.30.1:5353", "198.18.60.10:53"),
+            ("tcp", "198.18.30.1:9090", "198.18.60.10:90"),
+        ]);
+        assert_eq!(missing(&ms, c0, &all).unwrap(), None);
+        assert_eq!(
+            missing(&ms, c0, &all[..2]).unwrap().as_deref(),
+            Some("tcp 9090 -> 198.18.60.10:90")
+        );
+        // Published to another container, or on another address: missing.
+        let other = shown(&[("tcp", "198.18.30.1:8080", "198.18.60.11:80")]);
+        assert!(missing(&ms[..1], c0, &other).unwrap().is_some());
+        let elsewhere = shown(&[("udp", "198.18.30.2:5353", "198.18.60.10:53")]);
+        assert!(missing(&ms[1..2], c0, &elsewhere).unwrap().is_some());
         let e = add_requests(&ms[..1], None, None).unwrap_err();
         assert!(format!("{e:?}").contains("no IPv4 address"), "{e:?}");
     }
