@@ -130,6 +130,15 @@ fn edit_address(c: &mut Config, add: bool, name: &str, addr: &str) -> Result<Str
         (true, false) => list.push(toml::Spanned::new(0..0, addr.to_string())),
         (false, true) => list.retain(|a| !same(a.get_ref())),
     }
+    let first_v4 = |l: &[toml::Spanned<String>]| {
+        l.iter()
+            .filter_map(|a| a.get_ref().split('/').next()?.parse::<Ipv4Addr>().ok())
+            .next()
+    };
+    let nat_moves = {
+        let before = gateway.as_ref().map(|g| first_v4(g.addresses.get_ref()));
+        (before.flatten(), first_v4(&list))
+    };
     let gone = list.is_empty();
     match gateway {
         _ if gone => *gateway = None,
@@ -143,11 +152,26 @@ fn edit_address(c: &mut Config, add: bool, name: &str, addr: &str) -> Result<Str
             })
         }
     }
-    Ok(if gone {
+    let mut said = if gone {
         format!("{name} has no address left: its gateway is removed\n")
     } else {
         String::new()
-    })
+    };
+    // A `[[nat]]` rule with no address of its own takes `out`'s first
+    // IPv4 one: deleting that moves the rule's sessions' address, and
+    // they end, which a user would not guess from `address del`.
+    let defaulted = c
+        .nat
+        .iter()
+        .any(|n| n.out.get_ref() == name && n.address.is_none() && n.pool.is_empty());
+    if let (true, (Some(was), Some(now))) = (defaulted, nat_moves) {
+        if was != now {
+            said += &format!(
+                "NAT out of {name} now translates to {now}, not {was}: sessions on {was} end\n"
+            );
+        }
+    }
+    Ok(said)
 }
 
 /// Keeps a published port in the journal of what was attached at run
@@ -389,6 +413,19 @@ publish = ["tcp 8080 -> 198.18.10.10:80"]
         let said = edit_address(&mut c, false, "lan", "198.18.11.1/24").unwrap();
         assert!(said.contains("gateway is removed"), "{said}");
         assert!(c.bridge[0].gateway.is_none());
+        // NAT out of `up` takes its first IPv4 address: deleting that
+        // says where NAT goes.
+        edit_address(&mut c, true, "up", "198.18.31.1/24").unwrap();
+        assert_eq!(
+            edit_address(&mut c, false, "up", "198.18.31.1/24").unwrap(),
+            ""
+        );
+        edit_address(&mut c, true, "up", "198.18.31.1/24").unwrap();
+        let said = edit_address(&mut c, false, "up", "198.18.30.1/24").unwrap();
+        assert!(
+            said.contains("now translates to 198.18.31.1, not 198.18.30.1"),
+            "{said}"
+        );
         // A bridge with no gateway gets one with its first address.
         edit_address(&mut c, true, "lan", "2001:2::1/64").unwrap();
         assert_eq!(addresses(&c, 0), ["2001:2::1/64"]);
