@@ -11,7 +11,8 @@ use crate::config::{Config, GatewaySection, NatSection};
 use crate::ctl::CtlState;
 use crate::topology_ctl::{change, section, table};
 use pollgate_pipeline::l3::Prefix;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use pollgate_pipeline::nat::rules::{parse_inside, parse_public};
+use std::net::Ipv4Addr;
 
 const ADDRESS_USAGE: &str = "usage: address add|del BRIDGE|PORT ADDRESS/LENGTH";
 const NAT_USAGE: &str = "usage: nat add KEY=VALUE… (a [[nat]] table: out=, sources=, address=, pool=, ports=, per_source=, publish=) | nat del OUT | nat publish add [out=OUT] PROTO [ADDRESS:]PORT -> ADDRESS:PORT | nat publish del [out=OUT] PROTO [ADDRESS:]PORT [-> ADDRESS:PORT]";
@@ -20,9 +21,9 @@ const NAT_USAGE: &str = "usage: nat add KEY=VALUE… (a [[nat]] table: out=, sou
 pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<String, String>> {
     let reply = match words {
         ["address", op @ ("add" | "del"), name, addr] => {
-            let (add, name, addr) = (*op == "add", name.to_string(), addr.to_string());
-            noted(state, move |c| {
-                let gone = edit_address(c, add, &name, &addr)?;
+            let add = *op == "add";
+            noted(state, |c| {
+                let gone = edit_address(c, add, name, addr)?;
                 let done = if add { "added to" } else { "deleted from" };
                 Ok(format!("address {addr} {done} {name}\n{gone}"))
             })
@@ -36,27 +37,21 @@ pub fn handle(state: &CtlState, words: &[&str], json: bool) -> Option<Result<Str
             }
             done
         }
-        ["nat", "add", rest @ ..] if !rest.is_empty() => {
-            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            noted(state, move |c| {
-                let t = table(&rest.iter().map(String::as_str).collect::<Vec<_>>())?;
-                let n = section::<NatSection>(&t, "nat")?;
-                let out = n.out.get_ref().clone();
-                c.nat.push(n);
-                Ok(format!("nat out {out} added\n"))
-            })
-        }
-        ["nat", "del", out] => {
-            let out = out.to_string();
-            noted(state, move |c| {
-                let before = c.nat.len();
-                c.nat.retain(|n| *n.out.get_ref() != out);
-                match before - c.nat.len() {
-                    0 => Err(format!("nat.out: no [[nat]] rule leaves through {out:?}")),
-                    k => Ok(format!("{k} nat rule(s) out {out} deleted\n")),
-                }
-            })
-        }
+        ["nat", "add", rest @ ..] if !rest.is_empty() => noted(state, |c| {
+            let t = table(rest)?;
+            let n = section::<NatSection>(&t, "nat")?;
+            let out = n.out.get_ref().clone();
+            c.nat.push(n);
+            Ok(format!("nat out {out} added\n"))
+        }),
+        ["nat", "del", out] => noted(state, |c| {
+            let before = c.nat.len();
+            c.nat.retain(|n| n.out.get_ref() != out);
+            match before - c.nat.len() {
+                0 => Err(format!("nat.out: no [[nat]] rule leaves through {out:?}")),
+                k => Ok(format!("{k} nat rule(s) out {out} deleted\n")),
+            }
+        }),
         ["nat", "add" | "del" | "publish", ..] => Err(NAT_USAGE.into()),
         _ => return None,
     };
@@ -289,24 +284,26 @@ fn edit_publish(c: &mut Config, add: bool, words: &[&str]) -> Result<String, Str
 /// the same port).
 #[derive(Clone, Copy)]
 struct Withdrawal {
-    public: (u8, Option<Ipv4Addr>, u16),
-    inside: Option<SocketAddrV4>,
+    public: (u8, Option<[u8; 4]>, u16),
+    inside: Option<([u8; 4], u16)>,
 }
 
 impl Withdrawal {
+    /// Parsed as the config's rules are (`nat::rules::parse_public`,
+    /// `parse_inside`), the inside side optional.
     fn parse(text: &str) -> Result<Withdrawal, String> {
         let (public, inside) = match text.split_once("->") {
             Some((p, i)) => (p, Some(i)),
             None => (text, None),
         };
         let inside = inside
-            .map(|i| i.trim().parse::<SocketAddrV4>())
+            .map(parse_inside)
             .transpose()
             .map_err(|_| format!("nat.publish: {text:?}: want ADDRESS:PORT after ->"))?;
-        Ok(Withdrawal {
-            public: public_side(public)?,
-            inside,
-        })
+        let public = parse_public(public).map_err(|_| {
+            format!("nat.publish: {public:?}: want PROTO [ADDRESS:]PORT, e.g. tcp 8080")
+        })?;
+        Ok(Withdrawal { public, inside })
     }
 
     /// Whether publish rule `rule` (`PROTO [ADDRESS:]PORT -> ADDRESS:PORT`)
@@ -316,39 +313,15 @@ impl Withdrawal {
     /// on either side matches any (the file may spell a kept rule
     /// otherwise).
     fn matches(&self, rule: &str, loose: bool) -> bool {
-        let mut sides = rule.split("->");
-        let Some(have) = sides.next().and_then(|s| public_side(s).ok()) else {
+        let Ok(have) = Withdrawal::parse(rule) else {
             return false;
         };
-        let to = sides
-            .next()
-            .and_then(|s| s.trim().parse::<SocketAddrV4>().ok());
-        let want = self.public;
+        let (to, have, want) = (have.inside, have.public, self.public);
         have.0 == want.0
             && have.2 == want.2
             && (have.1 == want.1 || (loose && (have.1.is_none() || want.1.is_none())))
             && self.inside.is_none_or(|i| to == Some(i))
     }
-}
-
-/// `PROTO [ADDRESS:]PORT` (what comes before `->` in a publish rule).
-fn public_side(s: &str) -> Result<(u8, Option<Ipv4Addr>, u16), String> {
-    let bad = || format!("nat.publish: {s:?}: want PROTO [ADDRESS:]PORT, e.g. tcp 8080");
-    let mut w = s.split_whitespace();
-    let proto = match w.next() {
-        Some("tcp") => 6,
-        Some("udp") => 17,
-        _ => return Err(bad()),
-    };
-    let public = w.next().ok_or_else(bad)?;
-    if w.next().is_some() {
-        return Err(bad());
-    }
-    let (addr, port) = match public.rsplit_once(':') {
-        Some((a, p)) => (Some(a.parse().map_err(|_| bad())?), p),
-        None => (None, public),
-    };
-    Ok((proto, addr, port.parse().map_err(|_| bad())?))
 }
 
 #[cfg(test)]

@@ -398,12 +398,11 @@ pub fn resume(state: &CtlState) -> usize {
         }
     }
     // Then the ports published to them.
-    for line in text.lines() {
-        let Some(rule) = line.strip_prefix(crate::l3_ctl::PUBLISH_ADD) else {
-            continue;
-        };
-        let mut words = vec!["nat", "publish", "add"];
-        words.extend(rule.split_whitespace());
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with(crate::l3_ctl::PUBLISH_ADD))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
         if let Some(Err(e)) = crate::l3_ctl::handle(state, &words, false) {
             tracing::warn!("not published again: {line}: {e}");
         }

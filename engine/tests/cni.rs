@@ -173,6 +173,15 @@ name = "br0"
 members = [{ port = "t" }]
 "#;
 
+/// The engine's pollgate-cni ports (named `pgc…`).
+fn pgc_ports(sock: &Path) -> usize {
+    ctl(sock, "show ports")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("pgc"))
+        .count()
+}
+
 fn pgc_links() -> usize {
     let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -452,13 +461,7 @@ fn podman_containers_on_a_pollgate_network() {
     assert!(got.contains("hello-over-pollgate"), "TCP payload: {got}");
 
     // podman rm detaches; podman run attaches again.
-    let ports = |s: &Path| {
-        ctl(s, "show ports")
-            .unwrap()
-            .lines()
-            .filter(|l| l.starts_with("pgc"))
-            .count()
-    };
+    let ports = pgc_ports;
     assert_eq!(ports(&sock), 2);
     pm.rm("pg1");
     assert_eq!(ports(&sock), 1);
@@ -598,13 +601,7 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
     ctl(&sock, &format!("nat publish add tcp 8080 -> {ip}:8080")).unwrap();
 
     // The same host port for another container: refused, nothing left.
-    let ports = || {
-        ctl(&sock, "show ports")
-            .unwrap()
-            .lines()
-            .filter(|l| l.starts_with("pgc"))
-            .count()
-    };
+    let ports = || pgc_ports(&sock);
     let (ok, out) = pm.try_start("pgdup", &["-p", "8080:8080"], &["sleep", "600"]);
     assert!(!ok, "a second -p 8080 must be refused: {out}");
     assert!(out.contains("twice"), "{out}");

@@ -75,28 +75,49 @@ impl Publish {
     pub fn parse(s: &str, default: [u8; 4], per_source: u32) -> Result<Publish, PublishError> {
         let syntax = || PublishError::Syntax(s.to_string());
         let (left, right) = s.split_once("->").ok_or_else(syntax)?;
-        let mut words = left.split_whitespace();
-        let proto = match words.next().ok_or_else(syntax)? {
-            "tcp" => 6,
-            "udp" => 17,
-            p => return Err(PublishError::Protocol(p.to_string())),
+        // A syntax error names the whole rule, not the side it is in.
+        let whole = |e| match e {
+            PublishError::Syntax(_) => syntax(),
+            e => e,
         };
-        let public = words.next().ok_or_else(syntax)?;
-        if words.next().is_some() {
-            return Err(syntax());
-        }
-        let public = match public.rsplit_once(':') {
-            Some((a, p)) => (addr(a)?, port(p)?),
-            None => (default, port(public)?),
-        };
-        let (a, p) = right.trim().rsplit_once(':').ok_or_else(syntax)?;
+        let (proto, public, port) = parse_public(left).map_err(whole)?;
         Ok(Publish {
             proto,
-            public,
-            inside: (addr(a)?, port(p)?),
+            public: (public.unwrap_or(default), port),
+            inside: parse_inside(right).map_err(whole)?,
             per_source,
         })
     }
+}
+
+/// A rule's public side, `tcp|udp [ADDRESS:]PORT` (left of `->`): the
+/// protocol, the address if it is given, the port. Also how `ctl`
+/// names a rule to withdraw.
+pub fn parse_public(left: &str) -> Result<(u8, Option<[u8; 4]>, u16), PublishError> {
+    let syntax = || PublishError::Syntax(left.to_string());
+    let mut words = left.split_whitespace();
+    let proto = match words.next().ok_or_else(syntax)? {
+        "tcp" => 6,
+        "udp" => 17,
+        p => return Err(PublishError::Protocol(p.to_string())),
+    };
+    let public = words.next().ok_or_else(syntax)?;
+    if words.next().is_some() {
+        return Err(syntax());
+    }
+    Ok(match public.rsplit_once(':') {
+        Some((a, p)) => (proto, Some(addr(a)?), port(p)?),
+        None => (proto, None, port(public)?),
+    })
+}
+
+/// A rule's inside side, `ADDRESS:PORT` (right of `->`).
+pub fn parse_inside(right: &str) -> Result<([u8; 4], u16), PublishError> {
+    let (a, p) = right
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| PublishError::Syntax(right.to_string()))?;
+    Ok((addr(a)?, port(p)?))
 }
 
 fn addr(s: &str) -> Result<[u8; 4], PublishError> {

@@ -44,26 +44,22 @@ fn mappings(args: &Args) -> &[PortMapping] {
         .map_or(&[], |r| r.port_mappings.as_slice())
 }
 
-/// The IPv4 address a cached result gave this plugin's sandbox interface
-/// `ifname`: chained after another plugin, the result holds that one's
+/// The IPv4 address ADD published to: the one the result the runtime
+/// cached (and hands DEL and CHECK) gave this plugin's sandbox interface
+/// `ifname`. Chained after another plugin, the result holds that one's
 /// addresses too.
-fn sandbox_ipv4(r: &CNIResult, ifname: &str) -> Option<Ipv4Addr> {
+fn published_to(args: &Args, ifname: &str) -> Option<Ipv4Addr> {
+    let r = args.config().prev_result.as_ref()?;
     let ours = r
         .interfaces
         .iter()
         .position(|i| i.name == ifname && i.sandbox.is_some())? as u32;
-    let ips: Vec<IpConfig> = r
-        .ips
-        .iter()
-        .filter(|ip| ip.interface == Some(ours))
-        .cloned()
-        .collect();
-    ipv4(&ips)
+    ipv4(r.ips.iter().filter(|ip| ip.interface == Some(ours)))
 }
 
 /// The first IPv4 address of a result's: where NAT publishes to.
-fn ipv4(ips: &[IpConfig]) -> Option<Ipv4Addr> {
-    ips.iter().find_map(|ip| match ip.address.addr() {
+fn ipv4<'a>(ips: impl IntoIterator<Item = &'a IpConfig>) -> Option<Ipv4Addr> {
+    ips.into_iter().find_map(|ip| match ip.address.addr() {
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,
     })
@@ -176,16 +172,10 @@ impl Cni for PollgateCni {
         let (id, ifname) = attachment(&args)?;
         let host = sandbox::host_name(&id, &ifname);
         if let Ok(conf) = PollgateConf::of(args.config()) {
+            let v4 = published_to(&args, &ifname);
+            let withdraw = publish::del_requests(mappings(&args), conf.nat_out.as_deref(), v4);
             // A mapping already withdrawn (a DEL repeated), or an engine
             // without NAT any more, is no error.
-            // The address the ADD published to, from the result the
-            // runtime cached and hands back at DEL.
-            let v4 = args
-                .config()
-                .prev_result
-                .as_ref()
-                .and_then(|r| sandbox_ipv4(r, &ifname));
-            let withdraw = publish::del_requests(mappings(&args), conf.nat_out.as_deref(), v4);
             for d in withdraw.unwrap_or_default() {
                 match engine::request(&conf.ctl_socket, &d) {
                     Err(Ok(m)) if !m.contains("nothing published") && !m.contains("no [[nat]]") => {
@@ -229,12 +219,7 @@ impl Cni for PollgateCni {
         // Every mapping ADD published is still published to this
         // container (a `reload` of a file that publishes the same port
         // elsewhere would have taken it).
-        let v4 = args
-            .config()
-            .prev_result
-            .as_ref()
-            .and_then(|r| sandbox_ipv4(r, &ifname));
-        if let (Some(v4), [_, ..]) = (v4, mappings(&args)) {
+        if let (Some(v4), [_, ..]) = (published_to(&args, &ifname), mappings(&args)) {
             let shown = engine::published(&conf.ctl_socket)?;
             if let Some(m) = publish::missing(mappings(&args), v4, &shown)? {
                 return Err(Error::Custom(

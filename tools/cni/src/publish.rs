@@ -16,12 +16,11 @@ pub fn add_requests(
 ) -> Result<Vec<String>, Error> {
     let mut reqs = Vec::new();
     for m in mappings.iter().filter(|m| !is_v6(m)) {
-        let public = public_side(m, out)?;
         let to = container.ok_or_else(|| {
             invalid("the container got no IPv4 address to publish ports to (NAT is IPv4 only)")
         })?;
-        let port = port(m.container_port, "containerPort")?;
-        reqs.push(format!("nat publish add {public} -> {to}:{port}"));
+        let (public, inside) = sides(m, out, to)?;
+        reqs.push(format!("nat publish add {public} -> {inside}"));
     }
     Ok(reqs)
 }
@@ -44,11 +43,8 @@ pub fn del_requests(
         .iter()
         .filter(|m| !is_v6(m))
         .map(|m| {
-            let port = port(m.container_port, "containerPort")?;
-            Ok(format!(
-                "nat publish del {} -> {to}:{port}",
-                public_side(m, out)?
-            ))
+            let (public, inside) = sides(m, out, to)?;
+            Ok(format!("nat publish del {public} -> {inside}"))
         })
         .collect()
 }
@@ -62,8 +58,7 @@ pub fn missing(
     published: &[(String, String, String)],
 ) -> Result<Option<String>, Error> {
     for m in mappings.iter().filter(|m| !is_v6(m)) {
-        let side = public_side(m, None)?;
-        let inside = format!("{container}:{}", port(m.container_port, "containerPort")?);
+        let (side, inside) = sides(m, None, container)?;
         let (proto, public) = side.split_once(' ').unwrap_or_default();
         let there = published.iter().any(|(p, pubd, ins)| {
             // `public` is `[ADDRESS:]PORT`; the engine always says both.
@@ -89,6 +84,13 @@ fn is_v6(m: &PortMapping) -> bool {
         .get("hostIP")
         .and_then(|v| v.as_str())
         .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// A mapping's rule towards `to`: `[out=OUT] PROTO [ADDRESS:]PORT` and
+/// `ADDRESS:PORT`, the two sides of `->`.
+fn sides(m: &PortMapping, out: Option<&str>, to: Ipv4Addr) -> Result<(String, String), Error> {
+    let inside = format!("{to}:{}", port(m.container_port, "containerPort")?);
+    Ok((public_side(m, out)?, inside))
 }
 
 /// `[out=OUT] PROTO [ADDRESS:]PORT`: the public side of a mapping.
