@@ -545,7 +545,15 @@ fn acl(cmd: AclCmd) -> Result<()> {
             file,
         } => {
             let default = Action::parse(&default)?;
-            print!("{}", acl_tool::import(&file, &name, default)?);
+            let table = acl_tool::import(&file, &name, default)?;
+            // A reader that stops early (`| head`) is no error.
+            if let Err(e) =
+                std::io::Write::write_all(&mut std::io::stdout().lock(), table.as_bytes())
+            {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
         }
         AclCmd::Bench {
             rules,

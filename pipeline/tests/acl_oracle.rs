@@ -344,6 +344,107 @@ fn check_edits(seed: u64, n_rules: usize, edits: usize) {
     }
 }
 
+/// A compile that lands after more edits (the background compile's
+/// case): the set rebased on it answers as the rules' linear scan, and
+/// so does every later edit on top of it.
+fn check_rebase(seed: u64, n_rules: usize, before: usize, during: usize, after: usize) {
+    let mut rng = Rng(seed | 1);
+    let mut rules: Vec<Rule> = (0..n_rules).map(|_| rule(&mut rng, true)).collect();
+    let mut set = AclSet::compile("t", rules.clone(), Action::Deny, 1).unwrap();
+    let edit_once = |set: &AclSet, rules: &mut Vec<Rule>, rng: &mut Rng| {
+        let edit = if rules.is_empty() || rng.chance(60) {
+            let i = rng.below(rules.len() as u64 + 1) as usize;
+            rules.insert(i, rule(rng, true));
+            Edit::Insert(i)
+        } else {
+            let i = rng.below(rules.len() as u64) as usize;
+            rules.remove(i);
+            Edit::Remove(i)
+        };
+        set.edited(rules.clone(), edit, 1).ok()
+    };
+    let agree = |set: &AclSet, rules: &[Rule], rng: &mut Rng, what: &str| {
+        assert_eq!(set.rules(), rules);
+        let keys: Vec<AclKey> = (0..64).map(|_| packet(rng, rules)).collect();
+        let mut many = vec![0u32; keys.len()];
+        set.lookup_many(&keys, &mut many);
+        for (k, m) in keys.iter().zip(&many) {
+            let want = first_match(rules, k);
+            assert_eq!(set.lookup(k), want, "seed {seed}, {what}, key {k:?}");
+            assert_eq!(
+                (*m != u32::MAX).then_some(*m),
+                want,
+                "batch, seed {seed}, {what}"
+            );
+        }
+    };
+    for _ in 0..before {
+        set = edit_once(&set, &mut rules, &mut rng).expect("fits an overlay");
+    }
+    // The background compile starts from this set...
+    let snap = set;
+    let compiled = AclSet::compile("t", snap.rules().to_vec(), Action::Deny, 1).unwrap();
+    // ... and edits go on while it runs.
+    let mut later: Vec<AclSet> = Vec::new();
+    for _ in 0..during {
+        let next = edit_once(later.last().unwrap_or(&snap), &mut rules, &mut rng);
+        later.push(next.expect("fits an overlay"));
+    }
+    let current = later.last().unwrap_or(&snap);
+    let rebased = match current.rebased(&compiled, &snap, 1) {
+        Some(r) => r,
+        None if before == 0 => return,
+        None => panic!("seed {seed}: an edit chain of the snapshot is refused"),
+    };
+    assert!(rebased.pending() <= during);
+    assert_eq!(rebased.is_compiled(), during == 0);
+    agree(&rebased, &rules, &mut rng, "rebased");
+    let mut set = rebased;
+    for e in 0..after {
+        set = edit_once(&set, &mut rules, &mut rng).expect("fits an overlay");
+        agree(
+            &set,
+            &rules,
+            &mut rng,
+            &format!("edit {e} after the rebase"),
+        );
+    }
+}
+
+#[test]
+fn a_compile_that_lands_after_more_edits_keeps_them_1k_rules() {
+    check_rebase(0x5eba5e, 1000, 10, 12, 8);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+    #[test]
+    fn a_compile_that_lands_after_more_edits_keeps_them(
+        seed in any::<u64>(), n in 0usize..120, before in 0usize..12, during in 0usize..12, after in 0usize..8,
+    ) {
+        check_rebase(seed, n, before, during, after);
+    }
+}
+
+/// A set compiled elsewhere (a `reload`, or an edit that compiled the
+/// list itself) is not the base of the one compiled from: no rebase.
+#[test]
+fn a_set_on_other_classifiers_is_not_rebased() {
+    let mut rng = Rng(7);
+    let mut rules: Vec<Rule> = (0..50).map(|_| rule(&mut rng, true)).collect();
+    let set = AclSet::compile("t", rules.clone(), Action::Deny, 1).unwrap();
+    rules.insert(3, rule(&mut rng, true));
+    let snap = set.edited(rules.clone(), Edit::Insert(3), 1).ok().unwrap();
+    let compiled = AclSet::compile("t", rules.clone(), Action::Deny, 1).unwrap();
+    rules.insert(0, rule(&mut rng, true));
+    let elsewhere = AclSet::compile("t", rules[1..].to_vec(), Action::Deny, 1).unwrap();
+    let other = elsewhere
+        .edited(rules.clone(), Edit::Insert(0), 1)
+        .ok()
+        .unwrap();
+    assert!(other.rebased(&compiled, &snap, 1).is_none());
+}
+
 #[test]
 fn edits_without_compiling_agree_with_linear_scan_1k_rules() {
     check_edits(0xed17, 1000, 40);
