@@ -341,6 +341,10 @@ fn compile_in_background(
     update: Arc<Mutex<()>>,
     workers: usize,
 ) {
+    // Edits answer first: a compile on their core made their p99 1.5 ms.
+    if let Err(e) = pollgate_pmd::background::yield_to_others() {
+        tracing::debug!("the ACL compiler runs at the default priority: {e}");
+    }
     while let Ok(first) = rx.recv() {
         let mut todo = vec![first];
         todo.extend(rx.try_iter());

@@ -4,6 +4,7 @@
 
 pub mod afxdp;
 pub mod any_port;
+pub mod background;
 pub mod cleanup;
 pub mod core_clock;
 pub mod device;
