@@ -631,6 +631,48 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
     assert_eq!(ports(), 1);
     assert_eq!(pgc_links(), links, "no veth left");
     assert_eq!(net.leases().len(), 1, "no lease left: {:?}", net.leases());
+    // The DEL a runtime sends after it, with no cached result, finds no
+    // address: pgweb keeps its port.
+    let del_uncached = |id: &str| {
+        net.invoke_with(
+            "DEL",
+            id,
+            "/run/netns/pgcn-x",
+            "eth0",
+            r#""cniVersion": "1.0.0", "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}, {"hostPort": 8081, "containerPort": 80, "protocol": "tcp"}]}"#,
+        )
+    };
+    let (ok, v) = del_uncached("x1");
+    assert!(ok, "{v}");
+    let (ok, got) = fetch();
+    assert!(ok && got.contains("from-pgweb"), "still pgweb's: {got}");
+    // A DEL without the cached result for a container that has its
+    // interface: the mapping goes with it (the container's address from
+    // the interface).
+    let (ok, v) = net.invoke_with(
+        "ADD",
+        "x2",
+        "/run/netns/pgcn-x",
+        "eth0",
+        r#""cniVersion": "1.0.0", "runtimeConfig": {"portMappings": [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"}]}"#,
+    );
+    assert!(ok, "{v}");
+    assert!(ctl(&sock, "show nat")
+        .unwrap()
+        .contains("publish tcp 198.19.61.1:8081"));
+    let (ok, v) = del_uncached("x2");
+    assert!(ok, "{v}");
+    let nat = ctl(&sock, "show nat").unwrap();
+    assert!(
+        !nat.contains(":8081"),
+        "withdrawn without a cached result: {nat}"
+    );
+    assert!(
+        nat.contains("publish tcp 198.19.61.1:8080"),
+        "pgweb's stays: {nat}"
+    );
+    assert_eq!(ports(), 1);
+    assert_eq!(pgc_links(), links, "no veth left");
     drop(namespaces);
 
     // A restarted engine publishes it again with the port (its journal).

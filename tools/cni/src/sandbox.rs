@@ -47,6 +47,26 @@ pub fn has_interface(path: &Path, ifname: &str) -> Result<bool, Error> {
         .map_err(io_err("looking in the container's namespace"))
 }
 
+/// The first IPv4 address of the container's `ifname`, while its
+/// namespace and the interface are still there.
+pub fn ipv4_of(path: &Path, ifname: &str) -> Option<std::net::Ipv4Addr> {
+    let ns = netns(path).ok()?;
+    let name = ifname.to_string();
+    ns.run(move || {
+        let mut nl = Netlink::open()?;
+        let Some(l) = nl.get_link(&name)? else {
+            return Ok(None);
+        };
+        let ours = nl
+            .ipv4_addresses()?
+            .into_iter()
+            .find(|(i, _)| *i == l.index);
+        Ok(ours.map(|(_, a)| a))
+    })
+    .ok()
+    .flatten()
+}
+
 /// Creates the pair and configures the container's end; returns the MACs
 /// of (host end, container end). Nothing is left behind on error.
 pub fn create(
