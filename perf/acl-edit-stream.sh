@@ -29,21 +29,26 @@ trap cleanup EXIT
   printf '[[port]]\nname = "null0"\nkind = "null"\nacl_in = "edits"\n'
   printf '[[port]]\nname = "null1"\nkind = "null"\n'
   printf '[[xconnect]]\nports = ["null0", "null1"]\n'
-  $PG acl import --name edits "$RULES" | grep -v '^#'
+  "$PG" acl import --name edits "$RULES" | grep -v '^#'
 } >"$WORK/engine.toml"
-$PG run --config "$WORK/engine.toml" --duration 600 >"$WORK/engine.log" 2>&1 &
+# Edits land at indices below the set's size, less what they remove.
+n=$(grep -c . "$RULES")
+span=$((n > EDITS ? n - EDITS / 2 : 1))
+"$PG" run --config "$WORK/engine.toml" --duration 600 >"$WORK/engine.log" 2>&1 &
 ENGINE=$!
+ready=0
 for _ in $(seq 600); do
-  $PG ctl --socket "$SOCK" show acl edits >/dev/null 2>&1 && break
+  "$PG" ctl --socket "$SOCK" show acl edits >/dev/null 2>&1 && { ready=1; break; }
   sleep 0.1
 done
+[ "$ready" = 1 ] || { echo "the engine did not answer in 60 s:" >&2; cat "$WORK/engine.log" >&2; exit 1; }
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs); $RULES; $EDITS edits, one every $INTERVAL ms; binary $PG"
 : >"$WORK/replies"
 for ((k = 0; k < EDITS; k++)); do
   if ((k % 2 == 0)); then
-    $PG ctl --socket "$SOCK" acl add edits at $(((k * 7919) % 9000)) permit proto=udp dport=$((1000 + k)) >>"$WORK/replies"
+    "$PG" ctl --socket "$SOCK" acl add edits at $(((k * 7919) % span)) permit proto=udp dport=$((1000 + k)) >>"$WORK/replies"
   else
-    $PG ctl --socket "$SOCK" acl del edits $(((k * 104729) % 9000)) >>"$WORK/replies"
+    "$PG" ctl --socket "$SOCK" acl del edits $(((k * 104729) % span)) >>"$WORK/replies"
   fi
   sleep "$(awk -v ms="$INTERVAL" 'BEGIN { print ms / 1000 }')"
 done

@@ -375,16 +375,16 @@ fn compile_in_background(
                     let Some(set) = now.rebased(&compiled, &snap, workers) else {
                         break;
                     };
+                    let pending = set.pending();
                     let Ok(_one) = update.lock() else { return };
-                    if Arc::ptr_eq(&h.load(), &now) {
+                    if h.replace_rebased(&now, set) {
                         tracing::info!(
                             acl = %snap.name,
                             "{} rules compiled in {:.0} ms; {} added since ride on it as an overlay",
                             snap.rules().len(),
                             t.elapsed().as_secs_f64() * 1e3,
-                            set.pending()
+                            pending
                         );
-                        h.replace_rebased(set);
                         break;
                     }
                 }

@@ -2,7 +2,7 @@
 //! ACL takes seconds) beside threads that must answer at once. On a host
 //! with few cores they share one (the workers hold the others), and a
 //! `ctl acl add` that found the compile on its core waited for the
-//! scheduler: edits' p99 went from 0.3 to 1.5–2.3 ms while a compile ran.
+//! scheduler: edits' p99 went from 0.3 to 0.7–2.3 ms while compiles ran.
 
 use std::io;
 

@@ -523,16 +523,18 @@ impl AclHandle {
         self.publish(set);
     }
 
-    /// `replace` for a set [`AclSet::rebased`] from the current one: the
-    /// same list, so each rule keeps its own counts without a comparison.
-    pub fn replace_rebased(&self, mut set: AclSet) {
-        let old = self.current.load();
-        if old.rules.len() == set.rules.len() {
-            set.carry_hits_same(&old);
-        } else {
-            set.carry_hits_from(&old);
+    /// `replace` for a set [`AclSet::rebased`] from `expected`, if
+    /// `expected` is still the current set: a set swapped in meanwhile
+    /// (a `reload`, which holds no control's lock) wins. The same list,
+    /// so each rule keeps its own counts without a comparison.
+    pub fn replace_rebased(&self, expected: &Arc<AclSet>, mut set: AclSet) -> bool {
+        set.carry_hits_same(expected);
+        let was = self.current.compare_and_swap(expected, Arc::new(set));
+        let swapped = Arc::ptr_eq(&was, expected);
+        if swapped {
+            self.generation.fetch_add(1, Ordering::Release);
         }
-        self.publish(set);
+        swapped
     }
 
     fn publish(&self, set: AclSet) {
@@ -583,6 +585,61 @@ mod tests {
 
     fn rule(t: &str) -> Rule {
         Rule::parse_text(t, &|_, _| None).unwrap()
+    }
+
+    /// A compile that lands on its edits keeps each rule's counts, and
+    /// loses to a set swapped in meanwhile (a reload's).
+    #[test]
+    fn a_rebased_set_keeps_each_rules_hits_and_yields_to_a_newer_set() {
+        let list: Vec<Rule> = (0..4)
+            .map(|i| rule(&format!("permit dport={}", 1000 + i)))
+            .collect();
+        let handle = AclHandle::new(AclSet::compile("t", list.clone(), Action::Deny, 2).unwrap());
+        let base = handle.load();
+        let mut snap_list = list.clone();
+        snap_list.insert(1, rule("deny dport=7"));
+        handle.replace_edited(
+            base.edited(snap_list.clone(), Edit::Insert(1), 2)
+                .ok()
+                .unwrap(),
+            Edit::Insert(1),
+        );
+        let snap = handle.load();
+        let compiled = AclSet::compile("t", snap_list.clone(), Action::Deny, 2).unwrap();
+        let mut now_list = snap_list.clone();
+        now_list.remove(3);
+        handle.replace_edited(
+            snap.edited(now_list.clone(), Edit::Remove(3), 2)
+                .ok()
+                .unwrap(),
+            Edit::Remove(3),
+        );
+        let now = handle.load();
+        for i in 0..now_list.len() as u32 {
+            for _ in 0..=i {
+                now.count(0, &now.decision(Some(i)), 10);
+            }
+        }
+        let rebased = now.rebased(&compiled, &snap, 2).unwrap();
+        assert!(
+            rebased.pending() == 0 && !rebased.is_compiled(),
+            "a removal rides on it"
+        );
+        assert!(handle.replace_rebased(&now, rebased));
+        let landed = handle.load();
+        for i in 0..now_list.len() {
+            assert_eq!(
+                landed.hits(i),
+                ((i + 1) as u64, 10 * (i + 1) as u64),
+                "rule {i}"
+            );
+        }
+        // Swapped in behind the compiler's back: its rebase is refused.
+        let rebased = landed.rebased(&compiled, &snap, 2);
+        assert!(rebased.is_none(), "a landed set is on other classifiers");
+        let stale = now.rebased(&compiled, &snap, 2).unwrap();
+        assert!(!handle.replace_rebased(&now, stale));
+        assert!(Arc::ptr_eq(&handle.load(), &landed));
     }
 
     #[test]

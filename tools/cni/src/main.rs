@@ -173,11 +173,14 @@ impl Cni for PollgateCni {
         let host = sandbox::host_name(&id, &ifname);
         if let Ok(conf) = PollgateConf::of(args.config()) {
             // Without a cached result (a runtime that lost its cache),
-            // the address the container's interface still has. After a
-            // refused ADD there is neither: its rollback removed the
-            // pair, so nothing of another container's is withdrawn.
-            let v4 = published_to(&args, &ifname)
-                .or_else(|| args.netns().and_then(|p| sandbox::ipv4_of(p, &ifname)));
+            // the address the container's interface still has, if the
+            // pair is this plugin's. After a refused ADD there is
+            // neither (its rollback removed the pair, or it made none),
+            // so nothing of another container's is withdrawn.
+            let v4 = published_to(&args, &ifname).or_else(|| {
+                args.netns()
+                    .and_then(|p| sandbox::ipv4_of(p, &host, &ifname))
+            });
             let withdraw = publish::del_requests(mappings(&args), conf.nat_out.as_deref(), v4);
             // A mapping already withdrawn (a DEL repeated), or an engine
             // without NAT any more, is no error.

@@ -48,8 +48,12 @@ pub fn has_interface(path: &Path, ifname: &str) -> Result<bool, Error> {
 }
 
 /// The first IPv4 address of the container's `ifname`, while its
-/// namespace and the interface are still there.
-pub fn ipv4_of(path: &Path, ifname: &str) -> Option<std::net::Ipv4Addr> {
+/// namespace and the interface are still there, and only while the pair's
+/// host end `host` is: otherwise the interface is not this plugin's (an
+/// ADD refused because `ifname` existed made nothing, and the address
+/// there may be another network's).
+pub fn ipv4_of(path: &Path, host: &str, ifname: &str) -> Option<std::net::Ipv4Addr> {
+    Netlink::open().ok()?.get_link(host).ok()??;
     let ns = netns(path).ok()?;
     let name = ifname.to_string();
     ns.run(move || {
