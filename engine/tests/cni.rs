@@ -619,13 +619,18 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
     common::ip(&["netns", "add", "pgcn-x"]);
     namespaces.netns.push("pgcn-x".into());
     let links = pgc_links();
-    let (ok, v) = net.invoke_with(
-        "ADD",
-        "x1",
-        "/run/netns/pgcn-x",
-        "eth0",
-        r#""cniVersion": "1.0.0", "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}"#,
-    );
+    let add_in_x = |id: &str, host_port: u16| {
+        net.invoke_with(
+            "ADD",
+            id,
+            "/run/netns/pgcn-x",
+            "eth0",
+            &format!(
+                r#""cniVersion": "1.0.0", "runtimeConfig": {{"portMappings": [{{"hostPort": {host_port}, "containerPort": 80, "protocol": "tcp"}}]}}"#
+            ),
+        )
+    };
+    let (ok, v) = add_in_x("x1", 8080);
     assert!(!ok, "{v}");
     assert!(v["details"].as_str().unwrap_or("").contains("twice"), "{v}");
     assert_eq!(ports(), 1);
@@ -649,13 +654,7 @@ fn podman_publishes_a_container_port_through_pollgate_nat() {
     // A DEL without the cached result for a container that has its
     // interface: the mapping goes with it (the container's address from
     // the interface).
-    let (ok, v) = net.invoke_with(
-        "ADD",
-        "x2",
-        "/run/netns/pgcn-x",
-        "eth0",
-        r#""cniVersion": "1.0.0", "runtimeConfig": {"portMappings": [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"}]}"#,
-    );
+    let (ok, v) = add_in_x("x2", 8081);
     assert!(ok, "{v}");
     assert!(ctl(&sock, "show nat")
         .unwrap()

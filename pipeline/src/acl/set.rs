@@ -587,34 +587,32 @@ mod tests {
         Rule::parse_text(t, &|_, _| None).unwrap()
     }
 
+    /// `n` rules permitting ports 1000.. and a handle on them compiled.
+    fn ports_handle(n: u16) -> (Vec<Rule>, Arc<AclHandle>) {
+        let list: Vec<Rule> = (0..n)
+            .map(|i| rule(&format!("permit dport={}", 1000 + i)))
+            .collect();
+        let handle = AclHandle::new(AclSet::compile("t", list.clone(), Action::Deny, 2).unwrap());
+        (list, handle)
+    }
+
     /// A compile that lands on its edits keeps each rule's counts, and
     /// loses to a set swapped in meanwhile (a reload's).
     #[test]
     fn a_rebased_set_keeps_each_rules_hits_and_yields_to_a_newer_set() {
-        let list: Vec<Rule> = (0..4)
-            .map(|i| rule(&format!("permit dport={}", 1000 + i)))
-            .collect();
-        let handle = AclHandle::new(AclSet::compile("t", list.clone(), Action::Deny, 2).unwrap());
+        let (list, handle) = ports_handle(4);
         let base = handle.load();
         let mut snap_list = list.clone();
         snap_list.insert(1, rule("deny dport=7"));
-        handle.replace_edited(
-            base.edited(snap_list.clone(), Edit::Insert(1), 2)
-                .ok()
-                .unwrap(),
-            Edit::Insert(1),
-        );
-        let snap = handle.load();
+        let edit = |from: &AclSet, list: &[Rule], e: Edit| {
+            handle.replace_edited(from.edited(list.to_vec(), e, 2).ok().unwrap(), e);
+            handle.load()
+        };
+        let snap = edit(&base, &snap_list, Edit::Insert(1));
         let compiled = AclSet::compile("t", snap_list.clone(), Action::Deny, 2).unwrap();
         let mut now_list = snap_list.clone();
         now_list.remove(3);
-        handle.replace_edited(
-            snap.edited(now_list.clone(), Edit::Remove(3), 2)
-                .ok()
-                .unwrap(),
-            Edit::Remove(3),
-        );
-        let now = handle.load();
+        let now = edit(&snap, &now_list, Edit::Remove(3));
         for i in 0..now_list.len() as u32 {
             for _ in 0..=i {
                 now.count(0, &now.decision(Some(i)), 10);
@@ -644,10 +642,7 @@ mod tests {
 
     #[test]
     fn an_edit_carries_each_rules_hits_to_where_the_rule_went() {
-        let list: Vec<Rule> = (0..6)
-            .map(|i| rule(&format!("permit dport={}", 1000 + i)))
-            .collect();
-        let handle = AclHandle::new(AclSet::compile("t", list.clone(), Action::Deny, 2).unwrap());
+        let (list, handle) = ports_handle(6);
         let old = handle.load();
         for i in 0..6u32 {
             for _ in 0..=i {
