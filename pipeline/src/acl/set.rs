@@ -85,10 +85,11 @@ impl Overlay {
         }
     }
 
-    /// Follows one edit of a list of `n_old` rules; false if it does not
-    /// fit the list (an index past its end).
-    fn apply(&mut self, edit: Edit, n_old: usize) -> bool {
-        match edit {
+    /// Follows one edit of a list of `n_old` rules: the list's new
+    /// length, or `None` if the edit does not fit it (an index past its
+    /// end).
+    fn apply(&mut self, edit: Edit, n_old: usize) -> Option<usize> {
+        let n_new = match edit {
             Edit::Insert(i) if i <= n_old => {
                 let i = i as u32;
                 for c in self.map.iter_mut().chain(self.added.iter_mut()) {
@@ -98,6 +99,7 @@ impl Overlay {
                 }
                 let at = self.added.partition_point(|&a| a < i);
                 self.added.insert(at, i);
+                n_old + 1
             }
             Edit::Remove(i) if i < n_old => {
                 let i = i as u32;
@@ -109,11 +111,12 @@ impl Overlay {
                         *c -= 1;
                     }
                 }
+                n_old - 1
             }
-            _ => return false,
-        }
+            _ => return None,
+        };
         self.edits.push(edit);
-        true
+        Some(n_new)
     }
 }
 
@@ -203,13 +206,11 @@ impl AclSet {
             .overlay
             .clone()
             .unwrap_or_else(|| Overlay::identity(n_old));
-        let fits = match edit {
-            Edit::Insert(i) => {
-                n_new == n_old + 1 && rules.get(i).is_some_and(|r| r.validate().is_ok())
-            }
-            Edit::Remove(_) => n_new + 1 == n_old,
+        let valid = match edit {
+            Edit::Insert(i) => rules.get(i).is_some_and(|r| r.validate().is_ok()),
+            Edit::Remove(_) => true,
         };
-        if !fits || !o.apply(edit, n_old) || o.added.len() > MAX_OVERLAY {
+        if !valid || o.apply(edit, n_old) != Some(n_new) || o.added.len() > MAX_OVERLAY {
             return Err(rules);
         }
         Ok(AclSet {
@@ -249,13 +250,7 @@ impl AclSet {
         let mut o = Overlay::identity(compiled.rules.len());
         let mut n = compiled.rules.len();
         for &e in &mine.edits[theirs.edits.len()..] {
-            if !o.apply(e, n) {
-                return None;
-            }
-            n = match e {
-                Edit::Insert(_) => n + 1,
-                Edit::Remove(_) => n - 1,
-            };
+            n = o.apply(e, n)?;
         }
         if n != self.rules.len() || o.added.len() > MAX_OVERLAY {
             return None;
